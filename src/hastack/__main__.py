@@ -1,0 +1,3 @@
+from hastack.cli import main
+
+main()

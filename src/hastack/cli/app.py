@@ -1,0 +1,342 @@
+"""hastack's commands. Each parses its options, calls one ops/runtime function and formats."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+import typer
+
+from hastack import __version__
+from hastack.cli import views
+from hastack.cli.output import ConsoleProgress, err, fail, out, print_json
+from hastack.ops.env import StackNotCreated, env_settings
+from hastack.ops.lifecycle import UnknownTarget, destroy, down, restart
+from hastack.ops.logs import UnknownLog, follow, log_files, tail
+from hastack.ops.plan import plan_as_dict
+from hastack.ops.secrets import UnknownSecret, show_secret
+from hastack.ops.status import stack_status
+from hastack.render.secrets import SECRET_PURPOSES
+from hastack.runtime.database import DatabaseError
+from hastack.runtime.files import write_atomic
+from hastack.runtime.ownership import OwnershipError
+from hastack.runtime.preflight import PreflightError
+from hastack.runtime.supervisor import SupervisorError
+from hastack.runtime.up import UpError, up
+from hastack.spec import LoadedSpec, MachineFacts, SpecError, example_spec, load_spec
+from hastack.tools.base import ToolError
+
+app = typer.Typer(
+    help=(
+        "Stand up, operate and prove a highly available stack: etcd x3, PostgreSQL x3 under "
+        "Patroni, HAProxy, PgBouncer and Redis, from one hastack.yaml.\n\n"
+        "Start with `hastack init`, then `hastack up`. `hastack status` tells whether it is "
+        "healthy; `hastack env` gives applications their connection settings."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+secrets_app = typer.Typer(help="The stack's generated secrets (the one place they are shown).")
+app.add_typer(secrets_app, name="secrets")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXPECTED_ERRORS = (
+    SpecError,
+    PreflightError,
+    UpError,
+    ToolError,
+    OwnershipError,
+    SupervisorError,
+    StackNotCreated,
+    DatabaseError,
+    UnknownTarget,
+    UnknownLog,
+    UnknownSecret,
+)
+
+
+def friendly_errors(func: F) -> F:
+    """Expected failures become a message and exit 1, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SpecError as exc:
+            for issue in exc.issues:
+                err.print(issue.format(), markup=False)
+            fail(f"{len(exc.errors)} problem(s) in the spec")
+            raise typer.Exit(1) from None
+        except PreflightError as exc:
+            for problem in exc.problems:
+                err.print(problem.format(), markup=False)
+            fail("cannot start: fix the problems above; nothing was changed")
+            raise typer.Exit(1) from None
+        except UpError as exc:
+            fail(exc.what, exc.hint)
+            raise typer.Exit(1) from None
+        except EXPECTED_ERRORS as exc:
+            fail(str(exc))
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _config(ctx: typer.Context) -> Path:
+    path: Path = ctx.obj["config"]
+    return path
+
+
+def _machine() -> MachineFacts:
+    return MachineFacts(
+        memory_mb=psutil.virtual_memory().total // (1024 * 1024), cpus=os.cpu_count() or 1
+    )
+
+
+def _load(ctx: typer.Context, *, machine: bool = False) -> LoadedSpec:
+    loaded = load_spec(_config(ctx), _machine() if machine else None)
+    for warning in loaded.warnings:
+        err.print(warning.format(), markup=False)
+    return loaded
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"hastack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Path = typer.Option(
+        Path("hastack.yaml"), "-c", "--config", help="The stack spec.", envvar="HASTACK_CONFIG"
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    ctx.obj = {"config": config}
+
+
+@app.command()
+@friendly_errors
+def init(
+    ctx: typer.Context,
+    name: str = typer.Option("demo", help="Stack name."),
+    force: bool = typer.Option(False, help="Overwrite an existing file."),
+) -> None:
+    """Write a commented example hastack.yaml with safe defaults."""
+    path = _config(ctx)
+    if path.exists() and not force:
+        fail(f"{path} exists; not overwriting it", "use --force, or -c to write another file")
+        raise typer.Exit(1)
+    text = example_spec(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text, owner="root" if os.geteuid() == 0 else _user(), mode=0o644)
+    load_spec(path)  # the example must always be valid
+    out.print(f"wrote {path}; next: `hastack check`, `hastack plan`, `hastack up`")
+
+
+def _user() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+@app.command()
+@friendly_errors
+def check(
+    ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")
+) -> None:
+    """Validate the spec: types, unknown keys, cross-field rules, fit on this machine."""
+    try:
+        loaded = load_spec(_config(ctx), _machine())
+    except SpecError as exc:
+        if json_out:
+            print_json({"valid": False, "issues": [i.as_dict() for i in exc.issues]})
+            raise typer.Exit(1) from None
+        raise
+    if json_out:
+        print_json({"valid": True, "issues": [w.as_dict() for w in loaded.warnings]})
+        return
+    for warning in loaded.warnings:
+        err.print(warning.format(), markup=False)
+    out.print(f"{loaded.path}: valid (stack {loaded.spec.name!r})")
+
+
+@app.command()
+@friendly_errors
+def plan(
+    ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")
+) -> None:
+    """Show every value derived from the spec: addresses, users, memory, pools, timings."""
+    loaded = _load(ctx, machine=True)
+    if json_out:
+        print_json(plan_as_dict(loaded.plan))
+        return
+    views.print_plan(loaded.plan)
+
+
+@app.command("up")
+@friendly_errors
+def up_cmd(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="JSON output (progress on stderr)."),
+) -> None:
+    """Bring the stack up (or converge it to the spec) and wait until it is healthy."""
+    loaded = _load(ctx, machine=True)
+    err.print(f"hastack up: stack {loaded.plan.name!r} from {loaded.path}", markup=False)
+    result = up(loaded.plan, ConsoleProgress())
+    status = stack_status(loaded.plan)
+    if json_out:
+        print_json({"up": views.up_result_dict(result), "status": status.as_dict()})
+    else:
+        views.print_up_summary(loaded.plan, result, status)
+    raise typer.Exit(status.exit_code)
+
+
+@app.command()
+@friendly_errors
+def status(
+    ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")
+) -> None:
+    """Every component and node. Exit 0 healthy, 1 degraded, 2 down."""
+    loaded = _load(ctx)
+    result = stack_status(loaded.plan)
+    if json_out:
+        print_json(result.as_dict())
+    else:
+        views.print_status(result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+@friendly_errors
+def env(
+    ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")
+) -> None:
+    """Connection settings for applications (contains credentials): `eval $(hastack env)`."""
+    settings = env_settings(_load(ctx).plan)
+    if json_out:
+        print_json(settings)
+        return
+    for key, value in settings.items():
+        out.print(f"export {key}='{value}'", markup=False)
+
+
+@app.command()
+@friendly_errors
+def logs(
+    ctx: typer.Context,
+    target: str = typer.Argument(
+        ..., help="A node (pg1, ...) or haproxy|pgbouncer|redis|supervisord."
+    ),
+    component: str = typer.Argument(None, help="For a node: patroni (default), etcd or postgres."),
+    follow_: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines."),
+    lines: int = typer.Option(50, "-n", "--lines", help="How many lines to show first."),
+) -> None:
+    """Show a component's log."""
+    files = log_files(_load(ctx).plan, target, component)
+    if not files:
+        fail(f"no log yet for {target} {component or ''}".strip())
+        raise typer.Exit(1)
+    path = files[0]
+    err.print(f"==> {path} <==", markup=False)
+    for line in tail(path, lines):
+        out.print(line.rstrip("\n"), markup=False)
+    if follow_:
+        try:
+            for line in follow(path):
+                out.print(line.rstrip("\n"), markup=False)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command("restart")
+@friendly_errors
+def restart_cmd(
+    ctx: typer.Context,
+    target: str = typer.Argument(
+        ..., help="A node (pg1), a service (haproxy, pgbouncer, redis), pg1:etcd, etcd, patroni."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Restart a node or component in a safe order, then wait until the stack is healthy."""
+    result = restart(_load(ctx).plan, target, ConsoleProgress(quiet=json_out))
+    if json_out:
+        print_json(
+            {
+                "target": result.target,
+                "restarted": result.restarted,
+                "elapsed_s": result.elapsed_s,
+                "health": result.assessment.health,
+                "problems": list(result.assessment.problems),
+            }
+        )
+    else:
+        out.print(
+            f"restarted {', '.join(result.restarted)} in {result.elapsed_s:.1f} s; "
+            f"stack is {result.assessment.health}"
+        )
+        for problem in result.assessment.problems:
+            out.print(f"  - {problem}", markup=False)
+    raise typer.Exit(0 if result.assessment.healthy else 1)
+
+
+@app.command("down")
+@friendly_errors
+def down_cmd(ctx: typer.Context) -> None:
+    """Stop every process of the stack in a safe order. Data is kept; `up` resumes it."""
+    loaded = _load(ctx)
+    result = down(loaded.plan, ConsoleProgress())
+    if not result.was_running:
+        out.print(f"stack {loaded.plan.name!r} is not running; nothing to stop")
+        return
+    views.print_stop(loaded.plan.name, "stopped", result.stop)
+
+
+@app.command("destroy")
+@friendly_errors
+def destroy_cmd(
+    ctx: typer.Context,
+    yes: bool = typer.Option(False, "--yes", help="Confirm: delete all data of this stack."),
+) -> None:
+    """Stop the stack and delete its state directory and system users (only what hastack made)."""
+    loaded = _load(ctx)
+    if not yes:
+        fail(
+            f"destroy deletes every database and secret of stack {loaded.plan.name!r} "
+            f"under {loaded.plan.paths.state_dir}",
+            "run `hastack destroy --yes` to confirm (or `hastack down` to stop and keep data)",
+        )
+        raise typer.Exit(1)
+    result = destroy(loaded.plan, ConsoleProgress())
+    if not result.existed:
+        out.print(f"stack {loaded.plan.name!r} does not exist; nothing to destroy")
+        return
+    if result.stop:
+        views.print_stop(loaded.plan.name, "destroyed", result.stop)
+    out.print(f"deleted {result.removed_dir}; removed users: {', '.join(result.removed_users)}")
+
+
+@secrets_app.command("list")
+def secrets_list() -> None:
+    """Names of the secrets and what each is for (never their values)."""
+    for name, purpose in SECRET_PURPOSES.items():
+        out.print(f"{name:26} {purpose}", markup=False)
+
+
+@secrets_app.command("show")
+@friendly_errors
+def secrets_show(
+    ctx: typer.Context, name: str = typer.Argument(..., help="A secret name.")
+) -> None:
+    """Print one secret's value."""
+    out.print(show_secret(_load(ctx).plan, name), markup=False)

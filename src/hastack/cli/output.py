@@ -1,0 +1,49 @@
+"""Formatting for the CLI: tables, progress lines, errors. The only place that prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def fail(message: str, hint: str = "") -> None:
+    err.print(f"[bold red]error:[/] {message}", markup=True)
+    if hint:
+        err.print(f"  next: {hint}", markup=False)
+
+
+class ConsoleProgress:
+    """Progress of long operations on stderr, so stdout stays clean for --json."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.t0 = time.monotonic()
+
+    def step(self, message: str) -> None:
+        if not self.quiet:
+            err.print(f"  [dim]{time.monotonic() - self.t0:5.1f}s[/] … {message}", markup=True)
+
+    def done(self, message: str) -> None:
+        if not self.quiet:
+            err.print(f"  [dim]{time.monotonic() - self.t0:5.1f}s[/] [green]✓[/] {message}")
+
+
+def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    t = Table(title=title, title_justify="left", title_style="bold", show_edge=False)
+    for col in columns:
+        t.add_column(col, overflow="fold")
+    for row in rows:
+        t.add_row(*row)
+    return t

@@ -1,0 +1,163 @@
+"""Text views of plans, results and status."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from hastack.cli.output import out, table
+from hastack.ops.plan import plan_sections
+from hastack.ops.status import StackStatus
+from hastack.render.connection import connection_settings, mask
+from hastack.runtime import secret_store
+from hastack.runtime.lifecycle import StopResult
+from hastack.runtime.up import UpResult
+from hastack.spec import roles
+from hastack.spec.plan import StackPlan
+
+HEALTH_STYLE = {"healthy": "bold green", "degraded": "bold yellow", "down": "bold red"}
+
+
+def print_plan(plan: StackPlan) -> None:
+    out.print(f"[bold]stack {plan.name}[/]  state: {plan.paths.state_dir}")
+    for name, rows in plan_sections(plan).items():
+        out.print()
+        out.print(
+            table(name, ["key", "value", "derived from"], [[r.key, r.value, r.how] for r in rows])
+        )
+
+
+def up_result_dict(result: UpResult) -> dict[str, Any]:
+    data = asdict(result)
+    data["nothing_changed"] = result.nothing_changed
+    return data
+
+
+def print_up_summary(plan: StackPlan, result: UpResult, status: StackStatus) -> None:
+    health = status.health
+    style = HEALTH_STYLE[health]
+    if result.nothing_changed:
+        out.print(
+            f"stack [bold]{plan.name}[/] was already up: nothing changed "
+            f"([{style}]{health}[/], checked in {result.elapsed_s:.1f} s)"
+        )
+    else:
+        out.print(
+            f"stack [bold]{plan.name}[/] is up in {result.elapsed_s:.1f} s: [{style}]{health}[/]"
+        )
+    _print_roles(status)
+    for problem in status.assessment.problems:
+        out.print(f"  [yellow]-[/] {problem}")
+    secrets = secret_store.load(plan.paths.secrets_dir)
+    out.print()
+    for key, url in connection_settings(plan, secrets).items():
+        out.print(f"  {key:20} {mask(url)}", markup=False)
+    hap = plan.spec.haproxy
+    out.print(
+        f"  {'HAProxy stats':20} http://{plan.services_address}:{hap.stats_port}/ "
+        f"(user {roles.HAPROXY_STATS}), metrics at /metrics",
+        markup=False,
+    )
+    out.print(f"  {'state':20} {plan.paths.state_dir}", markup=False)
+    out.print()
+    out.print("  full connection settings:  hastack env   (eval $(hastack env))", markup=False)
+    out.print("  secrets:                   hastack secrets list | show NAME", markup=False)
+    out.print("  health:                    hastack status", markup=False)
+
+
+def _print_roles(status: StackStatus) -> None:
+    members = status.snapshot.members
+    roles_line = " · ".join(f"{m.name} {m.role.replace('_', ' ')}" for m in members)
+    if roles_line:
+        out.print(f"  {roles_line}", markup=False)
+
+
+def print_status(status: StackStatus) -> None:
+    snap = status.snapshot
+    style = HEALTH_STYLE[status.health]
+    out.print(f"stack [bold]{snap.plan.name}[/]: [{style}]{status.health}[/]")
+    out.print(
+        table(
+            "postgres",
+            ["name", "host", "port", "role", "state", "timeline", "lag_bytes", "pid"],
+            [
+                [
+                    m.name,
+                    m.host,
+                    str(m.port),
+                    m.role,
+                    m.state,
+                    _opt(m.timeline),
+                    _opt(m.lag_bytes),
+                    _opt(m.pid),
+                ]
+                for m in snap.members
+            ],
+        )
+    )
+    out.print(
+        table(
+            "etcd",
+            ["name", "url", "healthy", "leader"],
+            [[e.name, e.url, _yes(e.healthy), _yes(e.leader)] for e in snap.etcd],
+        )
+    )
+    if snap.haproxy_error:
+        out.print(f"[bold]haproxy[/]: [red]{snap.haproxy_error}[/]")
+    else:
+        out.print(
+            table(
+                "haproxy",
+                ["backend", "server", "status", "sessions"],
+                [[s.backend, s.server, s.status, str(s.sessions)] for s in snap.haproxy],
+            )
+        )
+    if snap.pgbouncer.ok:
+        pools = snap.pgbouncer.detail.get("pools", [])
+        out.print(
+            table(
+                "pgbouncer pools",
+                ["database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle"],
+                [
+                    [
+                        p["database"],
+                        p["user"],
+                        str(p["cl_active"]),
+                        str(p["cl_waiting"]),
+                        str(p["sv_active"]),
+                        str(p["sv_idle"]),
+                    ]
+                    for p in pools
+                ]
+                or [["(no pool in use yet)", "", "", "", "", ""]],
+            )
+        )
+    else:
+        out.print(f"[bold]pgbouncer[/]: [red]{snap.pgbouncer.error}[/]")
+    if snap.redis.ok:
+        used = snap.redis.detail.get("used_memory_bytes") or 0
+        cap = snap.redis.detail.get("maxmemory_bytes") or 0
+        out.print(
+            f"[bold]redis[/]: ok, {used / 1048576:.1f} of {cap / 1048576:.0f} MiB, "
+            f"{snap.redis.detail.get('maxmemory_policy')}"
+        )
+    else:
+        out.print(f"[bold]redis[/]: [red]{snap.redis.error}[/]")
+    for problem in status.assessment.problems:
+        out.print(f"  [yellow]-[/] {problem}", markup=True)
+
+
+def print_stop(name: str, verb: str, stop: StopResult) -> None:
+    out.print(f"stack {name!r} {verb} in {stop.elapsed_s:.1f} s (order: {', '.join(stop.order)})")
+    if stop.postgres_stopped_by_pg_ctl:
+        out.print(f"  PostgreSQL outlived Patroni on {stop.postgres_stopped_by_pg_ctl}; stopped it")
+    if stop.leftovers_killed:
+        out.print(f"  killed leftover processes: {', '.join(stop.leftovers_killed)}")
+
+
+def _opt(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"

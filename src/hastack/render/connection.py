@@ -1,0 +1,42 @@
+"""Connection settings applications get (`hastack env`): URLs built from the plan and secrets."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from hastack.render.secrets import Secrets
+from hastack.spec import roles
+from hastack.spec.plan import StackPlan
+
+
+def _pg_url(user: str, password: str, host: str, port: int, dbname: str) -> str:
+    return f"postgresql://{quote(user)}:{quote(password, safe='')}@{host}:{port}/{dbname}"
+
+
+def connection_settings(plan: StackPlan, secrets: Secrets) -> dict[str, str]:
+    """DATABASE_URL (PgBouncer, read-write), DATABASE_URL_RO (PgBouncer, replicas),
+    DATABASE_URL_DIRECT (HAProxy read-write, no pooler), REDIS_URL. All as the `app` role."""
+    spec = plan.spec
+    host = plan.services_address
+    rw_db, ro_db = plan.pgbouncer_databases
+    pw = secrets.app_password
+    return {
+        "DATABASE_URL": _pg_url(roles.APP, pw, host, spec.pgbouncer.port, rw_db),
+        "DATABASE_URL_RO": _pg_url(roles.APP, pw, host, spec.pgbouncer.port, ro_db),
+        "DATABASE_URL_DIRECT": _pg_url(
+            roles.APP, pw, host, spec.haproxy.rw_port, spec.postgres.database
+        ),
+        "REDIS_URL": (
+            f"redis://:{quote(secrets.redis_password, safe='')}@{host}:{spec.redis.port}/0"
+        ),
+    }
+
+
+def mask(url: str) -> str:
+    """The URL with its password replaced by ****, for summaries and logs."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, hostpart = rest.rpartition("@")
+    if not at:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:****@{hostpart}"

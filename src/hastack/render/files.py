@@ -1,0 +1,61 @@
+"""Every config file of a stack: path, content, owner and mode. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hastack.render.haproxy import render_haproxy
+from hastack.render.patroni import render_patroni
+from hastack.render.pgbouncer import render_pgbouncer, render_pgbouncer_auth
+from hastack.render.programs import stack_programs
+from hastack.render.redis import render_redis
+from hastack.render.secrets import Secrets
+from hastack.render.supervisord import render_supervisord
+from hastack.spec.plan import StackPlan
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    path: Path
+    content: str
+    owner: str
+    """System user that must own the file (the process reading it runs as this user)."""
+    program: str | None
+    """The supervised program that reads it (None: supervisord's own config)."""
+    mode: int = 0o600
+
+
+def render_stack(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
+    files = [
+        RenderedFile(
+            path=node.paths.patroni_config,
+            content=render_patroni(plan, node, secrets),
+            owner=node.user,
+            program=f"{node.name}-patroni",
+        )
+        for node in plan.postgres_nodes
+    ]
+    users = plan.service_users
+    files += [
+        RenderedFile(
+            plan.paths.haproxy_config, render_haproxy(plan, secrets), users["haproxy"], "haproxy"
+        ),
+        RenderedFile(
+            plan.paths.pgbouncer_config, render_pgbouncer(plan), users["pgbouncer"], "pgbouncer"
+        ),
+        RenderedFile(
+            plan.paths.pgbouncer_auth_file,
+            render_pgbouncer_auth(plan, secrets),
+            users["pgbouncer"],
+            "pgbouncer",
+        ),
+        RenderedFile(plan.paths.redis_config, render_redis(plan, secrets), users["redis"], "redis"),
+        RenderedFile(
+            plan.paths.supervisor_config,
+            render_supervisord(plan, stack_programs(plan)),
+            "root",
+            None,
+        ),
+    ]
+    return files

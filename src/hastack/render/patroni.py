@@ -1,0 +1,135 @@
+"""Patroni's configuration for one PostgreSQL node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hastack.render.secrets import Secrets
+from hastack.render.yamltext import to_yaml
+from hastack.spec import roles
+from hastack.spec.plan import Node, StackPlan
+
+
+def _kb(value: int) -> str:
+    return f"{value}kB"
+
+
+def dcs_settings(plan: StackPlan) -> dict[str, Any]:
+    """Cluster-wide settings Patroni keeps in etcd. `up` also applies them to a running
+    cluster, because Patroni reads `bootstrap.dcs` only when the cluster is first created."""
+    spec = plan.spec
+    pg = spec.postgres
+    return {
+        "ttl": spec.patroni.ttl_s,
+        "loop_wait": spec.patroni.loop_wait_s,
+        "retry_timeout": spec.patroni.retry_timeout_s,
+        "maximum_lag_on_failover": spec.patroni.maximum_lag_on_failover_bytes,
+        "synchronous_mode": pg.synchronous_mode,
+        "synchronous_mode_strict": pg.synchronous_mode_strict,
+        "failsafe_mode": pg.failsafe_mode,
+        "postgresql": {
+            "use_pg_rewind": True,
+            "use_slots": True,
+            # Parameters replicas must match the primary on live in the DCS (Patroni ignores
+            # local values for them).
+            "parameters": {
+                "max_connections": plan.tuning.max_connections,
+                "wal_level": "replica",
+                "hot_standby": "on",
+                "max_wal_senders": 10,
+                "max_replication_slots": 10,
+                "wal_log_hints": "on",
+                "wal_keep_size": f"{pg.wal_keep_size_mb}MB",
+                "synchronous_commit": "on",
+            },
+        },
+    }
+
+
+def postgres_parameters(plan: StackPlan, node: Node) -> dict[str, Any]:
+    t = plan.tuning
+    params: dict[str, Any] = {
+        "unix_socket_directories": str(node.paths.socket_dir),
+        "password_encryption": "scram-sha-256",
+        "shared_buffers": _kb(t.shared_buffers_kb),
+        "effective_cache_size": _kb(t.effective_cache_size_kb),
+        "work_mem": _kb(t.work_mem_kb),
+        "maintenance_work_mem": _kb(t.maintenance_work_mem_kb),
+        "wal_buffers": _kb(t.wal_buffers_kb),
+        "checkpoint_completion_target": t.checkpoint_completion_target,
+        "random_page_cost": t.random_page_cost,
+        "logging_collector": "on",
+        "log_directory": str(node.paths.log_dir),
+        "log_filename": "postgresql-%a.log",
+        "log_truncate_on_rotation": "on",
+        "log_rotation_age": "1d",
+        "log_rotation_size": 0,
+        "log_line_prefix": "%m [%p] %q%u@%d ",
+        "log_min_duration_statement": 1000,
+    }
+    params.update(plan.spec.postgres.parameters)
+    return params
+
+
+def pg_hba(plan: StackPlan) -> list[str]:
+    subnet = plan.spec.network.subnet
+    # Every loopback client connects from 127.0.0.1 (HAProxy, PgBouncer, the nodes
+    # themselves), so that and the stack's own /24 are the only networks allowed.
+    networks = ("127.0.0.1/32", subnet)
+    lines = ["local all all scram-sha-256"]
+    lines += [f"host replication {roles.REPLICATION} {n} scram-sha-256" for n in networks]
+    lines += [f"host all all {n} scram-sha-256" for n in networks]
+    return lines
+
+
+def render_patroni(plan: StackPlan, node: Node, secrets: Secrets) -> str:
+    spec = plan.spec
+    rest = f"{node.address}:{spec.patroni.rest_port}"
+    pg_addr = f"{node.address}:{spec.postgres.port}"
+    initdb: list[Any] = [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}]
+    if spec.postgres.data_checksums:
+        initdb.append("data-checksums")
+    config = {
+        "scope": plan.name,
+        "namespace": plan.etcd_namespace,
+        "name": node.name,
+        "log": {"level": "INFO"},
+        "restapi": {
+            "listen": rest,
+            "connect_address": rest,
+            "authentication": {
+                "username": roles.PATRONI_REST,
+                "password": secrets.patroni_rest_password,
+            },
+        },
+        "etcd3": {
+            "hosts": [f"{n.address}:{spec.etcd.client_port}" for n in plan.etcd_nodes],
+        },
+        "bootstrap": {"dcs": dcs_settings(plan), "initdb": initdb},
+        "postgresql": {
+            "listen": pg_addr,
+            "connect_address": pg_addr,
+            "data_dir": str(node.paths.pgdata),
+            "bin_dir": str(plan.postgres_bin_dir),
+            "pgpass": str(node.paths.pgpass),
+            "authentication": {
+                "superuser": {"username": roles.SUPERUSER, "password": secrets.postgres_password},
+                "replication": {
+                    "username": roles.REPLICATION,
+                    "password": secrets.replication_password,
+                },
+                "rewind": {"username": roles.REWIND, "password": secrets.rewind_password},
+            },
+            "parameters": postgres_parameters(plan, node),
+            "pg_hba": pg_hba(plan),
+        },
+        "watchdog": {"mode": "off"},
+        "tags": {
+            "nofailover": False,
+            "noloadbalance": False,
+            "clonefrom": False,
+            "nosync": False,
+        },
+    }
+    header = f"# Generated by hastack for stack {plan.name!r}, node {node.name}. Do not edit.\n"
+    return header + to_yaml(config)

@@ -1,0 +1,145 @@
+"""The processes of a stack, as data: what runs, as whom, in which supervisor group.
+
+Pure: the supervisord renderer turns these into its config, the runtime uses the same list to
+start and stop in dependency order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hastack.spec.plan import Node, StackPlan
+
+
+@dataclass(frozen=True)
+class Program:
+    """One supervised process."""
+
+    name: str
+    """Unique program name, e.g. `pg1-patroni`."""
+    group: str
+    """Supervisor group: the node name, or the service name for shared services."""
+    component: str
+    """etcd, patroni, haproxy, pgbouncer or redis."""
+    argv: tuple[str, ...]
+    user: str
+    directory: Path
+    log_file: Path
+    environment: dict[str, str] = field(default_factory=dict)
+    stop_signal: str = "TERM"
+    stop_wait_s: int = 10
+    start_secs: int = 1
+    start_retries: int = 1000
+
+    @property
+    def process_name(self) -> str:
+        """The `group:name` supervisor's XML-RPC API expects."""
+        return f"{self.group}:{self.name}"
+
+
+def etcd_argv(plan: StackPlan, node: Node) -> tuple[str, ...]:
+    etcd = plan.spec.etcd
+    peers = ",".join(
+        f"{n.etcd_member}=http://{n.address}:{etcd.peer_port}" for n in plan.etcd_nodes
+    )
+    client_url = f"http://{node.address}:{etcd.client_port}"
+    peer_url = f"http://{node.address}:{etcd.peer_port}"
+    return (
+        str(plan.spec.binaries.etcd),
+        f"--name={node.etcd_member}",
+        f"--data-dir={node.paths.etcd_data}",
+        f"--listen-client-urls={client_url}",
+        f"--advertise-client-urls={client_url}",
+        f"--listen-peer-urls={peer_url}",
+        f"--initial-advertise-peer-urls={peer_url}",
+        f"--initial-cluster={peers}",
+        "--initial-cluster-state=new",
+        f"--initial-cluster-token=hastack-{plan.name}",
+        f"--heartbeat-interval={etcd.heartbeat_interval_ms}",
+        f"--election-timeout={etcd.election_timeout_ms}",
+        "--auto-compaction-mode=periodic",
+        "--auto-compaction-retention=1h",
+        "--logger=zap",
+        "--log-outputs=stderr",
+    )
+
+
+def node_programs(plan: StackPlan, node: Node) -> list[Program]:
+    programs = []
+    env = {"HOME": str(node.paths.home)}
+    if node.etcd_member is not None:
+        programs.append(
+            Program(
+                name=f"{node.name}-etcd",
+                group=node.name,
+                component="etcd",
+                argv=etcd_argv(plan, node),
+                user=node.user,
+                directory=node.paths.root,
+                log_file=node.paths.log_dir / "etcd.log",
+                environment=env,
+            )
+        )
+    if node.runs_postgres:
+        programs.append(
+            Program(
+                name=f"{node.name}-patroni",
+                group=node.name,
+                component="patroni",
+                argv=(str(plan.spec.binaries.patroni), str(node.paths.patroni_config)),
+                user=node.user,
+                directory=node.paths.root,
+                log_file=node.paths.log_dir / "patroni.log",
+                environment={**env, "PATRONICTL_CONFIG_FILE": str(node.paths.patroni_config)},
+                # Patroni stops PostgreSQL (fast mode) and releases the leader key on TERM.
+                stop_wait_s=60,
+            )
+        )
+    return programs
+
+
+def service_programs(plan: StackPlan) -> list[Program]:
+    paths = plan.paths
+    users = plan.service_users
+    return [
+        Program(
+            name="haproxy",
+            group="haproxy",
+            component="haproxy",
+            # -W: master-worker, so a reload (SIGUSR2) never drops the listening sockets.
+            argv=(str(plan.spec.binaries.haproxy), "-W", "-db", "-f", str(paths.haproxy_config)),
+            user=users["haproxy"],
+            directory=paths.service("haproxy"),
+            log_file=paths.service("haproxy") / "haproxy.log",
+        ),
+        Program(
+            name="pgbouncer",
+            group="pgbouncer",
+            component="pgbouncer",
+            argv=(str(plan.spec.binaries.pgbouncer), str(paths.pgbouncer_config)),
+            user=users["pgbouncer"],
+            directory=paths.service("pgbouncer"),
+            log_file=paths.service("pgbouncer") / "pgbouncer.log",
+            # SIGINT is PgBouncer's graceful shutdown; SIGTERM exits at once with status 1.
+            stop_signal="INT",
+            stop_wait_s=15,
+        ),
+        Program(
+            name="redis",
+            group="redis",
+            component="redis",
+            argv=(str(plan.spec.binaries.redis_server), str(paths.redis_config)),
+            user=users["redis"],
+            directory=paths.service("redis"),
+            log_file=paths.service("redis") / "redis.log",
+        ),
+    ]
+
+
+def stack_programs(plan: StackPlan) -> list[Program]:
+    """Every program, in start order: etcd members, Patroni nodes, then the services."""
+    per_node = [node_programs(plan, n) for n in plan.nodes]
+    etcd = [p for progs in per_node for p in progs if p.component == "etcd"]
+    patroni = [p for progs in per_node for p in progs if p.component == "patroni"]
+    return etcd + patroni + service_programs(plan)

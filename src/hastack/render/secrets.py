@@ -1,0 +1,71 @@
+"""The generated credentials every renderer may need, and their SCRAM verifiers.
+
+The runtime generates and stores the values (0600, under the state directory); this module only
+describes them, so renderers stay pure.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass, fields
+
+SCRAM_ITERATIONS = 4096
+"""PostgreSQL's default iteration count for SCRAM-SHA-256."""
+
+
+SECRET_PURPOSES = {
+    "postgres_password": "PostgreSQL superuser `postgres`",
+    "replication_password": "PostgreSQL role `replicator` (streaming replication)",
+    "rewind_password": "PostgreSQL role `rewind` (pg_rewind after a failover)",
+    "app_password": "PostgreSQL role `app` (applications: DML only, owns nothing)",
+    "readonly_password": "PostgreSQL role `readonly` (SELECT only)",
+    "patroni_rest_password": "Patroni REST API user `patroni` (switchover, restart, config)",
+    "pgbouncer_admin_password": "PgBouncer admin console user `pgbouncer_admin`",
+    "haproxy_stats_password": "HAProxy stats page user `admin`",
+    "redis_password": "Redis `default` user",
+    "scram_salt_seed": "seed of the per-role SCRAM salts, so verifiers are stable (not a password)",
+}
+"""Every secret of a stack and what it is for; `hastack secrets list` prints this."""
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Every secret of one stack; field names are those of SECRET_PURPOSES."""
+
+    postgres_password: str
+    replication_password: str
+    rewind_password: str
+    app_password: str
+    readonly_password: str
+    patroni_rest_password: str
+    pgbouncer_admin_password: str
+    haproxy_stats_password: str
+    redis_password: str
+    scram_salt_seed: str
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def scram(self, role: str, password: str) -> str:
+        """The SCRAM-SHA-256 verifier PostgreSQL and PgBouncer store for `role`."""
+        salt = hmac.new(self.scram_salt_seed.encode(), role.encode(), hashlib.sha256).digest()
+        return scram_sha256_verifier(password, salt[:16])
+
+
+def scram_sha256_verifier(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> str:
+    """RFC 5802/7677 verifier in PostgreSQL's `SCRAM-SHA-256$iter:salt$StoredKey:ServerKey` form.
+
+    Generated passwords are ASCII, for which SASLprep is the identity.
+    """
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode("ascii")
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"

@@ -1,0 +1,113 @@
+"""Roles and the application database, created idempotently on the leader."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from hastack.render.secrets import Secrets
+from hastack.spec import roles
+from hastack.spec.plan import Node, StackPlan
+
+
+class DatabaseError(Exception):
+    pass
+
+
+def superuser_connect(
+    plan: StackPlan, node: Node, secrets: Secrets, dbname: str = "postgres"
+) -> psycopg.Connection[tuple[object, ...]]:
+    """A superuser connection straight to one node (no HAProxy, no pooler)."""
+    return psycopg.connect(
+        host=node.address,
+        port=plan.spec.postgres.port,
+        dbname=dbname,
+        user=roles.SUPERUSER,
+        password=secrets.postgres_password,
+        connect_timeout=3,
+        autocommit=True,
+    )
+
+
+def _ensure_role(conn: psycopg.Connection[tuple[object, ...]], role: str, login: bool) -> None:
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    if not exists:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} {}").format(
+                sql.Identifier(role), sql.SQL("LOGIN" if login else "NOLOGIN")
+            )
+        )
+
+
+def ensure_database(plan: StackPlan, leader: Node, secrets: Secrets) -> None:
+    """`app_owner` owns the database and its objects; `app` gets DML through default
+    privileges and owns nothing, so row-level security applies to it; `readonly` reads."""
+    db = plan.spec.postgres.database
+    app, ro, owner = roles.APP, roles.READONLY, roles.OWNER
+    try:
+        with superuser_connect(plan, leader, secrets) as conn:
+            _ensure_role(conn, owner, login=False)
+            for role, password in ((app, secrets.app_password), (ro, secrets.readonly_password)):
+                _ensure_role(conn, role, login=True)
+                # The same verifier PgBouncer holds, so it can log in with the client's proof.
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+                        sql.Identifier(role), sql.Literal(secrets.scram(role, password))
+                    )
+                )
+            conn.execute(
+                sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(
+                    sql.Identifier(ro)
+                )
+            )
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone():
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(db), sql.Identifier(owner)
+                    )
+                )
+            conn.execute(
+                sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db))
+            )
+            conn.execute(
+                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}, {}").format(
+                    sql.Identifier(db), sql.Identifier(app), sql.Identifier(ro)
+                )
+            )
+        with superuser_connect(plan, leader, secrets, dbname=db) as conn:
+            _grant_schema(conn, app, ro, owner)
+    except psycopg.Error as exc:
+        raise DatabaseError(
+            f"cannot create roles and database on {leader.name}: {str(exc).strip()}"
+        ) from None
+
+
+def _grant_schema(
+    conn: psycopg.Connection[tuple[object, ...]], app: str, ro: str, owner: str
+) -> None:
+    ident = sql.Identifier
+    statements: list[sql.SQL | sql.Composed] = [
+        sql.SQL("ALTER SCHEMA public OWNER TO {}").format(ident(owner)),
+        sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"),
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}, {}").format(ident(app), ident(ro)),
+        sql.SQL(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public "
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
+        ).format(ident(owner), ident(app)),
+        sql.SQL(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public "
+            "GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {}"
+        ).format(ident(owner), ident(app)),
+        sql.SQL(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT SELECT ON TABLES TO {}"
+        ).format(ident(owner), ident(ro)),
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(
+            ident(app)
+        ),
+        sql.SQL("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {}").format(
+            ident(app)
+        ),
+        sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(ident(ro)),
+    ]
+    for statement in statements:
+        conn.execute(statement)

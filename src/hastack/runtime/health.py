@@ -1,0 +1,114 @@
+"""Decide how healthy a stack is from one snapshot. Pure: table-tested without processes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from hastack.render.haproxy import RO_BACKEND, RW_BACKEND
+from hastack.runtime.snapshot import StackSnapshot
+
+Health = Literal["healthy", "degraded", "down"]
+
+EXIT_CODES: dict[Health, int] = {"healthy": 0, "degraded": 1, "down": 2}
+
+
+@dataclass(frozen=True)
+class Assessment:
+    health: Health
+    problems: tuple[str, ...]
+    """One sentence per problem, naming the component and node."""
+
+    @property
+    def healthy(self) -> bool:
+        return self.health == "healthy"
+
+
+@dataclass(frozen=True)
+class DataTier:
+    """The part of the assessment `up` waits on, step by step."""
+
+    etcd_quorum: bool
+    leader: str | None
+    sync_standby: str | None
+    streaming: tuple[str, ...]
+    """Replicas (including the sync standby) that stream from the leader."""
+
+
+def data_tier(snap: StackSnapshot) -> DataTier:
+    healthy_etcd = sum(1 for m in snap.etcd if m.healthy)
+    quorum = healthy_etcd > len(snap.etcd) // 2
+    leader = None
+    for m in snap.members:
+        if m.role == "leader" and m.state == "running" and m.name == snap.leader_key:
+            leader = m.name
+    sync = next(
+        (m.name for m in snap.members if m.role == "sync_standby" and m.state == "streaming"),
+        None,
+    )
+    streaming = tuple(
+        m.name
+        for m in snap.members
+        if m.role in ("replica", "sync_standby") and m.state == "streaming"
+    )
+    return DataTier(etcd_quorum=quorum, leader=leader, sync_standby=sync, streaming=streaming)
+
+
+def assess(snap: StackSnapshot) -> Assessment:
+    spec = snap.plan.spec
+    if not snap.supervisor_running:
+        return Assessment("down", ("supervisord is not running: the stack is down",))
+    tier = data_tier(snap)
+    problems: list[str] = []
+    fatal = False
+
+    for prog in snap.programs:
+        if not prog.running:
+            problems.append(f"{prog.process_name}: {prog.state.lower()} ({prog.description})")
+    for e in snap.etcd:
+        if not e.healthy:
+            problems.append(f"etcd {e.name}: unhealthy ({e.error or 'no leader'})")
+    if not tier.etcd_quorum:
+        problems.append("etcd: no quorum (Patroni cannot change leaders)")
+
+    if tier.leader is None:
+        fatal = True
+        problems.append(
+            "postgres: no running leader"
+            + (f" (leader key: {snap.leader_key})" if snap.leader_key else " (no leader key)")
+        )
+    replicas = len(snap.members) - 1
+    if spec.postgres.synchronous_mode and replicas >= 1 and tier.sync_standby is None:
+        problems.append("postgres: no synchronous standby streaming (RPO is not 0)")
+    for m in snap.members:
+        if m.name != tier.leader and m.name not in tier.streaming:
+            problems.append(f"postgres {m.name}: {m.role} is {m.state}, not streaming")
+
+    fatal |= _assess_haproxy(snap, tier.leader, problems)
+    if not snap.pgbouncer.ok:
+        fatal = True
+        problems.append(f"pgbouncer: {snap.pgbouncer.error}")
+    if not snap.redis.ok:
+        problems.append(f"redis: {snap.redis.error}")
+
+    if fatal:
+        return Assessment("down", tuple(problems))
+    return Assessment("degraded" if problems else "healthy", tuple(problems))
+
+
+def _assess_haproxy(snap: StackSnapshot, leader: str | None, problems: list[str]) -> bool:
+    """Append HAProxy problems; True when no write path exists through it."""
+    if snap.haproxy_error:
+        problems.append(f"haproxy: {snap.haproxy_error}")
+        return True
+    rw_up = [s.server for s in snap.haproxy if s.backend == RW_BACKEND and s.up]
+    ro_up = [s.server for s in snap.haproxy if s.backend == RO_BACKEND and s.up]
+    if not rw_up:
+        problems.append("haproxy: no server up in the read-write pool")
+        return True
+    if leader is not None and rw_up != [leader]:
+        problems.append(f"haproxy: read-write pool routes to {rw_up}, the leader is {leader}")
+    expected_ro = len(snap.members) - 1
+    if len(ro_up) < expected_ro:
+        problems.append(f"haproxy: {len(ro_up)} of {expected_ro} replicas up in the read-only pool")
+    return False

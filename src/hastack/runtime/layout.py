@@ -1,0 +1,24 @@
+"""Create the state directory tree with the right owner for every part."""
+
+from __future__ import annotations
+
+from hastack.runtime.files import ensure_dir
+from hastack.spec.plan import StackPlan
+
+
+def prepare_dirs(plan: StackPlan) -> None:
+    """Idempotent. Each node's directory belongs to its user (0700): other nodes, and the
+    shared services, cannot read its data or config."""
+    paths = plan.paths
+    ensure_dir(paths.state_dir, "root", 0o755)
+    ensure_dir(paths.supervisor_dir, "root", 0o700)
+    ensure_dir(paths.nodes_dir, "root", 0o755)
+    for node in plan.nodes:
+        np = node.paths
+        ensure_dir(np.root, node.user, 0o700)
+        for sub in (np.socket_dir, np.log_dir, np.home):
+            ensure_dir(sub, node.user, 0o700)
+    ensure_dir(paths.state_dir / "services", "root", 0o755)
+    for service, user in plan.service_users.items():
+        ensure_dir(paths.service(service), user, 0o700)
+    ensure_dir(paths.redis_data, plan.service_users["redis"], 0o700)

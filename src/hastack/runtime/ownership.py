@@ -1,0 +1,110 @@
+"""What hastack created: the state directory marker and the system users it made.
+
+`destroy` deletes only what this marker says hastack created; `up` refuses a state directory
+it did not create or that belongs to another stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hastack import __version__
+from hastack.runtime.files import ensure_dir, write_atomic
+from hastack.spec.plan import StackPlan
+from hastack.tools.system_users import create_system_user, user_exists
+
+
+class OwnershipError(Exception):
+    """A directory or user hastack would touch is not hastack's (or not this stack's)."""
+
+
+@dataclass
+class Marker:
+    stack: str
+    created_at: str
+    hastack_version: str
+    users: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2) + "\n"
+
+
+def read_marker(path: Path) -> Marker | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise OwnershipError(f"cannot read {path}: {exc}") from None
+    return Marker(
+        stack=str(data.get("stack", "")),
+        created_at=str(data.get("created_at", "")),
+        hastack_version=str(data.get("hastack_version", "")),
+        users=[str(u) for u in data.get("users", [])],
+    )
+
+
+def claim_state_dir(plan: StackPlan) -> Marker:
+    """Create the state directory (or confirm it is this stack's) and return its marker."""
+    state = plan.paths.state_dir
+    marker = read_marker(plan.paths.marker)
+    if marker is not None:
+        if marker.stack != plan.name:
+            raise OwnershipError(
+                f"{state} belongs to stack {marker.stack!r}, not {plan.name!r} "
+                f"(see {plan.paths.marker}); set state_dir to another directory, or remove "
+                f"that stack first with `hastack destroy --yes` and its own spec"
+            )
+        return marker
+    if state.exists() and any(state.iterdir()):
+        raise OwnershipError(
+            f"{state} exists, is not empty and was not created by hastack; refusing to touch "
+            "it. Set state_dir to a new directory."
+        )
+    state.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    ensure_dir(state, "root", 0o755)
+    marker = Marker(
+        stack=plan.name,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        hastack_version=__version__,
+    )
+    write_atomic(plan.paths.marker, marker.to_json(), "root", 0o644)
+    return marker
+
+
+def _comment(plan: StackPlan, unit: str) -> str:
+    return f"hastack {plan.name} {unit}"
+
+
+def ensure_users(plan: StackPlan, marker: Marker) -> list[str]:
+    """Create the stack's system users that are missing; return the ones created now.
+
+    A user with our name that hastack did not create for this stack is an error: fencing kills
+    every process of a node's user, so the user must be this stack's alone."""
+    units = {n.user: n.name for n in plan.nodes}
+    units.update({user: svc for svc, user in plan.service_users.items()})
+    created = []
+    for user, unit in units.items():
+        if user_exists(user):
+            if user not in marker.users and pwd.getpwnam(user).pw_gecos != _comment(plan, unit):
+                raise OwnershipError(
+                    f"system user {user} exists but was not created by hastack for stack "
+                    f"{plan.name!r}; remove it or rename the stack"
+                )
+        else:
+            create_system_user(user, str(plan.paths.state_dir), _comment(plan, unit))
+            created.append(user)
+        if user not in marker.users:
+            marker.users.append(user)
+    if created:
+        write_atomic(plan.paths.marker, marker.to_json(), "root", 0o644)
+    return created
+
+
+def running_as_root() -> bool:
+    return os.geteuid() == 0

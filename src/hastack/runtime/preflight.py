@@ -1,0 +1,174 @@
+"""Checks before anything starts: root, programs installed, ports free, paths reachable."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from hastack.spec.plan import StackPlan
+
+SOCKET_PATH_MAX = 100
+"""sun_path holds 108 bytes; keep a margin for the longest socket name under the state dir."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    what: str
+    fix: str
+
+    def format(self) -> str:
+        return f"{self.what}\n    fix: {self.fix}"
+
+
+class PreflightError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(p.format() for p in problems))
+
+
+def required_programs(plan: StackPlan) -> list[tuple[Path, str, str]]:
+    """(path, spec key, how to install) for every external program the stack runs."""
+    b = plan.spec.binaries
+    version = plan.spec.postgres.version
+    pg = f"apt-get install postgresql-{version}"
+    programs = [
+        (b.etcd, "binaries.etcd", "apt-get install etcd-server"),
+        (b.haproxy, "binaries.haproxy", "apt-get install haproxy"),
+        (b.pgbouncer, "binaries.pgbouncer", "apt-get install pgbouncer"),
+        (b.redis_server, "binaries.redis_server", "apt-get install redis-server"),
+        (b.patroni, "binaries.patroni", "run `make up` (it creates /opt/hastack/venv)"),
+    ]
+    programs += [
+        (plan.postgres_bin_dir / tool, "binaries.postgres_bin_dir", pg)
+        for tool in ("postgres", "initdb", "pg_ctl", "pg_rewind", "pg_basebackup")
+    ]
+    return programs
+
+
+def check_programs(plan: StackPlan) -> list[Problem]:
+    problems = []
+    for path, key, install in required_programs(plan):
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            problems.append(
+                Problem(
+                    what=f"{path} is missing ({key}); the stack cannot start without it",
+                    fix=f"{install}, or point {key} at it in hastack.yaml",
+                )
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class Listener:
+    address: str
+    port: int
+    pid: int | None
+    process: str
+    user: str
+
+
+def listeners() -> list[Listener]:
+    found = []
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status != psutil.CONN_LISTEN or not conn.laddr:
+            continue
+        name, user = "?", "?"
+        if conn.pid:
+            try:
+                proc = psutil.Process(conn.pid)
+                name, user = proc.name(), proc.username()
+            except psutil.Error:
+                pass
+        found.append(Listener(conn.laddr.ip, conn.laddr.port, conn.pid, name, user))
+    return found
+
+
+def wanted_ports(plan: StackPlan) -> list[tuple[str, int, str]]:
+    """(address, port, spec key) for every socket the stack binds."""
+    spec = plan.spec
+    wanted = [
+        (plan.services_address, spec.haproxy.rw_port, "haproxy.rw_port"),
+        (plan.services_address, spec.haproxy.ro_port, "haproxy.ro_port"),
+        (plan.services_address, spec.haproxy.stats_port, "haproxy.stats_port"),
+        (plan.services_address, spec.pgbouncer.port, "pgbouncer.port"),
+        (plan.services_address, spec.redis.port, "redis.port"),
+    ]
+    for node in plan.nodes:
+        if node.etcd_member:
+            wanted.append((node.address, spec.etcd.client_port, "etcd.client_port"))
+            wanted.append((node.address, spec.etcd.peer_port, "etcd.peer_port"))
+        if node.runs_postgres:
+            wanted.append((node.address, spec.postgres.port, "postgres.port"))
+            wanted.append((node.address, spec.patroni.rest_port, "patroni.rest_port"))
+    return wanted
+
+
+def check_ports(plan: StackPlan, current: list[Listener]) -> list[Problem]:
+    """Ports held by anything but this stack's own users. Pure given `current`."""
+    ours = set(plan.all_users)
+    problems = []
+    for address, port, key in wanted_ports(plan):
+        for lst in current:
+            if lst.port != port or lst.user in ours:
+                continue
+            if lst.address in (address, "0.0.0.0", "::"):
+                holder = f"pid {lst.pid} ({lst.process}, user {lst.user})" if lst.pid else "?"
+                problems.append(
+                    Problem(
+                        what=(
+                            f"port {port} on {address} ({key}) is in use by {holder} "
+                            f"listening on {lst.address}:{port}"
+                        ),
+                        fix=f"stop that process, or set {key} (or network.subnet) to a free one",
+                    )
+                )
+                break
+    return problems
+
+
+def check_paths(plan: StackPlan) -> list[Problem]:
+    problems = []
+    longest = plan.paths.supervisor_socket
+    if len(str(longest)) > SOCKET_PATH_MAX:
+        problems.append(
+            Problem(
+                what=f"state_dir {plan.paths.state_dir} is too long for unix sockets",
+                fix="choose a state_dir of at most ~60 characters",
+            )
+        )
+    # Node users must reach their own directories: every ancestor needs o+x.
+    for parent in reversed(plan.paths.state_dir.parents):
+        if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
+            problems.append(
+                Problem(
+                    what=(
+                        f"{parent} is not searchable by other users, so the stack's system "
+                        f"users cannot reach {plan.paths.state_dir}"
+                    ),
+                    fix="set state_dir to a path under /var/lib or /srv (the default is fine)",
+                )
+            )
+            break
+    return problems
+
+
+def preflight(plan: StackPlan, *, check_ports_free: bool = True) -> None:
+    problems = []
+    if os.geteuid() != 0:
+        problems.append(
+            Problem(
+                what="hastack must run as root to bring a stack up",
+                fix="run it with sudo; it creates one system user per node and never runs a "
+                "server as root",
+            )
+        )
+    problems += check_programs(plan)
+    problems += check_paths(plan)
+    if check_ports_free:
+        problems += check_ports(plan, listeners())
+    if problems:
+        raise PreflightError(problems)

@@ -1,0 +1,34 @@
+"""Generated secrets, one 0600 file each under `<state>/secrets`, never printed here."""
+
+from __future__ import annotations
+
+import secrets as random_source
+from pathlib import Path
+
+from hastack.render.secrets import Secrets
+from hastack.runtime.files import ensure_dir, write_atomic
+
+SECRET_BYTES = 24
+"""32 URL-safe characters: safe unquoted in YAML, INI, HAProxy and Redis configs and URLs."""
+
+
+def load_or_create(secrets_dir: Path) -> Secrets:
+    """Read every secret, generating (and storing) any that is missing."""
+    ensure_dir(secrets_dir, "root", 0o700)
+    values = {}
+    for name in Secrets.names():
+        path = secrets_dir / name
+        if path.exists():
+            values[name] = path.read_text(encoding="utf-8").strip()
+        else:
+            values[name] = random_source.token_urlsafe(SECRET_BYTES)
+            write_atomic(path, values[name] + "\n", "root", 0o600)
+    return Secrets(**values)
+
+
+def load(secrets_dir: Path) -> Secrets:
+    """Read every secret; raises FileNotFoundError if the stack was never brought up."""
+    values = {
+        name: (secrets_dir / name).read_text(encoding="utf-8").strip() for name in Secrets.names()
+    }
+    return Secrets(**values)

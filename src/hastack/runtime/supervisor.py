@@ -1,0 +1,165 @@
+"""supervisord: start the daemon and drive it over XML-RPC on its unix socket.
+
+XML-RPC costs ~2 ms a call against ~100 ms for a `supervisorctl` process, which matters when
+a drill or a fence has to act within a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import xmlrpc.client
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from supervisor.xmlrpc import Faults, SupervisorTransport
+
+from hastack.tools.base import ToolError, run
+
+RUNNING_STATES = frozenset({"RUNNING"})
+STARTING_STATES = frozenset({"STARTING", "BACKOFF"})
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One supervised process as supervisord reports it."""
+
+    group: str
+    name: str
+    state: str
+    """STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, EXITED, FATAL or UNKNOWN."""
+    pid: int
+    uptime_s: int
+    description: str
+
+    @property
+    def process_name(self) -> str:
+        return f"{self.group}:{self.name}"
+
+    @property
+    def running(self) -> bool:
+        return self.state in RUNNING_STATES
+
+
+class SupervisorError(Exception):
+    pass
+
+
+class Supervisor:
+    """The supervisord of one stack."""
+
+    def __init__(self, config: Path, socket: Path, pidfile: Path) -> None:
+        self.config = config
+        self.socket = socket
+        self.pidfile = pidfile
+
+    def _proxy(self) -> Any:
+        transport = SupervisorTransport(None, None, f"unix://{self.socket}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+    def is_running(self) -> bool:
+        if not self.socket.exists():
+            return False
+        try:
+            return bool(self._proxy().getState()["statename"] == "RUNNING")
+        except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
+            return False
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def start_daemon(self, timeout_s: float = 15.0) -> None:
+        """Start supervisord (it daemonizes) and wait until its API answers."""
+        argv = [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.config)]
+        result = run(argv, timeout_s=timeout_s)
+        if not result.ok:
+            raise ToolError("supervisord did not start", result, f"see {self.config}")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.is_running():
+                return
+            time.sleep(0.05)
+        raise SupervisorError(f"supervisord started but its socket {self.socket} never answered")
+
+    def processes(self) -> list[ProcessInfo]:
+        infos = self._proxy().getAllProcessInfo()
+        return [
+            ProcessInfo(
+                group=i["group"],
+                name=i["name"],
+                state=i["statename"],
+                pid=int(i["pid"]),
+                uptime_s=int(i["now"] - i["start"]) if i["statename"] == "RUNNING" else 0,
+                description=i["description"],
+            )
+            for i in infos
+        ]
+
+    def process(self, process_name: str) -> ProcessInfo:
+        group, name = process_name.split(":", 1)
+        for info in self.processes():
+            if info.group == group and info.name == name:
+                return info
+        raise SupervisorError(f"supervisord has no process {process_name}")
+
+    def start(self, process_name: str, wait: bool = True) -> None:
+        try:
+            self._proxy().startProcess(process_name, wait)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode != Faults.ALREADY_STARTED:
+                raise SupervisorError(f"cannot start {process_name}: {fault.faultString}") from None
+
+    def stop(self, process_name: str, wait: bool = True) -> None:
+        try:
+            self._proxy().stopProcess(process_name, wait)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode != Faults.NOT_RUNNING:
+                raise SupervisorError(f"cannot stop {process_name}: {fault.faultString}") from None
+
+    def stop_group(self, group: str, wait: bool = True) -> None:
+        self._proxy().stopProcessGroup(group, wait)
+
+    def signal(self, process_name: str, signal_name: str) -> None:
+        try:
+            self._proxy().signalProcess(process_name, signal_name)
+        except xmlrpc.client.Fault as fault:
+            raise SupervisorError(
+                f"cannot signal {process_name} ({signal_name}): {fault.faultString}"
+            ) from None
+
+    def reload_config(self) -> tuple[list[str], list[str], list[str]]:
+        """Re-read the config file: (added, changed, removed) group names. Applies nothing."""
+        result = self._proxy().reloadConfig()
+        added, changed, removed = result[0]
+        return cast(list[str], added), cast(list[str], changed), cast(list[str], removed)
+
+    def add_group(self, group: str) -> None:
+        try:
+            self._proxy().addProcessGroup(group)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode != Faults.ALREADY_ADDED:
+                raise SupervisorError(f"cannot add group {group}: {fault.faultString}") from None
+
+    def remove_group(self, group: str) -> None:
+        self._proxy().removeProcessGroup(group)
+
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Stop supervisord itself (after its programs) and wait for its pid to exit."""
+        pid = self.pid()
+        with contextlib.suppress(OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
+            self._proxy().shutdown()
+        deadline = time.monotonic() + timeout_s
+        while pid is not None and time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        if pid is not None:
+            raise SupervisorError(f"supervisord (pid {pid}) did not exit within {timeout_s:.0f} s")

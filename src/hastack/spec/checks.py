@@ -1,0 +1,248 @@
+"""Cross-field checks: rules no single field can enforce. Pure functions of the plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hastack.spec.errors import SpecIssue
+from hastack.spec.plan import StackPlan
+
+MANAGED_PARAMETERS = frozenset(
+    {
+        "listen_addresses",
+        "port",
+        "unix_socket_directories",
+        "data_directory",
+        "hba_file",
+        "ident_file",
+        "config_file",
+        "hot_standby",
+        "wal_level",
+        "max_wal_senders",
+        "max_replication_slots",
+        "wal_log_hints",
+    }
+)
+"""postgresql.conf settings hastack and Patroni own; overriding them would break HA."""
+
+# Rough resident memory of everything but PostgreSQL and Redis data: 3 etcd, 3 Patroni,
+# supervisord, HAProxy, PgBouncer (measured idle at ~200 MiB PSS; rounded up for load).
+OVERHEAD_MB = 300
+
+
+@dataclass(frozen=True)
+class MachineFacts:
+    """What the machine offers; read by the runtime, passed in so the checks stay pure."""
+
+    memory_mb: int
+    cpus: int
+
+
+def check_plan(plan: StackPlan) -> list[SpecIssue]:
+    return [
+        *_check_etcd(plan),
+        *_check_replication(plan),
+        *_check_patroni(plan),
+        *_check_ports(plan),
+        *_check_connections(plan),
+        *_check_parameters(plan),
+    ]
+
+
+def check_machine(plan: StackPlan, machine: MachineFacts) -> list[SpecIssue]:
+    spec = plan.spec
+    pg_nodes = len(plan.postgres_nodes)
+    needed = pg_nodes * spec.postgres.memory_mb + spec.redis.maxmemory_mb + OVERHEAD_MB
+    budget = machine.memory_mb * 9 // 10
+    if needed <= budget:
+        return []
+    fit = max(128, (budget - spec.redis.maxmemory_mb - OVERHEAD_MB) // max(pg_nodes, 1))
+    return [
+        SpecIssue(
+            key="postgres.memory_mb",
+            message=(
+                f"{pg_nodes} nodes x {spec.postgres.memory_mb} MB + Redis "
+                f"{spec.redis.maxmemory_mb} MB + ~{OVERHEAD_MB} MB for the other components "
+                f"= {needed} MB, more than 90% of this machine's {machine.memory_mb} MB"
+            ),
+            fix=f"set postgres.memory_mb to {fit} or less (or fewer nodes)",
+        )
+    ]
+
+
+def _check_etcd(plan: StackPlan) -> list[SpecIssue]:
+    etcd = plan.spec.etcd
+    issues = []
+    if etcd.members % 2 == 0:
+        issues.append(
+            SpecIssue(
+                key="etcd.members",
+                message=(
+                    f"{etcd.members} members tolerate no more failures than "
+                    f"{etcd.members - 1}; an even count only adds a way to lose quorum"
+                ),
+                fix=f"use an odd count: {etcd.members - 1} or {etcd.members + 1}",
+            )
+        )
+    elif etcd.members < 3:
+        issues.append(
+            SpecIssue(
+                key="etcd.members",
+                severity="warning",
+                message="a single etcd member is a single point of failure (no HA)",
+                fix="use 3 members for high availability",
+            )
+        )
+    if etcd.election_timeout_ms < 5 * etcd.heartbeat_interval_ms:
+        issues.append(
+            SpecIssue(
+                key="etcd.election_timeout_ms",
+                message=(
+                    f"{etcd.election_timeout_ms} ms is less than 5x the heartbeat interval "
+                    f"({etcd.heartbeat_interval_ms} ms); members would call needless elections"
+                ),
+                fix=f"set it to at least {5 * etcd.heartbeat_interval_ms}",
+            )
+        )
+    return issues
+
+
+def _check_replication(plan: StackPlan) -> list[SpecIssue]:
+    pg = plan.spec.postgres
+    replicas = pg.nodes - 1
+    if pg.synchronous_mode_strict and not pg.synchronous_mode:
+        return [
+            SpecIssue(
+                key="postgres.synchronous_mode_strict",
+                message="strict synchronous mode needs synchronous_mode: true",
+                fix="set postgres.synchronous_mode: true, or drop synchronous_mode_strict",
+            )
+        ]
+    if pg.synchronous_mode and replicas < 1:
+        return [
+            SpecIssue(
+                key="postgres.synchronous_mode",
+                message="synchronous mode needs at least one replica to wait for",
+                fix="set postgres.nodes to 3 (or synchronous_mode: false for a single node)",
+            )
+        ]
+    if pg.synchronous_mode_strict and replicas < 2:
+        return [
+            SpecIssue(
+                key="postgres.synchronous_mode_strict",
+                message=(
+                    "with one replica, strict synchronous mode stops all writes whenever that "
+                    "replica is down"
+                ),
+                fix="set postgres.nodes to 3 so a second replica can take the synchronous role",
+            )
+        ]
+    if pg.synchronous_mode and replicas < 2:
+        return [
+            SpecIssue(
+                key="postgres.nodes",
+                severity="warning",
+                message=(
+                    "with one replica, losing it leaves the primary without a synchronous "
+                    "copy (RPO is no longer 0 until it returns)"
+                ),
+                fix="use 3 nodes so a second replica can take the synchronous role",
+            )
+        ]
+    if not pg.synchronous_mode:
+        return [
+            SpecIssue(
+                key="postgres.synchronous_mode",
+                severity="warning",
+                message="asynchronous replication: a failover can lose acknowledged writes",
+                fix="set postgres.synchronous_mode: true for RPO 0",
+            )
+        ]
+    return []
+
+
+def _check_patroni(plan: StackPlan) -> list[SpecIssue]:
+    p = plan.spec.patroni
+    needed = p.loop_wait_s + 2 * p.retry_timeout_s
+    if needed <= p.ttl_s:
+        return []
+    return [
+        SpecIssue(
+            key="patroni.ttl_s",
+            message=(
+                f"loop_wait_s + 2 x retry_timeout_s = {needed} s exceeds ttl_s = {p.ttl_s} s; a "
+                "primary could lose its lock before it notices the DCS is gone"
+            ),
+            fix=f"raise patroni.ttl_s to {needed} or lower loop_wait_s / retry_timeout_s",
+        )
+    ]
+
+
+def _check_ports(plan: StackPlan) -> list[SpecIssue]:
+    spec = plan.spec
+    service_ports = {
+        "haproxy.rw_port": spec.haproxy.rw_port,
+        "haproxy.ro_port": spec.haproxy.ro_port,
+        "haproxy.stats_port": spec.haproxy.stats_port,
+        "pgbouncer.port": spec.pgbouncer.port,
+        "redis.port": spec.redis.port,
+    }
+    node_ports = {
+        "postgres.port": spec.postgres.port,
+        "patroni.rest_port": spec.patroni.rest_port,
+        "etcd.client_port": spec.etcd.client_port,
+        "etcd.peer_port": spec.etcd.peer_port,
+    }
+    return _collisions(service_ports, plan.services_address) + _collisions(
+        node_ports, "each node address"
+    )
+
+
+def _collisions(ports: dict[str, int], where: str) -> list[SpecIssue]:
+    seen: dict[int, str] = {}
+    issues = []
+    for key, port in ports.items():
+        if port in seen:
+            issues.append(
+                SpecIssue(
+                    key=key,
+                    message=f"port {port} is also {seen[port]} on {where}",
+                    fix=f"give {key} or {seen[port]} a port no other component uses",
+                    related=(seen[port],),
+                )
+            )
+        else:
+            seen[port] = key
+    return issues
+
+
+def _check_connections(plan: StackPlan) -> list[SpecIssue]:
+    pg = plan.spec.postgres
+    # superuser_reserved_connections (3) + Patroni's own connections, with a margin.
+    needed = plan.pool.server_connections_max + 10
+    if pg.max_connections is None or pg.max_connections >= needed:
+        return []
+    return [
+        SpecIssue(
+            key="postgres.max_connections",
+            message=(
+                f"{pg.max_connections} is below what PgBouncer may open to one node "
+                f"({plan.pool.pools} pools x ({plan.pool.default_pool_size} + "
+                f"{plan.pool.reserve_pool_size} reserve) = {plan.pool.server_connections_max}) "
+                "plus 10 for superusers and Patroni"
+            ),
+            fix=f"set it to at least {needed}, or lower pgbouncer.default_pool_size",
+        )
+    ]
+
+
+def _check_parameters(plan: StackPlan) -> list[SpecIssue]:
+    return [
+        SpecIssue(
+            key=f"postgres.parameters.{name}",
+            message="is managed by hastack and Patroni; overriding it would break the cluster",
+            fix="remove it; see `hastack plan` for the value hastack uses",
+        )
+        for name in sorted(plan.spec.postgres.parameters)
+        if name in MANAGED_PARAMETERS
+    ]

@@ -1,0 +1,90 @@
+"""The commented example `hastack init` writes. A unit test keeps it equal to the defaults."""
+
+from __future__ import annotations
+
+EXAMPLE_SPEC = """\
+# hastack.yaml — one file describes the whole stack. `hastack check` validates it,
+# `hastack plan` shows every value derived from it, `hastack up` brings it up.
+# Every key below is optional; the values shown are the defaults.
+
+name: {name}                    # stack name: system users, etcd scope, state dir
+# state_dir: /var/lib/hastack/{name}   # created and owned by hastack
+
+network:
+  # A loopback /24 owned by this stack: node N listens on .N, HAProxy, PgBouncer and
+  # Redis on .100. Two stacks on one machine need two subnets.
+  subnet: 127.0.10.0/24
+
+etcd:
+  members: 3                    # odd; member N runs on node N
+  client_port: 2379
+  peer_port: 2380
+  heartbeat_interval_ms: 100
+  election_timeout_ms: 1000
+
+postgres:
+  version: 15
+  nodes: 3                      # 1 leader, 1 synchronous standby, 1 asynchronous replica
+  port: 5432
+  database: app                 # owned by app_owner; the app role gets DML only
+  memory_mb: 256                # per node: shared_buffers 25%, effective_cache_size 75%
+  # max_connections: 100        # default: PgBouncer pools + direct_connections
+  direct_connections: 40
+  synchronous_mode: true        # RPO 0: every acknowledged commit is on the sync standby
+  synchronous_mode_strict: false
+  failsafe_mode: true           # the primary keeps serving while etcd has no quorum
+  data_checksums: true
+  wal_keep_size_mb: 256
+  parameters: {{}}                # extra postgresql.conf settings, e.g. {{work_mem: 8MB}}
+
+patroni:
+  ttl_s: 20                     # leader lock TTL (Patroni's floor); bounds unplanned failover
+  loop_wait_s: 2
+  retry_timeout_s: 5            # loop_wait_s + 2 x retry_timeout_s must be <= ttl_s
+  maximum_lag_on_failover_bytes: 1048576
+  rest_port: 8008
+
+haproxy:
+  rw_port: 5000                 # always the primary
+  ro_port: 5001                 # replicas; the primary when no replica is healthy
+  stats_port: 7000              # stats page (generated credentials) and /metrics
+  replica_max_lag_bytes: 16777216
+  timeout_connect_ms: 1000
+  timeout_check_ms: 1000
+  timeout_client_s: 1800
+  timeout_server_s: 1800
+  check:                        # checks of Patroni's REST API, tuned for fast failover
+    inter_ms: 1000
+    fastinter_ms: 250
+    downinter_ms: 250
+    fall: 2
+    rise: 1
+
+pgbouncer:
+  port: 6432
+  pool_mode: transaction
+  max_client_conn: 500
+  # default_pool_size: 25       # default: max_client_conn / 10 / 2 pools (10:1 multiplexing)
+  reserve_pool_size: 5
+  server_login_retry_s: 1
+  server_connect_timeout_s: 2
+  query_wait_timeout_s: 30
+
+redis:
+  port: 6379
+  maxmemory_mb: 64
+  maxmemory_policy: allkeys-lru
+  appendonly: true
+
+# binaries:                     # where the programs are (Debian 12 paths by default)
+#   etcd: /usr/bin/etcd
+#   haproxy: /usr/sbin/haproxy
+#   pgbouncer: /usr/sbin/pgbouncer
+#   redis_server: /usr/bin/redis-server
+#   postgres_bin_dir: /usr/lib/postgresql/15/bin
+#   patroni: /opt/hastack/venv/bin/patroni
+"""
+
+
+def example_spec(name: str = "demo") -> str:
+    return EXAMPLE_SPEC.format(name=name)

@@ -1,0 +1,240 @@
+"""The stack model: what `hastack.yaml` may say, with every default.
+
+This module is the only place defaults live. Every model is frozen and forbids unknown keys, so
+a typo is an error (with a "did you mean") rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Port = Annotated[int, Field(ge=1024, le=65535)]
+"""A TCP port. Below 1024 needs root to bind, and no server of the stack runs as root."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class NetworkSpec(_Model):
+    """Where the stack lives on loopback."""
+
+    subnet: str = Field(
+        default="127.0.10.0/24",
+        description=(
+            "A /24 inside 127.0.0.0/8 owned by this stack. Node N listens on host .N, the "
+            "shared services (HAProxy, PgBouncer, Redis) on host .100."
+        ),
+    )
+
+    @field_validator("subnet")
+    @classmethod
+    def _loopback_24(cls, value: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not an IPv4 network ({exc}); write it like 127.0.10.0/24") from None
+        if net.prefixlen != 24:
+            raise ValueError("must be a /24, for example 127.0.10.0/24")
+        if not net.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
+            raise ValueError("must be inside 127.0.0.0/8 (loopback), for example 127.0.10.0/24")
+        if ipaddress.IPv4Address("127.0.0.1") in net:
+            raise ValueError(
+                "must not contain 127.0.0.1, which every loopback client uses as its source "
+                "address; pick another, for example 127.0.10.0/24"
+            )
+        return value
+
+
+class EtcdSpec(_Model):
+    """The etcd cluster Patroni keeps its leader lock in (the DCS)."""
+
+    members: int = Field(
+        default=3,
+        ge=1,
+        le=7,
+        description=(
+            "Number of etcd members. Member N runs on PostgreSQL node N; members beyond the "
+            "node count run on their own witness node. Odd and >= 3 for high availability."
+        ),
+    )
+    client_port: Port = Field(default=2379, description="Client port on each member address.")
+    peer_port: Port = Field(default=2380, description="Raft peer port on each member address.")
+    heartbeat_interval_ms: int = Field(default=100, ge=10, le=5000)
+    election_timeout_ms: int = Field(
+        default=1000, ge=100, le=50000, description="At least 5x the heartbeat interval."
+    )
+
+
+class PostgresSpec(_Model):
+    """The PostgreSQL nodes Patroni runs."""
+
+    version: Literal[15, 16, 17] = Field(default=15, description="PostgreSQL major version.")
+    nodes: int = Field(default=3, ge=1, le=9, description="Number of PostgreSQL nodes.")
+    port: Port = Field(default=5432, description="Port on each node address.")
+    database: str = Field(
+        default="app",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="The application database, owned by the app_owner role.",
+    )
+    memory_mb: int = Field(
+        default=256,
+        ge=128,
+        description=(
+            "Memory given to each node; shared_buffers is 25%, effective_cache_size 75%, "
+            "work_mem and maintenance_work_mem derive from it (see `hastack plan`)."
+        ),
+    )
+    max_connections: int | None = Field(
+        default=None,
+        ge=20,
+        description="Default: derived from the PgBouncer pool sizes plus direct headroom.",
+    )
+    direct_connections: int = Field(
+        default=40,
+        ge=10,
+        description="Connections for clients that bypass PgBouncer (added to max_connections).",
+    )
+    synchronous_mode: bool = Field(
+        default=True,
+        description="Commits wait for a synchronous standby: acknowledged writes survive failover.",
+    )
+    synchronous_mode_strict: bool = Field(
+        default=False,
+        description="Stop writes rather than run without a synchronous standby.",
+    )
+    failsafe_mode: bool = Field(
+        default=True,
+        description="Keep the primary writable while etcd has no quorum but all Patroni see it.",
+    )
+    data_checksums: bool = True
+    wal_keep_size_mb: int = Field(default=256, ge=0)
+    parameters: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Extra postgresql.conf parameters; they override derived values.",
+    )
+
+
+class PatroniSpec(_Model):
+    """Patroni's HA timings and REST API."""
+
+    ttl_s: int = Field(default=20, ge=20, description="Leader lock TTL; Patroni's floor is 20.")
+    loop_wait_s: int = Field(default=2, ge=1, description="Seconds between HA loop runs.")
+    retry_timeout_s: int = Field(
+        default=5, ge=3, description="How long DCS and PostgreSQL operations are retried."
+    )
+    maximum_lag_on_failover_bytes: int = Field(default=1048576, ge=0)
+    rest_port: Port = Field(default=8008, description="REST API port on each node address.")
+
+
+class HealthCheckSpec(_Model):
+    """HAProxy's checks of Patroni's REST API (fast, measured on a 2-core machine)."""
+
+    inter_ms: int = Field(default=1000, ge=100)
+    fastinter_ms: int = Field(default=250, ge=50)
+    downinter_ms: int = Field(default=250, ge=50)
+    fall: int = Field(default=2, ge=1)
+    rise: int = Field(default=1, ge=1)
+
+
+class HAProxySpec(_Model):
+    """HAProxy in front of PostgreSQL: a read-write port and a read-only port."""
+
+    rw_port: Port = Field(default=5000, description="Routes to the current primary.")
+    ro_port: Port = Field(
+        default=5001, description="Routes to healthy replicas; the primary when none is."
+    )
+    stats_port: Port = Field(default=7000, description="Stats page and Prometheus /metrics.")
+    replica_max_lag_bytes: int = Field(
+        default=16777216,
+        ge=0,
+        description="A replica further behind than this leaves the read-only pool.",
+    )
+    timeout_connect_ms: int = Field(default=1000, ge=100)
+    timeout_check_ms: int = Field(default=1000, ge=100)
+    timeout_client_s: int = Field(default=1800, ge=1)
+    timeout_server_s: int = Field(default=1800, ge=1)
+    check: HealthCheckSpec = Field(default_factory=HealthCheckSpec)
+
+
+class PgBouncerSpec(_Model):
+    """PgBouncer pooling in front of the HAProxy ports."""
+
+    port: Port = 6432
+    pool_mode: Literal["transaction", "session"] = "transaction"
+    max_client_conn: int = Field(default=500, ge=10)
+    default_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Server connections per pool. Default: max_client_conn / 10 / 2 pools.",
+    )
+    reserve_pool_size: int = Field(default=5, ge=0)
+    server_login_retry_s: int = Field(
+        default=1, ge=0, description="Low, so a failover is not stretched by the retry delay."
+    )
+    server_connect_timeout_s: int = Field(default=2, ge=1)
+    query_wait_timeout_s: int = Field(default=30, ge=1)
+
+
+class RedisSpec(_Model):
+    """Redis: cache, sessions and rate-limit state."""
+
+    port: Port = 6379
+    maxmemory_mb: int = Field(default=64, ge=8)
+    maxmemory_policy: Literal[
+        "allkeys-lru", "allkeys-lfu", "volatile-lru", "volatile-lfu", "noeviction"
+    ] = "allkeys-lru"
+    appendonly: bool = True
+
+
+class BinariesSpec(_Model):
+    """Where the external programs are. Defaults match Debian 12 packages and `make up`."""
+
+    etcd: Path = Path("/usr/bin/etcd")
+    haproxy: Path = Path("/usr/sbin/haproxy")
+    pgbouncer: Path = Path("/usr/sbin/pgbouncer")
+    redis_server: Path = Path("/usr/bin/redis-server")
+    postgres_bin_dir: Path | None = Field(
+        default=None, description="Default: /usr/lib/postgresql/<version>/bin."
+    )
+    patroni: Path = Field(
+        default=Path("/opt/hastack/venv/bin/patroni"),
+        description="Patroni from its own venv, at a path every node user can read.",
+    )
+
+
+StackName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9-]{0,15}$",
+        description="Stack name: lowercase letters, digits and '-', at most 16 characters.",
+    ),
+]
+
+
+class StackSpec(_Model):
+    """One `hastack.yaml`."""
+
+    name: StackName = Field(default="demo")
+    state_dir: Path | None = Field(
+        default=None, description="Default: /var/lib/hastack/<name>. Created by hastack."
+    )
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    etcd: EtcdSpec = Field(default_factory=EtcdSpec)
+    postgres: PostgresSpec = Field(default_factory=PostgresSpec)
+    patroni: PatroniSpec = Field(default_factory=PatroniSpec)
+    haproxy: HAProxySpec = Field(default_factory=HAProxySpec)
+    pgbouncer: PgBouncerSpec = Field(default_factory=PgBouncerSpec)
+    redis: RedisSpec = Field(default_factory=RedisSpec)
+    binaries: BinariesSpec = Field(default_factory=BinariesSpec)
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path, for example /var/lib/hastack/demo")
+        return value

@@ -1,0 +1,304 @@
+"""Derived values: everything computed from the spec, once, in one place.
+
+`derive_plan(spec)` is pure. `hastack plan` prints its result; renderers and the runtime read it
+instead of recomputing addresses, users, paths or memory settings.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from hastack.spec.model import StackSpec
+
+SERVICES_HOST = 100
+"""Host number of the shared services address inside the stack's /24."""
+
+PGBOUNCER_POOLS = 2
+"""PgBouncer keeps two pools per user: read-write and read-only."""
+
+ETCD_NAMESPACE = "/hastack/"
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    """Files of one node, all under a directory owned by the node's user."""
+
+    root: Path
+
+    @property
+    def patroni_config(self) -> Path:
+        return self.root / "patroni.yml"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "pgdata"
+
+    @property
+    def etcd_data(self) -> Path:
+        return self.root / "etcd"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "log"
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def pgpass(self) -> Path:
+        return self.home / ".pgpass"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One machine-like unit: a system user and a loopback address running some components."""
+
+    name: str
+    """pg1..pgN for PostgreSQL nodes, dcsN for witness nodes that run only etcd."""
+    address: str
+    user: str
+    runs_postgres: bool
+    etcd_member: str | None
+    """etcd member name (etcd1..M) when this node runs one."""
+    paths: NodePaths
+
+
+@dataclass(frozen=True)
+class ServicePaths:
+    root: Path
+
+    def dir(self, service: str) -> Path:
+        return self.root / service
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    """The layout of a stack's state directory."""
+
+    state_dir: Path
+
+    @property
+    def marker(self) -> Path:
+        """Written first when hastack creates the state directory; proves ownership."""
+        return self.state_dir / "hastack-stack.json"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.state_dir / "secrets"
+
+    @property
+    def supervisor_dir(self) -> Path:
+        return self.state_dir / "supervisor"
+
+    @property
+    def supervisor_config(self) -> Path:
+        return self.supervisor_dir / "supervisord.conf"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.supervisor_dir / "supervisor.sock"
+
+    @property
+    def supervisor_pidfile(self) -> Path:
+        return self.supervisor_dir / "supervisord.pid"
+
+    @property
+    def supervisor_log(self) -> Path:
+        return self.supervisor_dir / "supervisord.log"
+
+    @property
+    def nodes_dir(self) -> Path:
+        return self.state_dir / "nodes"
+
+    def node(self, name: str) -> NodePaths:
+        return NodePaths(self.nodes_dir / name)
+
+    def service(self, name: str) -> Path:
+        """Directory of a shared service (haproxy, pgbouncer, redis), owned by its user."""
+        return self.state_dir / "services" / name
+
+    @property
+    def haproxy_config(self) -> Path:
+        return self.service("haproxy") / "haproxy.cfg"
+
+    @property
+    def haproxy_socket(self) -> Path:
+        return self.service("haproxy") / "admin.sock"
+
+    @property
+    def pgbouncer_config(self) -> Path:
+        return self.service("pgbouncer") / "pgbouncer.ini"
+
+    @property
+    def pgbouncer_auth_file(self) -> Path:
+        return self.service("pgbouncer") / "userlist.txt"
+
+    @property
+    def redis_config(self) -> Path:
+        return self.service("redis") / "redis.conf"
+
+    @property
+    def redis_data(self) -> Path:
+        return self.service("redis") / "data"
+
+
+@dataclass(frozen=True)
+class PostgresTuning:
+    """postgresql.conf memory and planner settings derived from `postgres.memory_mb`."""
+
+    memory_kb: int
+    max_connections: int
+    shared_buffers_kb: int
+    effective_cache_size_kb: int
+    work_mem_kb: int
+    maintenance_work_mem_kb: int
+    wal_buffers_kb: int
+    checkpoint_completion_target: float = 0.9
+    random_page_cost: float = 1.1
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    default_pool_size: int
+    reserve_pool_size: int
+    pools: int
+    server_connections_max: int
+    """Server connections PgBouncer may open to one PostgreSQL node in the worst case
+    (every pool on the primary because no replica is healthy)."""
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    spec: StackSpec
+    paths: StackPaths
+    nodes: tuple[Node, ...]
+    services_address: str
+    service_users: dict[str, str]
+    """Service name (haproxy, pgbouncer, redis) -> system user running it."""
+    tuning: PostgresTuning
+    pool: PoolPlan
+    postgres_bin_dir: Path
+    etcd_namespace: str = ETCD_NAMESPACE
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def postgres_nodes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.runs_postgres)
+
+    @property
+    def etcd_nodes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.etcd_member is not None)
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        known = ", ".join(n.name for n in self.nodes)
+        raise KeyError(f"no node named {name!r} in stack {self.name!r} (nodes: {known})")
+
+    @property
+    def all_users(self) -> tuple[str, ...]:
+        return tuple(n.user for n in self.nodes) + tuple(self.service_users.values())
+
+    @property
+    def etcd_client_urls(self) -> tuple[str, ...]:
+        port = self.spec.etcd.client_port
+        return tuple(f"http://{n.address}:{port}" for n in self.etcd_nodes)
+
+    @property
+    def pgbouncer_databases(self) -> dict[str, int]:
+        """PgBouncer database name -> HAProxy port it routes through."""
+        db = self.spec.postgres.database
+        return {db: self.spec.haproxy.rw_port, f"{db}_ro": self.spec.haproxy.ro_port}
+
+
+def default_state_dir(name: str) -> Path:
+    return Path("/var/lib/hastack") / name
+
+
+def system_user(stack: str, unit: str) -> str:
+    """System user of a node or service; per stack, so two stacks never share a user."""
+    return f"hs-{stack}-{unit}"
+
+
+def host_address(subnet: str, host: int) -> str:
+    net = ipaddress.IPv4Network(subnet)
+    return str(net.network_address + host)
+
+
+def derive_tuning(spec: StackSpec, pool: PoolPlan) -> PostgresTuning:
+    pg = spec.postgres
+    memory_kb = pg.memory_mb * 1024
+    max_connections = pg.max_connections or pool.server_connections_max + pg.direct_connections
+    shared_buffers_kb = memory_kb // 4
+    # PostgreSQL's own rule (1/32 of shared_buffers), capped at the guides' 16 MB.
+    wal_buffers_kb = max(64, min(16 * 1024, shared_buffers_kb // 32))
+    return PostgresTuning(
+        memory_kb=memory_kb,
+        max_connections=max_connections,
+        shared_buffers_kb=shared_buffers_kb,
+        effective_cache_size_kb=memory_kb * 3 // 4,
+        # Each connection may use work_mem more than once per query; the /2 keeps headroom.
+        work_mem_kb=max(64, (memory_kb - shared_buffers_kb) // max_connections // 2),
+        maintenance_work_mem_kb=max(1024, min(2 * 1024 * 1024, memory_kb // 32)),
+        wal_buffers_kb=wal_buffers_kb,
+    )
+
+
+def derive_pool(spec: StackSpec) -> PoolPlan:
+    pgb = spec.pgbouncer
+    # The 10:1 multiplexing guideline: one server connection per ten clients, split over pools.
+    size = pgb.default_pool_size or max(1, pgb.max_client_conn // 10 // PGBOUNCER_POOLS)
+    return PoolPlan(
+        default_pool_size=size,
+        reserve_pool_size=pgb.reserve_pool_size,
+        pools=PGBOUNCER_POOLS,
+        server_connections_max=PGBOUNCER_POOLS * (size + pgb.reserve_pool_size),
+    )
+
+
+def derive_nodes(spec: StackSpec, paths: StackPaths) -> tuple[Node, ...]:
+    count = max(spec.postgres.nodes, spec.etcd.members)
+    nodes = []
+    for i in range(1, count + 1):
+        runs_postgres = i <= spec.postgres.nodes
+        name = f"pg{i}" if runs_postgres else f"dcs{i}"
+        nodes.append(
+            Node(
+                name=name,
+                address=host_address(spec.network.subnet, i),
+                user=system_user(spec.name, name),
+                runs_postgres=runs_postgres,
+                etcd_member=f"etcd{i}" if i <= spec.etcd.members else None,
+                paths=paths.node(name),
+            )
+        )
+    return tuple(nodes)
+
+
+def derive_plan(spec: StackSpec) -> StackPlan:
+    paths = StackPaths(spec.state_dir or default_state_dir(spec.name))
+    pool = derive_pool(spec)
+    bin_dir = spec.binaries.postgres_bin_dir or Path(
+        f"/usr/lib/postgresql/{spec.postgres.version}/bin"
+    )
+    return StackPlan(
+        spec=spec,
+        paths=paths,
+        nodes=derive_nodes(spec, paths),
+        services_address=host_address(spec.network.subnet, SERVICES_HOST),
+        service_users={s: system_user(spec.name, s) for s in ("haproxy", "pgbouncer", "redis")},
+        tuning=derive_tuning(spec, pool),
+        pool=pool,
+        postgres_bin_dir=bin_dir,
+    )

@@ -1,0 +1,13 @@
+"""Fixed names of the database roles and service users the stack creates."""
+
+SUPERUSER = "postgres"
+REPLICATION = "replicator"
+REWIND = "rewind"
+OWNER = "app_owner"
+"""Owns the application database and its objects; NOLOGIN, used with SET ROLE for migrations."""
+APP = "app"
+"""Applications connect as this role: DML only, owns nothing (so row-level security applies)."""
+READONLY = "readonly"
+PATRONI_REST = "patroni"
+PGBOUNCER_ADMIN = "pgbouncer_admin"
+HAPROXY_STATS = "admin"

@@ -1,0 +1,114 @@
+"""etcd v3 through its JSON gateway (HTTP), with short timeouts.
+
+Not `etcdctl`: `etcdctl txn` 3.4 ignores --command-timeout and hung ~7 s during an etcd
+election in the prototype; the gateway honours our timeouts and can be retried.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from hastack.tools.http import client
+
+DEFAULT_TIMEOUT_S = 1.0
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _unb64(text: str) -> str:
+    return base64.b64decode(text).decode()
+
+
+@dataclass(frozen=True)
+class EtcdMemberStatus:
+    url: str
+    healthy: bool
+    member_id: str | None = None
+    leader_id: str | None = None
+    raft_term: int | None = None
+    error: str | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self.member_id is not None and self.member_id == self.leader_id
+
+
+class EtcdClient:
+    """Talks to the given member URLs, first that answers wins."""
+
+    def __init__(self, urls: tuple[str, ...], timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.urls = urls
+        self.timeout_s = timeout_s
+
+    def _post(self, url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = client().post(f"{url}{path}", json=body, timeout=self.timeout_s)
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    def member_status(self, url: str) -> EtcdMemberStatus:
+        """Health (has a leader, serves requests) and raft role of one member."""
+        try:
+            health = client().get(f"{url}/health", timeout=self.timeout_s).json()
+            status = self._post(url, "/v3/maintenance/status", {})
+        except (httpx.HTTPError, ValueError) as exc:
+            return EtcdMemberStatus(url=url, healthy=False, error=_short(exc))
+        return EtcdMemberStatus(
+            url=url,
+            healthy=str(health.get("health")) == "true",
+            member_id=status.get("header", {}).get("member_id"),
+            leader_id=status.get("leader"),
+            raft_term=int(status.get("raftTerm", 0)),
+        )
+
+    def get(self, key: str) -> str | None:
+        """Linearizable read (goes through the raft leader): never a stale value."""
+        last: Exception | None = None
+        for url in self.urls:
+            try:
+                data = self._post(url, "/v3/kv/range", {"key": _b64(key)})
+            except (httpx.HTTPError, ValueError) as exc:
+                last = exc
+                continue
+            kvs = data.get("kvs") or []
+            return _unb64(kvs[0]["value"]) if kvs else None
+        raise EtcdUnavailable(f"no etcd member answered a read of {key}: {_short(last)}")
+
+    def delete_if_equals(self, key: str, expected: str) -> bool:
+        """Delete `key` only if it still holds `expected` (one transaction). True if deleted."""
+        body = {
+            "compare": [
+                {
+                    "key": _b64(key),
+                    "result": "EQUAL",
+                    "target": "VALUE",
+                    "value": _b64(expected),
+                }
+            ],
+            "success": [{"request_delete_range": {"key": _b64(key)}}],
+        }
+        last: Exception | None = None
+        for url in self.urls:
+            try:
+                data = self._post(url, "/v3/kv/txn", body)
+            except (httpx.HTTPError, ValueError) as exc:
+                last = exc
+                continue
+            return bool(data.get("succeeded", False))
+        raise EtcdUnavailable(f"no etcd member answered a transaction on {key}: {_short(last)}")
+
+
+class EtcdUnavailable(Exception):
+    pass
+
+
+def _short(exc: Exception | None) -> str:
+    if exc is None:
+        return "no member configured"
+    return f"{type(exc).__name__}: {exc}"[:200]

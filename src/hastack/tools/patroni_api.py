@@ -1,0 +1,66 @@
+"""Patroni's REST API: cluster view, member state, dynamic configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from hastack.tools.http import client
+
+DEFAULT_TIMEOUT_S = 2.0
+
+
+class PatroniUnavailable(Exception):
+    pass
+
+
+class PatroniClient:
+    """One node's Patroni REST API."""
+
+    def __init__(
+        self,
+        address: str,
+        port: int,
+        auth: tuple[str, str] | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.base = f"http://{address}:{port}"
+        self.auth = httpx.BasicAuth(*auth) if auth else None
+        self.timeout_s = timeout_s
+
+    def _get(self, path: str) -> httpx.Response:
+        try:
+            return client().get(f"{self.base}{path}", timeout=self.timeout_s)
+        except httpx.HTTPError as exc:
+            raise PatroniUnavailable(f"{self.base}{path}: {type(exc).__name__}") from None
+
+    def member(self) -> dict[str, Any]:
+        """GET /patroni: this member's role, state, timeline and WAL positions.
+
+        Patroni answers 503 when PostgreSQL is not running but still sends the body."""
+        data: dict[str, Any] = self._get("/patroni").json()
+        return data
+
+    def cluster(self) -> dict[str, Any]:
+        """GET /cluster: every member as this node sees it (may be stale after a partition)."""
+        data: dict[str, Any] = self._get("/cluster").json()
+        return data
+
+    def config(self) -> dict[str, Any]:
+        """GET /config: the dynamic configuration stored in the DCS."""
+        data: dict[str, Any] = self._get("/config").json()
+        return data
+
+    def patch_config(self, changes: dict[str, Any]) -> dict[str, Any]:
+        try:
+            if self.auth is None:
+                raise PatroniUnavailable("changing the config needs the REST API credentials")
+            response = client().patch(
+                f"{self.base}/config", json=changes, auth=self.auth, timeout=self.timeout_s
+            )
+        except httpx.HTTPError as exc:
+            raise PatroniUnavailable(f"{self.base}/config: {type(exc).__name__}") from None
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data

@@ -1,0 +1,41 @@
+"""Redis liveness and memory figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+
+class RedisUnavailable(Exception):
+    pass
+
+
+def probe(host: str, port: int, password: str, timeout_s: float = 1.0) -> dict[str, Any]:
+    client = redis.Redis(
+        host=host,
+        port=port,
+        password=password,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        # redis-py retries a refused connection 3 times with back-off (~3 s); a probe must not.
+        retry=Retry(NoBackoff(), 0),
+    )
+    try:
+        client.ping()
+        memory = client.info("memory")
+        server = client.info("server")
+        persistence = client.info("persistence")
+    except redis.RedisError as exc:
+        raise RedisUnavailable(f"Redis {host}:{port}: {exc}") from None
+    finally:
+        client.close()
+    return {
+        "version": server.get("redis_version"),
+        "used_memory_bytes": memory.get("used_memory"),
+        "maxmemory_bytes": memory.get("maxmemory"),
+        "maxmemory_policy": memory.get("maxmemory_policy"),
+        "aof_enabled": bool(persistence.get("aof_enabled")),
+    }

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from hastack.ops.plan import plan_as_dict, plan_sections
+from hastack.spec import StackSpec, derive_plan
+from hastack.spec.model import EtcdSpec, PgBouncerSpec, PostgresSpec
+
+
+def test_default_addresses_users_and_paths() -> None:
+    plan = derive_plan(StackSpec())
+    assert [(n.name, n.address, n.user, n.etcd_member) for n in plan.nodes] == [
+        ("pg1", "127.0.10.1", "hs-demo-pg1", "etcd1"),
+        ("pg2", "127.0.10.2", "hs-demo-pg2", "etcd2"),
+        ("pg3", "127.0.10.3", "hs-demo-pg3", "etcd3"),
+    ]
+    assert plan.services_address == "127.0.10.100"
+    assert plan.paths.state_dir == Path("/var/lib/hastack/demo")
+    assert plan.node("pg2").paths.pgdata == Path("/var/lib/hastack/demo/nodes/pg2/pgdata")
+    assert plan.service_users == {
+        "haproxy": "hs-demo-haproxy",
+        "pgbouncer": "hs-demo-pgbouncer",
+        "redis": "hs-demo-redis",
+    }
+    assert plan.pgbouncer_databases == {"app": 5000, "app_ro": 5001}
+
+
+def test_memory_formulas() -> None:
+    t = derive_plan(StackSpec(postgres=PostgresSpec(memory_mb=1024))).tuning
+    assert t.shared_buffers_kb == 256 * 1024  # 25%
+    assert t.effective_cache_size_kb == 768 * 1024  # 75%
+    assert t.max_connections == 100  # 2 pools x (25 + 5) + 40 direct
+    assert t.work_mem_kb == (1024 * 1024 - 256 * 1024) // 100 // 2
+    assert t.maintenance_work_mem_kb == 32 * 1024  # memory / 32
+    assert t.wal_buffers_kb == 8 * 1024  # shared_buffers / 32
+
+
+def test_large_node_caps_wal_buffers_and_maintenance_work_mem() -> None:
+    t = derive_plan(StackSpec(postgres=PostgresSpec(memory_mb=128 * 1024))).tuning
+    assert t.wal_buffers_kb == 16 * 1024
+    assert t.maintenance_work_mem_kb == 2 * 1024 * 1024
+
+
+def test_pool_follows_the_ten_to_one_guideline() -> None:
+    pool = derive_plan(StackSpec(pgbouncer=PgBouncerSpec(max_client_conn=2000))).pool
+    assert pool.default_pool_size == 100  # 2000 / 10 / 2 pools
+    assert pool.server_connections_max == 2 * (100 + 5)
+
+
+def test_explicit_values_win() -> None:
+    spec = StackSpec(
+        postgres=PostgresSpec(max_connections=300),
+        pgbouncer=PgBouncerSpec(default_pool_size=40),
+    )
+    plan = derive_plan(spec)
+    assert plan.tuning.max_connections == 300
+    assert plan.pool.default_pool_size == 40
+
+
+def test_etcd_members_beyond_postgres_nodes_get_witness_nodes() -> None:
+    plan = derive_plan(StackSpec(postgres=PostgresSpec(nodes=2), etcd=EtcdSpec(members=3)))
+    assert [(n.name, n.runs_postgres, n.etcd_member) for n in plan.nodes] == [
+        ("pg1", True, "etcd1"),
+        ("pg2", True, "etcd2"),
+        ("dcs3", False, "etcd3"),
+    ]
+    assert len(plan.postgres_nodes) == 2
+    assert len(plan.etcd_client_urls) == 3
+
+
+def test_plan_output_shows_inputs_and_is_json_ready() -> None:
+    plan = derive_plan(StackSpec())
+    rows = {r.key: r for r in plan_sections(plan)["postgres"]}
+    assert rows["shared_buffers"].value == "64 MB"
+    assert rows["shared_buffers"].how == "25% of memory"
+    assert rows["max_connections"].how == "pools 60 + direct 40"
+    data = plan_as_dict(plan)
+    assert data["derived"]["pgbouncer"]["default_pool_size"] == 25  # type: ignore[index]
