@@ -1,0 +1,84 @@
+"""One real stack shared by the integration tests, on its own name, subnet and state dir,
+so it never collides with a stack a user runs on the same machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hastack.spec import StackPlan, load_spec
+
+STACK_NAME = "hstest"
+SUBNET = "127.0.213.0/24"
+STATE_DIR = Path("/var/lib/hastack/hstest")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+            if os.geteuid() != 0:
+                item.add_marker(pytest.mark.skip(reason="integration tests need root"))
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def hastack(spec: Path, *args: str, timeout_s: float = 300) -> Result:
+    """Run the real CLI in a subprocess, as a user would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "hastack", "-c", str(spec), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def write_spec(path: Path, name: str, subnet: str, state_dir: Path, extra: str = "") -> Path:
+    path.write_text(f"name: {name}\nstate_dir: {state_dir}\nnetwork:\n  subnet: {subnet}\n{extra}")
+    return path
+
+
+@dataclass(frozen=True)
+class Stack:
+    spec: Path
+    plan: StackPlan
+    up: dict[str, Any]
+
+    def run(self, *args: str, timeout_s: float = 300) -> Result:
+        return hastack(self.spec, *args, timeout_s=timeout_s)
+
+    def status(self) -> tuple[int, dict[str, Any]]:
+        result = self.run("status", "--json")
+        return result.code, result.json()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    spec = write_spec(
+        tmp_path_factory.mktemp("stack") / "hastack.yaml", STACK_NAME, SUBNET, STATE_DIR
+    )
+    if STATE_DIR.exists():  # left behind by an aborted run: it is ours, start clean
+        hastack(spec, "destroy", "--yes")
+    result = hastack(spec, "up", "--json")
+    assert result.code == 0, result.err
+    yield Stack(spec=spec, plan=load_spec(spec).plan, up=result.json()["up"])
+    if STATE_DIR.exists():
+        hastack(spec, "destroy", "--yes")

@@ -1,0 +1,70 @@
+"""Every rendered config is accepted by the program that reads it; broken ones are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hastack.render import render_stack
+from hastack.spec import StackSpec, derive_plan
+from hastack.tools.base import ToolError
+from hastack.tools.config_checks import (
+    check_haproxy_config,
+    check_patroni_config,
+    check_pgbouncer_config,
+)
+from tests.unit.factories import fixed_secrets
+
+PLAN = derive_plan(StackSpec(state_dir=Path("/tmp/hastack-render-check")))
+FILES = {f.path: f.content for f in render_stack(PLAN, fixed_secrets())}
+BIN = PLAN.spec.binaries
+
+
+def test_haproxy_accepts_the_rendered_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(FILES[PLAN.paths.haproxy_config])
+    assert check_haproxy_config(BIN.haproxy, cfg).ok
+
+
+def test_haproxy_refuses_a_broken_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(FILES[PLAN.paths.haproxy_config].replace("fall 2", "fall two"))
+    with pytest.raises(ToolError, match="HAProxy rejects"):
+        check_haproxy_config(BIN.haproxy, cfg)
+
+
+def test_patroni_accepts_the_rendered_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "patroni.yml"
+    cfg.write_text(FILES[PLAN.node("pg1").paths.patroni_config])
+    check_patroni_config(BIN.patroni, cfg, dcs_running=False)
+
+
+def test_patroni_refuses_a_broken_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "patroni.yml"
+    text = FILES[PLAN.node("pg1").paths.patroni_config]
+    cfg.write_text(text.replace("ttl: 20", "ttl: twenty"))
+    with pytest.raises(ToolError, match=r"bootstrap\.dcs\.ttl"):
+        check_patroni_config(BIN.patroni, cfg, dcs_running=False)
+
+
+def test_pgbouncer_starts_with_the_rendered_config() -> None:
+    check_pgbouncer_config(
+        BIN.pgbouncer,
+        FILES[PLAN.paths.pgbouncer_config],
+        FILES[PLAN.paths.pgbouncer_auth_file],
+        scratch_port=16499,
+        user="nobody",
+    )
+
+
+def test_pgbouncer_refuses_an_unknown_setting() -> None:
+    broken = FILES[PLAN.paths.pgbouncer_config] + "no_such_setting = 1\n"
+    with pytest.raises(ToolError, match="PgBouncer rejects"):
+        check_pgbouncer_config(
+            BIN.pgbouncer,
+            broken,
+            FILES[PLAN.paths.pgbouncer_auth_file],
+            scratch_port=16498,
+            user="nobody",
+        )

@@ -1,0 +1,140 @@
+"""How healthy is the stack: table-driven over snapshots, no processes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from hastack.runtime.health import assess, data_tier
+from hastack.runtime.snapshot import ServiceProbe, StackSnapshot
+from tests.unit.factories import healthy_snapshot
+
+
+def with_member(snap: StackSnapshot, name: str, **changes: object) -> StackSnapshot:
+    members = tuple(
+        replace(m, **changes) if m.name == name else m  # type: ignore[arg-type]
+        for m in snap.members
+    )
+    return replace(snap, members=members)
+
+
+def with_server(snap: StackSnapshot, backend: str, server: str, up: bool) -> StackSnapshot:
+    servers = tuple(
+        replace(s, up=up, status="UP" if up else "DOWN")
+        if (s.backend, s.server) == (backend, server)
+        else s
+        for s in snap.haproxy
+    )
+    return replace(snap, haproxy=servers)
+
+
+def test_healthy() -> None:
+    result = assess(healthy_snapshot())
+    assert result.health == "healthy"
+    assert result.problems == ()
+
+
+BASE = healthy_snapshot()
+
+CASES = [
+    (
+        "replica down",
+        with_server(
+            with_member(BASE, "pg3", role="replica", state="stopped"), "pg_replicas", "pg3", False
+        ),
+        "degraded",
+        ["postgres pg3: replica is stopped, not streaming", "1 of 2 replicas up"],
+    ),
+    (
+        "no sync standby",
+        with_member(BASE, "pg2", role="replica"),
+        "degraded",
+        ["no synchronous standby streaming"],
+    ),
+    (
+        "no leader",
+        replace(with_member(BASE, "pg1", role="replica", state="stopped"), leader_key=None),
+        "down",
+        ["postgres: no running leader (no leader key)"],
+    ),
+    (
+        "leader key names another node than the running leader",
+        replace(BASE, leader_key="pg2"),
+        "down",
+        ["no running leader (leader key: pg2)"],
+    ),
+    (
+        "haproxy unreachable",
+        replace(BASE, haproxy=(), haproxy_error="HAProxy admin socket: refused"),
+        "down",
+        ["haproxy: HAProxy admin socket: refused"],
+    ),
+    (
+        "haproxy routes writes nowhere",
+        with_server(BASE, "pg_primary", "pg1", False),
+        "down",
+        ["no server up in the read-write pool"],
+    ),
+    (
+        "haproxy routes writes to the wrong node",
+        with_server(with_server(BASE, "pg_primary", "pg1", False), "pg_primary", "pg2", True),
+        "degraded",
+        ["read-write pool routes to ['pg2'], the leader is pg1"],
+    ),
+    (
+        "pgbouncer down",
+        replace(BASE, pgbouncer=ServiceProbe(ok=False, error="refused")),
+        "down",
+        ["pgbouncer: refused"],
+    ),
+    (
+        "redis down",
+        replace(BASE, redis=ServiceProbe(ok=False, error="refused")),
+        "degraded",
+        ["redis: refused"],
+    ),
+    (
+        "supervisord not running",
+        replace(BASE, supervisor_running=False),
+        "down",
+        ["supervisord is not running"],
+    ),
+    (
+        "a program restarting",
+        replace(
+            BASE,
+            programs=(
+                replace(BASE.programs[3], state="BACKOFF", description="Exited too quickly"),
+                *BASE.programs[4:],
+            ),
+        ),
+        "degraded",
+        ["pg1:pg1-patroni: backoff (Exited too quickly)"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("label", "snap", "health", "problems"), CASES, ids=[c[0] for c in CASES])
+def test_assess(label: str, snap: StackSnapshot, health: str, problems: list[str]) -> None:
+    result = assess(snap)
+    assert result.health == health, result.problems
+    for expected in problems:
+        assert any(expected in p for p in result.problems), (expected, result.problems)
+
+
+def test_etcd_quorum_needs_a_majority() -> None:
+    etcd = BASE.etcd
+    one_down = replace(BASE, etcd=(replace(etcd[0], healthy=False), *etcd[1:]))
+    two_down = replace(
+        BASE, etcd=(replace(etcd[0], healthy=False), replace(etcd[1], healthy=False), etcd[2])
+    )
+    assert data_tier(one_down).etcd_quorum
+    assert assess(one_down).health == "degraded"
+    assert not data_tier(two_down).etcd_quorum
+    assert any("no quorum" in p for p in assess(two_down).problems)
+
+
+def test_data_tier_roles() -> None:
+    tier = data_tier(BASE)
+    assert (tier.leader, tier.sync_standby, tier.streaming) == ("pg1", "pg2", ("pg2", "pg3"))

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hastack.runtime.preflight import Listener, check_paths, check_ports, check_programs
+from hastack.spec import StackSpec, derive_plan
+from hastack.spec.model import BinariesSpec
+
+PLAN = derive_plan(StackSpec())
+
+
+def test_a_foreign_listener_on_our_port_is_named() -> None:
+    others = [Listener("127.0.10.100", 6432, 4242, "pgbouncer", "postgres")]
+    (problem,) = check_ports(PLAN, others)
+    assert "port 6432 on 127.0.10.100 (pgbouncer.port) is in use by pid 4242" in problem.what
+    assert "(pgbouncer, user postgres)" in problem.what
+    assert "pgbouncer.port" in problem.fix
+
+
+def test_wildcard_listeners_conflict_too() -> None:
+    others = [
+        Listener("0.0.0.0", 5432, 7, "postgres", "postgres"),
+        Listener("::", 2379, 8, "etcd", "etcd"),
+    ]
+    found = [p.what for p in check_ports(PLAN, others)]
+    assert len(found) == 6  # 3 nodes x postgres.port, 3 members x etcd.client_port
+    assert any("port 5432 on 127.0.10.2 (postgres.port)" in w for w in found)
+
+
+def test_other_addresses_and_our_own_processes_do_not_conflict() -> None:
+    others = [
+        Listener("127.0.0.1", 5432, 7, "postgres", "postgres"),  # Debian's default cluster
+        Listener("127.0.10.1", 5432, 9, "postgres", "hs-demo-pg1"),  # this stack, running
+    ]
+    assert check_ports(PLAN, others) == []
+
+
+def test_missing_program_names_the_package(tmp_path: Path) -> None:
+    spec = StackSpec(binaries=BinariesSpec(haproxy=tmp_path / "haproxy"))
+    problems = [p for p in check_programs(derive_plan(spec)) if "haproxy" in p.what]
+    (problem,) = problems
+    assert "binaries.haproxy" in problem.what
+    assert "apt-get install haproxy" in problem.fix
+
+
+def test_state_dir_must_be_reachable_by_node_users() -> None:
+    private = Path(tempfile.mkdtemp(prefix="hs-", dir="/tmp"))  # mode 0700, like /root
+    try:
+        plan = derive_plan(StackSpec(state_dir=private / "stack"))
+        (problem,) = check_paths(plan)
+        assert f"{private} is not searchable by other users" in problem.what
+    finally:
+        private.rmdir()
+
+
+def test_state_dir_too_long_for_sockets() -> None:
+    plan = derive_plan(StackSpec(state_dir=Path("/srv/" + "x" * 90)))
+    assert any("too long for unix sockets" in p.what for p in check_paths(plan))
