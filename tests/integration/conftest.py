@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,15 @@ def hastack(spec: Path, *args: str, timeout_s: float = 300) -> Result:
 def write_spec(path: Path, name: str, subnet: str, state_dir: Path, extra: str = "") -> Path:
     path.write_text(f"name: {name}\nstate_dir: {state_dir}\nnetwork:\n  subnet: {subnet}\n{extra}")
     return path
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A 0755 scratch dir: node users must be able to reach a state dir (pytest's is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="hastack-it-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -244,8 +244,11 @@ def logs(
 ) -> None:
     """Show a component's log."""
     files = log_files(_load(ctx).plan, target, component)
-    if not files:
-        fail(f"no log yet for {target} {component or ''}".strip())
+    if not files or not files[0].exists():
+        fail(
+            f"no log yet for {target} {component or ''}".strip(),
+            "the stack has not run yet: `hastack up`",
+        )
         raise typer.Exit(1)
     path = files[0]
     err.print(f"==> {path} <==", markup=False)

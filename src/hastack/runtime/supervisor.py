@@ -108,7 +108,11 @@ class Supervisor:
                 return info
         raise SupervisorError(f"supervisord has no process {process_name}")
 
-    def start(self, process_name: str, wait: bool = True) -> None:
+    def start(self, process_name: str, wait: bool = True, stop_timeout_s: float = 70) -> None:
+        """Start a process; one still STOPPING is first allowed to finish stopping."""
+        deadline = time.monotonic() + stop_timeout_s
+        while self.process(process_name).state == "STOPPING" and time.monotonic() < deadline:
+            time.sleep(0.05)
         try:
             self._proxy().startProcess(process_name, wait)
         except xmlrpc.client.Fault as fault:

@@ -1,0 +1,39 @@
+"""Last, because they stop the shared stack: down + up keeps data, destroy leaves nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+
+from hastack.runtime.lifecycle import stack_processes
+from hastack.tools.system_users import user_exists
+from tests.integration.conftest import Stack
+
+
+def test_down_then_up_keeps_the_data(stack: Stack) -> None:
+    env = stack.run("env", "--json").json()
+    marker = uuid.uuid4().hex
+    with psycopg.connect(env["DATABASE_URL"], prepare_threshold=None) as conn:
+        conn.execute("INSERT INTO it_rows VALUES (%s, 42)", (marker,))
+
+    down = stack.run("down")
+    assert down.code == 0, down.err
+    assert "stopped" in down.out
+    assert stack_processes(stack.plan) == []
+    assert stack.run("status").code == 2
+
+    up = stack.run("up")
+    assert up.code == 0, up.err
+    with psycopg.connect(env["DATABASE_URL"], prepare_threshold=None) as conn:
+        assert conn.execute("SELECT v FROM it_rows WHERE id = %s", (marker,)).fetchone() == (42,)
+
+
+def test_destroy_leaves_nothing_running_and_no_state(stack: Stack) -> None:
+    result = stack.run("destroy", "--yes")
+    assert result.code == 0, result.err
+    assert stack_processes(stack.plan) == []
+    assert not stack.plan.paths.state_dir.exists()
+    assert not any(user_exists(u) for u in stack.plan.all_users)
+    status = stack.run("status")
+    assert status.code == 2
