@@ -220,3 +220,24 @@ def test_redis_has_password_memory_cap_and_aof(stack: Stack) -> None:
     client = redis_lib.Redis(host=stack.plan.services_address, port=stack.plan.spec.redis.port)
     with pytest.raises(redis_lib.AuthenticationError):
         client.ping()
+
+
+def test_up_applies_a_changed_spec_to_the_running_stack(stack: Stack) -> None:
+    original = stack.spec.read_text()
+    stack.spec.write_text(
+        original + "patroni:\n  ttl_s: 25\nredis:\n  maxmemory_mb: 32\n"
+        "haproxy:\n  timeout_client_s: 900\n"
+    )
+    try:
+        result = stack.run("up", "--json")
+        assert result.code == 0, result.err
+        up = result.json()["up"]
+        assert up["dcs_patch"] == {"ttl": 25}
+        assert {"haproxy", "redis", "pg1-patroni"} <= set(up["reloaded"])
+        assert up["started"] == []
+        status = result.json()["status"]
+        assert status["healthy"] and status["redis"]["maxmemory_bytes"] == 32 * 1024 * 1024
+    finally:
+        stack.spec.write_text(original)
+    restored = stack.run("up", "--json")
+    assert restored.code == 0 and restored.json()["up"]["dcs_patch"] == {"ttl": 20}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ import typer
 from hastack import __version__
 from hastack.cli import views
 from hastack.cli.output import ConsoleProgress, err, fail, out, print_json
+from hastack.ops.bench import BenchError, bench_pg, idle_footprint
 from hastack.ops.env import StackNotCreated, env_settings
 from hastack.ops.lifecycle import UnknownTarget, destroy, down, restart
 from hastack.ops.logs import UnknownLog, follow, log_files, tail
@@ -58,6 +60,7 @@ EXPECTED_ERRORS = (
     UnknownTarget,
     UnknownLog,
     UnknownSecret,
+    BenchError,
 )
 
 
@@ -343,3 +346,52 @@ def secrets_show(
 ) -> None:
     """Print one secret's value."""
     out.print(show_secret(_load(ctx).plan, name), markup=False)
+
+
+bench_app = typer.Typer(help="Benchmarks that print numbers (run them on an idle machine).")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("pg")
+@friendly_errors
+def bench_pg_cmd(
+    ctx: typer.Context,
+    scale: int = typer.Option(10, help="pgbench scale factor (10 = 1M accounts)."),
+    clients: int = typer.Option(20, help="Concurrent pgbench clients."),
+    duration: int = typer.Option(15, help="Seconds per run."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """pgbench select-only and TPC-B: direct to the primary, via HAProxy, via PgBouncer."""
+    plan = _load(ctx).plan
+    report = bench_pg(
+        plan,
+        scale=scale,
+        clients=clients,
+        duration_s=duration,
+        progress=ConsoleProgress(quiet=json_out),
+    )
+    if json_out:
+        print_json(asdict(report))
+    else:
+        views.print_pg_bench(report)
+
+
+@bench_app.command("idle")
+@friendly_errors
+def bench_idle_cmd(
+    ctx: typer.Context,
+    window: float = typer.Option(10.0, help="Seconds to measure CPU over."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Memory (PSS) and CPU of every process of the running stack."""
+    report = idle_footprint(_load(ctx).plan, window)
+    if json_out:
+        print_json(
+            {
+                **asdict(report),
+                "total_pss_mib": report.total_pss_mib,
+                "total_cpu_percent": report.total_cpu_percent,
+            }
+        )
+    else:
+        views.print_idle(report)

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from hastack.cli.output import out, table
+from hastack.ops.bench import IdleReport, PgBenchReport
 from hastack.ops.plan import plan_sections
 from hastack.ops.status import StackStatus
 from hastack.render.connection import connection_settings, mask
@@ -161,3 +162,44 @@ def _opt(value: object) -> str:
 
 def _yes(value: bool) -> str:
     return "yes" if value else "no"
+
+
+def print_pg_bench(report: PgBenchReport) -> None:
+    out.print(
+        f"pgbench scale {report.scale}, {report.clients} clients, {report.threads} threads, "
+        f"{report.duration_s} s per run, primary {report.leader}, {report.cpus} CPUs"
+    )
+    rows = [
+        [
+            r.workload,
+            r.path,
+            r.endpoint,
+            f"{r.tps:,.0f}",
+            f"{r.latency_avg_ms:.2f}",
+            f"{report.ratio(r.workload, r.path):.2f}x",
+            str(r.failed),
+        ]
+        for r in report.results
+    ]
+    out.print(
+        table(
+            "transactions per second",
+            ["workload", "path", "endpoint", "tps", "latency ms", "vs direct", "failed"],
+            rows,
+        )
+    )
+
+
+def print_idle(report: IdleReport) -> None:
+    rows = [
+        [c.component, str(c.processes), f"{c.pss_mib:.1f}", f"{c.cpu_percent:.2f}"]
+        for c in report.components
+    ]
+    rows.append(["total", "", f"{report.total_pss_mib:.1f}", f"{report.total_cpu_percent:.2f}"])
+    out.print(
+        table(
+            f"idle footprint over {report.window_s:.0f} s",
+            ["component", "processes", "PSS MiB", "CPU % of one core"],
+            rows,
+        )
+    )

@@ -108,8 +108,8 @@ def up(plan: StackPlan, progress: Progress | None = None) -> UpResult:
     was_running = _ensure_supervisor(run)
     _start_data_tier(run)
     _start_services(run)
-    if was_running:
-        _reload_changed(run, files)
+    if was_running and _reload_changed(run, files):
+        _wait_services(run)
     run.result.elapsed_s = round(run.since(), 2)
     return run.result
 
@@ -223,18 +223,41 @@ def _replicas_streaming(run: _Run) -> tuple[bool | None, str]:
 def _start_services(run: _Run) -> None:
     plan = run.plan
     _start(run, programs_of(plan, "haproxy"))
-    run.wait(lambda: _haproxy_routes(run), "HAProxy backends", 20, "hastack logs haproxy")
+    _wait_haproxy(run)
     run.milestone("haproxy", "HAProxy routes to the leader and replicas")
-
     _start(run, programs_of(plan, "pgbouncer"))
+    _wait_pgbouncer(run)
+    run.milestone("pgbouncer", "DATABASE_URL answers")
+    _start(run, programs_of(plan, "redis"))
+    _wait_redis(run)
+    run.milestone("redis", "Redis answers")
+    _wait_all_running(run)
+
+
+def _wait_services(run: _Run) -> None:
+    """After reloads: every service answers again."""
+    _wait_haproxy(run)
+    _wait_pgbouncer(run)
+    _wait_redis(run)
+    _wait_all_running(run)
+    run.progress.done("services answer after the reload")
+
+
+def _wait_haproxy(run: _Run) -> None:
+    run.wait(lambda: _haproxy_routes(run), "HAProxy backends", 20, "hastack logs haproxy")
+
+
+def _wait_pgbouncer(run: _Run) -> None:
     run.wait(
         lambda: _pgbouncer_query(run), "a query through PgBouncer", 20, "hastack logs pgbouncer"
     )
-    run.milestone("pgbouncer", "DATABASE_URL answers")
 
-    _start(run, programs_of(plan, "redis"))
+
+def _wait_redis(run: _Run) -> None:
     run.wait(lambda: _redis_ping(run), "Redis", 20, "hastack logs redis")
-    run.milestone("redis", "Redis answers")
+
+
+def _wait_all_running(run: _Run) -> None:
     # supervisord calls a program RUNNING only after startsecs; wait so `status` agrees.
     run.wait(lambda: _all_running(run), "every program RUNNING", 15, "hastack status")
 
@@ -279,8 +302,9 @@ def _redis_ping(run: _Run) -> tuple[bool | None, str]:
     return True, ""
 
 
-def _reload_changed(run: _Run, changed: list[RenderedFile]) -> None:
-    """Programs that kept running while their config changed pick the change up here."""
+def _reload_changed(run: _Run, changed: list[RenderedFile]) -> bool:
+    """Programs that kept running while their config changed pick the change up here.
+    True if any was reloaded or restarted."""
     programs = {p.name: p for p in stack_programs(run.plan)}
     for name in sorted({f.program for f in changed if f.program}):
         if name in run.result.started:
@@ -295,6 +319,7 @@ def _reload_changed(run: _Run, changed: list[RenderedFile]) -> None:
         run.result.reloaded.append(name)
     if run.result.reloaded:
         run.progress.done("reloaded " + ", ".join(run.result.reloaded))
+    return bool(run.result.reloaded)
 
 
 def _retry(action: Callable[[], object], error: type[Exception], attempts: int = 10) -> None:

@@ -1,0 +1,230 @@
+"""Benchmarks that print numbers: pgbench through each path, the idle footprint."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import time
+from dataclasses import dataclass, field
+
+import psutil
+import psycopg
+
+from hastack.ops.env import load_secrets_or_explain
+from hastack.render.secrets import Secrets
+from hastack.runtime.database import superuser_connect
+from hastack.runtime.lifecycle import current_leader, stack_processes
+from hastack.runtime.progress import NullProgress, Progress
+from hastack.runtime.snapshot import supervisor_for
+from hastack.spec import roles
+from hastack.spec.plan import StackPlan
+from hastack.tools import pgbench
+
+PGBENCH_TABLES = ("pgbench_history", "pgbench_tellers", "pgbench_accounts", "pgbench_branches")
+
+
+class BenchError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class PathResult:
+    workload: str
+    path: str
+    endpoint: str
+    tps: float
+    latency_avg_ms: float
+    transactions: int
+    failed: int
+
+
+@dataclass
+class PgBenchReport:
+    scale: int
+    clients: int
+    threads: int
+    duration_s: int
+    leader: str
+    cpus: int
+    results: list[PathResult] = field(default_factory=list)
+
+    def ratio(self, workload: str, path: str, base: str = "direct") -> float:
+        tps = {r.path: r.tps for r in self.results if r.workload == workload}
+        return tps[path] / tps[base] if tps.get(base) else 0.0
+
+
+def bench_paths(plan: StackPlan, secrets: Secrets, leader: str) -> dict[str, pgbench.Endpoint]:
+    """The three ways an application can reach the primary, all as the `app` role."""
+    db = plan.spec.postgres.database
+    node = plan.node(leader)
+    svc = plan.services_address
+    app = (roles.APP, secrets.app_password)
+    return {
+        "direct": pgbench.Endpoint(node.address, plan.spec.postgres.port, db, *app),
+        "haproxy": pgbench.Endpoint(svc, plan.spec.haproxy.rw_port, db, *app),
+        "pgbouncer": pgbench.Endpoint(svc, plan.spec.pgbouncer.port, db, *app),
+    }
+
+
+def bench_pg(
+    plan: StackPlan,
+    *,
+    scale: int = 10,
+    clients: int = 20,
+    duration_s: int = 15,
+    progress: Progress | None = None,
+) -> PgBenchReport:
+    """pgbench select-only and TPC-B through every path, in one run, on the current primary.
+
+    The pgbench tables are created in the application database (owned by app_owner, so the
+    app role may use them) and dropped afterwards; an existing pgbench_accounts is refused."""
+    progress = progress or NullProgress()
+    secrets = load_secrets_or_explain(plan)
+    leader = current_leader(plan)
+    if leader is None:
+        raise BenchError(f"stack {plan.name!r} has no leader; run `hastack status`")
+    binary = plan.postgres_bin_dir / "pgbench"
+    db = plan.spec.postgres.database
+    _refuse_existing_tables(plan, secrets, leader)
+    report = PgBenchReport(
+        scale=scale,
+        clients=clients,
+        threads=min(clients, psutil.cpu_count() or 1),
+        duration_s=duration_s,
+        leader=leader,
+        cpus=psutil.cpu_count() or 1,
+    )
+    node = plan.node(leader)
+    owner = pgbench.Endpoint(
+        node.address,
+        plan.spec.postgres.port,
+        db,
+        roles.SUPERUSER,
+        secrets.postgres_password,
+        options=f"-c role={roles.OWNER}",
+    )
+    try:
+        progress.step(f"pgbench -i -s {scale} on {leader}")
+        pgbench.initialise(binary, owner, scale)
+        for workload, select_only in (("select-only", True), ("tpc-b", False)):
+            for path, endpoint in bench_paths(plan, secrets, leader).items():
+                progress.step(f"{workload} via {path} ({duration_s} s, {clients} clients)")
+                result = pgbench.run_workload(
+                    binary,
+                    endpoint,
+                    select_only=select_only,
+                    clients=clients,
+                    threads=report.threads,
+                    duration_s=duration_s,
+                )
+                report.results.append(
+                    PathResult(
+                        workload=workload,
+                        path=path,
+                        endpoint=f"{endpoint.host}:{endpoint.port}",
+                        tps=result.tps,
+                        latency_avg_ms=result.latency_avg_ms,
+                        transactions=result.transactions,
+                        failed=result.failed,
+                    )
+                )
+                progress.done(f"{workload} via {path}: {result.tps:.0f} tps")
+    finally:
+        _drop_tables(plan, secrets, leader)
+    return report
+
+
+def _refuse_existing_tables(plan: StackPlan, secrets: Secrets, leader: str) -> None:
+    db = plan.spec.postgres.database
+    with superuser_connect(plan, plan.node(leader), secrets, dbname=db) as conn:
+        row = conn.execute("SELECT to_regclass('public.pgbench_accounts')").fetchone()
+    if row and row[0] is not None:
+        raise BenchError(
+            f"database {db!r} already has pgbench tables; drop them first "
+            "(hastack bench creates and drops its own)"
+        )
+
+
+def _drop_tables(plan: StackPlan, secrets: Secrets, leader: str) -> None:
+    db = plan.spec.postgres.database
+    try:
+        with superuser_connect(plan, plan.node(leader), secrets, dbname=db) as conn:
+            conn.execute("DROP TABLE IF EXISTS " + ", ".join(PGBENCH_TABLES))
+    except psycopg.Error:
+        pass  # the report matters more; a failover mid-bench leaves them for the next run
+
+
+@dataclass(frozen=True)
+class ComponentFootprint:
+    component: str
+    processes: int
+    pss_mib: float
+    cpu_percent: float
+    """Percent of one core over the measurement window."""
+
+
+@dataclass
+class IdleReport:
+    window_s: float
+    components: list[ComponentFootprint]
+    machine: str = field(default_factory=platform.platform)
+
+    @property
+    def total_pss_mib(self) -> float:
+        return round(sum(c.pss_mib for c in self.components), 1)
+
+    @property
+    def total_cpu_percent(self) -> float:
+        return round(sum(c.cpu_percent for c in self.components), 2)
+
+
+def _component(proc: psutil.Process) -> str:
+    name = proc.name()
+    if name in ("postgres", "postmaster"):
+        return "postgres"
+    if name == "redis-server":
+        return "redis"
+    cmd = " ".join(proc.cmdline())
+    if "patroni" in cmd:
+        return "patroni"
+    return name
+
+
+def idle_footprint(plan: StackPlan, window_s: float = 10.0) -> IdleReport:
+    """Memory (PSS: shared pages split between sharers) and CPU of every stack process,
+    supervisord included, over `window_s` seconds."""
+    procs = list(stack_processes(plan))
+    sup_pid = supervisor_for(plan).pid()
+    if sup_pid:
+        with contextlib.suppress(psutil.Error):
+            procs.append(psutil.Process(sup_pid))
+    if not procs:
+        raise BenchError(f"stack {plan.name!r} is not running")
+    start = {}
+    for proc in procs:
+        try:
+            start[proc.pid] = proc.cpu_times()
+        except psutil.Error:
+            continue
+    time.sleep(window_s)
+    totals: dict[str, list[float]] = {}
+    for proc in procs:
+        try:
+            mem = proc.memory_full_info().pss / 1048576
+            cpu = proc.cpu_times()
+            before = start[proc.pid]
+            used = (cpu.user + cpu.system) - (before.user + before.system)
+            component = "supervisord" if proc.pid == sup_pid else _component(proc)
+        except (psutil.Error, KeyError):
+            continue
+        entry = totals.setdefault(component, [0, 0.0, 0.0])
+        entry[0] += 1
+        entry[1] += mem
+        entry[2] += used / window_s * 100
+    return IdleReport(
+        window_s=window_s,
+        components=[
+            ComponentFootprint(name, int(n), round(pss, 1), round(cpu, 2))
+            for name, (n, pss, cpu) in sorted(totals.items())
+        ],
+    )
