@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pwd
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -148,8 +149,6 @@ def init(
 
 
 def _user() -> str:
-    import pwd
-
     return pwd.getpwuid(os.geteuid()).pw_name
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -232,7 +231,3 @@ def take_snapshot(
 def supervisor_for(plan: StackPlan) -> Supervisor:
     p = plan.paths
     return Supervisor(p.supervisor_config, p.supervisor_socket, p.supervisor_pidfile)
-
-
-def secrets_path_exists(plan: StackPlan) -> bool:
-    return Path(plan.paths.secrets_dir).is_dir()

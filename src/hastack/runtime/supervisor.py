@@ -19,9 +19,6 @@ from supervisor.xmlrpc import Faults, SupervisorTransport
 
 from hastack.tools.base import ToolError, run
 
-RUNNING_STATES = frozenset({"RUNNING"})
-STARTING_STATES = frozenset({"STARTING", "BACKOFF"})
-
 
 @dataclass(frozen=True)
 class ProcessInfo:
@@ -41,7 +38,7 @@ class ProcessInfo:
 
     @property
     def running(self) -> bool:
-        return self.state in RUNNING_STATES
+        return self.state == "RUNNING"
 
 
 class SupervisorError(Exception):

@@ -178,9 +178,10 @@ def _start_data_tier(run: _Run) -> None:
     run.result.leader = leader
     run.milestone("leader", f"{leader} is the leader")
 
-    assert run.secrets is not None
-    _retry(lambda: ensure_database(plan, plan.node(leader), run.secrets), DatabaseError)  # type: ignore[arg-type]
-    run.result.dcs_patch = converge_dcs(plan, plan.node(leader), run.secrets)
+    secrets = run.secrets
+    assert secrets is not None
+    _retry(lambda: ensure_database(plan, plan.node(leader), secrets), DatabaseError)
+    run.result.dcs_patch = converge_dcs(plan, plan.node(leader), secrets)
     if run.result.dcs_patch:
         run.progress.done(f"Patroni dynamic config updated: {sorted(run.result.dcs_patch)}")
 

@@ -71,14 +71,6 @@ class Node:
 
 
 @dataclass(frozen=True)
-class ServicePaths:
-    root: Path
-
-    def dir(self, service: str) -> Path:
-        return self.root / service
-
-
-@dataclass(frozen=True)
 class StackPaths:
     """The layout of a stack's state directory."""
 
