@@ -17,6 +17,7 @@ from hastack import __version__
 from hastack.cli import views
 from hastack.cli.output import ConsoleProgress, err, fail, out, print_json
 from hastack.ops.bench import BenchError, bench_pg, idle_footprint
+from hastack.ops.cluster import ClusterOpError
 from hastack.ops.env import StackNotCreated, env_settings
 from hastack.ops.lifecycle import UnknownTarget, destroy, down, restart
 from hastack.ops.logs import UnknownLog, follow, log_files, tail
@@ -62,6 +63,7 @@ EXPECTED_ERRORS = (
     UnknownLog,
     UnknownSecret,
     BenchError,
+    ClusterOpError,
 )
 
 
@@ -103,7 +105,7 @@ def _machine() -> MachineFacts:
     )
 
 
-def _load(ctx: typer.Context, *, machine: bool = False) -> LoadedSpec:
+def load_stack(ctx: typer.Context, *, machine: bool = False) -> LoadedSpec:
     loaded = load_spec(_config(ctx), _machine() if machine else None)
     for warning in loaded.warnings:
         err.print(warning.format(), markup=False)
@@ -179,7 +181,7 @@ def plan(
     ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")
 ) -> None:
     """Show every value derived from the spec: addresses, users, memory, pools, timings."""
-    loaded = _load(ctx, machine=True)
+    loaded = load_stack(ctx, machine=True)
     if json_out:
         print_json(plan_as_dict(loaded.plan))
         return
@@ -193,7 +195,7 @@ def up_cmd(
     json_out: bool = typer.Option(False, "--json", help="JSON output (progress on stderr)."),
 ) -> None:
     """Bring the stack up (or converge it to the spec) and wait until it is healthy."""
-    loaded = _load(ctx, machine=True)
+    loaded = load_stack(ctx, machine=True)
     err.print(f"hastack up: stack {loaded.plan.name!r} from {loaded.path}", markup=False)
     result = up(loaded.plan, ConsoleProgress())
     status = stack_status(loaded.plan)
@@ -210,7 +212,7 @@ def status(
     ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")
 ) -> None:
     """Every component and node. Exit 0 healthy, 1 degraded, 2 down."""
-    loaded = _load(ctx)
+    loaded = load_stack(ctx)
     result = stack_status(loaded.plan)
     if json_out:
         print_json(result.as_dict())
@@ -225,7 +227,7 @@ def env(
     ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")
 ) -> None:
     """Connection settings for applications (contains credentials): `eval $(hastack env)`."""
-    settings = env_settings(_load(ctx).plan)
+    settings = env_settings(load_stack(ctx).plan)
     if json_out:
         print_json(settings)
         return
@@ -245,7 +247,7 @@ def logs(
     lines: int = typer.Option(50, "-n", "--lines", help="How many lines to show first."),
 ) -> None:
     """Show a component's log."""
-    files = log_files(_load(ctx).plan, target, component)
+    files = log_files(load_stack(ctx).plan, target, component)
     if not files or not files[0].exists():
         fail(
             f"no log yet for {target} {component or ''}".strip(),
@@ -274,7 +276,7 @@ def restart_cmd(
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Restart a node or component in a safe order, then wait until the stack is healthy."""
-    result = restart(_load(ctx).plan, target, ConsoleProgress(quiet=json_out))
+    result = restart(load_stack(ctx).plan, target, ConsoleProgress(quiet=json_out))
     if json_out:
         print_json(
             {
@@ -299,7 +301,7 @@ def restart_cmd(
 @friendly_errors
 def down_cmd(ctx: typer.Context) -> None:
     """Stop every process of the stack in a safe order. Data is kept; `up` resumes it."""
-    loaded = _load(ctx)
+    loaded = load_stack(ctx)
     result = down(loaded.plan, ConsoleProgress())
     if not result.was_running:
         out.print(f"stack {loaded.plan.name!r} is not running; nothing to stop")
@@ -314,7 +316,7 @@ def destroy_cmd(
     yes: bool = typer.Option(False, "--yes", help="Confirm: delete all data of this stack."),
 ) -> None:
     """Stop the stack and delete its state directory and system users (only what hastack made)."""
-    loaded = _load(ctx)
+    loaded = load_stack(ctx)
     if not yes:
         fail(
             f"destroy deletes every database and secret of stack {loaded.plan.name!r} "
@@ -344,7 +346,7 @@ def secrets_show(
     ctx: typer.Context, name: str = typer.Argument(..., help="A secret name.")
 ) -> None:
     """Print one secret's value."""
-    out.print(show_secret(_load(ctx).plan, name), markup=False)
+    out.print(show_secret(load_stack(ctx).plan, name), markup=False)
 
 
 bench_app = typer.Typer(help="Benchmarks that print numbers (run them on an idle machine).")
@@ -361,7 +363,7 @@ def bench_pg_cmd(
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """pgbench select-only and TPC-B: direct to the primary, via HAProxy, via PgBouncer."""
-    plan = _load(ctx).plan
+    plan = load_stack(ctx).plan
     report = bench_pg(
         plan,
         scale=scale,
@@ -383,7 +385,7 @@ def bench_idle_cmd(
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Memory (PSS) and CPU of every process of the running stack."""
-    report = idle_footprint(_load(ctx).plan, window)
+    report = idle_footprint(load_stack(ctx).plan, window)
     if json_out:
         print_json(
             {

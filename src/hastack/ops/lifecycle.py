@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 
 from hastack.render.programs import Program, stack_programs
 from hastack.runtime import secret_store
+from hastack.runtime.fencer import hold
 from hastack.runtime.health import Assessment, assess
 from hastack.runtime.lifecycle import StopResult, current_leader, stack_processes, stop_all
 from hastack.runtime.ownership import OwnershipError, read_marker
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.snapshot import supervisor_for, take_snapshot
+from hastack.runtime.supervisor import Supervisor
 from hastack.runtime.waits import WaitTimeout, wait_for
 from hastack.spec.plan import StackPlan
 from hastack.tools.system_users import delete_system_user, user_exists
@@ -107,6 +109,20 @@ def restart(
         raise UnknownTarget(f"stack {plan.name!r} is not running; use `hastack up`")
     start = time.monotonic()
     programs = targets[target]
+    with hold(plan.paths.fencer_hold, timeout_s + 60, f"hastack restart {target}"):
+        restarted = _restart_programs(plan, sup, programs, progress)
+        assessment = wait_healthy(plan, timeout_s, progress)
+    return RestartResult(
+        target=target,
+        restarted=restarted,
+        elapsed_s=round(time.monotonic() - start, 2),
+        assessment=assessment,
+    )
+
+
+def _restart_programs(
+    plan: StackPlan, sup: Supervisor, programs: list[Program], progress: Progress
+) -> list[str]:
     leader = current_leader(plan)
     patroni = sorted(
         (p for p in programs if p.component == "patroni"), key=lambda p: p.group == leader
@@ -123,13 +139,7 @@ def restart(
     for program in patroni:
         progress.step(f"starting {program.name}")
         sup.start(program.process_name)
-    assessment = wait_healthy(plan, timeout_s, progress)
-    return RestartResult(
-        target=target,
-        restarted=[p.name for p in patroni + others],
-        elapsed_s=round(time.monotonic() - start, 2),
-        assessment=assessment,
-    )
+    return [p.name for p in patroni + others]
 
 
 def wait_healthy(plan: StackPlan, timeout_s: float, progress: Progress | None = None) -> Assessment:

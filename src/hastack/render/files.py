@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hastack.render.fencer import render_fencer_config
 from hastack.render.haproxy import render_haproxy
 from hastack.render.patroni import render_patroni
 from hastack.render.pgbouncer import render_pgbouncer, render_pgbouncer_auth
@@ -58,4 +59,8 @@ def render_stack(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
             None,
         ),
     ]
+    if plan.spec.fencing.enabled:
+        files.append(
+            RenderedFile(plan.paths.fencer_config, render_fencer_config(plan), "root", "fencer")
+        )
     return files

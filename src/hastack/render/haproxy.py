@@ -54,7 +54,7 @@ global
     # Runtime API: status reads server states here; the master passes listeners to new
     # workers through it on reload.
     stats socket {socket} mode 600 level admin expose-fd listeners
-    log stderr format short local0 notice
+    log stderr format iso local0 notice
 
 defaults
     mode tcp

@@ -137,9 +137,30 @@ def service_programs(plan: StackPlan) -> list[Program]:
     ]
 
 
+def fencer_programs(plan: StackPlan) -> list[Program]:
+    """The fencing watcher, when enabled. Root: it must stop and kill other users' processes
+    (it listens on no port)."""
+    if not plan.spec.fencing.enabled:
+        return []
+    paths = plan.paths
+    return [
+        Program(
+            name="fencer",
+            group="fencer",
+            component="fencer",
+            argv=(str(paths.fencer_launcher), str(paths.fencer_config)),
+            user="root",
+            directory=paths.fencing_dir,
+            log_file=paths.fencing_dir / "fencer.log",
+            start_retries=1000,
+        )
+    ]
+
+
 def stack_programs(plan: StackPlan) -> list[Program]:
-    """Every program, in start order: etcd members, Patroni nodes, then the services."""
+    """Every program, in start order: etcd members, Patroni nodes, the services, then the
+    fencing watcher (it only watches a cluster that is already up)."""
     per_node = [node_programs(plan, n) for n in plan.nodes]
     etcd = [p for progs in per_node for p in progs if p.component == "etcd"]
     patroni = [p for progs in per_node for p in progs if p.component == "patroni"]
-    return etcd + patroni + service_programs(plan)
+    return etcd + patroni + service_programs(plan) + fencer_programs(plan)

@@ -18,7 +18,7 @@ import psutil
 
 from hastack.render.programs import Program, stack_programs
 from hastack.runtime.progress import NullProgress, Progress
-from hastack.runtime.snapshot import leader_key_path, postmaster_pid
+from hastack.runtime.snapshot import postmaster_pid
 from hastack.runtime.supervisor import Supervisor
 from hastack.spec.plan import StackPlan
 from hastack.tools.base import run
@@ -46,7 +46,7 @@ def ensure_started(sup: Supervisor, programs: Iterable[Program]) -> list[str]:
 def current_leader(plan: StackPlan) -> str | None:
     """The Patroni leader by a linearizable etcd read; None if none or etcd is unreachable."""
     try:
-        return EtcdClient(plan.etcd_client_urls, timeout_s=0.5).get(leader_key_path(plan))
+        return EtcdClient(plan.etcd_client_urls, timeout_s=0.5).get(plan.leader_key())
     except EtcdUnavailable:
         return None
 
@@ -137,13 +137,17 @@ def stop_all(plan: StackPlan, sup: Supervisor, progress: Progress | None = None)
     start = time.monotonic()
     result = StopResult()
     if sup.is_running():
+        # The watcher first: a leader shutting down must never look like a dead node.
+        _stop_many(sup, programs_of(plan, "fencer"), progress, result)
         stop_patroni_ordered(plan, sup, progress, result)
         result.postgres_stopped_by_pg_ctl = stop_postgres_leftovers(plan)
         # One member at a time: stopped together, the raft leader tries to hand leadership
         # to a member that is itself shutting down and stalls ~7 s.
         for program in programs_of(plan, "etcd"):
             _stop_many(sup, [program], progress, result)
-        services = [p for p in stack_programs(plan) if p.component not in ("etcd", "patroni")]
+        services = [
+            p for p in stack_programs(plan) if p.component not in ("etcd", "patroni", "fencer")
+        ]
         _stop_many(sup, services, progress, result)
         progress.step("stopping supervisord")
         sup.shutdown()

@@ -97,10 +97,6 @@ def postmaster_pid(node: Node) -> int | None:
     return pid
 
 
-def leader_key_path(plan: StackPlan) -> str:
-    return f"{plan.etcd_namespace}{plan.name}/leader"
-
-
 def _etcd(plan: StackPlan) -> tuple[EtcdMember, ...]:
     client = EtcdClient(plan.etcd_client_urls)
     with ThreadPoolExecutor(max_workers=len(plan.etcd_nodes) or 1) as pool:
@@ -119,7 +115,7 @@ def _etcd(plan: StackPlan) -> tuple[EtcdMember, ...]:
 
 def _leader_key(plan: StackPlan) -> tuple[str | None, str | None]:
     try:
-        return EtcdClient(plan.etcd_client_urls).get(leader_key_path(plan)), None
+        return EtcdClient(plan.etcd_client_urls).get(plan.leader_key()), None
     except EtcdUnavailable as exc:
         return None, str(exc)
 

@@ -5,6 +5,8 @@ Idempotent: a second run finds every file equal and every program running, and s
 
 from __future__ import annotations
 
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,9 +131,20 @@ def _render_and_write(run: _Run) -> list[RenderedFile]:
     files = render_stack(run.plan, run.secrets)
     validate_rendered(run.plan, files, dcs_running=False)
     changed = [f for f in files if write_atomic(f.path, f.content, f.owner, f.mode)]
+    _write_fencer_launcher(run.plan)
     run.result.changed_files = [str(f.path) for f in changed]
     run.progress.done(f"configs written ({len(changed)} changed of {len(files)})")
     return changed
+
+
+def _write_fencer_launcher(plan: StackPlan) -> None:
+    """The watcher runs with the Python hastack itself runs from (an environment fact, so the
+    runtime writes it, not a renderer)."""
+    text = (
+        "#!/bin/sh\n# Written by `hastack up`: starts the fencing watcher with hastack's Python.\n"
+        f'exec {shlex.quote(sys.executable)} -m hastack.runtime.fencer "$@"\n'
+    )
+    write_atomic(plan.paths.fencer_launcher, text, "root", 0o700)
 
 
 def _ensure_supervisor(run: _Run) -> bool:
@@ -232,6 +245,7 @@ def _start_services(run: _Run) -> None:
     _start(run, programs_of(plan, "redis"))
     _wait_redis(run)
     run.milestone("redis", "Redis answers")
+    _start(run, programs_of(plan, "fencer"))
     _wait_all_running(run)
 
 

@@ -46,6 +46,7 @@ def check_plan(plan: StackPlan) -> list[SpecIssue]:
         *_check_ports(plan),
         *_check_connections(plan),
         *_check_parameters(plan),
+        *_check_fencing(plan),
     ]
 
 
@@ -246,3 +247,30 @@ def _check_parameters(plan: StackPlan) -> list[SpecIssue]:
         for name in sorted(plan.spec.postgres.parameters)
         if name in MANAGED_PARAMETERS
     ]
+
+
+def _check_fencing(plan: StackPlan) -> list[SpecIssue]:
+    f = plan.spec.fencing
+    if not f.enabled:
+        return []
+    issues = []
+    if f.detect_s * 1000 < 2 * f.poll_interval_ms:
+        issues.append(
+            SpecIssue(
+                key="fencing.detect_s",
+                message=(
+                    f"{f.detect_s} s is less than two polls ({f.poll_interval_ms} ms each): one "
+                    "lost probe would fence a healthy primary"
+                ),
+                fix=f"set it to at least {2 * f.poll_interval_ms / 1000:g}",
+            )
+        )
+    if f.probe_timeout_ms > f.detect_s * 1000:
+        issues.append(
+            SpecIssue(
+                key="fencing.probe_timeout_ms",
+                message=f"{f.probe_timeout_ms} ms is longer than detect_s ({f.detect_s} s)",
+                fix="use a probe timeout shorter than detect_s",
+            )
+        )
+    return issues

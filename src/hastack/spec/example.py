@@ -76,6 +76,12 @@ redis:
   maxmemory_policy: allkeys-lru
   appendonly: true
 
+fencing:                        # fence a dead primary's node, release its lock early
+  enabled: true                 # unplanned failover ~2 s instead of the ttl (~20 s)
+  detect_s: 1.0                 # REST API and PostgreSQL both silent this long
+  poll_interval_ms: 250
+  probe_timeout_ms: 500
+
 # binaries:                     # where the programs are (Debian 12 paths by default)
 #   etcd: /usr/bin/etcd
 #   haproxy: /usr/sbin/haproxy

@@ -191,6 +191,25 @@ class RedisSpec(_Model):
     appendonly: bool = True
 
 
+class FencingSpec(_Model):
+    """The fencing watcher: fence a dead primary's node and release its leader lock early.
+
+    Without it an unplanned failover waits for the leader key's TTL (20-24 s measured); with it
+    the write gap was 1.3-2.7 s. It acts only when the primary's Patroni REST API *and* its
+    PostgreSQL both stop answering, and only after confirming every process of that node is
+    gone."""
+
+    enabled: bool = Field(default=True, description="Run the watcher (local target).")
+    detect_s: float = Field(
+        default=1.0,
+        ge=0.5,
+        le=10.0,
+        description="How long both probes must fail before the node is fenced.",
+    )
+    poll_interval_ms: int = Field(default=250, ge=50, le=2000)
+    probe_timeout_ms: int = Field(default=500, ge=100, le=5000)
+
+
 class BinariesSpec(_Model):
     """Where the external programs are. Defaults match Debian 12 packages and `make up`."""
 
@@ -230,6 +249,7 @@ class StackSpec(_Model):
     haproxy: HAProxySpec = Field(default_factory=HAProxySpec)
     pgbouncer: PgBouncerSpec = Field(default_factory=PgBouncerSpec)
     redis: RedisSpec = Field(default_factory=RedisSpec)
+    fencing: FencingSpec = Field(default_factory=FencingSpec)
     binaries: BinariesSpec = Field(default_factory=BinariesSpec)
 
     @field_validator("state_dir")

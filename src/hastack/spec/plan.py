@@ -106,6 +106,35 @@ class StackPaths:
         return self.supervisor_dir / "supervisord.log"
 
     @property
+    def fencing_dir(self) -> Path:
+        """The fencing watcher's config, decision log and hold file (root only)."""
+        return self.state_dir / "fencing"
+
+    @property
+    def fencer_config(self) -> Path:
+        return self.fencing_dir / "watcher.json"
+
+    @property
+    def fencer_log(self) -> Path:
+        """One JSON line per decision the watcher takes (or changes)."""
+        return self.fencing_dir / "decisions.jsonl"
+
+    @property
+    def fencer_hold(self) -> Path:
+        """While this file names a future time, the watcher takes no action."""
+        return self.fencing_dir / "hold"
+
+    @property
+    def fencer_launcher(self) -> Path:
+        """Small script that starts the watcher with the Python hastack was installed into."""
+        return self.fencing_dir / "hastack-fencer"
+
+    @property
+    def drills_dir(self) -> Path:
+        """Drill reports (JSON and HTML), kept for `hastack drill history`."""
+        return self.state_dir / "drills"
+
+    @property
     def nodes_dir(self) -> Path:
         return self.state_dir / "nodes"
 
@@ -201,6 +230,15 @@ class StackPlan:
     @property
     def all_users(self) -> tuple[str, ...]:
         return tuple(n.user for n in self.nodes) + tuple(self.service_users.values())
+
+    @property
+    def iptables_chain(self) -> str:
+        """The stack's own iptables chain for network-cut drills (at most 28 characters)."""
+        return f"HS-{self.name}"
+
+    def leader_key(self) -> str:
+        """Patroni's leader key in etcd; its value is the leader's node name."""
+        return f"{self.etcd_namespace}{self.name}/leader"
 
     @property
     def etcd_client_urls(self) -> tuple[str, ...]:

@@ -52,6 +52,37 @@ class PatroniClient:
         data: dict[str, Any] = self._get("/config").json()
         return data
 
+    def _post(self, path: str, body: dict[str, Any], timeout_s: float) -> tuple[int, str]:
+        if self.auth is None:
+            raise PatroniUnavailable(f"{path} needs the REST API credentials")
+        try:
+            response = client().post(
+                f"{self.base}{path}", json=body, auth=self.auth, timeout=timeout_s
+            )
+        except httpx.HTTPError as exc:
+            raise PatroniUnavailable(f"{self.base}{path}: {type(exc).__name__}") from None
+        return response.status_code, response.text.strip()
+
+    def switchover(
+        self, leader: str, candidate: str | None, scheduled_at: str | None = None
+    ) -> tuple[int, str]:
+        """POST /switchover. 200 when done (Patroni polls the outcome for up to ~20 s),
+        202 when scheduled, 4xx/5xx with Patroni's reason otherwise."""
+        body: dict[str, Any] = {"leader": leader}
+        if candidate:
+            body["candidate"] = candidate
+        if scheduled_at:
+            body["scheduled_at"] = scheduled_at
+        return self._post("/switchover", body, timeout_s=30)
+
+    def failover(self, candidate: str) -> tuple[int, str]:
+        """POST /failover: promote `candidate` whatever the leader's state."""
+        return self._post("/failover", {"candidate": candidate}, timeout_s=30)
+
+    def reinitialize(self) -> tuple[int, str]:
+        """POST /reinitialize on this (replica) node: wipe and clone it again."""
+        return self._post("/reinitialize", {"force": True}, timeout_s=10)
+
     def patch_config(self, changes: dict[str, Any]) -> dict[str, Any]:
         try:
             if self.auth is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import psycopg
@@ -23,7 +24,9 @@ def _query(host: str, port: int, user: str, password: str, sql: str) -> list[dic
             autocommit=True,
         ) as conn:
             cur = conn.execute(sql)
-            names = [d.name for d in cur.description or []]
+            if cur.description is None:
+                return []
+            names = [d.name for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     except psycopg.Error as exc:
         raise PgBouncerUnavailable(f"PgBouncer {host}:{port}: {str(exc).strip()[:200]}") from None
@@ -47,3 +50,24 @@ def show_pools(host: str, port: int, user: str, password: str) -> list[dict[str,
         for r in rows
         if r["database"] != "pgbouncer"
     ]
+
+
+def command(host: str, port: int, user: str, password: str, sql: str, timeout_s: float) -> None:
+    """Run an admin command (PAUSE, RESUME, RECONNECT...). PAUSE blocks until every server
+    connection is released; past `timeout_s` the command is abandoned and an error raised."""
+    result: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            _query(host, port, user, password, sql)
+            result.append(None)
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if not result:
+        raise PgBouncerUnavailable(f"PgBouncer {sql!r} did not finish within {timeout_s:g} s")
+    if result[0] is not None:
+        raise result[0]
