@@ -92,9 +92,8 @@ def reinit_cmd(
 ) -> None:
     """Re-create a replica from the leader (after disk loss or divergence)."""
     result = reinit(load_stack(ctx).plan, node, progress=ConsoleProgress())
-    out.print(
-        f"{result.node} reinitialised in {result.elapsed_s:.1f} s; stack is {result.assessment.health}"
-    )
+    health = result.assessment.health
+    out.print(f"{result.node} reinitialised in {result.elapsed_s:.1f} s; stack is {health}")
     raise typer.Exit(0 if result.assessment.healthy else 1)
 
 
