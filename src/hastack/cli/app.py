@@ -16,6 +16,7 @@ import typer
 from hastack import __version__
 from hastack.cli import views
 from hastack.cli.output import ConsoleProgress, err, fail, out, print_json
+from hastack.drills.runner import DrillError
 from hastack.ops.bench import BenchError, bench_pg, idle_footprint
 from hastack.ops.cluster import ClusterOpError
 from hastack.ops.env import StackNotCreated, env_settings
@@ -64,6 +65,7 @@ EXPECTED_ERRORS = (
     UnknownSecret,
     BenchError,
     ClusterOpError,
+    DrillError,
 )
 
 

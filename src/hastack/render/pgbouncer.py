@@ -33,7 +33,7 @@ default_pool_size = {plan.pool.default_pool_size}
 reserve_pool_size = {plan.pool.reserve_pool_size}
 reserve_pool_timeout = 3
 ; A failover must not be stretched by PgBouncer's own back-off (default 15 s).
-server_login_retry = {pgb.server_login_retry_s}
+server_login_retry = {pgb.server_login_retry_ms / 1000:g}
 server_connect_timeout = {pgb.server_connect_timeout_s}
 query_wait_timeout = {pgb.query_wait_timeout_s}
 server_reset_query = DISCARD ALL

@@ -87,7 +87,17 @@ def node_programs(plan: StackPlan, node: Node) -> list[Program]:
                 name=f"{node.name}-patroni",
                 group=node.name,
                 component="patroni",
-                argv=(str(plan.spec.binaries.patroni), str(node.paths.patroni_config)),
+                # stdin from /dev/null, not supervisord's pipe: PostgreSQL inherits it, and a
+                # backend that loses its postmaster can fall into the interactive "backend>"
+                # loop and block forever reading stdin, holding the shared memory that keeps
+                # PostgreSQL from restarting in place.
+                argv=(
+                    "/bin/sh",
+                    "-c",
+                    'exec "$0" "$@" </dev/null',
+                    str(plan.spec.binaries.patroni),
+                    str(node.paths.patroni_config),
+                ),
                 user=node.user,
                 directory=node.paths.root,
                 log_file=node.paths.log_dir / "patroni.log",

@@ -21,10 +21,11 @@ from hastack.render.secrets import Secrets
 from hastack.runtime import secret_store
 from hastack.runtime.database import DatabaseError, ensure_database
 from hastack.runtime.dcs import converge_dcs
+from hastack.runtime.fencer import hold
 from hastack.runtime.files import write_atomic
 from hastack.runtime.health import data_tier
 from hastack.runtime.layout import prepare_dirs
-from hastack.runtime.lifecycle import ensure_started, programs_of
+from hastack.runtime.lifecycle import current_leader, ensure_started, programs_of
 from hastack.runtime.ownership import claim_state_dir, ensure_users
 from hastack.runtime.preflight import preflight
 from hastack.runtime.progress import NullProgress, Progress
@@ -107,11 +108,14 @@ def up(plan: StackPlan, progress: Progress | None = None) -> UpResult:
     preflight(plan)
     _prepare(run)
     files = _render_and_write(run)
-    was_running = _ensure_supervisor(run)
-    _start_data_tier(run)
-    _start_services(run)
-    if was_running and _reload_changed(run, files):
-        _wait_services(run)
+    # up stops and starts programs itself: the fencing watcher must not take that for a
+    # dead leader.
+    with hold(plan.paths.fencer_hold, 600, "hastack up"):
+        was_running = _ensure_supervisor(run)
+        _start_data_tier(run)
+        _start_services(run)
+        if was_running and _reload_changed(run, files):
+            _wait_services(run)
     run.result.elapsed_s = round(run.since(), 2)
     return run.result
 
@@ -156,14 +160,41 @@ def _ensure_supervisor(run: _Run) -> bool:
         sup.start_daemon()
         return False
     added, changed, removed = sup.reload_config()
-    for group in removed + changed:
-        # A changed program definition only applies to a re-added group. One group at a time,
-        # so etcd keeps its quorum.
+    for group in removed:
         sup.stop_group(group)
         sup.remove_group(group)
-    for group in changed + added:
+    for group in added:
         sup.add_group(group)
+    _replace_changed_groups(run, changed)
     return True
+
+
+def _replace_changed_groups(run: _Run, changed: list[str]) -> None:
+    """A changed program definition applies only to a re-added group. Services are simply
+    replaced; nodes one at a time, replicas before the leader, each back (etcd quorum,
+    Patroni streaming) before the next, so the cluster keeps quorum and a leader."""
+    plan, sup = run.plan, run.sup
+    node_names = {n.name for n in plan.nodes}
+    leader = current_leader(plan)
+    nodes = sorted((g for g in changed if g in node_names), key=lambda g: g == leader)
+    for group in (g for g in changed if g not in node_names):
+        sup.stop_group(group)
+        sup.remove_group(group)
+        sup.add_group(group)
+    for group in nodes:
+        run.progress.step(f"applying the changed program definition of {group}")
+        programs = [p for p in stack_programs(plan) if p.group == group]
+        for program in sorted(programs, key=lambda p: p.component != "patroni"):
+            sup.stop(program.process_name)  # Patroni before its etcd member
+        sup.remove_group(group)
+        sup.add_group(group)
+        _start(run, sorted(programs, key=lambda p: p.component != "etcd"))
+        run.wait(
+            lambda: _replicas_streaming(run),
+            f"{group} back in the cluster",
+            timeout_s=180,
+            hint=f"hastack logs {group} patroni",
+        )
 
 
 def _start(run: _Run, programs: list[Program]) -> None:

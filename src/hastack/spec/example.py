@@ -66,7 +66,7 @@ pgbouncer:
   max_client_conn: 500
   # default_pool_size: 25       # default: max_client_conn / 10 / 2 pools (10:1 multiplexing)
   reserve_pool_size: 5
-  server_login_retry_s: 1
+  server_login_retry_ms: 250
   server_connect_timeout_s: 2
   query_wait_timeout_s: 30
 

@@ -173,8 +173,13 @@ class PgBouncerSpec(_Model):
         description="Server connections per pool. Default: max_client_conn / 10 / 2 pools.",
     )
     reserve_pool_size: int = Field(default=5, ge=0)
-    server_login_retry_s: int = Field(
-        default=1, ge=0, description="Low, so a failover is not stretched by the retry delay."
+    server_login_retry_ms: int = Field(
+        default=250,
+        ge=0,
+        description=(
+            "Wait after a failed server login. Low, so a failover is not stretched: with the "
+            "default 15 s (and still with 1 s) clients waited ~0.8 s longer than needed."
+        ),
     )
     server_connect_timeout_s: int = Field(default=2, ge=1)
     query_wait_timeout_s: int = Field(default=30, ge=1)

@@ -1,0 +1,262 @@
+"""The drill workload: writers that commit uniquely identified rows and bank transfers, and a
+reader on the replicas. Every acknowledged commit and every error is recorded with its time.
+
+Writers never retry an operation: on any error they reconnect and use a new id, so an id is
+acknowledged at most once. No statement_timeout and no query cancel: in synchronous mode a
+cancelled wait for the standby returns success with only a WARNING, a false acknowledgement.
+A commit that does come back with that warning is recorded as a failure, not an ack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from hastack.drills.events import Ack, Failure, History
+
+WRITE_SQL = (
+    "INSERT INTO hastack_drill_writes (id, writer) VALUES (%s, %s) "
+    "RETURNING inet_server_addr()::text"
+)
+RECONNECT_PAUSE_S = 0.05
+ACCOUNTS = 100
+INITIAL_BALANCE = 1000
+
+# TCP-level protection only: keepalives notice a dead peer, tcp_user_timeout unacknowledged
+# sends. prepare_threshold=None: PgBouncer's transaction pooling cannot keep prepared
+# statements.
+CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 2,
+    "keepalives": 1,
+    "keepalives_idle": 1,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 3000,
+    "prepare_threshold": None,
+    "autocommit": True,
+}
+
+FALSE_ACK_MARKERS = ("canceling wait for synchronous replication", "committed locally")
+
+
+@dataclass(frozen=True)
+class Targets:
+    url: str
+    direct: str
+    ro: str
+    pinned: str | None
+    """A DSN straight to the primary at the start (a client with a stale route)."""
+    node_by_address: dict[str, str]
+
+
+def node_name(targets: Targets, address: object) -> str | None:
+    text = str(address or "").split("/")[0]
+    return targets.node_by_address.get(text)
+
+
+class _Worker(threading.Thread):
+    def __init__(self, name: str, dsn: str, history: History, stop: threading.Event) -> None:
+        super().__init__(name=f"drill-{name}", daemon=True)
+        self.writer = name
+        self.dsn = dsn
+        self.history = history
+        self.stop_event = stop
+        self.conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self.warned = False
+
+    def connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        conn = psycopg.connect(self.dsn, **CONNECT_ARGS)
+        conn.add_notice_handler(self._notice)
+        return conn
+
+    def _notice(self, diag: psycopg.errors.Diagnostic) -> None:
+        text = f"{diag.message_primary or ''} {diag.message_detail or ''}".lower()
+        if any(marker in text for marker in FALSE_ACK_MARKERS):
+            self.warned = True
+
+    def failure(self, op_id: int | None, exc: BaseException) -> None:
+        sqlstate = getattr(exc, "sqlstate", None)
+        message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        self.history.fail(Failure(self.writer, op_id, time.monotonic(), sqlstate, message))
+
+    def drop_connection(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
+    def unblock(self) -> None:
+        """Shut the socket of a commit that hangs past the drill (never a query cancel)."""
+        conn = self.conn
+        if conn is None:
+            return
+        try:
+            with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, psycopg.Error):
+            pass
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            if self.conn is None:
+                try:
+                    self.conn = self.connect()
+                except psycopg.Error as exc:
+                    self.failure(None, exc)
+                    time.sleep(RECONNECT_PAUSE_S)
+                    continue
+            try:
+                self.step(self.conn)
+            except psycopg.Error as exc:
+                self.on_error(exc)
+                self.drop_connection()
+                time.sleep(RECONNECT_PAUSE_S)
+        self.drop_connection()
+
+    def step(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        raise NotImplementedError
+
+    def on_error(self, exc: psycopg.Error) -> None:
+        self.failure(None, exc)
+
+
+class Writer(_Worker):
+    """Single-row autocommit inserts, as fast as `interval_s` allows."""
+
+    def __init__(
+        self,
+        name: str,
+        dsn: str,
+        history: History,
+        stop: threading.Event,
+        ids: Callable[[], int],
+        targets: Targets,
+        interval_s: float,
+    ) -> None:
+        super().__init__(name, dsn, history, stop)
+        self.ids = ids
+        self.targets = targets
+        self.interval_s = interval_s
+        self.current: int | None = None
+
+    def step(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        op_id = self.current = self.ids()
+        self.warned = False
+        t0 = time.monotonic()
+        row = conn.execute(WRITE_SQL, (op_id, self.writer)).fetchone()
+        t1 = time.monotonic()
+        if self.warned:
+            self.history.fail(
+                Failure(
+                    self.writer, op_id, t1, None, "false acknowledgement: committed locally only"
+                )
+            )
+        else:
+            node = node_name(self.targets, row[0] if row else None)
+            self.history.ack(Ack(self.writer, op_id, t0, t1, node))
+        self.current = None
+        time.sleep(self.interval_s)
+
+    def on_error(self, exc: psycopg.Error) -> None:
+        self.failure(self.current, exc)
+        self.current = None
+
+
+class TransferWriter(Writer):
+    """Bank transfers between random accounts: the total balance must never change."""
+
+    def step(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        op_id = self.current = self.ids()
+        src, dst = random.sample(range(1, ACCOUNTS + 1), 2)
+        amount = random.randint(1, 50)
+        self.warned = False
+        t0 = time.monotonic()
+        with conn.transaction():
+            conn.execute(
+                "UPDATE hastack_drill_accounts SET balance = balance - %s WHERE id = %s",
+                (amount, src),
+            )
+            conn.execute(
+                "UPDATE hastack_drill_accounts SET balance = balance + %s WHERE id = %s",
+                (amount, dst),
+            )
+            row = conn.execute(
+                "INSERT INTO hastack_drill_transfers (id, src, dst, amount) "
+                "VALUES (%s, %s, %s, %s) RETURNING inet_server_addr()::text",
+                (op_id, src, dst, amount),
+            ).fetchone()
+        t1 = time.monotonic()
+        if self.warned:
+            self.history.fail(
+                Failure(
+                    self.writer, op_id, t1, None, "false acknowledgement: committed locally only"
+                )
+            )
+        else:
+            self.history.ack(
+                Ack(self.writer, op_id, t0, t1, node_name(self.targets, row[0] if row else None))
+            )
+        self.current = None
+        time.sleep(self.interval_s)
+
+
+class Reader(_Worker):
+    """Reads on DATABASE_URL_RO; only counted (reads are not part of the verdict)."""
+
+    def step(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        conn.execute("SELECT count(*) FROM hastack_drill_writes").fetchone()
+        self.history.read(True)
+        time.sleep(0.05)
+
+    def on_error(self, exc: psycopg.Error) -> None:
+        self.history.read(False)
+
+
+class Workload:
+    """Starts and stops every worker of a drill."""
+
+    def __init__(self, targets: Targets, history: History, interval_s: float = 0.01) -> None:
+        self.stop_event = threading.Event()
+        counter = itertools.count(1)
+        lock = threading.Lock()
+
+        def next_id() -> int:
+            with lock:
+                return next(counter)
+
+        args = (history, self.stop_event, next_id, targets, interval_s)
+        self.workers: list[_Worker] = [
+            Writer("url", targets.url, *args),
+            Writer("direct", targets.direct, *args),
+            TransferWriter("transfer", targets.url, *args),
+            Reader("ro", targets.ro, history, self.stop_event),
+        ]
+        if targets.pinned:
+            self.workers.append(Writer("pinned", targets.pinned, *args))
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.start()
+
+    def stop(self, timeout_s: float = 15.0) -> list[str]:
+        """Stop every worker; a commit still hanging after `timeout_s` has its socket shut.
+        Returns the names of workers that had to be unblocked."""
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout_s
+        for worker in self.workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        stuck = [w for w in self.workers if w.is_alive()]
+        for worker in stuck:
+            worker.unblock()
+            worker.join(5)
+        return [w.writer for w in stuck]

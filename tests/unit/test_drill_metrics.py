@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import math
+
+from hastack.drills.events import Ack
+from hastack.drills.metrics import buckets, largest_gap, summary
+
+
+def at(*times: float) -> list[Ack]:
+    return [Ack("url", i, t - 0.002, t, "pg1") for i, t in enumerate(times)]
+
+
+def test_gap_spans_the_fault_and_rto_counts_from_it() -> None:
+    gap = largest_gap(at(0.0, 0.5, 0.9, 3.4, 3.5, 3.6), t0=1.0, t_end=10.0)
+    assert gap.gap_s == 2.5
+    assert (gap.last_before, gap.first_after) == (0.9, 3.4)
+    assert gap.rto_s == 2.4
+
+
+def test_no_outage_means_rto_zero() -> None:
+    gap = largest_gap(at(*[i * 0.02 for i in range(200)]), t0=1.0, t_end=4.0)
+    assert gap.gap_s == 0.02 and gap.rto_s <= 0.02
+
+
+def test_no_ack_after_the_fault_is_an_unbounded_rto() -> None:
+    gap = largest_gap(at(0.0, 0.5), t0=1.0, t_end=30.0)
+    assert gap.gap_s == 29.5 and math.isinf(gap.rto_s)
+
+
+def test_summary_median_p95_max() -> None:
+    assert summary([1.0, 2.0, 3.0, 4.0, 100.0]) == {"median": 3.0, "p95": 100.0, "max": 100.0}
+    assert summary([2.0] * 20 + [9.0]) == {"median": 2.0, "p95": 2.0, "max": 9.0}
+    assert summary([]) == {"median": None, "p95": None, "max": None}
+
+
+def test_buckets() -> None:
+    assert buckets([0.05, 0.06, 0.25, 0.99], start=0.0, end=1.0, width_s=0.25) == [2, 1, 0, 1]
