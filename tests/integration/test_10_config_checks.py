@@ -29,7 +29,7 @@ def test_haproxy_accepts_the_rendered_config(tmp_path: Path) -> None:
 
 def test_haproxy_refuses_a_broken_config(tmp_path: Path) -> None:
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(FILES[PLAN.paths.haproxy_config].replace("fall 2", "fall two"))
+    cfg.write_text(FILES[PLAN.paths.haproxy_config].replace("fall 16", "fall sixteen"))
     with pytest.raises(ToolError, match="HAProxy rejects"):
         check_haproxy_config(BIN.haproxy, cfg)
 

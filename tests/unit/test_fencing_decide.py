@@ -12,6 +12,7 @@ from hastack.runtime.fencing import (
     after_fence,
     after_release,
     decide,
+    readmit,
 )
 from hastack.spec import StackSpec, derive_plan
 
@@ -142,3 +143,86 @@ def test_silence_is_timed_through_an_etcd_election_but_acted_on_only_after_it() 
     assert decision.action == "suspect"  # silent long enough, but no confirmed leader yet
     decision, state = decide(state, down(1.3), DETECT)
     assert decision.action == "fence"
+
+
+def alive(t: float, role: str, dcs_age_s: float, pg_state: str = "running") -> Observation:
+    up = role == "primary" and pg_state == "running"
+    return Observation(
+        t=t,
+        leader="pg1",
+        etcd_ok=True,
+        rest_ok=True,
+        pg_ok=up,
+        role=role,
+        pg_state=pg_state,
+        dcs_age_s=dcs_age_s,
+    )
+
+
+def test_a_demoted_leader_with_a_stale_key_is_released_without_fencing() -> None:
+    state = WatchState()
+    actions = []
+    for t in [0.0, 2.0, 4.0, 6.0]:
+        decision, state = decide(state, alive(t, "replica", dcs_age_s=t), DETECT, dcs_silence_s=5.0)
+        actions.append(decision.action)
+    assert actions == ["none", "none", "none", "release"]
+    assert "out of touch with etcd for 6 s" in decision.sentence
+    assert "no longer serves as primary (Patroni reports replica, running)" in decision.sentence
+
+
+def test_a_renewed_key_is_never_released() -> None:
+    state = WatchState()
+    for t in [0.0, 2.0, 4.0, 6.0, 8.0]:
+        decision, state = decide(
+            state, alive(t, "replica", dcs_age_s=1.0), DETECT, dcs_silence_s=5.0
+        )
+        assert decision.action == "none"
+
+
+def test_a_primary_holding_a_stale_key_is_left_alone() -> None:
+    """A leader cut off from etcd still says primary until it demotes itself: wait for it."""
+    state = WatchState()
+    for t in [0.0, 3.0, 6.0, 9.0]:
+        decision, state = decide(state, alive(t, "primary", dcs_age_s=t), DETECT, dcs_silence_s=5.0)
+        assert decision.action == "none"
+
+
+def test_a_leader_that_demoted_itself_offline_is_released() -> None:
+    """Cut off from the DCS, Patroni stops PostgreSQL but still reports role primary."""
+    state = WatchState()
+    actions = []
+    for t in [0.0, 3.0, 6.0]:
+        obs = alive(t, "primary", dcs_age_s=t, pg_state="stopping")
+        decision, state = decide(state, obs, DETECT, dcs_silence_s=5.0)
+        actions.append(decision.action)
+    assert actions == ["none", "none", "release"]
+
+
+def test_a_crashed_postgres_whose_leader_renews_the_key_is_left_to_patroni() -> None:
+    state = WatchState()
+    for t in [0.0, 2.0, 4.0, 6.0, 8.0]:
+        obs = alive(t, "primary", dcs_age_s=1.0, pg_state="starting")
+        decision, state = decide(state, obs, DETECT, dcs_silence_s=5.0)
+        assert decision.action == "none"
+
+
+def test_in_synchronous_mode_a_running_leader_with_a_stale_key_is_released() -> None:
+    state = WatchState()
+    actions = []
+    for t in [0.0, 4.0, 7.0]:
+        obs = alive(t, "primary", dcs_age_s=t)
+        decision, state = decide(state, obs, DETECT, dcs_silence_s=7.0, release_running=True)
+        actions.append(decision.action)
+    assert actions == ["none", "none", "release"]
+    assert "still runs as primary" in decision.sentence
+
+
+def test_nodes_return_to_haproxy_only_once_they_run_as_replicas() -> None:
+    routed = frozenset({"pg1", "pg2", "pg3"})
+    roles = {
+        "pg1": ("replica", "running"),  # rejoined: back
+        "pg2": ("primary", "stopping"),  # the isolated old leader, still going down: not yet
+        "pg3": ("primary", "running"),  # a node claiming primary without the key: never
+    }
+    assert readmit(routed, roles, leader="pg4") == ["pg1"]
+    assert readmit(frozenset({"pg3"}), roles, leader="pg3") == ["pg3"]  # elected again

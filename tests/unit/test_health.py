@@ -95,6 +95,12 @@ CASES = [
         ["redis: refused"],
     ),
     (
+        "a drill left a network cut behind",
+        replace(BASE, leftovers=("iptables chain HS-demo (network cut)",)),
+        "degraded",
+        ["left by an interrupted drill: iptables chain HS-demo", "hastack drill cleanup"],
+    ),
+    (
         "supervisord not running",
         replace(BASE, supervisor_running=False),
         "down",

@@ -8,7 +8,7 @@ from typing import Any
 from hastack.cli.output import out, table
 from hastack.ops.bench import IdleReport, PgBenchReport
 from hastack.ops.plan import plan_sections
-from hastack.ops.status import StackStatus
+from hastack.ops.status import StackStatus, recent_decisions
 from hastack.render.connection import connection_settings, mask
 from hastack.runtime import secret_store
 from hastack.runtime.lifecycle import StopResult
@@ -144,6 +144,10 @@ def print_status(status: StackStatus) -> None:
         )
     else:
         out.print(f"[bold]redis[/]: [red]{snap.redis.error}[/]")
+    decisions = recent_decisions(snap.plan, 1)
+    if decisions:
+        last = decisions[-1]
+        out.print(f"[bold]fencing watcher[/]: {last['time']} {last['sentence']}", markup=True)
     for problem in status.assessment.problems:
         out.print(f"  [yellow]-[/] {problem}", markup=True)
 

@@ -118,7 +118,7 @@ def plan_sections(plan: StackPlan) -> dict[str, list[PlanRow]]:
             "haproxy checks",
             f"inter {hap.check.inter_ms} ms, fastinter {hap.check.fastinter_ms} ms, "
             f"fall {hap.check.fall}, rise {hap.check.rise}",
-            "a dead primary leaves the pool in ~fall x fastinter",
+            "refused connection: out at once; silent Patroni: fall x fastinter",
         ),
         PlanRow(
             "etcd",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,11 +51,29 @@ class StackStatus:
                 "pools": snap.pgbouncer.detail.get("pools", []),
             },
             "redis": {"ok": snap.redis.ok, "error": snap.redis.error, **snap.redis.detail},
+            "leftovers": list(snap.leftovers),
+            "fencing": recent_decisions(plan),
             "programs": [
                 {"name": p.process_name, "state": p.state, "pid": p.pid, "uptime_s": p.uptime_s}
                 for p in snap.programs
             ],
         }
+
+
+def recent_decisions(plan: StackPlan, count: int = 5) -> list[dict[str, Any]]:
+    """The fencing watcher's last decisions (it logs one line per change)."""
+    try:
+        lines = plan.paths.fencer_log.read_text().splitlines()[-count:]
+    except OSError:
+        return []
+    decisions = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        decisions.append({k: record.get(k) for k in ("time", "action", "node", "sentence")})
+    return decisions
 
 
 def stack_status(plan: StackPlan) -> StackStatus:

@@ -6,16 +6,27 @@ Rules (from the prototype, where they gave 1.3-2.7 s failovers with no lost writ
 - never act when only Patroni's REST API is down (supervisord restarts Patroni in ~2 s while
   PostgreSQL keeps serving) or only PostgreSQL is down (Patroni restarts it in place);
 - fence when both have failed for `detect_s`, then release the leader key, conditionally,
-  only once the fence is confirmed (no process of the node's user left).
+  only once the fence is confirmed (no process of the node's user left);
+- release (without fencing) the key of a leader out of touch with etcd for `dcs_silence_s`
+  (its `dcs_last_seen`, or its key's lease not renewed) that no longer serves as primary: cut
+  off from the
+  DCS it demotes itself after retry_timeout, but its key would live until the TTL (20 s) and
+  nobody could take over;
+- in synchronous mode, release it even while that leader still runs as primary: it cannot
+  renew the lock, and once its synchronous standby (the only candidate Patroni allows) is
+  promoted it cannot acknowledge a commit any more, so nothing acknowledged is lost.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-Action = Literal["none", "suspect", "fence", "release"]
+Action = Literal["none", "suspect", "fence", "release", "readmit"]
+
+PRIMARY_ROLES = frozenset({"primary", "master", "standby_leader"})
 
 
 @dataclass(frozen=True)
@@ -36,9 +47,15 @@ class FenceConfig:
     config_key: str
     etcd_urls: tuple[str, ...]
     detect_s: float
+    dcs_silence_s: float
+    release_running_stale_leader: bool
     poll_interval_s: float
     probe_timeout_s: float
     supervisor_socket: str
+    haproxy_socket: str
+    haproxy_rw_backend: str
+    haproxy_backends: tuple[str, ...]
+    routed_away_file: str
     decision_log: str
     hold_file: str
     nodes: tuple[FenceNode, ...]
@@ -48,6 +65,7 @@ class FenceConfig:
         data: dict[str, Any] = json.loads(text)
         nodes = tuple(FenceNode(**n) for n in data.pop("nodes"))
         data["etcd_urls"] = tuple(data["etcd_urls"])
+        data["haproxy_backends"] = tuple(data["haproxy_backends"])
         return cls(nodes=nodes, **data)
 
     def node(self, name: str) -> FenceNode | None:
@@ -72,6 +90,14 @@ class Observation:
     held: bool = False
     rest_ok: bool | None = None
     pg_ok: bool | None = None
+    role: str | None = None
+    """The role the leader's Patroni reports (primary, replica, demoted...), when it answers."""
+    pg_state: str | None = None
+    """The PostgreSQL state it reports (running, stopping, stopped, starting...)."""
+    dcs_age_s: float | None = None
+    """How long the leader has been out of touch with etcd: the larger of its own
+    `dcs_last_seen` age and the age of its leader key's lease (a healthy leader renews both
+    every loop_wait)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +116,13 @@ class Decision:
     sentence: str
 
 
-def decide(state: WatchState, obs: Observation, detect_s: float) -> tuple[Decision, WatchState]:
+def decide(
+    state: WatchState,
+    obs: Observation,
+    detect_s: float,
+    dcs_silence_s: float = math.inf,
+    release_running: bool = False,
+) -> tuple[Decision, WatchState]:
     """The next action and the state after it. Pure."""
     if not obs.etcd_ok:
         return _etcd_unreadable(state, obs)
@@ -119,6 +151,23 @@ def decide(state: WatchState, obs: Observation, detect_s: float) -> tuple[Decisi
         return Decision("none", leader, f"no action: {why}"), replace(
             state, leader=leader, down_since=None, fenced=fenced
         )
+    dcs_age = obs.dcs_age_s if obs.dcs_age_s is not None else 0.0
+    serving = _serving_as_primary(obs)
+    if obs.rest_ok and dcs_age >= dcs_silence_s and (not serving or release_running):
+        why = (
+            f"no longer serves as primary (Patroni reports {obs.role}, {obs.pg_state})"
+            if not serving
+            else "still runs as primary"
+        )
+        return (
+            Decision(
+                "release",
+                leader,
+                f"{leader} out of touch with etcd for {dcs_age:.0f} s and {why}: "
+                "releasing its leader key",
+            ),
+            replace(state, leader=leader, down_since=None, fenced=fenced),
+        )
     if obs.rest_ok or obs.pg_ok:
         return Decision("none", leader, _alive_sentence(leader, obs)), replace(
             state, leader=leader, down_since=None, fenced=fenced
@@ -144,6 +193,14 @@ def decide(state: WatchState, obs: Observation, detect_s: float) -> tuple[Decisi
         ),
         new_state,
     )
+
+
+def _serving_as_primary(obs: Observation) -> bool:
+    """Patroni says primary and PostgreSQL running. A leader that lost the DCS demotes itself
+    "offline": role still primary, PostgreSQL stopping (a fast shutdown that can hang for
+    wal_sender_timeout while its walsenders wait for unreachable standbys; it accepts no new
+    session and its waiting commits are cut, never acknowledged)."""
+    return obs.role in PRIMARY_ROLES and obs.pg_state == "running"
 
 
 def _alive_sentence(leader: str, obs: Observation) -> str:
@@ -177,6 +234,19 @@ def _etcd_unreadable(state: WatchState, obs: Observation) -> tuple[Decision, Wat
         Decision("none", None, "no action: etcd cannot be read, so no lock can be released"),
         replace(state, down_since=None),
     )
+
+
+def readmit(
+    routed_away: frozenset[str], roles: dict[str, tuple[str | None, str | None]], leader: str | None
+) -> list[str]:
+    """Nodes taken out of HAProxy that may return: their Patroni reports PostgreSQL running,
+    as a replica (or as the leader the cluster elected). `roles`: node -> (role, state)."""
+    back = []
+    for node in sorted(routed_away):
+        role, state = roles.get(node, (None, None))
+        if state == "running" and (role not in PRIMARY_ROLES or node == leader):
+            back.append(node)
+    return back
 
 
 def after_fence(state: WatchState, node: str, confirmed: bool) -> WatchState:

@@ -90,6 +90,8 @@ def assess(snap: StackSnapshot) -> Assessment:
         problems.append(f"pgbouncer: {snap.pgbouncer.error}")
     if not snap.redis.ok:
         problems.append(f"redis: {snap.redis.error}")
+    for leftover in snap.leftovers:
+        problems.append(f"left by an interrupted drill: {leftover}; run `hastack drill cleanup`")
 
     if fatal:
         return Assessment("down", tuple(problems))

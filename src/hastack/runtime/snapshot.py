@@ -17,7 +17,7 @@ from hastack.render.secrets import Secrets
 from hastack.runtime.supervisor import ProcessInfo, Supervisor
 from hastack.spec import roles
 from hastack.spec.plan import Node, StackPlan
-from hastack.tools import haproxy_api, pgbouncer_admin, redis_probe
+from hastack.tools import haproxy_api, iptables, pgbouncer_admin, redis_probe
 from hastack.tools.etcd_api import EtcdClient, EtcdMemberStatus, EtcdUnavailable
 from hastack.tools.patroni_api import PatroniClient, PatroniUnavailable
 
@@ -78,6 +78,8 @@ class StackSnapshot:
     haproxy_error: str | None
     pgbouncer: ServiceProbe
     redis: ServiceProbe
+    leftovers: tuple[str, ...] = ()
+    """What an interrupted drill left behind: network-cut rules, frozen processes."""
 
 
 def postmaster_pid(node: Node) -> int | None:
@@ -194,6 +196,21 @@ def _redis(plan: StackPlan, secrets: Secrets | None) -> ServiceProbe:
     return ServiceProbe(ok=True, detail=info)
 
 
+def drill_leftovers(plan: StackPlan) -> tuple[str, ...]:
+    found = []
+    if iptables.chain_exists(plan.iptables_chain):
+        found.append(f"iptables chain {plan.iptables_chain} (network cut)")
+    users = set(plan.all_users)
+    frozen = [
+        p.pid
+        for p in psutil.process_iter(["username", "status"])
+        if p.info["username"] in users and p.info["status"] == psutil.STATUS_STOPPED
+    ]
+    if frozen:
+        found.append(f"{len(frozen)} frozen processes (SIGSTOP)")
+    return tuple(found)
+
+
 def take_snapshot(
     plan: StackPlan, supervisor: Supervisor, secrets: Secrets | None
 ) -> StackSnapshot:
@@ -205,6 +222,7 @@ def take_snapshot(
         haproxy_f = pool.submit(_haproxy, plan)
         pgb_f = pool.submit(_pgbouncer, plan, secrets)
         redis_f = pool.submit(_redis, plan, secrets)
+        leftovers_f = pool.submit(drill_leftovers, plan)
         leader, leader_error = leader_f.result()
         members_f = pool.submit(_members, plan, leader)
         haproxy, haproxy_error = haproxy_f.result()
@@ -221,6 +239,7 @@ def take_snapshot(
             haproxy_error=haproxy_error,
             pgbouncer=pgb_f.result(),
             redis=redis_f.result(),
+            leftovers=leftovers_f.result(),
         )
 
 

@@ -57,7 +57,7 @@ haproxy:
     inter_ms: 1000
     fastinter_ms: 250
     downinter_ms: 250
-    fall: 2
+    fall: 16                    # 4 s: rides out a Patroni restart (refused = down at once)
     rise: 1
 
 pgbouncer:

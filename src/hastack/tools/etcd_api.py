@@ -69,16 +69,34 @@ class EtcdClient:
 
     def get(self, key: str) -> str | None:
         """Linearizable read (goes through the raft leader): never a stale value."""
+        return self.get_with_lease(key)[0]
+
+    def get_with_lease(self, key: str) -> tuple[str | None, str | None]:
+        """(value, lease id), read linearizably."""
+        data = self._first("/v3/kv/range", {"key": _b64(key)}, f"a read of {key}")
+        kvs = data.get("kvs") or []
+        if not kvs:
+            return None, None
+        lease = kvs[0].get("lease")
+        return _unb64(kvs[0]["value"]), str(lease) if lease else None
+
+    def lease_age_s(self, lease: str) -> float | None:
+        """Seconds since the lease was last renewed (granted TTL - remaining TTL), in whole
+        seconds; None when it no longer exists. etcd re-grants every lease its full TTL when
+        its raft leader changes, so this can only under-state the age."""
+        data = self._first("/v3/lease/timetolive", {"ID": lease}, f"lease {lease}")
+        ttl, granted = int(data.get("TTL", -1)), int(data.get("grantedTTL", 0))
+        return None if ttl < 0 else float(granted - ttl)
+
+    def _first(self, path: str, body: dict[str, Any], what: str) -> dict[str, Any]:
+        """The first member's answer; each is tried in turn."""
         last: Exception | None = None
         for url in self.urls:
             try:
-                data = self._post(url, "/v3/kv/range", {"key": _b64(key)})
+                return self._post(url, path, body)
             except (httpx.HTTPError, ValueError) as exc:
                 last = exc
-                continue
-            kvs = data.get("kvs") or []
-            return _unb64(kvs[0]["value"]) if kvs else None
-        raise EtcdUnavailable(f"no etcd member answered a read of {key}: {_short(last)}")
+        raise EtcdUnavailable(f"no etcd member answered {what}: {_short(last)}")
 
     def delete_if_equals(self, key: str, expected: str) -> bool:
         """Delete `key` only if it still holds `expected` (one transaction). True if deleted."""

@@ -59,3 +59,16 @@ def server_states(sock_path: Path) -> list[ServerState]:
         for row in rows
         if row.get("svname") not in ("FRONTEND", "BACKEND", None)
     ]
+
+
+def set_maintenance(sock_path: Path, backend: str, server: str) -> str:
+    """Take a server out of rotation until set ready again (passing checks do not bring it
+    back), and cut its sessions."""
+    out = command(sock_path, f"set server {backend}/{server} state maint")
+    out += command(sock_path, f"shutdown sessions server {backend}/{server}")
+    return out.strip()
+
+
+def set_ready(sock_path: Path, backend: str, server: str) -> str:
+    """Back into rotation; its health checks decide from here on."""
+    return command(sock_path, f"set server {backend}/{server} state ready").strip()
