@@ -242,7 +242,7 @@ def env(
 def logs(
     ctx: typer.Context,
     target: str = typer.Argument(
-        ..., help="A node (pg1, ...) or haproxy|pgbouncer|redis|supervisord."
+        ..., help="A node (pg1, ...) or haproxy|pgbouncer|redis|supervisord|fencer."
     ),
     component: str = typer.Argument(None, help="For a node: patroni (default), etcd or postgres."),
     follow_: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines."),

@@ -10,7 +10,7 @@ from pathlib import Path
 from hastack.spec.plan import StackPlan
 
 NODE_COMPONENTS = ("patroni", "etcd", "postgres")
-SERVICES = ("haproxy", "pgbouncer", "redis", "supervisord")
+SERVICES = ("haproxy", "pgbouncer", "redis", "supervisord", "fencer")
 
 
 class UnknownLog(Exception):
@@ -22,6 +22,8 @@ def log_files(plan: StackPlan, target: str, component: str | None = None) -> lis
     if target in SERVICES:
         if target == "supervisord":
             return [plan.paths.supervisor_log]
+        if target == "fencer":
+            return [plan.paths.fencing_dir / "fencer.log"]
         return [plan.paths.service(target) / f"{target}.log"]
     try:
         node = plan.node(target)

@@ -36,6 +36,7 @@ class StackStatus:
             "healthy": self.assessment.healthy,
             "problems": list(self.assessment.problems),
             "leader_key": snap.leader_key,
+            "paused": snap.paused,
             "postgres": [asdict(m) for m in snap.members],
             "etcd": [
                 {"name": e.name, "url": e.url, "healthy": e.healthy, "leader": e.leader}

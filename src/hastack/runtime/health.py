@@ -90,6 +90,10 @@ def assess(snap: StackSnapshot) -> Assessment:
         problems.append(f"pgbouncer: {snap.pgbouncer.error}")
     if not snap.redis.ok:
         problems.append(f"redis: {snap.redis.error}")
+    if snap.paused:
+        problems.append(
+            "patroni: maintenance mode (paused): no automatic failover; `hastack resume`"
+        )
     for leftover in snap.leftovers:
         problems.append(f"left by an interrupted drill: {leftover}; run `hastack drill cleanup`")
 

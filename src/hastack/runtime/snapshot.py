@@ -80,6 +80,8 @@ class StackSnapshot:
     redis: ServiceProbe
     leftovers: tuple[str, ...] = ()
     """What an interrupted drill left behind: network-cut rules, frozen processes."""
+    paused: bool = False
+    """Patroni's maintenance mode: no automatic failover until `hastack resume`."""
 
 
 def postmaster_pid(node: Node) -> int | None:
@@ -122,24 +124,25 @@ def _leader_key(plan: StackPlan) -> tuple[str | None, str | None]:
         return None, str(exc)
 
 
-def _cluster_view(plan: StackPlan, leader: str | None) -> dict[str, dict[str, Any]]:
-    """Members as the leader's Patroni sees them; another node's view if the leader is mute.
-    The leader's own view is preferred: a node just back from a partition can be stale."""
+def _cluster_view(plan: StackPlan, leader: str | None) -> tuple[dict[str, dict[str, Any]], bool]:
+    """(members, paused) as the leader's Patroni sees them; another node's view if the leader
+    is mute. The leader's own view is preferred: a node just back from a partition can be
+    stale."""
     names = [n.name for n in plan.postgres_nodes]
     order = ([leader] if leader in names else []) + [n for n in names if n != leader]
     for name in order:
         node = plan.node(name)
         client = PatroniClient(node.address, plan.spec.patroni.rest_port, timeout_s=1.0)
         try:
-            members = client.cluster().get("members", [])
+            view = client.cluster()
         except (PatroniUnavailable, ValueError):
             continue
-        return {m["name"]: m for m in members}
-    return {}
+        return {m["name"]: m for m in view.get("members", [])}, bool(view.get("pause"))
+    return {}, False
 
 
-def _members(plan: StackPlan, leader: str | None) -> tuple[PgMember, ...]:
-    view = _cluster_view(plan, leader)
+def _members(plan: StackPlan, leader: str | None) -> tuple[tuple[PgMember, ...], bool]:
+    view, paused = _cluster_view(plan, leader)
     members = []
     for node in plan.postgres_nodes:
         m = view.get(node.name, {})
@@ -156,7 +159,7 @@ def _members(plan: StackPlan, leader: str | None) -> tuple[PgMember, ...]:
                 pid=postmaster_pid(node),
             )
         )
-    return tuple(members)
+    return tuple(members), paused
 
 
 def _haproxy(plan: StackPlan) -> tuple[tuple[BackendServer, ...], str | None]:
@@ -226,6 +229,7 @@ def take_snapshot(
         leader, leader_error = leader_f.result()
         members_f = pool.submit(_members, plan, leader)
         haproxy, haproxy_error = haproxy_f.result()
+        members, paused = members_f.result()
         return StackSnapshot(
             plan=plan,
             taken_at=time.time(),
@@ -234,12 +238,13 @@ def take_snapshot(
             etcd=etcd_f.result(),
             leader_key=leader,
             leader_key_error=leader_error,
-            members=members_f.result(),
+            members=members,
             haproxy=haproxy,
             haproxy_error=haproxy_error,
             pgbouncer=pgb_f.result(),
             redis=redis_f.result(),
             leftovers=leftovers_f.result(),
+            paused=paused,
         )
 
 
