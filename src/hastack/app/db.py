@@ -1,0 +1,130 @@
+"""Database access for apps behind hastack: a read-write pool (DATABASE_URL), a read-only
+pool (DATABASE_URL_RO) used only while the replicas are fresh, and tenant-scoped
+transactions (row-level security keyed by `app.current_site_id`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from hastack.app.metrics import AppMetrics
+from hastack.app.settings import AppSettings
+
+LOG = logging.getLogger("hastack.db")
+
+AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
+
+# Bytes not yet replayed -> 0 lag; otherwise time since the last replayed commit. (Time alone
+# grows while the primary is idle, which would wrongly push reads to the primary.)
+LAG_SQL = """
+SELECT CASE
+  WHEN NOT pg_is_in_recovery() THEN 0
+  WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+  ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
+END
+"""
+
+
+def _pool(url: str, name: str, max_size: int) -> AsyncConnectionPool[AsyncConn]:
+    return AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        name=name,
+        open=False,
+        timeout=5.0,
+        # PgBouncer's transaction pooling cannot keep server-side prepared statements.
+        kwargs={"prepare_threshold": None, "connect_timeout": 2},
+    )
+
+
+class Database:
+    def __init__(self, settings: AppSettings, metrics: AppMetrics, pool_size: int = 10) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.rw = _pool(settings.database_url, "rw", pool_size)
+        self.ro = (
+            _pool(settings.database_url_ro, "ro", pool_size) if settings.database_url_ro else None
+        )
+        self.replica_lag_s: float | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        await self.rw.open(wait=False)
+        if self.ro is not None:
+            await self.ro.open(wait=False)
+            self._lag_task = asyncio.create_task(self._watch_lag())
+
+    async def close(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+        await self.rw.close()
+        if self.ro is not None:
+            await self.ro.close()
+
+    async def _watch_lag(self, every_s: float = 1.0) -> None:
+        assert self.ro is not None
+        while True:
+            try:
+                async with self.ro.connection(timeout=2) as conn:
+                    row = await (await conn.execute(LAG_SQL)).fetchone()
+                self.replica_lag_s = float(row[0]) if row else None
+            except (psycopg.Error, OSError, TimeoutError) as exc:
+                LOG.warning("replica lag unknown: %s", exc)
+                self.replica_lag_s = None
+            await asyncio.sleep(every_s)
+
+    def replicas_fresh(self) -> bool:
+        lag = self.replica_lag_s
+        return lag is not None and lag <= self.settings.replica_max_lag_s
+
+    def pick(self, readonly: bool, primary: bool = False) -> AsyncConnectionPool[AsyncConn]:
+        """Writes, and reads that must see the caller's own recent writes (`primary`), go to
+        the primary; other reads to the replicas while they are fresh."""
+        if primary or not readonly or self.ro is None or not self.replicas_fresh():
+            return self.rw
+        return self.ro
+
+    @contextlib.asynccontextmanager
+    async def transaction(
+        self,
+        site_id: int | None = None,
+        *,
+        readonly: bool = False,
+        primary: bool = False,
+    ) -> AsyncIterator[AsyncConn]:
+        """A transaction scoped to one tenant: `app.current_site_id` is set for this
+        transaction only (`set_config(..., true)`), so a pooled connection never carries
+        one tenant's setting into another's request."""
+        pool = self.pick(readonly, primary)
+        self.metrics.replica_routed.labels(pool.name).inc()
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT set_config('app.current_site_id', %s, true)",
+                ("" if site_id is None else str(site_id),),
+            )
+            yield conn
+
+    async def ping(self, timeout_s: float = 1.0) -> None:
+        async with self.rw.connection(timeout=timeout_s) as conn:
+            await conn.execute("SELECT 1")
+
+    def collect(self) -> None:
+        """Pool usage for /metrics."""
+        for pool in (self.rw, self.ro):
+            if pool is None:
+                continue
+            stats = pool.get_stats()
+            size = stats.get("pool_size", 0)
+            idle = stats.get("pool_available", 0)
+            self.metrics.pool_connections.labels(pool.name, "idle").set(idle)
+            self.metrics.pool_connections.labels(pool.name, "used").set(size - idle)
+            self.metrics.pool_connections.labels(pool.name, "waiting").set(
+                stats.get("requests_waiting", 0)
+            )

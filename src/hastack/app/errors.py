@@ -1,0 +1,74 @@
+"""Errors as JSON, with the request id, and never a stack trace to the client."""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hastack.app.requestid import current_request_id
+
+LOG = logging.getLogger("hastack.errors")
+
+
+def _body(message: str, **extra: object) -> dict[str, object]:
+    return {"error": message, "request_id": current_request_id(), **extra}
+
+
+async def http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+
+async def validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ValidationError)
+    fields = [
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+    ]
+    return JSONResponse(_body("invalid request body", fields=fields), status_code=422)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    LOG.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(_body("internal error"), status_code=500)
+
+
+EXCEPTION_HANDLERS = {
+    HTTPException: http_error,
+    ValidationError: validation_error,
+    Exception: internal_error,
+}
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over `max_bytes`: by Content-Length up front, or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            response = JSONResponse(_body("request body too large"), status_code=413)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise HTTPException(413, "request body too large")
+            return message
+
+        await self.app(scope, limited, send)

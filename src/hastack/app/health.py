@@ -1,0 +1,66 @@
+"""/health/live (the process answers) and /health/ready (its dependencies answer)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions
+from psycopg import Error as PgError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from hastack.app.db import Database
+
+CACHE_S = 0.25
+"""Readiness is recomputed at most this often, so a burst of checks costs one probe."""
+
+
+class Health:
+    def __init__(self, db: Database, client: aioredis.Redis | None, degraded_ok: bool) -> None:
+        self.db = db
+        self.redis = client
+        self.degraded_ok = degraded_ok
+        self._cached: tuple[float, int, dict[str, Any]] | None = None
+
+    async def live(self, _request: Request) -> Response:
+        return JSONResponse({"status": "live"})
+
+    async def ready(self, _request: Request) -> Response:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > CACHE_S:
+            status, body = await self._probe()
+            self._cached = (now, status, body)
+        _, status, body = self._cached
+        return JSONResponse(body, status_code=status)
+
+    async def _probe(self) -> tuple[int, dict[str, Any]]:
+        db_ok, redis_ok = await asyncio.gather(self._database(), self._redis())
+        checks = {
+            "database": "ok" if db_ok else "down",
+            "redis": "ok" if redis_ok else ("down" if self.redis is not None else "absent"),
+        }
+        failing = [name for name, state in checks.items() if state == "down"]
+        if not db_ok or (failing and not self.degraded_ok):
+            return 503, {"status": "unavailable", "failing": failing, "checks": checks}
+        if failing:
+            return 200, {"status": "degraded", "failing": failing, "checks": checks}
+        return 200, {"status": "ready", "checks": checks}
+
+    async def _database(self) -> bool:
+        try:
+            await asyncio.wait_for(self.db.ping(), timeout=1.0)
+        except (PgError, OSError, TimeoutError):
+            return False
+        return True
+
+    async def _redis(self) -> bool:
+        if self.redis is None:
+            return True
+        try:
+            await self.redis.ping()
+        except (redis.exceptions.RedisError, OSError):
+            return False
+        return True

@@ -1,0 +1,69 @@
+"""Settings of an app behind hastack: connection URLs and secrets from the environment (as
+`hastack env` prints them), everything else from the JSON file hastack renders."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """`limits` strings ("100/minute"). Anonymous clients are limited at the edge (HAProxy);
+    these tiers apply where identity matters."""
+
+    authenticated: str = "1000/second"
+    heavy_write: str = "20/hour"
+    login: str = "5/minute"
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    database_url: str
+    database_url_ro: str | None = None
+    redis_url: str | None = None
+    secret_key: str = ""
+    """Signs session cookies and download URLs (HASTACK_APP_SECRET)."""
+    tenant_header: str = "X-Site-ID"
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    replica_max_lag_s: float = 1.0
+    """Reads go to the replicas only while their replay lag is below this."""
+    read_your_writes_s: float = 5.0
+    """After a write, a session's reads go to the primary for this long."""
+    degraded_without_redis: bool = True
+    """Stay ready (degraded: no cache, limits fail open) when Redis is down."""
+    max_body_bytes: int = 1_000_000
+    token_cache_s: float = 30.0
+    """How long an API token lookup is cached in the process (revocation delay)."""
+    access_log: bool = True
+    instance: str = ""
+    """The instance name (app1..N), in logs and metrics."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AppSettings:
+        env = os.environ if env is None else env
+        if "DATABASE_URL" not in env:
+            raise RuntimeError(
+                "DATABASE_URL is not set: run the app with the environment `hastack env` prints"
+            )
+        extra: dict[str, Any] = {}
+        config = env.get("HASTACK_APP_CONFIG")
+        if config:
+            extra = json.loads(Path(config).read_text())
+        known = {f.name for f in fields(cls)}
+        limits = extra.pop("rate_limits", None)
+        values = {k: v for k, v in extra.items() if k in known}
+        if limits:
+            values["rate_limits"] = RateLimits(**limits)
+        return cls(
+            database_url=env["DATABASE_URL"],
+            database_url_ro=env.get("DATABASE_URL_RO"),
+            redis_url=env.get("REDIS_URL"),
+            secret_key=env.get("HASTACK_APP_SECRET", ""),
+            instance=env.get("HASTACK_INSTANCE", ""),
+            **values,
+        )

@@ -1,0 +1,168 @@
+"""The app tier's pure parts: middlewares, signing, rate-limit arithmetic, settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from hastack.app import AppSettings, SignatureError, sign_url, verify_url
+from hastack.app.auth import sign, unsign
+from hastack.app.errors import EXCEPTION_HANDLERS, BodyLimitMiddleware
+from hastack.app.metrics import AppMetrics, MetricsMiddleware
+from hastack.app.ratelimit import RateLimitHeadersMiddleware, Verdict, window_key
+from hastack.app.requestid import RequestIdMiddleware, current_request_id
+from hastack.app.security import SecurityHeadersMiddleware
+from hastack.app.tokens import hash_token, new_token
+
+
+async def echo(request: Request) -> Response:
+    body = await request.body()
+    return JSONResponse({"request_id": current_request_id(), "size": len(body)})
+
+
+async def item(request: Request) -> Response:
+    return JSONResponse({"id": request.path_params["id"]})
+
+
+async def boom(_request: Request) -> Response:
+    raise RuntimeError("secret internals")
+
+
+def client(metrics: AppMetrics | None = None) -> TestClient:
+    metrics = metrics or AppMetrics()
+    app = Starlette(
+        routes=[
+            Route("/echo", echo, methods=["GET", "POST"]),
+            Route("/items/{id}", item),
+            Route("/boom", boom),
+            Route("/metrics", metrics.endpoint()),
+        ],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(BodyLimitMiddleware, max_bytes=100),
+            Middleware(RateLimitHeadersMiddleware),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_request_id_is_kept_or_made_and_echoed() -> None:
+    c = client()
+    given = c.get("/echo", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    assert given.json()["request_id"] == "abc-123"
+    made = c.get("/echo", headers={"X-Request-ID": "bad id with spaces"})
+    assert len(made.headers["x-request-id"]) == 32
+    assert made.json()["request_id"] == made.headers["x-request-id"]
+
+
+def test_security_headers_on_every_response_including_errors() -> None:
+    for path in ("/echo", "/nope"):
+        r = client().get(path)
+        assert r.headers["strict-transport-security"].startswith("max-age=31536000")
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["x-frame-options"] == "DENY"
+        assert "content-security-policy" in r.headers and "referrer-policy" in r.headers
+
+
+def test_errors_are_json_with_request_id_and_never_a_stack_trace() -> None:
+    c = client()
+    missing = c.get("/nope", headers={"X-Request-ID": "r1"})
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "Not Found", "request_id": "r1"}
+    crash = c.get("/boom")
+    assert crash.status_code == 500
+    assert crash.json()["error"] == "internal error"
+    assert "secret internals" not in crash.text and "Traceback" not in crash.text
+
+
+def test_oversized_body_is_413_by_length_and_while_streaming() -> None:
+    c = client()
+    assert c.post("/echo", content=b"x" * 50).json()["size"] == 50
+    big = c.post("/echo", content=b"x" * 101)
+    assert big.status_code == 413 and big.json()["error"] == "request body too large"
+
+    def chunks():  # no Content-Length: caught while streaming
+        yield b"x" * 60
+        yield b"x" * 60
+
+    assert c.post("/echo", content=chunks()).status_code == 413
+
+
+def test_metrics_use_the_route_template_not_the_raw_path() -> None:
+    metrics = AppMetrics()
+    c = client(metrics)
+    for i in range(3):
+        c.get(f"/items/{i}")
+    c.get("/nope")
+    text = c.get("/metrics").text
+    assert 'http_requests_total{method="GET",route="/items/{id}",status="200"} 3.0' in text
+    assert 'route="unmatched",status="404"' in text
+    assert "/items/1" not in text
+    assert "http_request_duration_seconds_bucket" in text
+    assert "http_requests_in_flight" in text
+
+
+def test_signed_urls_expire_and_resist_tampering() -> None:
+    url = sign_url("k", "/files/a.csv", ttl_s=60, now=1000)
+    assert verify_url("k", url, now=1059) == "/files/a.csv"
+    with pytest.raises(SignatureError, match="link expired"):
+        verify_url("k", url, now=1061)
+    with pytest.raises(SignatureError, match="bad signature"):
+        verify_url("k", url.replace("a.csv", "b.csv"), now=1001)
+    with pytest.raises(SignatureError, match="bad signature"):
+        verify_url("other", url, now=1001)
+    with pytest.raises(SignatureError, match="missing signature"):
+        verify_url("k", "/files/a.csv", now=1001)
+
+
+def test_session_cookie_signing() -> None:
+    signed = sign("k", "session-1")
+    assert unsign("k", signed) == "session-1"
+    assert unsign("k", signed[:-1] + ("0" if signed[-1] != "0" else "1")) is None
+    assert unsign("other", signed) is None
+
+
+def test_tokens_are_random_and_stored_hashed() -> None:
+    a, b = new_token(), new_token()
+    assert a != b and a.startswith("hst_") and len(a) > 40
+    assert hash_token(a) == hash_token(a) and len(hash_token(a)) == 64 and a not in hash_token(a)
+
+
+def test_rate_limit_windows_and_headers() -> None:
+    key, reset = window_key("login", "alice", 60, now=125.5)
+    assert key == "hastack/rl/login/alice/2" and reset == 55
+    denied = Verdict(False, 5, 0, 55).headers()
+    assert denied["Retry-After"] == "55" and denied["RateLimit-Remaining"] == "0"
+    assert "Retry-After" not in Verdict(True, 5, 4, 55).headers()
+
+
+def test_settings_from_env_and_json(tmp_path: Path) -> None:
+    config = tmp_path / "app.json"
+    config.write_text(
+        json.dumps({"tenant_header": "X-Tenant", "rate_limits": {"login": "3/minute"}})
+    )
+    settings = AppSettings.from_env(
+        {
+            "DATABASE_URL": "postgresql://a",
+            "REDIS_URL": "redis://b",
+            "HASTACK_APP_SECRET": "s",
+            "HASTACK_APP_CONFIG": str(config),
+        }
+    )
+    assert settings.tenant_header == "X-Tenant"
+    assert settings.rate_limits.login == "3/minute"
+    assert settings.rate_limits.authenticated == "1000/second"
+    with pytest.raises(RuntimeError, match="DATABASE_URL is not set"):
+        AppSettings.from_env({})

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from cryptography import x509
+
+from hastack.runtime.tls import TlsFiles, ensure_tls, needs_renewal
+
+
+def files(tmp: Path) -> TlsFiles:
+    return TlsFiles(tmp / "ca.pem", tmp / "ca.key", tmp / "site.pem")
+
+
+def test_generated_certificate_covers_names_and_chains_to_the_ca(tmp_path: Path) -> None:
+    f = files(tmp_path)
+    assert ensure_tls(f, "demo", ["localhost"], ["127.0.10.100", "127.0.0.1"], "root")
+    pem = f.haproxy_pem.read_bytes()
+    assert b"PRIVATE KEY" in pem and pem.count(b"BEGIN CERTIFICATE") == 2
+    cert = x509.load_pem_x509_certificate(pem)
+    ca = x509.load_pem_x509_certificate(f.ca_cert.read_bytes())
+    cert.verify_directly_issued_by(ca)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} == {
+        "127.0.10.100",
+        "127.0.0.1",
+    }
+    assert cert.not_valid_after_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=390)
+    assert (f.ca_key.stat().st_mode & 0o777) == 0o600
+    assert (f.haproxy_pem.stat().st_mode & 0o777) == 0o600
+
+
+def test_second_run_keeps_the_certificate_and_a_new_name_renews_it(tmp_path: Path) -> None:
+    f = files(tmp_path)
+    ensure_tls(f, "demo", ["localhost"], ["127.0.10.100"], "root")
+    first = f.haproxy_pem.read_bytes()
+    assert not ensure_tls(f, "demo", ["localhost"], ["127.0.10.100"], "root")
+    assert f.haproxy_pem.read_bytes() == first
+    assert needs_renewal(first, ["localhost", "shop.example"], ["127.0.10.100"])
+    assert ensure_tls(f, "demo", ["localhost", "shop.example"], ["127.0.10.100"], "root")
+    assert f.ca_cert.exists()
+
+
+def test_operator_certificate_is_used_as_given(tmp_path: Path) -> None:
+    f = files(tmp_path)
+    (tmp_path / "my.crt").write_text("CERT\n")
+    (tmp_path / "my.key").write_text("KEY\n")
+    ensure_tls(f, "demo", [], [], "root", own_cert=(tmp_path / "my.crt", tmp_path / "my.key"))
+    assert f.haproxy_pem.read_text() == "CERT\nKEY\n"
+    assert not f.ca_key.exists()
