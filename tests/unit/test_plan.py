@@ -21,7 +21,13 @@ def test_default_addresses_users_and_paths() -> None:
         "haproxy": "hs-demo-haproxy",
         "pgbouncer": "hs-demo-pgbouncer",
         "redis": "hs-demo-redis",
+        "app": "hs-demo-app",
     }
+    assert [(a.name, a.address, a.port) for a in plan.app_instances] == [
+        ("app1", "127.0.10.111", 8000),
+        ("app2", "127.0.10.112", 8000),
+    ]
+    assert plan.app_is_demo and plan.app_url == "https://127.0.10.100:8443"
     assert plan.pgbouncer_databases == {"app": 5000, "app_ro": 5001}
 
 

@@ -50,9 +50,11 @@ def test_owners_and_modes() -> None:
 
 
 def test_secrets_only_where_needed() -> None:
-    """The pooler holds SCRAM verifiers, never the app's plaintext password."""
+    """The pooler holds SCRAM verifiers, never the app's plaintext password; only the app
+    instances' environment file (0600, app user) carries it."""
     files = rendered()
     secrets = fixed_secrets()
     assert secrets.app_password not in files["services__pgbouncer__userlist.txt"]
     assert secrets.scram("app", secrets.app_password) in files["services__pgbouncer__userlist.txt"]
-    assert all(secrets.app_password not in text for text in files.values())
+    holders = [name for name, text in files.items() if secrets.app_password in text]
+    assert holders == ["services__app__app.env"]

@@ -17,6 +17,8 @@ from hastack import __version__
 from hastack.cli import views
 from hastack.cli.output import ConsoleProgress, err, fail, out, print_json
 from hastack.drills.runner import DrillError
+from hastack.ops.app import AppOpError
+from hastack.ops.app_tokens import TokenError
 from hastack.ops.bench import BenchError, bench_pg, idle_footprint
 from hastack.ops.cluster import ClusterOpError
 from hastack.ops.env import StackNotCreated, env_settings
@@ -26,6 +28,7 @@ from hastack.ops.plan import plan_as_dict
 from hastack.ops.secrets import UnknownSecret, show_secret
 from hastack.ops.status import stack_status
 from hastack.render.secrets import SECRET_PURPOSES
+from hastack.runtime.apptier import AppTierError
 from hastack.runtime.database import DatabaseError
 from hastack.runtime.files import write_atomic
 from hastack.runtime.ownership import OwnershipError
@@ -66,6 +69,9 @@ EXPECTED_ERRORS = (
     BenchError,
     ClusterOpError,
     DrillError,
+    AppOpError,
+    TokenError,
+    AppTierError,
 )
 
 

@@ -20,7 +20,9 @@ def connection_settings(plan: StackPlan, secrets: Secrets) -> dict[str, str]:
     host = plan.services_address
     rw_db, ro_db = plan.pgbouncer_databases
     pw = secrets.app_password
+    app = {"APP_URL": plan.app_url} if plan.app_instances else {}
     return {
+        **app,
         "DATABASE_URL": _pg_url(roles.APP, pw, host, spec.pgbouncer.port, rw_db),
         "DATABASE_URL_RO": _pg_url(roles.APP, pw, host, spec.pgbouncer.port, ro_db),
         "DATABASE_URL_DIRECT": _pg_url(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hastack.render.app import render_app_config, render_app_env
 from hastack.render.fencer import render_fencer_config
 from hastack.render.haproxy import render_haproxy
 from hastack.render.patroni import render_patroni
@@ -59,6 +60,13 @@ def render_stack(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
             None,
         ),
     ]
+    app_user = users.get("app")
+    if app_user is not None:
+        files += [
+            # Read by every instance: "app" restarts them all (one at a time) when changed.
+            RenderedFile(plan.paths.app_env, render_app_env(plan, secrets), app_user, "app"),
+            RenderedFile(plan.paths.app_config, render_app_config(plan), app_user, "app"),
+        ]
     if plan.spec.fencing.enabled:
         files.append(
             RenderedFile(plan.paths.fencer_config, render_fencer_config(plan), "root", "fencer")

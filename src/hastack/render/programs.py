@@ -6,36 +6,11 @@ start and stop in dependency order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
+from hastack.render.app import app_programs
+from hastack.render.program import Program
 from hastack.spec.plan import Node, StackPlan
 
-
-@dataclass(frozen=True)
-class Program:
-    """One supervised process."""
-
-    name: str
-    """Unique program name, e.g. `pg1-patroni`."""
-    group: str
-    """Supervisor group: the node name, or the service name for shared services."""
-    component: str
-    """etcd, patroni, haproxy, pgbouncer or redis."""
-    argv: tuple[str, ...]
-    user: str
-    directory: Path
-    log_file: Path
-    environment: dict[str, str] = field(default_factory=dict)
-    stop_signal: str = "TERM"
-    stop_wait_s: int = 10
-    start_secs: int = 1
-    start_retries: int = 1000
-
-    @property
-    def process_name(self) -> str:
-        """The `group:name` supervisor's XML-RPC API expects."""
-        return f"{self.group}:{self.name}"
+__all__ = ["Program", "stack_programs"]
 
 
 def etcd_argv(plan: StackPlan, node: Node) -> tuple[str, ...]:
@@ -168,9 +143,9 @@ def fencer_programs(plan: StackPlan) -> list[Program]:
 
 
 def stack_programs(plan: StackPlan) -> list[Program]:
-    """Every program, in start order: etcd members, Patroni nodes, the services, then the
-    fencing watcher (it only watches a cluster that is already up)."""
+    """Every program, in start order: etcd members, Patroni nodes, the services, the app
+    instances, then the fencing watcher (it only watches a cluster that is already up)."""
     per_node = [node_programs(plan, n) for n in plan.nodes]
     etcd = [p for progs in per_node for p in progs if p.component == "etcd"]
     patroni = [p for progs in per_node for p in progs if p.component == "patroni"]
-    return etcd + patroni + service_programs(plan) + fencer_programs(plan)
+    return etcd + patroni + service_programs(plan) + app_programs(plan) + fencer_programs(plan)

@@ -25,6 +25,7 @@ SECRET_PURPOSES = {
     "pgbouncer_admin_password": "PgBouncer admin console user `pgbouncer_admin`",
     "haproxy_stats_password": "HAProxy stats page user `admin`",
     "redis_password": "Redis `default` user",
+    "app_secret_key": "signs the app's session cookies and download URLs",
     "scram_salt_seed": "seed of the per-role SCRAM salts, so verifiers are stable (not a password)",
 }
 """Every secret of a stack and what it is for; `hastack secrets list` prints this."""
@@ -43,6 +44,7 @@ class Secrets:
     pgbouncer_admin_password: str
     haproxy_stats_password: str
     redis_password: str
+    app_secret_key: str
     scram_salt_seed: str
 
     @classmethod

@@ -5,11 +5,9 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
+from hastack.render.haproxy import MIN_FDS  # HAProxy's maxconn is derived from it
 from hastack.render.programs import Program
 from hastack.spec.plan import StackPlan
-
-MIN_FDS = 16384
-"""HAProxy and PgBouncer inherit supervisord's descriptor limit; sized for their maxconn."""
 
 
 def _escape(value: str) -> str:

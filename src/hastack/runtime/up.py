@@ -14,11 +14,21 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from hastack.demo.migrations import demo_migrations
 from hastack.render.connection import connection_settings
 from hastack.render.files import RenderedFile, render_stack
 from hastack.render.programs import Program, stack_programs
 from hastack.render.secrets import Secrets
 from hastack.runtime import secret_store
+from hastack.runtime.apptier import (
+    app_servers,
+    drain_quietly,
+    instance_ready,
+    prepare_http,
+    replace_rolling,
+    rolling_restart,
+    save_server_state,
+)
 from hastack.runtime.database import DatabaseError, ensure_database
 from hastack.runtime.dcs import converge_dcs
 from hastack.runtime.fencer import hold
@@ -26,6 +36,7 @@ from hastack.runtime.files import write_atomic
 from hastack.runtime.health import data_tier
 from hastack.runtime.layout import prepare_dirs
 from hastack.runtime.lifecycle import current_leader, ensure_started, programs_of
+from hastack.runtime.migrations import apply_migrations
 from hastack.runtime.ownership import claim_state_dir, ensure_users
 from hastack.runtime.preflight import preflight
 from hastack.runtime.progress import NullProgress, Progress
@@ -60,6 +71,7 @@ class UpResult:
     ready_at_s: dict[str, float] = field(default_factory=dict)
     """Seconds from the start of `up` until each readiness milestone."""
     leader: str | None = None
+    migrations: list[str] = field(default_factory=list)
 
     @property
     def nothing_changed(self) -> bool:
@@ -127,6 +139,8 @@ def _prepare(run: _Run) -> None:
     run.result.created_users = ensure_users(plan, marker)
     prepare_dirs(plan)
     run.secrets = secret_store.load_or_create(plan.paths.secrets_dir)
+    if plan.app_instances:
+        prepare_http(plan)
 
 
 def _render_and_write(run: _Run) -> list[RenderedFile]:
@@ -161,6 +175,8 @@ def _ensure_supervisor(run: _Run) -> bool:
         return False
     added, changed, removed = sup.reload_config()
     for group in removed:
+        # An app instance scaled away: no new requests first, then stop it.
+        drain_quietly(plan=run.plan, name=group)
         sup.stop_group(group)
         sup.remove_group(group)
     for group in added:
@@ -175,12 +191,17 @@ def _replace_changed_groups(run: _Run, changed: list[str]) -> None:
     Patroni streaming) before the next, so the cluster keeps quorum and a leader."""
     plan, sup = run.plan, run.sup
     node_names = {n.name for n in plan.nodes}
+    app_names = {i.name for i in plan.app_instances}
     leader = current_leader(plan)
     nodes = sorted((g for g in changed if g in node_names), key=lambda g: g == leader)
-    for group in (g for g in changed if g not in node_names):
+    for group in (g for g in changed if g not in node_names | app_names):
         sup.stop_group(group)
         sup.remove_group(group)
         sup.add_group(group)
+    apps = [p for p in programs_of(plan, "app") if p.group in changed]
+    if apps:
+        run.progress.step("applying changed app definitions, one instance at a time")
+        replace_rolling(plan, sup, apps, run.progress)
     for group in nodes:
         run.progress.step(f"applying the changed program definition of {group}")
         programs = [p for p in stack_programs(plan) if p.group == group]
@@ -228,6 +249,11 @@ def _start_data_tier(run: _Run) -> None:
     run.result.dcs_patch = converge_dcs(plan, plan.node(leader), secrets)
     if run.result.dcs_patch:
         run.progress.done(f"Patroni dynamic config updated: {sorted(run.result.dcs_patch)}")
+    if plan.app_is_demo and plan.app_instances:
+        applied = apply_migrations(plan, plan.node(leader), secrets, demo_migrations())
+        run.result.migrations = applied
+        if applied:
+            run.progress.done(f"migrations applied: {', '.join(applied)}")
 
     if len(plan.postgres_nodes) > 1:
         run.wait(
@@ -276,6 +302,10 @@ def _start_services(run: _Run) -> None:
     _start(run, programs_of(plan, "redis"))
     _wait_redis(run)
     run.milestone("redis", "Redis answers")
+    if plan.app_instances:
+        _start(run, programs_of(plan, "app"))
+        _wait_app(run)
+        run.milestone("app", f"{len(plan.app_instances)} app instances ready behind HAProxy")
     _start(run, programs_of(plan, "fencer"))
     _wait_all_running(run)
 
@@ -285,8 +315,24 @@ def _wait_services(run: _Run) -> None:
     _wait_haproxy(run)
     _wait_pgbouncer(run)
     _wait_redis(run)
+    if run.plan.app_instances:
+        _wait_app(run)
     _wait_all_running(run)
     run.progress.done("services answer after the reload")
+
+
+def _wait_app(run: _Run) -> None:
+    run.wait(lambda: _app_in_rotation(run), "app instances in rotation", 60, "hastack logs app1")
+
+
+def _app_in_rotation(run: _Run) -> tuple[bool | None, str]:
+    plan = run.plan
+    not_ready = [i.name for i in plan.app_instances if not instance_ready(plan, i)]
+    servers = app_servers(plan)
+    down = [i.name for i in plan.app_instances if not (i.name in servers and servers[i.name].up)]
+    if not not_ready and not down:
+        return True, ""
+    return None, f"not ready: {not_ready}; not up in HAProxy: {down}"
 
 
 def _wait_haproxy(run: _Run) -> None:
@@ -355,7 +401,14 @@ def _reload_changed(run: _Run, changed: list[RenderedFile]) -> bool:
     for name in sorted({f.program for f in changed if f.program}):
         if name in run.result.started:
             continue
+        if name == "app":
+            running = [p for p in programs_of(run.plan, "app") if p.name not in run.result.started]
+            rolling_restart(run.plan, run.sup, running, run.progress)
+            run.result.reloaded += [p.name for p in running]
+            continue
         program = programs[name]
+        if program.component == "haproxy":
+            save_server_state(run.plan)  # drained servers stay drained in the new process
         signal_name = RELOAD_SIGNALS.get(program.component)
         if signal_name:
             run.sup.signal(program.process_name, signal_name)

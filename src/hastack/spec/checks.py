@@ -47,6 +47,7 @@ def check_plan(plan: StackPlan) -> list[SpecIssue]:
         *_check_connections(plan),
         *_check_parameters(plan),
         *_check_fencing(plan),
+        *_check_http(plan),
     ]
 
 
@@ -188,6 +189,9 @@ def _check_ports(plan: StackPlan) -> list[SpecIssue]:
         "pgbouncer.port": spec.pgbouncer.port,
         "redis.port": spec.redis.port,
     }
+    if plan.app_instances:
+        service_ports["http.http_port"] = spec.http.http_port
+        service_ports["http.https_port"] = spec.http.https_port
     node_ports = {
         "postgres.port": spec.postgres.port,
         "patroni.rest_port": spec.patroni.rest_port,
@@ -274,3 +278,17 @@ def _check_fencing(plan: StackPlan) -> list[SpecIssue]:
             )
         )
     return issues
+
+
+def _check_http(plan: StackPlan) -> list[SpecIssue]:
+    tls = plan.spec.http.tls
+    if (tls.cert is None) != (tls.key is None):
+        return [
+            SpecIssue(
+                key="http.tls.cert" if tls.cert is None else "http.tls.key",
+                message="a certificate needs its key, and a key its certificate",
+                fix="set both http.tls.cert and http.tls.key, or neither (hastack makes one)",
+                related=("http.tls.key", "http.tls.cert"),
+            )
+        ]
+    return []

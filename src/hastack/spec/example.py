@@ -76,6 +76,44 @@ redis:
   maxmemory_policy: allkeys-lru
   appendonly: true
 
+app:                            # the app instances behind HAProxy (the demo app by default)
+  instances: 2                  # 0: no HTTP tier
+  module: hastack.demo.app:build  # your ASGI app as module:attribute (served by uvicorn)
+  factory: true                 # module names a function returning the app
+  # command: node server.js     # or any HTTP server; gets HOST, PORT and `hastack env`
+  port: 8000                    # each instance on its own address (.111, .112, ...)
+  health_path: /health/ready
+  tenant_header: X-Site-ID
+  rate_limits:                  # app-side tiers where identity matters
+    authenticated: 1000/second
+    heavy_write: 20/hour
+    login: 5/minute
+  replica_max_lag_s: 1.0        # reads leave the replicas when they lag more
+  read_your_writes_s: 5.0
+  max_body_kb: 1024
+  access_log: true
+  graceful_timeout_s: 10
+
+http:                           # HAProxy's HTTP tier
+  http_port: 8080               # redirects to https
+  https_port: 8443              # TLS (generated CA and certificate unless tls.cert/key)
+  balance: leastconn
+  sticky_sessions: false
+  edge_rate_limit:              # per client, in HAProxy: 429 with Retry-After
+    requests: 100
+    period_s: 10
+  tls:
+    hostnames: [localhost]
+  retries: 2
+  timeout_client_s: 30
+  timeout_server_s: 30
+  timeout_http_request_s: 10
+  timeout_keepalive_s: 30
+  check:
+    inter_ms: 1000
+    fall: 2
+    rise: 2
+
 fencing:                        # fence a dead primary's node, release its lock early
   enabled: true                 # unplanned failover ~2 s instead of the ttl (~20 s)
   detect_s: 1.0                 # REST API and PostgreSQL both silent this long
@@ -89,6 +127,7 @@ fencing:                        # fence a dead primary's node, release its lock 
 #   redis_server: /usr/bin/redis-server
 #   postgres_bin_dir: /usr/lib/postgresql/15/bin
 #   patroni: /opt/hastack/venv/bin/patroni
+#   app_python: /opt/hastack/venv/bin/python
 """
 
 

@@ -220,6 +220,111 @@ class FencingSpec(_Model):
     probe_timeout_ms: int = Field(default=500, ge=100, le=5000)
 
 
+RateString = Annotated[
+    str,
+    Field(
+        pattern=r"^[1-9][0-9]*(/| per )[0-9]*\s*(second|minute|hour|day)s?$",
+        description='A rate like "100/minute" or "5 per 10 seconds" (the limits library form).',
+    ),
+]
+
+
+class RateLimitTiers(_Model):
+    """App-side limits where identity matters; everyone is limited at the edge (HAProxy)."""
+
+    authenticated: RateString = Field(
+        default="1000/second", description="Per API token or session user."
+    )
+    heavy_write: RateString = Field(default="20/hour", description="Per user, on bulk writes.")
+    login: RateString = Field(default="5/minute", description="Per user name, on /login.")
+
+
+DEMO_APP_MODULE = "hastack.demo.app:build"
+
+
+class AppSpec(_Model):
+    """The app instances behind HAProxy's HTTP tier (the demo work-order app by default)."""
+
+    instances: int = Field(
+        default=2,
+        ge=0,
+        le=16,
+        description=(
+            "How many instances (0: no HTTP tier). On 2 cores, with HAProxy and a load "
+            "generator on the box, more than 2 does not add throughput."
+        ),
+    )
+    module: str = Field(
+        default=DEMO_APP_MODULE,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$",
+        description="An ASGI app as module:attribute, served by uvicorn.",
+    )
+    factory: bool = Field(default=True, description="`module` names a function returning the app.")
+    command: str | None = Field(
+        default=None,
+        description=(
+            "Any HTTP server instead of an ASGI module, e.g. `node server.js`; it gets HOST and "
+            "PORT and the connection settings in its environment."
+        ),
+    )
+    port: Port = Field(default=8000, description="Each instance listens on its own address.")
+    health_path: str = Field(default="/health/ready", pattern=r"^/")
+    tenant_header: str = Field(default="X-Site-ID", pattern=r"^[A-Za-z0-9-]+$")
+    rate_limits: RateLimitTiers = Field(default_factory=RateLimitTiers)
+    replica_max_lag_s: float = Field(default=1.0, gt=0)
+    read_your_writes_s: float = Field(default=5.0, ge=0)
+    max_body_kb: int = Field(default=1024, ge=1)
+    access_log: bool = True
+    graceful_timeout_s: int = Field(
+        default=10, ge=1, description="How long an instance may finish requests when stopped."
+    )
+
+
+class EdgeRateLimitSpec(_Model):
+    """The per-client limit in HAProxy's stick table: first line of defence, ~free."""
+
+    requests: int = Field(default=100, ge=0, description="0 turns it off.")
+    period_s: int = Field(default=10, ge=1)
+
+
+class TlsSpec(_Model):
+    cert: Path | None = Field(
+        default=None, description="Your certificate (PEM); default: generated."
+    )
+    key: Path | None = Field(default=None, description="Its private key (PEM).")
+    hostnames: list[str] = Field(
+        default_factory=lambda: ["localhost"],
+        description="Names the generated certificate covers (plus the services address).",
+    )
+
+
+class HttpCheckSpec(_Model):
+    """Checks of each instance's readiness endpoint: out after 2 failures, back after 2."""
+
+    inter_ms: int = Field(default=1000, ge=100)
+    fall: int = Field(default=2, ge=1)
+    rise: int = Field(default=2, ge=1)
+
+
+class HttpSpec(_Model):
+    """HAProxy's HTTP tier in front of the app instances."""
+
+    http_port: Port = Field(default=8080, description="Redirects to HTTPS.")
+    https_port: Port = 8443
+    balance: Literal["leastconn", "roundrobin"] = "leastconn"
+    sticky_sessions: bool = Field(
+        default=False, description="Cookie stickiness (sessions live in Redis either way)."
+    )
+    edge_rate_limit: EdgeRateLimitSpec = Field(default_factory=EdgeRateLimitSpec)
+    tls: TlsSpec = Field(default_factory=TlsSpec)
+    retries: int = Field(default=2, ge=0, le=5)
+    timeout_client_s: int = Field(default=30, ge=1)
+    timeout_server_s: int = Field(default=30, ge=1)
+    timeout_http_request_s: int = Field(default=10, ge=1)
+    timeout_keepalive_s: int = Field(default=30, ge=1)
+    check: HttpCheckSpec = Field(default_factory=HttpCheckSpec)
+
+
 class BinariesSpec(_Model):
     """Where the external programs are. Defaults match Debian 12 packages and `make up`."""
 
@@ -233,6 +338,10 @@ class BinariesSpec(_Model):
     patroni: Path = Field(
         default=Path("/opt/hastack/venv/bin/patroni"),
         description="Patroni from its own venv, at a path every node user can read.",
+    )
+    app_python: Path = Field(
+        default=Path("/opt/hastack/venv/bin/python"),
+        description="The Python app instances run with (hastack[app] installed in it).",
     )
 
 
@@ -260,6 +369,8 @@ class StackSpec(_Model):
     pgbouncer: PgBouncerSpec = Field(default_factory=PgBouncerSpec)
     redis: RedisSpec = Field(default_factory=RedisSpec)
     fencing: FencingSpec = Field(default_factory=FencingSpec)
+    app: AppSpec = Field(default_factory=AppSpec)
+    http: HttpSpec = Field(default_factory=HttpSpec)
     binaries: BinariesSpec = Field(default_factory=BinariesSpec)
 
     @field_validator("state_dir")

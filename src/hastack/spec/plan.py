@@ -10,10 +10,13 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from hastack.spec.model import StackSpec
+from hastack.spec.model import DEMO_APP_MODULE, StackSpec
 
 SERVICES_HOST = 100
 """Host number of the shared services address inside the stack's /24."""
+
+APP_HOST_BASE = 110
+"""App instance N listens on host APP_HOST_BASE + N (.111, .112, ...)."""
 
 PGBOUNCER_POOLS = 2
 """PgBouncer keeps two pools per user: read-write and read-only."""
@@ -68,6 +71,18 @@ class Node:
     etcd_member: str | None
     """etcd member name (etcd1..M) when this node runs one."""
     paths: NodePaths
+
+
+@dataclass(frozen=True)
+class AppInstance:
+    name: str
+    """app1..appN"""
+    address: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -162,6 +177,37 @@ class StackPaths:
         return self.service("pgbouncer") / "userlist.txt"
 
     @property
+    def app_env(self) -> Path:
+        """Connection settings and secrets of the app instances (0600, app user)."""
+        return self.service("app") / "app.env"
+
+    @property
+    def app_config(self) -> Path:
+        return self.service("app") / "app.json"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.state_dir / "tls"
+
+    @property
+    def ca_cert(self) -> Path:
+        """Public: clients trust the stack's HTTPS through it."""
+        return self.tls_dir / "ca.pem"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.tls_dir / "ca.key"
+
+    @property
+    def haproxy_pem(self) -> Path:
+        return self.service("haproxy") / "site.pem"
+
+    @property
+    def haproxy_server_state(self) -> Path:
+        """Server states (drained, maintenance) kept across HAProxy reloads."""
+        return self.service("haproxy") / "server-state"
+
+    @property
     def redis_config(self) -> Path:
         return self.service("redis") / "redis.conf"
 
@@ -206,6 +252,7 @@ class StackPlan:
     tuning: PostgresTuning
     pool: PoolPlan
     postgres_bin_dir: Path
+    app_instances: tuple[AppInstance, ...] = ()
     etcd_namespace: str = ETCD_NAMESPACE
 
     @property
@@ -230,6 +277,15 @@ class StackPlan:
     @property
     def all_users(self) -> tuple[str, ...]:
         return tuple(n.user for n in self.nodes) + tuple(self.service_users.values())
+
+    @property
+    def app_is_demo(self) -> bool:
+        """The demo app runs: hastack applies its migrations."""
+        return self.spec.app.command is None and self.spec.app.module == DEMO_APP_MODULE
+
+    @property
+    def app_url(self) -> str:
+        return f"https://{self.services_address}:{self.spec.http.https_port}"
 
     @property
     def iptables_chain(self) -> str:
@@ -316,6 +372,17 @@ def derive_nodes(spec: StackSpec, paths: StackPaths) -> tuple[Node, ...]:
     return tuple(nodes)
 
 
+def derive_app_instances(spec: StackSpec) -> tuple[AppInstance, ...]:
+    return tuple(
+        AppInstance(
+            name=f"app{i}",
+            address=host_address(spec.network.subnet, APP_HOST_BASE + i),
+            port=spec.app.port,
+        )
+        for i in range(1, spec.app.instances + 1)
+    )
+
+
 def derive_plan(spec: StackSpec) -> StackPlan:
     paths = StackPaths(spec.state_dir or default_state_dir(spec.name))
     pool = derive_pool(spec)
@@ -327,8 +394,12 @@ def derive_plan(spec: StackSpec) -> StackPlan:
         paths=paths,
         nodes=derive_nodes(spec, paths),
         services_address=host_address(spec.network.subnet, SERVICES_HOST),
-        service_users={s: system_user(spec.name, s) for s in ("haproxy", "pgbouncer", "redis")},
+        service_users={
+            s: system_user(spec.name, s)
+            for s in ("haproxy", "pgbouncer", "redis", *(("app",) if spec.app.instances else ()))
+        },
         tuning=derive_tuning(spec, pool),
         pool=pool,
         postgres_bin_dir=bin_dir,
+        app_instances=derive_app_instances(spec),
     )

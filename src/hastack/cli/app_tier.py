@@ -1,0 +1,75 @@
+"""`hastack app ...` and `hastack scale`: the HTTP tier's operations."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import typer
+
+from hastack.cli.app import app, friendly_errors, load_stack
+from hastack.cli.output import ConsoleProgress, out, print_json
+from hastack.ops.app import restart_app, set_instances
+from hastack.runtime.up import up
+
+app_app = typer.Typer(help="The app instances behind HAProxy's HTTP tier.")
+app.add_typer(app_app, name="app")
+token_app = typer.Typer(help="API tokens for the demo app.")
+app_app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+@friendly_errors
+def token_create(
+    ctx: typer.Context,
+    user: str = typer.Option(..., "--user", help="User name (created if missing)."),
+    site: list[str] = typer.Option(..., "--site", help="Site the user may access (repeatable)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Create a user and sites if missing and issue an API token (shown once)."""
+    from hastack.ops.app_tokens import create_token  # needs the app tier's packages
+
+    issued = create_token(load_stack(ctx).plan, user, site)
+    if json_out:
+        print_json(asdict(issued))
+        return
+    out.print(f"user {issued.user} (id {issued.user_id}), sites {issued.sites}", markup=False)
+    out.print(f"token: {issued.token}", markup=False)
+    out.print("use it as `Authorization: Bearer <token>` with the X-Site-ID header", markup=False)
+
+
+@app_app.command("restart")
+@friendly_errors
+def restart_cmd(
+    ctx: typer.Context,
+    rolling: bool = typer.Option(True, "--rolling/--all-at-once", help="One instance at a time."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Restart the app instances (rolling by default: zero failed requests)."""
+    result = restart_app(load_stack(ctx).plan, rolling=rolling, progress=ConsoleProgress(json_out))
+    if json_out:
+        print_json(asdict(result))
+        return
+    for r in result.instances:
+        out.print(
+            f"{r.name}: drained in {r.drained_s:.1f} s, restarted in {r.restarted_s:.1f} s, "
+            f"back in rotation after {r.back_in_rotation_s:.1f} s",
+            markup=False,
+        )
+    out.print(f"rolling restart done in {result.elapsed_s:.1f} s")
+
+
+@app.command("scale")
+@friendly_errors
+def scale_cmd(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., help="app=N"),
+) -> None:
+    """Set the number of app instances in the spec and converge to it (`up`): new instances
+    join HAProxy when ready; removed ones are drained first."""
+    name, _, count = target.partition("=")
+    if name != "app" or not count.isdigit():
+        raise typer.BadParameter("write it as app=N, e.g. `hastack scale app=3`")
+    loaded = load_stack(ctx)
+    old = set_instances(loaded.path, int(count))
+    result = up(load_stack(ctx).plan, ConsoleProgress())
+    out.print(f"app instances: {old} -> {count} ({result.elapsed_s:.1f} s)")

@@ -1,0 +1,1 @@
+"""The demo work-order app (hastack.demo.app) and its schema (hastack.demo.migrations)."""
