@@ -45,7 +45,15 @@ def superuser(stack: Stack, node: str, dbname: str) -> psycopg.Connection[tuple[
 
 def test_up_reached_every_milestone(stack: Stack) -> None:
     ready = stack.up["ready_at_s"]
-    assert list(ready) == ["etcd_quorum", "leader", "replicas", "haproxy", "pgbouncer", "redis"]
+    assert list(ready) == [
+        "etcd_quorum",
+        "leader",
+        "replicas",
+        "haproxy",
+        "pgbouncer",
+        "redis",
+        "app",
+    ]
     assert stack.up["created_users"]  # a fresh stack: its users were created
 
 

@@ -32,6 +32,21 @@ async def validation_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse(_body("invalid request body", fields=fields), status_code=422)
 
 
+class InvalidBody(Exception):
+    """A body that is not even JSON: 422 naming the field (`body`), like a validation error."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+async def invalid_body(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InvalidBody)
+    fields = [{"field": exc.field, "message": exc.message}]
+    return JSONResponse(_body("invalid request body", fields=fields), status_code=422)
+
+
 async def internal_error(request: Request, exc: Exception) -> Response:
     LOG.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(_body("internal error"), status_code=500)
@@ -40,6 +55,7 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS = {
     HTTPException: http_error,
     ValidationError: validation_error,
+    InvalidBody: invalid_body,
     Exception: internal_error,
 }
 

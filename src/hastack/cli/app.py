@@ -20,6 +20,7 @@ from hastack.drills.runner import DrillError
 from hastack.ops.app import AppOpError
 from hastack.ops.app_tokens import TokenError
 from hastack.ops.bench import BenchError, bench_pg, idle_footprint
+from hastack.ops.bench_http import BenchHttpError
 from hastack.ops.cluster import ClusterOpError
 from hastack.ops.env import StackNotCreated, env_settings
 from hastack.ops.lifecycle import UnknownTarget, destroy, down, restart
@@ -72,6 +73,7 @@ EXPECTED_ERRORS = (
     AppOpError,
     TokenError,
     AppTierError,
+    BenchHttpError,
 )
 
 
@@ -383,6 +385,29 @@ def bench_pg_cmd(
         print_json(asdict(report))
     else:
         views.print_pg_bench(report)
+
+
+@bench_app.command("http")
+@friendly_errors
+def bench_http_cmd(
+    ctx: typer.Context,
+    duration: int = typer.Option(10, help="Seconds per run."),
+    connections: int = typer.Option(32, help="Concurrent connections (wrk)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """HTTP requests/s and latency: bare vs the app tier, direct vs HAProxy (TLS), 1..N."""
+    from hastack.ops.bench_http import bench_http
+
+    report = bench_http(
+        load_stack(ctx).plan,
+        duration_s=duration,
+        connections=connections,
+        progress=ConsoleProgress(quiet=json_out),
+    )
+    if json_out:
+        print_json({**asdict(report), "summary": report.summary()})
+    else:
+        views.print_http_bench(report)
 
 
 @bench_app.command("idle")

@@ -10,6 +10,7 @@ import typer
 from hastack.cli.app import app, friendly_errors, load_stack
 from hastack.cli.output import ConsoleProgress, out, print_json, table
 from hastack.drills.campaign import cleanup, run_scenario
+from hastack.drills.http_drills import HTTP_SCENARIOS
 from hastack.drills.report import DrillReport, history, repeat_summary
 from hastack.drills.runner import DrillOptions
 from hastack.drills.scenarios import SCENARIOS
@@ -119,8 +120,11 @@ def all_cmd(
     _sigterm_as_interrupt()
     plan = load_stack(ctx).plan
     results = {}
-    for name, scenario in SCENARIOS.items():
-        if fast and scenario.slow:
+    slow = {n for n, s in SCENARIOS.items() if s.slow} | {
+        n for n, s in HTTP_SCENARIOS.items() if s.slow
+    }
+    for name in [*SCENARIOS, *HTTP_SCENARIOS]:
+        if fast and name in slow:
             continue
         results[name] = run_scenario(plan, name, repeat, progress=ConsoleProgress(json_out))
     if json_out:

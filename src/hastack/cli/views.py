@@ -7,6 +7,7 @@ from typing import Any
 
 from hastack.cli.output import out, table
 from hastack.ops.bench import IdleReport, PgBenchReport
+from hastack.ops.bench_http import HttpBenchReport
 from hastack.ops.plan import plan_sections
 from hastack.ops.status import StackStatus, recent_decisions
 from hastack.render.connection import connection_settings, mask
@@ -207,3 +208,27 @@ def print_idle(report: IdleReport) -> None:
             rows,
         )
     )
+
+
+def print_http_bench(report: HttpBenchReport) -> None:
+    rows = [
+        [
+            label,
+            str(r.connections),
+            f"{r.requests_per_s:,.0f}",
+            f"{r.p50_ms:.2f}",
+            f"{r.p95_ms:.2f}",
+            f"{r.p99_ms:.2f}",
+            str(r.non_2xx + r.socket_errors),
+        ]
+        for label, r in report.results.items()
+    ]
+    out.print(
+        table(
+            f"HTTP ({report.duration_s} s per run, wrk)",
+            ["path", "conns", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"],
+            rows,
+        )
+    )
+    for key, value in report.summary().items():
+        out.print(f"  {key}: {value}", markup=False)

@@ -32,6 +32,7 @@ from hastack.app import (
     verify_url,
 )
 from hastack.app.auth import SESSION_COOKIE
+from hastack.app.errors import InvalidBody
 from hastack.app.factory import Services
 
 LOG = logging.getLogger("hastack.demo")
@@ -70,7 +71,7 @@ async def _json(request: Request) -> Any:
     try:
         return await request.json()
     except ValueError:
-        raise HTTPException(400, "the body is not valid JSON") from None
+        raise InvalidBody("body", "not valid JSON") from None
 
 
 async def _principal(request: Request) -> tuple[Services, Principal]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import psutil
 
 from hastack.drills.html import render_html
+from hastack.drills.http_drills import HTTP_SCENARIOS, HttpScenario, run_http_drill
 from hastack.drills.report import DrillReport, save
 from hastack.drills.runner import DrillError, DrillOptions, run_drill
 from hastack.drills.scenarios import SCENARIOS, Scenario
@@ -17,10 +18,12 @@ from hastack.spec.plan import StackPlan
 from hastack.tools import iptables
 
 
-def scenario(name: str) -> Scenario:
-    if name not in SCENARIOS:
-        raise DrillError(f"unknown drill {name!r}; `hastack drill list` shows them all")
-    return SCENARIOS[name]
+def scenario(name: str) -> Scenario | HttpScenario:
+    if name in SCENARIOS:
+        return SCENARIOS[name]
+    if name in HTTP_SCENARIOS:
+        return HTTP_SCENARIOS[name]
+    raise DrillError(f"unknown drill {name!r}; `hastack drill list` shows them all")
 
 
 def run_scenario(
@@ -37,7 +40,11 @@ def run_scenario(
     for i in range(repeat):
         if repeat > 1:
             progress.step(f"{name}: run {i + 1} of {repeat}")
-        report = run_drill(plan, chosen, options, progress)
+        report = (
+            run_http_drill(plan, chosen, progress)
+            if isinstance(chosen, HttpScenario)
+            else run_drill(plan, chosen, options, progress)
+        )
         save(report, plan.paths.drills_dir, render_html(report.to_dict()))
         verdict = "passed" if report.passed else "FAILED"
         progress.done(

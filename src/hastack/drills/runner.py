@@ -74,13 +74,17 @@ def _wait(
     raise DrillError(f"{what} not reached within {deadline_s:.0f} s")
 
 
-def steady_writes(history: History, since: float, steady_s: float, max_gap_s: float) -> bool:
-    """DATABASE_URL acks cover the last `steady_s` seconds (after `since`) with no gap over
-    `max_gap_s`."""
+def steady_writes(
+    history: History, since: float, steady_s: float, max_gap_s: float, prefix: str = "url"
+) -> bool:
+    """Acks of the writers named `prefix`* (DATABASE_URL's by default) cover the last
+    `steady_s` seconds (after `since`) with no gap over `max_gap_s`."""
     now = _now()
     if now - since < steady_s:
         return False
-    times = [a.t_end for a in history.acks_of("url") if a.t_end >= now - steady_s]
+    times = sorted(
+        a.t_end for a in history.acks if a.writer.startswith(prefix) and a.t_end >= now - steady_s
+    )
     if not times or now - times[-1] > max_gap_s or times[0] - (now - steady_s) > max_gap_s:
         return False
     return all(b - a <= max_gap_s for a, b in itertools.pairwise(times))

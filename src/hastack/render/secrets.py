@@ -26,6 +26,7 @@ SECRET_PURPOSES = {
     "haproxy_stats_password": "HAProxy stats page user `admin`",
     "redis_password": "Redis `default` user",
     "app_secret_key": "signs the app's session cookies and download URLs",
+    "load_test_token": "X-Hastack-Load value exempting drills and benchmarks from the edge limit",
     "scram_salt_seed": "seed of the per-role SCRAM salts, so verifiers are stable (not a password)",
 }
 """Every secret of a stack and what it is for; `hastack secrets list` prints this."""
@@ -45,6 +46,7 @@ class Secrets:
     haproxy_stats_password: str
     redis_password: str
     app_secret_key: str
+    load_test_token: str
     scram_salt_seed: str
 
     @classmethod

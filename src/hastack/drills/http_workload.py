@@ -1,0 +1,103 @@
+"""HTTP load for web-tier drills: clients through HAProxy (HTTPS) creating and listing work
+orders with an API token, every response recorded with its time and status."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from hastack.drills.events import Ack, Failure, History
+from hastack.render.haproxy import LOAD_TEST_HEADER
+
+
+@dataclass(frozen=True)
+class HttpTarget:
+    base_url: str
+    ca_file: str
+    token: str
+    site_id: int
+    load_token: str
+    tenant_header: str = "X-Site-ID"
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.token}",
+            self.tenant_header: str(self.site_id),
+            LOAD_TEST_HEADER: self.load_token,
+        }
+
+
+class _Client(threading.Thread):
+    """One HTTP/1.1 keep-alive connection (like a browser tab or a service client). Every
+    request is new: never retried by us (HAProxy may retry safe methods)."""
+
+    def __init__(
+        self, name: str, target: HttpTarget, history: History, stop: threading.Event, write: bool
+    ) -> None:
+        super().__init__(name=f"http-{name}", daemon=True)
+        self.writer = name
+        self.target = target
+        self.history = history
+        self.stop_event = stop
+        self.write = write
+        self.seq = itertools.count(1)
+
+    def run(self) -> None:
+        with httpx.Client(
+            base_url=self.target.base_url,
+            verify=self.target.ca_file,
+            headers=self.target.headers(),
+            timeout=httpx.Timeout(10.0, connect=2.0),
+        ) as client:
+            while not self.stop_event.is_set():
+                self._one(client)
+                time.sleep(0.005)
+
+    def _one(self, client: httpx.Client) -> None:
+        n = next(self.seq)
+        t0 = time.monotonic()
+        try:
+            if self.write:
+                response = client.post("/work-orders", json={"title": f"drill {self.writer} {n}"})
+            else:
+                response = client.get("/work-orders", params={"limit": 5})
+        except httpx.HTTPError as exc:
+            self.history.fail(
+                Failure(self.writer, None, time.monotonic(), None, type(exc).__name__)
+            )
+            return
+        t1 = time.monotonic()
+        expected = 201 if self.write else 200
+        if response.status_code != expected:
+            detail = f"HTTP {response.status_code}: {response.text[:120]}"
+            self.history.fail(Failure(self.writer, None, t1, str(response.status_code), detail))
+            return
+        op_id = int(response.json()["id"]) if self.write else n
+        self.history.ack(Ack(self.writer, op_id, t0, t1, None))
+
+
+class HttpWorkload:
+    def __init__(
+        self, target: HttpTarget, history: History, writers: int = 2, readers: int = 2
+    ) -> None:
+        self.stop_event = threading.Event()
+        self.clients = [
+            _Client(f"http-post{i}", target, history, self.stop_event, write=True)
+            for i in range(1, writers + 1)
+        ] + [
+            _Client(f"http-get{i}", target, history, self.stop_event, write=False)
+            for i in range(1, readers + 1)
+        ]
+
+    def start(self) -> None:
+        for c in self.clients:
+            c.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for c in self.clients:
+            c.join(15)

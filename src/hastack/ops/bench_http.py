@@ -1,0 +1,152 @@
+"""`hastack bench http`: requests/s and latency through HAProxy vs straight to an instance,
+for 1..N instances, and the cost of the app tier's middleware path, in one run (wrk)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from hastack.ops.app_tokens import create_token
+from hastack.ops.env import load_secrets_or_explain
+from hastack.render.haproxy import APP_BACKEND, LOAD_TEST_HEADER
+from hastack.runtime.progress import NullProgress, Progress
+from hastack.spec.plan import APP_HOST_BASE, StackPlan, host_address
+from hastack.tools import haproxy_api
+from hastack.tools.wrk import WrkResult, wrk
+
+BARE_HOST = APP_HOST_BASE + 50
+"""Host number of the bare baseline server (.160): unused by instances."""
+
+
+class BenchHttpError(Exception):
+    pass
+
+
+@dataclass
+class HttpBenchReport:
+    duration_s: int
+    connections: int
+    instances: int
+    results: dict[str, WrkResult] = field(default_factory=dict)
+
+    def ratio(self, a: str, b: str) -> float | None:
+        if a in self.results and b in self.results and self.results[b].requests_per_s:
+            return round(self.results[a].requests_per_s / self.results[b].requests_per_s, 3)
+        return None
+
+    def summary(self) -> dict[str, float | None]:
+        low_direct, low_proxy = (
+            self.results.get("low-load direct"),
+            self.results.get("low-load haproxy tls"),
+        )
+        added = None
+        if low_direct and low_proxy:
+            added = round(low_proxy.p50_ms - low_direct.p50_ms, 3)
+        return {
+            "haproxy_tls_vs_direct": self.ratio("haproxy tls x1", "app1 direct"),
+            "middleware_vs_bare": self.ratio("app1 direct", "bare direct"),
+            "scale_n_vs_1": self.ratio(f"haproxy tls x{self.instances}", "haproxy tls x1"),
+            "added_latency_p50_ms": added,
+        }
+
+
+@contextlib.contextmanager
+def _bare_server(plan: StackPlan, port: int) -> Iterator[str]:
+    address = host_address(plan.spec.network.subnet, BARE_HOST)
+    proc = subprocess.Popen(
+        [
+            str(plan.spec.binaries.app_python),
+            "-m",
+            "uvicorn",
+            "hastack.app.bare:app",
+            "--host",
+            address,
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        user=plan.service_users["app"],
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex((address, port)) == 0:
+                    break
+            time.sleep(0.1)
+        else:
+            raise BenchHttpError("the bare baseline server did not start")
+        yield f"http://{address}:{port}/"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def _only_instances(plan: StackPlan, keep: int) -> Iterator[None]:
+    """Take all but the first `keep` instances out of HAProxy for a measurement."""
+    away = [i.name for i in plan.app_instances[keep:]]
+    for name in away:
+        haproxy_api.command(
+            plan.paths.haproxy_socket, f"set server {APP_BACKEND}/{name} state maint"
+        )
+    try:
+        yield
+    finally:
+        for name in away:
+            haproxy_api.command(
+                plan.paths.haproxy_socket, f"set server {APP_BACKEND}/{name} state ready"
+            )
+
+
+def bench_http(
+    plan: StackPlan,
+    *,
+    duration_s: int = 10,
+    connections: int = 32,
+    progress: Progress | None = None,
+) -> HttpBenchReport:
+    progress = progress or NullProgress()
+    if not plan.app_instances:
+        raise BenchHttpError("this stack has no app instances (app.instances is 0)")
+    secrets = load_secrets_or_explain(plan)
+    headers = {LOAD_TEST_HEADER: secrets.load_test_token}
+    report = HttpBenchReport(duration_s, connections, len(plan.app_instances))
+    app1 = plan.app_instances[0]
+    live = "/health/live"
+
+    def measure(
+        label: str, url: str, conns: int = connections, extra: dict[str, str] | None = None
+    ) -> None:
+        progress.step(f"{label}: {url} ({duration_s} s, {conns} connections)")
+        report.results[label] = wrk(
+            url, duration_s=duration_s, connections=conns, headers={**headers, **(extra or {})}
+        )
+        progress.done(f"{label}: {report.results[label].requests_per_s:,.0f} req/s")
+
+    with _bare_server(plan, plan.spec.app.port) as bare:
+        measure("bare direct", bare)
+    measure("app1 direct", f"{app1.url}{live}")
+    with _only_instances(plan, 1):
+        measure("haproxy tls x1", f"{plan.app_url}{live}")
+        measure("low-load direct", f"{app1.url}{live}", conns=1)
+        measure("low-load haproxy tls", f"{plan.app_url}{live}", conns=1)
+    if len(plan.app_instances) > 1:
+        measure(f"haproxy tls x{len(plan.app_instances)}", f"{plan.app_url}{live}")
+    if plan.app_is_demo:
+        issued = create_token(plan, "bench", ["bench-site"])
+        measure(
+            "demo list (db, replicas) via haproxy",
+            f"{plan.app_url}/work-orders?limit=10",
+            extra={
+                "Authorization": f"Bearer {issued.token}",
+                plan.spec.app.tenant_header: str(issued.sites[0]),
+            },
+        )
+    return report

@@ -1,0 +1,253 @@
+"""The web tier through HAProxy, for real: TLS, the demo app, tenancy, limits, readiness."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import psutil
+import psycopg
+import pytest
+
+from hastack.render.haproxy import LOAD_TEST_HEADER
+from hastack.runtime import secret_store
+from hastack.runtime.snapshot import supervisor_for
+from tests.integration.conftest import Stack
+from tests.integration.helpers import wait_until
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    token: str
+    site: int
+
+
+def make_user(stack: Stack, name: str, site: str) -> User:
+    result = stack.run("app", "token", "create", "--user", name, "--site", site, "--json")
+    assert result.code == 0, result.err
+    data = result.json()
+    return User(name, data["token"], data["sites"][0])
+
+
+@pytest.fixture(scope="module")
+def web(stack: Stack) -> Iterator[httpx.Client]:
+    secrets = secret_store.load(stack.plan.paths.secrets_dir)
+    with httpx.Client(
+        base_url=stack.plan.app_url,
+        verify=str(stack.plan.paths.ca_cert),
+        headers={LOAD_TEST_HEADER: secrets.load_test_token},
+        timeout=10,
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def alice(stack: Stack) -> User:
+    return make_user(stack, "alice", "site-a")
+
+
+@pytest.fixture(scope="module")
+def bob(stack: Stack) -> User:
+    return make_user(stack, "bob", "site-b")
+
+
+def auth(user: User, site: int | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {user.token}"}
+    headers["X-Site-ID"] = str(user.site if site is None else site)
+    return headers
+
+
+def test_status_shows_every_instance_ready_and_in_rotation(stack: Stack) -> None:
+    code, status = stack.status()
+    assert code == 0, status["problems"]
+    assert [a["name"] for a in status["app"]] == ["app1", "app2"]
+    assert all(a["ready"] and a["in_rotation"] for a in status["app"])
+    env = stack.run("env", "--json").json()
+    assert env["APP_URL"] == stack.plan.app_url
+
+
+def test_http_redirects_to_https_and_tls_verifies_with_the_ca(
+    stack: Stack, web: httpx.Client
+) -> None:
+    plain = httpx.get(
+        f"http://{stack.plan.services_address}:{stack.plan.spec.http.http_port}/health/live",
+        follow_redirects=False,
+    )
+    assert plain.status_code == 301 and plain.headers["location"].startswith("https://")
+    ready = web.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.headers["strict-transport-security"].startswith("max-age=31536000")
+    assert ready.headers["x-content-type-options"] == "nosniff"
+    assert len(ready.headers["x-request-id"]) == 32
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{stack.plan.app_url}/health/live")  # not trusted without the CA
+
+
+def test_work_orders_round_trip(web: httpx.Client, alice: User) -> None:
+    created = web.post(
+        "/work-orders", json={"title": "fix the pump", "priority": 2}, headers=auth(alice)
+    )
+    assert created.status_code == 201, created.text
+    order = created.json()
+    assert order["site_id"] == alice.site and order["status"] == "open"
+    cookies = created.cookies  # read-your-writes cookie
+    listed = web.get("/work-orders", headers=auth(alice), cookies=cookies)
+    assert order["id"] in [o["id"] for o in listed.json()["items"]]
+    moved = web.patch(
+        f"/work-orders/{order['id']}", json={"status": "in_progress"}, headers=auth(alice)
+    )
+    assert moved.status_code == 200 and moved.json()["status"] == "in_progress"
+    done = web.patch(f"/work-orders/{order['id']}", json={"status": "done"}, headers=auth(alice))
+    assert done.status_code == 200
+    again = web.patch(f"/work-orders/{order['id']}", json={"status": "open"}, headers=auth(alice))
+    assert again.status_code == 409
+    summary = web.get("/reports/summary", headers=auth(alice))
+    assert summary.status_code == 200 and summary.json()["site_id"] == alice.site
+
+
+def test_tenant_isolation(web: httpx.Client, alice: User, bob: User) -> None:
+    order = web.post("/work-orders", json={"title": "alice only"}, headers=auth(alice)).json()
+    forged = web.get("/work-orders", headers=auth(bob, site=alice.site))
+    assert forged.status_code == 403 and "not allowed" in forged.json()["error"]
+    missing = web.get("/work-orders", headers={"Authorization": f"Bearer {bob.token}"})
+    assert missing.status_code == 403 and "missing X-Site-ID" in missing.json()["error"]
+    bobs = web.get(
+        "/work-orders?limit=100", headers=auth(bob), cookies={"hastack_lw": str(int(time.time()))}
+    )
+    assert order["id"] not in [o["id"] for o in bobs.json()["items"]]
+    assert web.get(f"/work-orders/{order['id']}", headers=auth(bob)).status_code == 404
+
+
+def test_row_level_security_holds_in_postgresql(stack: Stack, alice: User, bob: User) -> None:
+    env = stack.run("env", "--json").json()
+    with psycopg.connect(env["DATABASE_URL_DIRECT"]) as conn:
+        conn.execute("SELECT set_config('app.current_site_id', %s, true)", (str(bob.site),))
+        sites = {r[0] for r in conn.execute("SELECT DISTINCT site_id FROM work_orders")}
+        assert sites <= {bob.site}
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM work_orders").fetchone() == (0,)  # no site set
+        conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM work_orders_default")  # partitions only via the parent
+
+
+def test_bad_input_gets_json_errors(web: httpx.Client, alice: User) -> None:
+    not_json = web.post(
+        "/work-orders",
+        content=b"{nope",
+        headers={**auth(alice), "content-type": "application/json"},
+    )
+    assert not_json.status_code == 422 and not_json.json()["fields"][0]["field"] == "body"
+    bad_field = web.post("/work-orders", json={"title": ""}, headers=auth(alice))
+    assert bad_field.status_code == 422 and bad_field.json()["fields"][0]["field"] == "title"
+    big = web.post("/work-orders", content=b"x" * (1024 * 1024 + 1), headers=auth(alice))
+    assert big.status_code == 413
+    unknown = web.get("/no/such/route")
+    assert unknown.status_code == 404 and unknown.json()["error"] == "Not Found"
+    assert web.get("/work-orders").status_code == 401
+
+
+def test_signed_download_links(web: httpx.Client, alice: User) -> None:
+    link = web.post("/reports/link", headers=auth(alice)).json()["url"]
+    assert web.get(link).status_code == 200
+    tampered = link.replace(f"site-{alice.site}", f"site-{alice.site + 1000}")
+    assert web.get(tampered).status_code == 403
+    expired = link.split("expires=")[0] + "expires=1&" + link.split("&", 1)[1]
+    assert web.get(expired).status_code == 403
+
+
+def test_edge_rate_limit_answers_429_with_retry_after(stack: Stack) -> None:
+    limit = stack.plan.spec.http.edge_rate_limit.requests
+    with httpx.Client(verify=str(stack.plan.paths.ca_cert)) as client:
+        codes = [
+            client.get(f"{stack.plan.app_url}/health/live").status_code for _ in range(limit + 5)
+        ]
+        limited = client.get(f"{stack.plan.app_url}/health/live")
+    assert codes.count(429) >= 5 and limited.status_code == 429
+    assert limited.headers["retry-after"] == str(stack.plan.spec.http.edge_rate_limit.period_s)
+
+
+def test_login_tier_limits_per_user(web: httpx.Client) -> None:
+    """5 logins a minute per user name (fixed windows: a minute boundary may reset the count
+    once during the test, hence the margin)."""
+    user = f"limit-{time.monotonic_ns()}"
+    responses = [web.post("/login", json={"user": user, "token": "wrong"}) for _ in range(12)]
+    codes = [r.status_code for r in responses]
+    assert codes[:5] == [401] * 5 and 429 in codes and codes.count(401) <= 10
+    denied = responses[-1]
+    assert denied.status_code == 429 and int(denied.headers["retry-after"]) > 0
+    assert denied.headers["ratelimit-remaining"] == "0"
+    assert denied.json()["error"] == "rate limit exceeded"
+
+
+def test_readiness_flips_when_postgresql_is_unreachable(stack: Stack) -> None:
+    sup = supervisor_for(stack.plan)
+    instance = stack.plan.app_instances[0]
+    url = f"{instance.url}/health/ready"
+    sup.stop("pgbouncer:pgbouncer")
+    try:
+        down = wait_until(lambda: (r := httpx.get(url)).status_code == 503 and r, 10)
+        assert "database" in down.json()["failing"]
+    finally:
+        sup.start("pgbouncer:pgbouncer")
+    wait_until(lambda: httpx.get(url).status_code == 200, 15)
+
+
+def test_redis_down_leaves_the_app_serving_degraded(
+    stack: Stack, web: httpx.Client, alice: User
+) -> None:
+    sup = supervisor_for(stack.plan)
+    sup.stop("redis:redis")
+    try:
+        ready = wait_until(
+            lambda: (r := web.get("/health/ready")).json()["status"] == "degraded" and r, 10
+        )
+        assert ready.status_code == 200 and ready.json()["failing"] == ["redis"]
+        assert (
+            web.post("/work-orders", json={"title": "no redis"}, headers=auth(alice)).status_code
+            == 201
+        )
+        assert web.get("/reports/summary", headers=auth(alice)).status_code == 200
+    finally:
+        sup.start("redis:redis")
+    wait_until(lambda: web.get("/health/ready").json()["status"] == "ready", 15)
+
+
+def test_rolling_restart_under_load_fails_no_request(
+    stack: Stack, web: httpx.Client, alice: User
+) -> None:
+    failures: list[str] = []
+    ok = 0
+    stop = threading.Event()
+
+    def load() -> None:
+        nonlocal ok
+        while not stop.is_set():
+            r = web.get("/work-orders?limit=1", headers=auth(alice))
+            if r.status_code == 200:
+                ok += 1
+            else:
+                failures.append(f"{r.status_code} {r.text[:80]}")
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        result = stack.run("app", "restart", "--rolling", "--json")
+    finally:
+        stop.set()
+        thread.join()
+    assert result.code == 0, result.err
+    assert [r["name"] for r in result.json()["instances"]] == ["app1", "app2"]
+    assert failures == [] and ok > 50
+
+
+def test_secrets_do_not_leak_into_argv_or_supervisor_config(stack: Stack) -> None:
+    secrets = secret_store.load(stack.plan.paths.secrets_dir)
+    for proc in psutil.process_iter(["username", "cmdline"]):
+        if proc.info["username"] == stack.plan.service_users["app"]:
+            assert secrets.app_password not in " ".join(proc.info["cmdline"] or [])
+    assert secrets.app_password not in stack.plan.paths.supervisor_config.read_text()
