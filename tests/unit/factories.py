@@ -8,6 +8,7 @@ from pathlib import Path
 from hastack.render.programs import stack_programs
 from hastack.render.secrets import Secrets
 from hastack.runtime.snapshot import (
+    AppInstanceState,
     BackendServer,
     EtcdMember,
     PgMember,
@@ -74,5 +75,6 @@ def healthy_snapshot(**changes: object) -> StackSnapshot:
         haproxy_error=None,
         pgbouncer=ServiceProbe(ok=True, detail={"pools": []}),
         redis=ServiceProbe(ok=True, detail={}),
+        app=tuple(AppInstanceState(i.name, i.url, True, "UP") for i in plan.app_instances),
     )
     return replace(snap, **changes)  # type: ignore[arg-type]

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import math
 
-from hastack.drills.events import Ack
-from hastack.drills.metrics import buckets, largest_gap, summary
+from hastack.drills.events import Ack, Failure
+from hastack.drills.metrics import buckets, error_kinds, largest_gap, summary
 
 
 def at(*times: float) -> list[Ack]:
@@ -35,3 +35,19 @@ def test_summary_median_p95_max() -> None:
 
 def test_buckets() -> None:
     assert buckets([0.05, 0.06, 0.25, 0.99], start=0.0, end=1.0, width_s=0.25) == [2, 1, 0, 1]
+
+
+def test_error_kinds_counts_messages_of_one_writer_in_the_window() -> None:
+    login = "server login has been failing, try again later (server_login_retry)"
+    failures = [
+        Failure("url", None, 1.0, "08P01", login),
+        Failure("url", 7, 1.1, "08P01", "server conn crashed?"),
+        Failure("url", None, 1.2, "08P01", login),
+        Failure("url", None, 9.0, "08P01", login),  # after the window
+        Failure("direct", None, 1.0, None, "connection refused"),
+    ]
+    assert error_kinds(failures, "url", 0.0, 5.0) == {
+        f"08P01: {login}": 2,
+        "08P01: server conn crashed?": 1,
+    }
+    assert error_kinds(failures, "direct", 0.0, 5.0) == {"connection refused": 1}

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from hastack.runtime.health import assess, data_tier
-from hastack.runtime.snapshot import ServiceProbe, StackSnapshot
+from hastack.runtime.snapshot import AppInstanceState, ServiceProbe, StackSnapshot
 from tests.unit.factories import healthy_snapshot
 
 
@@ -101,6 +101,24 @@ CASES = [
         ["left by an interrupted drill: iptables chain HS-demo", "hastack drill cleanup"],
     ),
     (
+        "an app instance not ready",
+        replace(BASE, app=(replace(BASE.app[0], ready=False, haproxy="DOWN"), BASE.app[1])),
+        "degraded",
+        ["app app1: not ready"],
+    ),
+    (
+        "an app instance drained",
+        replace(BASE, app=(BASE.app[0], replace(BASE.app[1], haproxy="DRAIN"))),
+        "degraded",
+        ["app app2: DRAIN in HAProxy"],
+    ),
+    (
+        "no app instance in rotation",
+        replace(BASE, app=tuple(replace(a, haproxy="MAINT") for a in BASE.app)),
+        "down",
+        ["app: no instance in rotation"],
+    ),
+    (
         "supervisord not running",
         replace(BASE, supervisor_running=False),
         "down",
@@ -144,3 +162,9 @@ def test_etcd_quorum_needs_a_majority() -> None:
 def test_data_tier_roles() -> None:
     tier = data_tier(BASE)
     assert (tier.leader, tier.sync_standby, tier.streaming) == ("pg1", "pg2", ("pg2", "pg3"))
+
+
+def test_app_instance_in_rotation_only_when_up() -> None:
+    assert AppInstanceState("app1", "http://x", True, "UP 1/2").in_rotation
+    assert not AppInstanceState("app1", "http://x", True, "DRAIN").in_rotation
+    assert not AppInstanceState("app1", "http://x", True, None).in_rotation

@@ -47,6 +47,11 @@ def issues_of(tmp_path: Path, text: str, machine: MachineFacts | None = None) ->
             ["hastack.yaml:2: postgres.max_connections: 50 is below what PgBouncer may open"],
         ),
         (
+            "pgbouncer:\n  server_connect_timeout_s: 5\n",
+            ["hastack.yaml:2: pgbouncer.server_connect_timeout_s: 5 s is not longer than"],
+        ),
+        ("haproxy:\n  hold_new_connections_s: 0\npgbouncer:\n  server_connect_timeout_s: 2\n", []),
+        (
             "postgres:\n  parameters:\n    port: 6000\n    work_mem: 8MB\n",
             ["hastack.yaml:3: postgres.parameters.port: is managed by hastack"],
         ),

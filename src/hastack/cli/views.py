@@ -54,6 +54,8 @@ def print_up_summary(plan: StackPlan, result: UpResult, status: StackStatus) -> 
     out.print()
     for key, url in connection_settings(plan, secrets).items():
         out.print(f"  {key:20} {mask(url)}", markup=False)
+    if plan.app_instances:
+        out.print(f"  {'CA certificate':20} {plan.paths.ca_cert} (curl --cacert ...)", markup=False)
     hap = plan.spec.haproxy
     out.print(
         f"  {'HAProxy stats':20} http://{plan.services_address}:{hap.stats_port}/ "
@@ -136,6 +138,14 @@ def print_status(status: StackStatus) -> None:
         )
     else:
         out.print(f"[bold]pgbouncer[/]: [red]{snap.pgbouncer.error}[/]")
+    if snap.app:
+        out.print(
+            table(
+                "app",
+                ["instance", "url", "ready", "haproxy"],
+                [[a.name, a.url, _yes(a.ready), a.haproxy or "-"] for a in snap.app],
+            )
+        )
     if snap.redis.ok:
         used = snap.redis.detail.get("used_memory_bytes") or 0
         cap = snap.redis.detail.get("maxmemory_bytes") or 0

@@ -90,10 +90,12 @@ def _writers(report: dict[str, Any]) -> str:
             _e(w.get("errors", 0)),
             _secs(w.get("write_gap_s", 0.0)),
             _secs(w.get("rto_s")),
+            "<br>".join(f"{_e(n)} x {_e(m)}" for m, n in (w.get("error_kinds") or {}).items()),
         ]
         for name, w in (report.get("writers") or {}).items()
     ]
-    return "<h2>Writers</h2>" + _table(["Writer", "Acks", "Errors", "Write gap", "RTO"], rows)
+    headers = ["Writer", "Acks", "Errors", "Write gap", "RTO", "What the client saw"]
+    return "<h2>Writers</h2>" + _table(headers, rows)
 
 
 def _expectations(report: dict[str, Any]) -> str:

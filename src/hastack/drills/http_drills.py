@@ -23,7 +23,7 @@ from hastack.drills import faults
 from hastack.drills.events import History
 from hastack.drills.faults import DrillContext
 from hastack.drills.http_workload import HttpTarget, HttpWorkload
-from hastack.drills.metrics import buckets, failures_between, largest_gap
+from hastack.drills.metrics import buckets, error_kinds, failures_between, largest_gap
 from hastack.drills.report import DrillReport, WriterStats
 from hastack.drills.runner import DrillError, steady_writes
 from hastack.ops.app import restart_app
@@ -313,6 +313,7 @@ def _report(
             failures_between(history.failures, name, t0, end),
             gap.gap_s,
             None if gap.rto_s == float("inf") else gap.rto_s,
+            error_kinds(history.failures, name, t0, end),
         )
     posts = sorted(
         (a for a in history.acks if a.writer.startswith("http-post")), key=lambda a: a.t_end

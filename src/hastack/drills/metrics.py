@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,19 @@ def largest_gap(acks: Sequence[Ack], t0: float, t_end: float, lead_s: float = 1.
 
 def failures_between(failures: Sequence[Failure], writer: str, t0: float, t1: float) -> int:
     return sum(1 for f in failures if f.writer == writer and t0 <= f.t <= t1)
+
+
+def error_kinds(
+    failures: Sequence[Failure], writer: str, t0: float, t1: float, top: int = 5
+) -> dict[str, int]:
+    """The most frequent error messages of one writer between t0 and t1, most frequent first:
+    what a client saw ("server login has been failing", "server conn crashed?", 503...)."""
+    counts = Counter(
+        f"{f.sqlstate + ': ' if f.sqlstate else ''}{f.message[:120]}"
+        for f in failures
+        if f.writer == writer and t0 <= f.t <= t1
+    )
+    return dict(counts.most_common(top))
 
 
 def summary(values: Sequence[float]) -> dict[str, float | None]:

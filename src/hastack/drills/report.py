@@ -17,6 +17,8 @@ class WriterStats:
     errors: int
     write_gap_s: float
     rto_s: float | None
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    """Most frequent error messages, with their counts."""
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 
 from hastack.drills.checker import Verdict
 from hastack.drills.events import History
-from hastack.drills.metrics import buckets, failures_between, largest_gap
+from hastack.drills.metrics import buckets, error_kinds, failures_between, largest_gap
 from hastack.drills.report import DrillReport, WriterStats
 from hastack.drills.scenarios import Scenario
 from hastack.spec.plan import StackPlan
@@ -92,6 +92,7 @@ def _writer_stats(history: History, t0: float, end: float) -> dict[str, WriterSt
             errors=failures_between(history.failures, name, t0, end),
             write_gap_s=gap.gap_s,
             rto_s=None if math.isinf(gap.rto_s) else gap.rto_s,
+            error_kinds=error_kinds(history.failures, name, t0, end),
         )
     return stats
 

@@ -18,7 +18,11 @@ class UnknownLog(Exception):
 
 
 def log_files(plan: StackPlan, target: str, component: str | None = None) -> list[Path]:
-    """Log files of a node component (`pg1 patroni`) or a service (`haproxy`)."""
+    """Log files of a node component (`pg1 patroni`), a service (`haproxy`) or an app
+    instance (`app1`)."""
+    apps = {i.name for i in plan.app_instances}
+    if target in apps:
+        return [plan.paths.service("app") / f"{target}.log"]
     if target in SERVICES:
         if target == "supervisord":
             return [plan.paths.supervisor_log]
@@ -28,7 +32,8 @@ def log_files(plan: StackPlan, target: str, component: str | None = None) -> lis
     try:
         node = plan.node(target)
     except KeyError as exc:
-        raise UnknownLog(f"{exc.args[0]}; or one of the services: {', '.join(SERVICES)}") from None
+        choices = ", ".join([*SERVICES, *sorted(apps)])
+        raise UnknownLog(f"{exc.args[0]}; or one of the services: {choices}") from None
     component = component or ("patroni" if node.runs_postgres else "etcd")
     if component not in NODE_COMPONENTS:
         raise UnknownLog(f"unknown component {component!r}; choose {', '.join(NODE_COMPONENTS)}")

@@ -52,6 +52,16 @@ class StackStatus:
                 "pools": snap.pgbouncer.detail.get("pools", []),
             },
             "redis": {"ok": snap.redis.ok, "error": snap.redis.error, **snap.redis.detail},
+            "app": [
+                {
+                    "name": a.name,
+                    "url": a.url,
+                    "ready": a.ready,
+                    "haproxy": a.haproxy,
+                    "in_rotation": a.in_rotation,
+                }
+                for a in snap.app
+            ],
             "leftovers": list(snap.leftovers),
             "fencing": recent_decisions(plan),
             "programs": [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hastack.render.app import render_app_config, render_app_env
 from hastack.render.fencer import render_fencer_config
-from hastack.render.haproxy import render_haproxy
+from hastack.render.haproxy import render_haproxy, render_haproxy_hold_lua
 from hastack.render.patroni import render_patroni
 from hastack.render.pgbouncer import render_pgbouncer, render_pgbouncer_auth
 from hastack.render.programs import stack_programs
@@ -67,6 +67,12 @@ def render_stack(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
             RenderedFile(plan.paths.app_env, render_app_env(plan, secrets), app_user, "app"),
             RenderedFile(plan.paths.app_config, render_app_config(plan), app_user, "app"),
         ]
+    if plan.spec.haproxy.hold_new_connections_s:
+        files.append(
+            RenderedFile(
+                plan.paths.haproxy_hold_lua, render_haproxy_hold_lua(), users["haproxy"], "haproxy"
+            )
+        )
     if plan.spec.fencing.enabled:
         files.append(
             RenderedFile(plan.paths.fencer_config, render_fencer_config(plan), "root", "fencer")

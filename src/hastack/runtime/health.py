@@ -85,6 +85,7 @@ def assess(snap: StackSnapshot) -> Assessment:
             problems.append(f"postgres {m.name}: {m.role} is {m.state}, not streaming")
 
     fatal |= _assess_haproxy(snap, tier.leader, problems)
+    fatal |= _assess_app(snap, problems)
     if not snap.pgbouncer.ok:
         fatal = True
         problems.append(f"pgbouncer: {snap.pgbouncer.error}")
@@ -117,4 +118,19 @@ def _assess_haproxy(snap: StackSnapshot, leader: str | None, problems: list[str]
     expected_ro = len(snap.members) - 1
     if len(ro_up) < expected_ro:
         problems.append(f"haproxy: {len(ro_up)} of {expected_ro} replicas up in the read-only pool")
+    return False
+
+
+def _assess_app(snap: StackSnapshot, problems: list[str]) -> bool:
+    """App instances: each ready and in rotation; True when none serves at all."""
+    if not snap.app:
+        return False
+    for inst in snap.app:
+        if not inst.ready:
+            problems.append(f"app {inst.name}: not ready ({inst.url})")
+        elif not inst.in_rotation:
+            problems.append(f"app {inst.name}: {inst.haproxy or 'unknown'} in HAProxy")
+    if not any(i.ready and i.in_rotation for i in snap.app):
+        problems.append("app: no instance in rotation: the web tier is down")
+        return True
     return False

@@ -13,6 +13,7 @@ from typing import Any
 
 import psutil
 
+from hastack.render.haproxy import APP_BACKEND
 from hastack.render.secrets import Secrets
 from hastack.runtime.supervisor import ProcessInfo, Supervisor
 from hastack.spec import roles
@@ -63,6 +64,20 @@ class ServiceProbe:
 
 
 @dataclass(frozen=True)
+class AppInstanceState:
+    name: str
+    url: str
+    ready: bool
+    """Its own readiness endpoint answers 200."""
+    haproxy: str | None
+    """Its status in HAProxy's app backend (UP, DOWN, DRAIN, MAINT...), None if unknown."""
+
+    @property
+    def in_rotation(self) -> bool:
+        return self.haproxy is not None and (self.haproxy == "UP" or self.haproxy.startswith("UP "))
+
+
+@dataclass(frozen=True)
 class StackSnapshot:
     plan: StackPlan
     taken_at: float
@@ -82,6 +97,7 @@ class StackSnapshot:
     """What an interrupted drill left behind: network-cut rules, frozen processes."""
     paused: bool = False
     """Patroni's maintenance mode: no automatic failover until `hastack resume`."""
+    app: tuple[AppInstanceState, ...] = ()
 
 
 def postmaster_pid(node: Node) -> int | None:
@@ -199,6 +215,18 @@ def _redis(plan: StackPlan, secrets: Secrets | None) -> ServiceProbe:
     return ServiceProbe(ok=True, detail=info)
 
 
+def _app(plan: StackPlan, servers: tuple[BackendServer, ...]) -> tuple[AppInstanceState, ...]:
+    from hastack.runtime.apptier import instance_ready  # apptier builds on this module's peers
+
+    status = {s.server: s.status for s in servers if s.backend == APP_BACKEND}
+    with ThreadPoolExecutor(max_workers=max(1, len(plan.app_instances))) as pool:
+        ready = list(pool.map(lambda i: instance_ready(plan, i, 0.5), plan.app_instances))
+    return tuple(
+        AppInstanceState(i.name, i.url, ok, status.get(i.name))
+        for i, ok in zip(plan.app_instances, ready, strict=True)
+    )
+
+
 def drill_leftovers(plan: StackPlan) -> tuple[str, ...]:
     found = []
     if iptables.chain_exists(plan.iptables_chain):
@@ -229,6 +257,7 @@ def take_snapshot(
         leader, leader_error = leader_f.result()
         members_f = pool.submit(_members, plan, leader)
         haproxy, haproxy_error = haproxy_f.result()
+        app_f = pool.submit(_app, plan, haproxy)
         members, paused = members_f.result()
         return StackSnapshot(
             plan=plan,
@@ -245,6 +274,7 @@ def take_snapshot(
             redis=redis_f.result(),
             leftovers=leftovers_f.result(),
             paused=paused,
+            app=app_f.result(),
         )
 
 

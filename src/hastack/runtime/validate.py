@@ -40,6 +40,12 @@ def validate_rendered(plan: StackPlan, files: Sequence[RenderedFile], *, dcs_run
             return candidate
 
         haproxy = copy("haproxy.cfg", plan.paths.haproxy_config)
+        if plan.paths.haproxy_hold_lua in by_path:
+            # The config names the Lua file by its final path, which may not exist yet.
+            lua = copy("hold.lua", plan.paths.haproxy_hold_lua)
+            haproxy.write_text(
+                haproxy.read_text().replace(str(plan.paths.haproxy_hold_lua), str(lua))
+            )
         checks: list[Callable[[], object]] = [
             lambda: check_haproxy_config(binaries.haproxy, haproxy),
             lambda: check_pgbouncer_config(

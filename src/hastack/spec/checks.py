@@ -45,6 +45,7 @@ def check_plan(plan: StackPlan) -> list[SpecIssue]:
         *_check_patroni(plan),
         *_check_ports(plan),
         *_check_connections(plan),
+        *_check_hold(plan),
         *_check_parameters(plan),
         *_check_fencing(plan),
         *_check_http(plan),
@@ -237,6 +238,25 @@ def _check_connections(plan: StackPlan) -> list[SpecIssue]:
                 "plus 10 for superusers and Patroni"
             ),
             fix=f"set it to at least {needed}, or lower pgbouncer.default_pool_size",
+        )
+    ]
+
+
+def _check_hold(plan: StackPlan) -> list[SpecIssue]:
+    hold = plan.spec.haproxy.hold_new_connections_s
+    timeout = plan.spec.pgbouncer.server_connect_timeout_s
+    if hold == 0 or timeout > hold:
+        return []
+    # PgBouncer would give up on a login HAProxy still holds, then fail its clients fast
+    # ("server login has been failing") for the rest of the failover.
+    return [
+        SpecIssue(
+            key="pgbouncer.server_connect_timeout_s",
+            message=(
+                f"{timeout} s is not longer than haproxy.hold_new_connections_s ({hold:g} s): "
+                "PgBouncer would abandon logins HAProxy holds during a failover"
+            ),
+            fix=f"raise it to at least {int(hold) + 1}, or lower haproxy.hold_new_connections_s",
         )
     ]
 

@@ -53,6 +53,7 @@ haproxy:
   timeout_check_ms: 1000
   timeout_client_s: 1800
   timeout_server_s: 1800
+  hold_new_connections_s: 10    # during a failover new connections wait for the new primary
   check:                        # checks of Patroni's REST API, tuned for fast failover
     inter_ms: 1000
     fastinter_ms: 250
@@ -67,7 +68,7 @@ pgbouncer:
   # default_pool_size: 25       # default: max_client_conn / 10 / 2 pools (10:1 multiplexing)
   reserve_pool_size: 5
   server_login_retry_ms: 250
-  server_connect_timeout_s: 2
+  server_connect_timeout_s: 15  # longer than haproxy.hold_new_connections_s
   query_wait_timeout_s: 30
 
 redis:

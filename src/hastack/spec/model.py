@@ -163,6 +163,15 @@ class HAProxySpec(_Model):
     timeout_check_ms: int = Field(default=1000, ge=100)
     timeout_client_s: int = Field(default=1800, ge=1)
     timeout_server_s: int = Field(default=1800, ge=1)
+    hold_new_connections_s: float = Field(
+        default=10,
+        ge=0,
+        le=60,
+        description=(
+            "A new connection arriving while no server can take it (during a failover) waits "
+            "up to this long for one instead of being closed at once; 0 closes it at once."
+        ),
+    )
     check: HealthCheckSpec = Field(default_factory=HealthCheckSpec)
 
 
@@ -186,7 +195,14 @@ class PgBouncerSpec(_Model):
             "default 15 s (and still with 1 s) clients waited ~0.8 s longer than needed."
         ),
     )
-    server_connect_timeout_s: int = Field(default=2, ge=1)
+    server_connect_timeout_s: int = Field(
+        default=15,
+        ge=1,
+        description=(
+            "Connect and login to a server through HAProxy; longer than "
+            "haproxy.hold_new_connections_s, so a login held during a failover succeeds."
+        ),
+    )
     query_wait_timeout_s: int = Field(default=30, ge=1)
 
 

@@ -203,6 +203,11 @@ class StackPaths:
         return self.service("haproxy") / "site.pem"
 
     @property
+    def haproxy_hold_lua(self) -> Path:
+        """The Lua action holding new connections during a failover."""
+        return self.service("haproxy") / "hold.lua"
+
+    @property
     def haproxy_server_state(self) -> Path:
         """Server states (drained, maintenance) kept across HAProxy reloads."""
         return self.service("haproxy") / "server-state"
