@@ -127,6 +127,13 @@ async def logout(request: Request) -> Response:
     return response
 
 
+async def whoami(request: Request) -> Response:
+    """The whole request path without a query: token, rate-limit tier, tenant check (what
+    `hastack bench http` weighs against a bare endpoint)."""
+    _services, principal, site = await _tenant(request)
+    return JSONResponse({"user": principal.name, "site": site})
+
+
 async def list_sites(request: Request) -> Response:
     services, principal = await _principal(request)
     async with services.db.transaction(readonly=True) as conn:
@@ -299,6 +306,7 @@ async def _keep_partitions_ahead(services: Services) -> None:
 ROUTES = [
     Route("/login", login, methods=["POST"]),
     Route("/logout", logout, methods=["POST"]),
+    Route("/whoami", whoami),
     Route("/sites", list_sites),
     Route("/work-orders", list_work_orders),
     Route("/work-orders", create_work_order, methods=["POST"]),

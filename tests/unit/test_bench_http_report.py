@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from hastack.ops.bench_http import HttpBenchReport
+from hastack.tools.wrk import WrkResult
+
+
+def result(rps: float, p50: float) -> WrkResult:
+    return WrkResult("http://x/", 32, int(rps * 10), rps, p50, p50 * 2, p50 * 3, 0, 0)
+
+
+def test_summary_ratios_and_added_latency() -> None:
+    report = HttpBenchReport(10, 32, 2)
+    report.results.update(
+        {
+            "bare direct": result(10000, 1.0),
+            "app1 direct": result(8000, 1.2),
+            "app1 direct full path": result(6500, 1.5),
+            "haproxy tls x1": result(7600, 1.3),
+            "haproxy tls x2": result(9000, 1.1),
+            "low-load direct": result(2000, 0.40),
+            "low-load haproxy tls": result(1700, 0.52),
+        }
+    )
+    assert report.summary() == {
+        "haproxy_tls_vs_direct": 0.95,
+        "middleware_vs_bare": 0.8,
+        "full_path_vs_bare": 0.65,
+        "scale_n_vs_1": 1.184,
+        "added_latency_p50_ms": 0.12,
+    }
+
+
+def test_summary_without_measurements_is_none() -> None:
+    assert set(HttpBenchReport(10, 32, 1).summary().values()) == {None}
