@@ -60,9 +60,17 @@ def main(paths: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     print(HEADER)
+    skipped = 0
     for path in paths:
-        print(row(json.loads(Path(path).read_text())))
-    return 0
+        try:
+            report = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            # An interrupted run leaves an empty file: say so, keep the rest of the table.
+            print(f"skipped {path}: {exc}", file=sys.stderr)
+            skipped += 1
+            continue
+        print(row(report))
+    return 1 if skipped else 0
 
 
 if __name__ == "__main__":

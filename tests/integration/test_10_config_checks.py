@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hastack.render import render_stack
+from hastack.runtime.tls import TlsFiles, ensure_tls
 from hastack.spec import StackSpec, derive_plan
 from hastack.tools.base import ToolError
 from hastack.tools.config_checks import (
@@ -21,15 +22,29 @@ FILES = {f.path: f.content for f in render_stack(PLAN, fixed_secrets())}
 BIN = PLAN.spec.binaries
 
 
+def haproxy_config_in(scratch: Path) -> str:
+    """The rendered config, pointed at a real certificate and Lua file in `scratch` (haproxy -c
+    opens both)."""
+    files = TlsFiles(scratch / "ca.crt", scratch / "ca.key", scratch / "site.pem")
+    ensure_tls(files, PLAN.name, ["localhost"], [PLAN.services_address], "root")
+    lua = scratch / "hold.lua"
+    lua.write_text(FILES[PLAN.paths.haproxy_hold_lua])
+    return (
+        FILES[PLAN.paths.haproxy_config]
+        .replace(str(PLAN.paths.haproxy_pem), str(files.haproxy_pem))
+        .replace(str(PLAN.paths.haproxy_hold_lua), str(lua))
+    )
+
+
 def test_haproxy_accepts_the_rendered_config(tmp_path: Path) -> None:
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(FILES[PLAN.paths.haproxy_config])
+    cfg.write_text(haproxy_config_in(tmp_path))
     assert check_haproxy_config(BIN.haproxy, cfg).ok
 
 
 def test_haproxy_refuses_a_broken_config(tmp_path: Path) -> None:
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(FILES[PLAN.paths.haproxy_config].replace("fall 16", "fall sixteen"))
+    cfg.write_text(haproxy_config_in(tmp_path).replace("fall 16", "fall sixteen"))
     with pytest.raises(ToolError, match="HAProxy rejects"):
         check_haproxy_config(BIN.haproxy, cfg)
 

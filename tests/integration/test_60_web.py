@@ -14,6 +14,7 @@ import pytest
 
 from hastack.render.haproxy import LOAD_TEST_HEADER
 from hastack.runtime import secret_store
+from hastack.runtime.apptier import app_servers
 from hastack.runtime.snapshot import supervisor_for
 from tests.integration.conftest import Stack
 from tests.integration.helpers import wait_until
@@ -53,6 +54,21 @@ def alice(stack: Stack) -> User:
 @pytest.fixture(scope="module")
 def bob(stack: Stack) -> User:
     return make_user(stack, "bob", "site-b")
+
+
+def all_in_rotation(stack: Stack) -> bool:
+    """Every instance UP in HAProxy: after a dependency comes back, HAProxy needs `rise`
+    passing checks before it sends traffic again."""
+    servers = app_servers(stack.plan)
+    return len(servers) == len(stack.plan.app_instances) and all(s.up for s in servers.values())
+
+
+def readiness(web: httpx.Client) -> str:
+    """The app's readiness status through HAProxy ("" when HAProxy itself answered)."""
+    response = web.get("/health/ready")
+    if not response.headers.get("content-type", "").startswith("application/json"):
+        return ""
+    return str(response.json()["status"])
 
 
 def auth(user: User, site: int | None = None) -> dict[str, str]:
@@ -195,6 +211,7 @@ def test_readiness_flips_when_postgresql_is_unreachable(stack: Stack) -> None:
     finally:
         sup.start("pgbouncer:pgbouncer")
     wait_until(lambda: httpx.get(url).status_code == 200, 15)
+    wait_until(lambda: all_in_rotation(stack), 15)
 
 
 def test_redis_down_leaves_the_app_serving_degraded(
@@ -203,9 +220,8 @@ def test_redis_down_leaves_the_app_serving_degraded(
     sup = supervisor_for(stack.plan)
     sup.stop("redis:redis")
     try:
-        ready = wait_until(
-            lambda: (r := web.get("/health/ready")).json()["status"] == "degraded" and r, 10
-        )
+        wait_until(lambda: readiness(web) == "degraded", 10)
+        ready = web.get("/health/ready")
         assert ready.status_code == 200 and ready.json()["failing"] == ["redis"]
         assert (
             web.post("/work-orders", json={"title": "no redis"}, headers=auth(alice)).status_code
@@ -214,7 +230,8 @@ def test_redis_down_leaves_the_app_serving_degraded(
         assert web.get("/reports/summary", headers=auth(alice)).status_code == 200
     finally:
         sup.start("redis:redis")
-    wait_until(lambda: web.get("/health/ready").json()["status"] == "ready", 15)
+    wait_until(lambda: readiness(web) == "ready", 15)
+    wait_until(lambda: all_in_rotation(stack), 15)
 
 
 def test_rolling_restart_under_load_fails_no_request(

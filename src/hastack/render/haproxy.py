@@ -188,7 +188,12 @@ backend {APP_BACKEND}
     http-request disable-l7-retry unless {{ method GET HEAD OPTIONS }}
 """
         + ("    cookie HASTACK_SERVER insert indirect nocache httponly secure\n" if sticky else "")
-        + (f"    default-server inter {c.inter_ms}ms fall {c.fall} rise {c.rise}\n" + servers)
+        # A refused connection (the instance died) takes it out at once instead of after
+        # `fall` checks; the request itself is retried elsewhere.
+        + (
+            f"    default-server inter {c.inter_ms}ms fall {c.fall} rise {c.rise} "
+            "observe layer4 error-limit 1 on-error mark-down\n" + servers
+        )
     )
 
 

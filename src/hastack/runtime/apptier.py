@@ -113,6 +113,14 @@ def _restart_one(
     drain_timeout_s: float,
 ) -> InstanceRestart:
     name = program.name
+    if len(plan.app_instances) > 1:
+        # Draining the last instance in rotation would turn every request into a 503: wait
+        # until another one is up (one that just failed a health check may be rising).
+        _wait(
+            lambda: _others_in_rotation(plan, name),
+            30,
+            f"another instance in rotation before draining {name} (see `hastack status`)",
+        )
     progress.step(f"draining {name}")
     _set_state(plan, name, "drain")
     drained = _wait(lambda: _sessions(plan, name) == 0, drain_timeout_s, f"{name} drained")
@@ -130,6 +138,10 @@ def _restart_one(
 def _in_rotation(plan: StackPlan, name: str) -> bool:
     server = app_servers(plan).get(name)
     return server is not None and server.up
+
+
+def _others_in_rotation(plan: StackPlan, name: str) -> bool:
+    return any(s.up for other, s in app_servers(plan).items() if other != name)
 
 
 def _sessions(plan: StackPlan, name: str) -> int:

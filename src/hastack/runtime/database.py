@@ -101,13 +101,25 @@ def _grant_schema(
         sql.SQL(
             "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT SELECT ON TABLES TO {}"
         ).format(ident(owner), ident(ro)),
-        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(
-            ident(app)
-        ),
         sql.SQL("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {}").format(
             ident(app)
         ),
-        sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(ident(ro)),
     ]
+    # Not `ON ALL TABLES`: that would also open partitions, which are reached only through
+    # their parent so that its row-level security applies (a rerun of `up` must not undo it).
+    tables = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+        " AND NOT c.relispartition ORDER BY 1"
+    ).fetchall()
+    for (table,) in tables:
+        statements.append(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
+                ident("public", str(table)), ident(app)
+            )
+        )
+        statements.append(
+            sql.SQL("GRANT SELECT ON {} TO {}").format(ident("public", str(table)), ident(ro))
+        )
     for statement in statements:
         conn.execute(statement)
