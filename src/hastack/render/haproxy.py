@@ -154,8 +154,7 @@ def _http_sections(plan: StackPlan, secrets: Secrets) -> str:
 frontend web_http
     mode http
     bind {addr}:{http.http_port}
-    http-request redirect scheme https code 301
-
+{_https_redirect(http.https_port)}
 frontend web_https
     mode http
     bind {addr}:{http.https_port} ssl crt {plan.paths.haproxy_pem} alpn h2,http/1.1
@@ -194,6 +193,16 @@ backend {APP_BACKEND}
             f"    default-server inter {c.inter_ms}ms fall {c.fall} rise {c.rise} "
             "observe layer4 error-limit 1 on-error mark-down\n" + servers
         )
+    )
+
+
+def _https_redirect(https_port: int) -> str:
+    """`redirect scheme https` would keep the port of the Host header (the plain HTTP port):
+    swap it for the HTTPS port, keeping path and query. (Ports are >= 1024, never 443:
+    HAProxy does not run as root.)"""
+    return (
+        "    http-request redirect prefix "
+        f"https://%[req.hdr(host),regsub(:[0-9]+$,)]:{https_port} code 301\n"
     )
 
 
