@@ -110,3 +110,10 @@ def test_env_before_up_explains(tmp_path: Path) -> None:
     code, _, err = invoke("-c", str(spec), "env")
     assert code == 1
     assert "run `hastack up` first" in err
+
+
+def test_drill_list_names_data_and_web_scenarios() -> None:
+    code, out, _ = invoke("drill", "list", "--json")
+    assert code == 0
+    tiers = {d["name"]: d["tier"] for d in json.loads(out)}
+    assert tiers["node-loss"] == "data" and tiers["rolling-restart"] == "web"

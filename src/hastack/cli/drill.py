@@ -71,13 +71,22 @@ def _print_summary(name: str, reports: list[DrillReport]) -> None:
 @drill_app.command("list")
 def list_cmd(json_out: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
     """Every scenario and what it breaks."""
+    scenarios = [
+        *[(s.name, s.summary, s.slow, "data") for s in SCENARIOS.values()],
+        *[(s.name, s.summary, s.slow, "web") for s in HTTP_SCENARIOS.values()],
+    ]
     if json_out:
         print_json(
-            [{"name": s.name, "summary": s.summary, "slow": s.slow} for s in SCENARIOS.values()]
+            [
+                {"name": name, "summary": summary, "slow": slow, "tier": tier}
+                for name, summary, slow, tier in scenarios
+            ]
         )
         return
-    rows = [[s.name, "slow" if s.slow else "", s.summary] for s in SCENARIOS.values()]
-    out.print(table("drills", ["name", "", "what it does"], rows))
+    rows = [
+        [name, tier, "slow" if slow else "", summary] for name, summary, slow, tier in scenarios
+    ]
+    out.print(table("drills", ["name", "tier", "", "what it does"], rows))
 
 
 @drill_app.command("run")
