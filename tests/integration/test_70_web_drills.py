@@ -30,6 +30,14 @@ def test_rolling_restart_drill_counts_no_failure_at_volume(stack: Stack) -> None
     assert load["requests"] > 1000 and load["non_2xx"] == 0 and load["socket_errors"] == 0
 
 
+def test_haproxy_reloads_fail_no_request(stack: Stack) -> None:
+    report = run(stack, "haproxy-reload")
+    load = report["checker"]["load"]  # type: ignore[index]
+    assert load["requests"] > 1000 and load["non_2xx"] == 0 and load["socket_errors"] == 0
+    reloads = [e for e in report["timeline"] if "HAProxy reload" in e["text"]]  # type: ignore[union-attr]
+    assert len(reloads) == 10
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["redis-down", "db-failover-under-http-load"])
 def test_slow_web_drills(stack: Stack, name: str) -> None:

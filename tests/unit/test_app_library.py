@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -17,7 +18,14 @@ from hastack.app import AppSettings, SignatureError, sign_url, verify_url
 from hastack.app.auth import sign, unsign
 from hastack.app.errors import EXCEPTION_HANDLERS, BodyLimitMiddleware
 from hastack.app.metrics import AppMetrics, MetricsMiddleware
-from hastack.app.ratelimit import RateLimitHeadersMiddleware, Verdict, window_key
+from hastack.app.ratelimit import (
+    Allowance,
+    RateLimitHeadersMiddleware,
+    Verdict,
+    granted_from,
+    lease_size,
+    window_key,
+)
 from hastack.app.requestid import RequestIdMiddleware, current_request_id
 from hastack.app.security import SecurityHeadersMiddleware
 from hastack.app.tokens import hash_token, new_token
@@ -36,6 +44,10 @@ async def boom(_request: Request) -> Response:
     raise RuntimeError("secret internals")
 
 
+async def db_down(_request: Request) -> Response:
+    raise psycopg.OperationalError("server conn crashed?")
+
+
 def client(metrics: AppMetrics | None = None) -> TestClient:
     metrics = metrics or AppMetrics()
     app = Starlette(
@@ -43,6 +55,7 @@ def client(metrics: AppMetrics | None = None) -> TestClient:
             Route("/echo", echo, methods=["GET", "POST"]),
             Route("/items/{id}", item),
             Route("/boom", boom),
+            Route("/db-down", db_down),
             Route("/metrics", metrics.endpoint()),
         ],
         middleware=[
@@ -81,10 +94,17 @@ def test_errors_are_json_with_request_id_and_never_a_stack_trace() -> None:
     missing = c.get("/nope", headers={"X-Request-ID": "r1"})
     assert missing.status_code == 404
     assert missing.json() == {"error": "Not Found", "request_id": "r1"}
-    crash = c.get("/boom")
+    crash = c.get("/boom", headers={"X-Request-ID": "r2"})
     assert crash.status_code == 500
-    assert crash.json()["error"] == "internal error"
+    assert crash.json() == {"error": "internal error", "request_id": "r2"}
+    assert crash.headers["x-request-id"] == "r2"
     assert "secret internals" not in crash.text and "Traceback" not in crash.text
+
+
+def test_an_unavailable_database_is_503_with_retry_after() -> None:
+    r = client().get("/db-down", headers={"X-Request-ID": "r3"})
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.json() == {"error": "database unavailable, retry shortly", "request_id": "r3"}
 
 
 def test_oversized_body_is_413_by_length_and_while_streaming() -> None:
@@ -146,6 +166,35 @@ def test_rate_limit_windows_and_headers() -> None:
     denied = Verdict(False, 5, 0, 55).headers()
     assert denied["Retry-After"] == "55" and denied["RateLimit-Remaining"] == "0"
     assert "Retry-After" not in Verdict(True, 5, 4, 55).headers()
+
+
+def test_leases_are_exact_for_small_limits_and_5_percent_for_large() -> None:
+    assert lease_size(5) == 1 and lease_size(20) == 1 and lease_size(1000) == 50
+    assert granted_from(total_after=50, lease=50, limit=1000) == 50
+    assert granted_from(total_after=1010, lease=50, limit=1000) == 40
+    assert granted_from(total_after=1060, lease=50, limit=1000) == 0
+
+
+def test_leased_tokens_never_exceed_the_limit_across_instances() -> None:
+    for limit, instances in [(5, 1), (5, 3), (1000, 2), (1000, 7), (37, 4)]:
+        allowances = [Allowance(ends_at=60) for _ in range(instances)]
+        shared, allowed, trips = 0, 0, 0
+        for i in range(limit * 3):
+            allowance = allowances[i % instances]
+            if allowance.spend():
+                allowed += 1
+                continue
+            if allowance.exhausted(limit):
+                continue
+            lease = lease_size(limit)
+            shared += lease
+            trips += 1
+            allowance.add_lease(shared, lease, limit)
+            allowed += allowance.spend()
+        assert allowed <= limit
+        # Unspent leases held by other instances are the only shortfall.
+        assert allowed >= limit - (instances - 1) * lease_size(limit), (limit, instances)
+        assert trips <= limit // lease_size(limit) + 2 * instances
 
 
 def test_settings_from_env_and_json(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from hastack.ops.bench_http import HttpBenchReport
-from hastack.tools.wrk import WrkResult
+from hastack.tools.wrk import WrkResult, rotating_header_lua
 
 
 def result(rps: float, p50: float) -> WrkResult:
@@ -19,6 +19,7 @@ def test_summary_ratios_and_added_latency() -> None:
             "haproxy tls x2": result(9000, 1.1),
             "low-load direct": result(2000, 0.40),
             "low-load haproxy tls": result(1700, 0.52),
+            "ready under load": result(900, 2.0),
         }
     )
     assert report.summary() == {
@@ -27,8 +28,15 @@ def test_summary_ratios_and_added_latency() -> None:
         "full_path_vs_bare": 0.65,
         "scale_n_vs_1": 1.184,
         "added_latency_p50_ms": 0.12,
+        "ready_p99_under_load_ms": 6.0,
     }
 
 
 def test_summary_without_measurements_is_none() -> None:
     assert set(HttpBenchReport(10, 32, 1).summary().values()) == {None}
+
+
+def test_rotating_header_hook_quotes_every_value() -> None:
+    lua = rotating_header_lua("Authorization", ["Bearer a", 'Bearer "b"'])
+    assert 'local values = {"Bearer a", "Bearer \\"b\\""}' in lua
+    assert 'wrk.headers["Authorization"] = values[(i % #values) + 1]' in lua

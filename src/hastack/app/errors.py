@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -17,6 +18,12 @@ LOG = logging.getLogger("hastack.errors")
 
 def _body(message: str, **extra: object) -> dict[str, object]:
     return {"error": message, "request_id": current_request_id(), **extra}
+
+
+def _request_id_of(request: Request) -> str:
+    """Starlette answers a 500 outside every middleware, where the request id's context
+    variable is already reset: the id is also kept in the scope."""
+    return str(request.scope.get("state", {}).get("request_id", current_request_id()))
 
 
 async def http_error(_request: Request, exc: Exception) -> Response:
@@ -47,15 +54,42 @@ async def invalid_body(_request: Request, exc: Exception) -> Response:
     return JSONResponse(_body("invalid request body", fields=fields), status_code=422)
 
 
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    """The database cannot answer right now (a failover, a pooler restart, a primary that is
+    read-only for a moment): 503 with Retry-After, which clients and HAProxy (for safe
+    methods) retry, rather than a 500 that says the app is broken."""
+    LOG.warning(
+        "database unavailable on %s %s: %s",
+        request.method,
+        request.url.path,
+        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+    )
+    return JSONResponse(
+        _body("database unavailable, retry shortly"),
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def internal_error(request: Request, exc: Exception) -> Response:
     LOG.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(_body("internal error"), status_code=500)
+    request_id = _request_id_of(request)
+    return JSONResponse(
+        {"error": "internal error", "request_id": request_id},
+        status_code=500,
+        headers={"X-Request-ID": request_id},
+    )
 
 
 EXCEPTION_HANDLERS = {
     HTTPException: http_error,
     ValidationError: validation_error,
     InvalidBody: invalid_body,
+    # Connection lost or refused, server shutting down, pool exhausted (PoolTimeout is an
+    # OperationalError), a node still in
+    # recovery (SQLSTATE 25006 while a promotion completes).
+    psycopg.OperationalError: database_unavailable,
+    psycopg.errors.ReadOnlySqlTransaction: database_unavailable,
     Exception: internal_error,
 }
 

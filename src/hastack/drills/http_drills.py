@@ -25,12 +25,14 @@ from hastack.drills.faults import DrillContext
 from hastack.drills.http_workload import HttpTarget, HttpWorkload
 from hastack.drills.metrics import buckets, error_kinds, failures_between, largest_gap
 from hastack.drills.report import DrillReport, WriterStats
-from hastack.drills.runner import DrillError, steady_writes
+from hastack.drills.runner import DrillError, fencer_marks, steady_writes
+from hastack.drills.timeline import timeline_events
 from hastack.ops.app import restart_app
 from hastack.ops.app_tokens import create_token
 from hastack.ops.env import load_secrets_or_explain
 from hastack.ops.lifecycle import wait_healthy
 from hastack.render.haproxy import APP_BACKEND, LOAD_TEST_HEADER
+from hastack.runtime.apptier import reload_haproxy
 from hastack.runtime.database import superuser_connect
 from hastack.runtime.health import data_tier
 from hastack.runtime.progress import NullProgress, Progress
@@ -57,6 +59,8 @@ class HttpScenario:
     zero_failed_requests: bool = False
     volume_load: bool = False
     """Also run wrk against /health/live through HAProxy, counting non-2xx responses."""
+    heal_after_recovery: bool = False
+    """Heal only once POSTs flow again (a lost node: healing earlier races the fencer)."""
     slow: bool = False
 
 
@@ -75,6 +79,16 @@ def _stop_redis(ctx: DrillContext) -> None:
 def _start_redis(ctx: DrillContext) -> None:
     ctx.sup.start("redis:redis")
     ctx.history.mark("heal", "Redis started again")
+
+
+HAPROXY_RELOADS = 10
+
+
+def _reload_haproxy(ctx: DrillContext) -> None:
+    for n in range(1, HAPROXY_RELOADS + 1):
+        reload_haproxy(ctx.plan, ctx.sup)
+        ctx.history.mark("fault", f"HAProxy reload {n}/{HAPROXY_RELOADS}")
+        time.sleep(2)
 
 
 def _rolling_restart(ctx: DrillContext) -> None:
@@ -108,10 +122,18 @@ HTTP_SCENARIOS: dict[str, HttpScenario] = {
             volume_load=True,
         ),
         HttpScenario(
+            "haproxy-reload",
+            f"{HAPROXY_RELOADS} HAProxy reloads, 2 s apart, under HTTP load",
+            inject=_reload_haproxy,
+            zero_failed_requests=True,
+            volume_load=True,
+        ),
+        HttpScenario(
             "db-failover-under-http-load",
             "the PostgreSQL primary's node lost under HTTP load: the error window clients see",
             inject=lambda ctx: faults.lose_node(ctx, ctx.primary),
             heal=lambda ctx: faults.restore_node(ctx, ctx.primary),
+            heal_after_recovery=True,
         ),
     ]
 }
@@ -250,8 +272,9 @@ def _phases(
         scenario.inject(ctx)
         times["injected"] = time.monotonic()
         _sleep_until(times["t0"] + scenario.hold_s)
-        scenario.heal(ctx)
-        times["healed"] = time.monotonic()
+        if not scenario.heal_after_recovery:
+            scenario.heal(ctx)
+            times["healed"] = time.monotonic()
         end = time.monotonic() + 90
         while not _steady(history, times["injected"]):
             if time.monotonic() > end:
@@ -259,6 +282,9 @@ def _phases(
             time.sleep(0.1)
         times["recovered"] = time.monotonic()
         history.mark("recovered", "POSTs through HAProxy flow steadily again")
+        if scenario.heal_after_recovery:
+            scenario.heal(ctx)
+            times["healed"] = time.monotonic()
     except BaseException:
         if "healed" not in times:
             scenario.heal(ctx)
@@ -266,8 +292,11 @@ def _phases(
     if volume.process is not None:
         volume.stop()
     progress.step("waiting until the stack is healthy again")
-    wait_healthy(plan, 180, progress)
+    after = wait_healthy(plan, 180, progress)
     times["healthy"] = time.monotonic()
+    if not after.healthy:
+        history.mark("note", "not healthy after the deadline: " + "; ".join(after.problems))
+        times["unhealthy"] = 1.0
     time.sleep(1)
 
 
@@ -337,12 +366,13 @@ def _report(
             }
         )
     reasons = [f"{len(lost)} acknowledged work orders missing"] if lost else []
+    if times.get("unhealthy"):
+        reasons.append("the stack was not healthy again within 180 s")
     reasons += [f"expectation not met: {e['what']}" for e in expectations if not e["ok"]]
     tier = data_tier(take_snapshot(plan, supervisor_for(plan), None))
-    timeline: list[dict[str, Any]] = [
-        {"t": round(m.t - t0, 3), "kind": m.kind, "text": m.text, "node": m.node}
-        for m in sorted(history.marks, key=lambda m: m.t)
-    ]
+    timeline = timeline_events(
+        history, fencer_marks(plan.paths.fencer_log, times["start"], end), t0
+    )
     start = t0 - 3.0
     return DrillReport(
         scenario=scenario.name,

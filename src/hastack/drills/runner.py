@@ -180,7 +180,7 @@ def run_drill(
         old_primary=primary,
         new_primary=new_primary,
         fencing=options.fencing and plan.spec.fencing.enabled,
-        fencer_marks=_fencer_marks(plan.paths.fencer_log, times["start"], times["end"]),
+        fencer_marks=fencer_marks(plan.paths.fencer_log, times["start"], times["end"]),
         timelines=timelines,
     )
 
@@ -314,7 +314,7 @@ def _check(
     return verdict, leader, timelines
 
 
-def _fencer_marks(log: Path, start: float, end: float) -> list[dict[str, Any]]:
+def fencer_marks(log: Path, start: float, end: float) -> list[dict[str, Any]]:
     """The watcher's decisions taken during the drill (same monotonic clock)."""
     marks = []
     try:

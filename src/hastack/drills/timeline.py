@@ -69,7 +69,7 @@ def build_report(
             "problems": verdict.problems,
         },
         expectations=expectations,
-        timeline=_timeline(history, fencer_marks, t0),
+        timeline=timeline_events(history, fencer_marks, t0),
         series=_series(history, t0, end),
         durations={
             name: round(times[name] - t0, 3)
@@ -134,7 +134,7 @@ def _expectations(
     return found
 
 
-def _timeline(
+def timeline_events(
     history: History, fencer_marks: list[dict[str, Any]], t0: float
 ) -> list[dict[str, Any]]:
     events = [

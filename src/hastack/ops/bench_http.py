@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from hastack.ops.app_tokens import create_token
@@ -20,6 +21,10 @@ from hastack.tools.wrk import WrkResult, wrk
 
 BARE_HOST = APP_HOST_BASE + 50
 """Host number of the bare baseline server (.160): unused by instances."""
+
+
+BENCH_USERS = 32
+"""Tokens rotated by the full-path runs: 32 x the authenticated tier's 1000/s per user."""
 
 
 class BenchHttpError(Exception):
@@ -52,18 +57,23 @@ class HttpBenchReport:
             "full_path_vs_bare": self.ratio("app1 direct full path", "bare direct"),
             "scale_n_vs_1": self.ratio(f"haproxy tls x{self.instances}", "haproxy tls x1"),
             "added_latency_p50_ms": added,
+            "ready_p99_under_load_ms": (
+                self.results["ready under load"].p99_ms
+                if "ready under load" in self.results
+                else None
+            ),
         }
 
 
 @contextlib.contextmanager
-def _bare_server(plan: StackPlan, port: int) -> Iterator[str]:
+def _bare_server(plan: StackPlan, port: int, target: str) -> Iterator[str]:
     address = host_address(plan.spec.network.subnet, BARE_HOST)
     proc = subprocess.Popen(
         [
             str(plan.spec.binaries.app_python),
             "-m",
             "uvicorn",
-            "hastack.app.bare:app",
+            target,
             "--host",
             address,
             "--port",
@@ -123,16 +133,26 @@ def bench_http(
     live = "/health/live"
 
     def measure(
-        label: str, url: str, conns: int = connections, extra: dict[str, str] | None = None
+        label: str,
+        url: str,
+        conns: int = connections,
+        extra: dict[str, str] | None = None,
+        rotate: tuple[str, list[str]] | None = None,
     ) -> None:
         progress.step(f"{label}: {url} ({duration_s} s, {conns} connections)")
         report.results[label] = wrk(
-            url, duration_s=duration_s, connections=conns, headers={**headers, **(extra or {})}
+            url,
+            duration_s=duration_s,
+            connections=conns,
+            headers={**headers, **(extra or {})},
+            rotate=rotate,
         )
         progress.done(f"{label}: {report.results[label].requests_per_s:,.0f} req/s")
 
-    with _bare_server(plan, plan.spec.app.port) as bare:
+    with _bare_server(plan, plan.spec.app.port, "hastack.app.bare:app") as bare:
         measure("bare direct", bare)
+    with _bare_server(plan, plan.spec.app.port, "hastack.app.bare:raw_app") as bare:
+        measure("raw asgi direct", bare)
     measure("app1 direct", f"{app1.url}{live}")
     with _only_instances(plan, 1):
         measure("haproxy tls x1", f"{plan.app_url}{live}")
@@ -141,16 +161,29 @@ def bench_http(
     if len(plan.app_instances) > 1:
         measure(f"haproxy tls x{len(plan.app_instances)}", f"{plan.app_url}{live}")
     if plan.app_is_demo:
-        issued = create_token(plan, "bench", ["bench-site"])
-        auth = {
-            "Authorization": f"Bearer {issued.token}",
-            plan.spec.app.tenant_header: str(issued.sites[0]),
-        }
+        # Several users, so that the per-user tier (not the app) is not what is measured.
+        tokens = [create_token(plan, f"bench-{n}", ["bench-site"]) for n in range(BENCH_USERS)]
+        auth = {plan.spec.app.tenant_header: str(tokens[0].sites[0])}
+        rotate = ("Authorization", [f"Bearer {t.token}" for t in tokens])
         # Token, Redis rate-limit tier and tenant check, no query: the full middleware path.
-        measure("app1 direct full path", f"{app1.url}/whoami", extra=auth)
+        measure("app1 direct full path", f"{app1.url}/whoami", extra=auth, rotate=rotate)
         measure(
             "demo list (db, replicas) via haproxy",
             f"{plan.app_url}/work-orders?limit=10",
             extra=auth,
+            rotate=rotate,
         )
+        # What HAProxy's checks see while the instances are busy: readiness, one client,
+        # next to a full load of database-backed requests.
+        with ThreadPoolExecutor(1) as pool:
+            background = pool.submit(
+                wrk,
+                f"{plan.app_url}/work-orders?limit=10",
+                duration_s=duration_s,
+                connections=connections,
+                headers={**headers, **auth},
+                rotate=rotate,
+            )
+            measure("ready under load", f"{app1.url}{plan.spec.app.health_path}", conns=1)
+            report.results["load next to ready"] = background.result()
     return report

@@ -59,6 +59,13 @@ def save_server_state(plan: StackPlan) -> None:
     write_atomic(plan.paths.haproxy_server_state, text, plan.service_users["haproxy"], 0o600)
 
 
+def reload_haproxy(plan: StackPlan, sup: Supervisor) -> None:
+    """A seamless reload: the master starts new workers on the same listening sockets
+    (master-worker mode), old workers finish their connections; server states carry over."""
+    save_server_state(plan)
+    sup.signal("haproxy:haproxy", "USR2")
+
+
 def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout_s:

@@ -21,6 +21,21 @@ end
 """
 
 
+def rotating_header_lua(name: str, values: list[str]) -> str:
+    """A request hook sending `values` of header `name` in turn (one per request), e.g. the
+    tokens of several users so that a per-user limit is not what gets measured."""
+    quoted = ", ".join(json.dumps(v) for v in values)
+    return (
+        f"local values = {{{quoted}}}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i + 1\n"
+        f"  wrk.headers[{json.dumps(name)}] = values[(i % #values) + 1]\n"
+        "  return wrk.format()\n"
+        "end\n"
+    )
+
+
 @dataclass(frozen=True)
 class WrkResult:
     url: str
@@ -41,9 +56,12 @@ def wrk(
     connections: int = 32,
     threads: int = 1,
     headers: dict[str, str] | None = None,
+    rotate: tuple[str, list[str]] | None = None,
 ) -> WrkResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(REPORT_LUA)
+        if rotate is not None:
+            script.write(rotating_header_lua(*rotate))
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "-s", script.name]
     for key, value in (headers or {}).items():
         argv += ["-H", f"{key}: {value}"]
