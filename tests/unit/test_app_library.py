@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from starlette.testclient import TestClient
 from hastack.app import AppSettings, SignatureError, sign_url, verify_url
 from hastack.app.auth import sign, unsign
 from hastack.app.errors import EXCEPTION_HANDLERS, BodyLimitMiddleware
+from hastack.app.logs import AccessLog
 from hastack.app.metrics import AppMetrics, MetricsMiddleware
 from hastack.app.ratelimit import (
     Allowance,
@@ -215,3 +217,22 @@ def test_settings_from_env_and_json(tmp_path: Path) -> None:
     assert settings.rate_limits.authenticated == "1000/second"
     with pytest.raises(RuntimeError, match="DATABASE_URL is not set"):
         AppSettings.from_env({})
+
+
+def test_access_log_lines_are_json_like_every_other_log_line() -> None:
+    stream = io.StringIO()
+    log = AccessLog("app1", stream)
+    log.write(log.line(1_700_000_000.25, "r1", "GET", '/a"b', 200, 1.234))
+    record = json.loads(stream.getvalue())
+    assert record == {
+        "time": "2023-11-14T22:13:20.250+00:00",
+        "level": "info",
+        "logger": "hastack.access",
+        "message": "request",
+        "request_id": "r1",
+        "instance": "app1",
+        "method": "GET",
+        "path": '/a"b',
+        "status": 200,
+        "duration_ms": 1.23,
+    }

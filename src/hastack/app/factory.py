@@ -89,7 +89,7 @@ def create_app(
 
     middleware = [Middleware(RequestIdMiddleware)]
     if settings.access_log:
-        middleware.append(Middleware(AccessLogMiddleware))
+        middleware.append(Middleware(AccessLogMiddleware, instance=settings.instance))
     middleware += [
         Middleware(MetricsMiddleware, metrics=metrics),
         Middleware(SecurityHeadersMiddleware),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,9 +47,58 @@ def configure_logging(instance: str = "", level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
+class AccessLog:
+    """Access log lines, in the same JSON shape as every other log line, written straight to
+    the stream and flushed at most every 0.2 s. Through the logging module a line cost about
+    four times as much (record creation, caller lookup, a flush per line): with one line per
+    request that was most of a cheap request's time."""
+
+    FLUSH_EVERY_S = 0.2
+
+    def __init__(self, instance: str = "", stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.instance = f',"instance":{json.dumps(instance)}' if instance else ""
+        self._second = -1
+        self._stamp = ""
+        self._flush_scheduled = False
+
+    def timestamp(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int((now - second) * 1000):03d}+00:00"
+
+    def line(
+        self, now: float, request_id: str, method: str, path: str, status: int, duration_ms: float
+    ) -> str:
+        return (
+            f'{{"time":"{self.timestamp(now)}","level":"info","logger":"hastack.access",'
+            f'"message":"request","request_id":{json.dumps(request_id)}{self.instance},'
+            f'"method":{json.dumps(method)},"path":{json.dumps(path)},"status":{status},'
+            f'"duration_ms":{duration_ms:.2f}}}\n'
+        )
+
+    def write(self, line: str) -> None:
+        self.stream.write(line)
+        if self._flush_scheduled:
+            return
+        self._flush_scheduled = True
+        try:
+            asyncio.get_running_loop().call_later(self.FLUSH_EVERY_S, self.flush)
+        except RuntimeError:  # no event loop (tests, scripts): write through
+            self.flush()
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        with contextlib.suppress(ValueError, OSError):  # closed at shutdown
+            self.stream.flush()
+
+
 class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, instance: str = "", log: AccessLog | None = None) -> None:
         self.app = app
+        self.log = log or AccessLog(instance)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,14 +116,13 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            ACCESS.info(
-                "request",
-                extra={
-                    "fields": {
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - start) * 1000, 2),
-                    }
-                },
+            self.log.write(
+                self.log.line(
+                    time.time(),
+                    current_request_id(),
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    (time.perf_counter() - start) * 1000,
+                )
             )

@@ -73,7 +73,7 @@ class _Client(threading.Thread):
         t1 = time.monotonic()
         expected = 201 if self.write else 200
         if response.status_code != expected:
-            detail = f"HTTP {response.status_code}: {response.text[:120]}"
+            detail = f"HTTP {response.status_code}: {_what(response)}"
             self.history.fail(Failure(self.writer, None, t1, str(response.status_code), detail))
             return
         op_id = int(response.json()["id"]) if self.write else n
@@ -101,3 +101,15 @@ class HttpWorkload:
         self.stop_event.set()
         for c in self.clients:
             c.join(15)
+
+
+def _what(response: httpx.Response) -> str:
+    """The app's error message without its request id (so that errors group by kind), or the
+    start of a body that is not the app's JSON (HAProxy's own pages)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:120]
+    if isinstance(body, dict) and "error" in body:
+        return str(body["error"])
+    return response.text[:120]

@@ -154,11 +154,16 @@ def _http_sections(plan: StackPlan, secrets: Secrets) -> str:
 frontend web_http
     mode http
     bind {addr}:{http.http_port}
+    option idle-close-on-response
 {_https_redirect(http.https_port)}
 frontend web_https
     mode http
     bind {addr}:{http.https_port} ssl crt {plan.paths.haproxy_pem} alpn h2,http/1.1
     option forwardfor
+    # On a reload the old worker keeps idle keep-alive connections and closes each after
+    # answering its next request ("Connection: close"), instead of closing them while a
+    # client may be sending on one (measured: ~50 failed requests in 65k over 10 reloads).
+    option idle-close-on-response
     timeout client {http.timeout_client_s}s
     timeout http-request {http.timeout_http_request_s}s
     timeout http-keep-alive {http.timeout_keepalive_s}s
