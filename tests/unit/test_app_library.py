@@ -19,17 +19,16 @@ from hastack.app import AppSettings, SignatureError, sign_url, verify_url
 from hastack.app.auth import sign, unsign
 from hastack.app.errors import EXCEPTION_HANDLERS, BodyLimitMiddleware
 from hastack.app.logs import AccessLog
-from hastack.app.metrics import AppMetrics, MetricsMiddleware
+from hastack.app.metrics import AppMetrics
 from hastack.app.ratelimit import (
     Allowance,
-    RateLimitHeadersMiddleware,
     Verdict,
     granted_from,
     lease_size,
     window_key,
 )
-from hastack.app.requestid import RequestIdMiddleware, current_request_id
-from hastack.app.security import SecurityHeadersMiddleware
+from hastack.app.request import RequestMiddleware
+from hastack.app.requestid import current_request_id
 from hastack.app.tokens import hash_token, new_token
 
 
@@ -50,7 +49,12 @@ async def db_down(_request: Request) -> Response:
     raise psycopg.OperationalError("server conn crashed?")
 
 
-def client(metrics: AppMetrics | None = None) -> TestClient:
+async def limited(request: Request) -> Response:
+    request.scope.setdefault("state", {})["ratelimit"] = Verdict(True, 10, 7, 30)
+    return JSONResponse({}, headers={"RateLimit-Limit": "stale"})
+
+
+def client(metrics: AppMetrics | None = None, access_log: AccessLog | None = None) -> TestClient:
     metrics = metrics or AppMetrics()
     app = Starlette(
         routes=[
@@ -58,14 +62,12 @@ def client(metrics: AppMetrics | None = None) -> TestClient:
             Route("/items/{id}", item),
             Route("/boom", boom),
             Route("/db-down", db_down),
+            Route("/limited", limited),
             Route("/metrics", metrics.endpoint()),
         ],
         middleware=[
-            Middleware(RequestIdMiddleware),
-            Middleware(MetricsMiddleware, metrics=metrics),
-            Middleware(SecurityHeadersMiddleware),
+            Middleware(RequestMiddleware, metrics=metrics, access_log=access_log),
             Middleware(BodyLimitMiddleware, max_bytes=100),
-            Middleware(RateLimitHeadersMiddleware),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
@@ -236,3 +238,17 @@ def test_access_log_lines_are_json_like_every_other_log_line() -> None:
         "status": 200,
         "duration_ms": 1.23,
     }
+
+
+def test_rate_limit_headers_of_the_last_check_replace_the_apps() -> None:
+    r = client().get("/limited")
+    assert r.headers.get_list("ratelimit-limit") == ["10"]
+    assert r.headers["ratelimit-remaining"] == "7" and r.headers["ratelimit-reset"] == "30"
+    assert "retry-after" not in r.headers
+
+
+def test_every_request_gets_one_access_log_line() -> None:
+    stream = io.StringIO()
+    client(access_log=AccessLog("app1", stream)).get("/items/7", headers={"X-Request-ID": "r9"})
+    record = json.loads(stream.getvalue())
+    assert (record["request_id"], record["path"], record["status"]) == ("r9", "/items/7", 200)

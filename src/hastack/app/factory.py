@@ -18,12 +18,11 @@ from hastack.app.cache import Cache
 from hastack.app.db import Database
 from hastack.app.errors import EXCEPTION_HANDLERS, BodyLimitMiddleware
 from hastack.app.health import Health
-from hastack.app.logs import AccessLogMiddleware, configure_logging
-from hastack.app.metrics import AppMetrics, MetricsMiddleware
-from hastack.app.ratelimit import RateLimiter, RateLimitHeadersMiddleware
+from hastack.app.logs import AccessLog, configure_logging
+from hastack.app.metrics import AppMetrics
+from hastack.app.ratelimit import RateLimiter
 from hastack.app.redisio import connect
-from hastack.app.requestid import RequestIdMiddleware
-from hastack.app.security import SecurityHeadersMiddleware
+from hastack.app.request import RequestMiddleware
 from hastack.app.settings import AppSettings
 
 
@@ -87,14 +86,10 @@ def create_app(
             if client is not None:
                 await client.aclose()
 
-    middleware = [Middleware(RequestIdMiddleware)]
-    if settings.access_log:
-        middleware.append(Middleware(AccessLogMiddleware, instance=settings.instance))
-    middleware += [
-        Middleware(MetricsMiddleware, metrics=metrics),
-        Middleware(SecurityHeadersMiddleware),
+    access_log = AccessLog(settings.instance) if settings.access_log else None
+    middleware = [
+        Middleware(RequestMiddleware, metrics=metrics, access_log=access_log),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
-        Middleware(RateLimitHeadersMiddleware),
     ]
     app = Starlette(
         routes=[

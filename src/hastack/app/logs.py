@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import logging
@@ -10,8 +11,6 @@ import sys
 import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hastack.app.requestid import current_request_id
 
@@ -47,6 +46,18 @@ def configure_logging(instance: str = "", level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
+def _stdout_with_a_large_buffer() -> TextIO:
+    """Standard output through its own 64 KiB buffer: a line into sys.stdout's 8 KiB buffer
+    cost ~2.5 us into a pipe (supervisord's), into this one ~0.2 us. Every write is whole
+    lines, so the two writers' output interleaves by lines only."""
+    try:
+        stream = open(sys.stdout.fileno(), "w", buffering=1 << 16, closefd=False)  # noqa: SIM115
+    except (AttributeError, OSError, ValueError):  # no real stdout (captured in tests)
+        return sys.stdout
+    atexit.register(stream.flush)
+    return stream
+
+
 class AccessLog:
     """Access log lines, in the same JSON shape as every other log line, written straight to
     the stream and flushed at most every 0.2 s. Through the logging module a line cost about
@@ -56,7 +67,7 @@ class AccessLog:
     FLUSH_EVERY_S = 0.2
 
     def __init__(self, instance: str = "", stream: TextIO | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stdout
+        self.stream = stream if stream is not None else _stdout_with_a_large_buffer()
         self.instance = f',"instance":{json.dumps(instance)}' if instance else ""
         self._second = -1
         self._stamp = ""
@@ -74,8 +85,10 @@ class AccessLog:
     ) -> str:
         return (
             f'{{"time":"{self.timestamp(now)}","level":"info","logger":"hastack.access",'
-            f'"message":"request","request_id":{json.dumps(request_id)}{self.instance},'
-            f'"method":{json.dumps(method)},"path":{json.dumps(path)},"status":{status},'
+            # The request id (letters, digits, `._:-`) and the method (an HTTP token) need no
+            # escaping; the path may.
+            f'"message":"request","request_id":"{request_id}"{self.instance},'
+            f'"method":"{method}","path":{json.dumps(path)},"status":{status},'
             f'"duration_ms":{duration_ms:.2f}}}\n'
         )
 
@@ -93,36 +106,3 @@ class AccessLog:
         self._flush_scheduled = False
         with contextlib.suppress(ValueError, OSError):  # closed at shutdown
             self.stream.flush()
-
-
-class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp, instance: str = "", log: AccessLog | None = None) -> None:
-        self.app = app
-        self.log = log or AccessLog(instance)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            self.log.write(
-                self.log.line(
-                    time.time(),
-                    current_request_id(),
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    (time.perf_counter() - start) * 1000,
-                )
-            )

@@ -3,7 +3,6 @@ in-flight requests; pool usage and degraded-mode counters (Prometheus naming con
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -16,7 +15,6 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -37,6 +35,7 @@ class AppMetrics:
             buckets=BUCKETS,
             registry=r,
         )
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.in_flight = Gauge("http_requests_in_flight", "Requests being served", registry=r)
         self.pool_connections = Gauge(
             "db_pool_connections", "Database pool connections", ["pool", "state"], registry=r
@@ -56,6 +55,20 @@ class AppMetrics:
             "db_reads_total", "Reads by the pool that served them", ["pool"], registry=r
         )
 
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        # The labelled children are cached: `labels()` validates and locks on every call,
+        # which cost more than the increment itself. Routes are templates, so the key set is
+        # small and bounded.
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.duration.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
     def endpoint(self, collect: Callable[[], None] | None = None) -> Callable[[Request], Response]:
         def metrics(_request: Request) -> Response:
             if collect is not None:
@@ -63,36 +76,3 @@ class AppMetrics:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
         return metrics
-
-
-class MetricsMiddleware:
-    """Pure ASGI; the route label is the matched route's template (never the raw path, which
-    would explode the series count)."""
-
-    def __init__(self, app: ASGIApp, metrics: AppMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-        self.metrics.in_flight.inc()
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            self.metrics.in_flight.dec()
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.duration.labels(method, template).observe(time.perf_counter() - start)

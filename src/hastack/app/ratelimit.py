@@ -25,7 +25,6 @@ import limits
 from limits.aio.storage import RedisStorage
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hastack.app.metrics import AppMetrics
 from hastack.app.redisio import TIMEOUT_S
@@ -51,6 +50,9 @@ class Verdict:
         if not self.allowed:
             headers["Retry-After"] = str(self.reset_s)
         return headers
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(k.lower().encode(), v.encode()) for k, v in self.headers().items()]
 
 
 def window_key(tier: str, identity: str, window_s: int, now: float) -> tuple[str, int]:
@@ -164,26 +166,3 @@ class RateLimiter:
         request.scope.setdefault("state", {})["ratelimit"] = verdict
         if not verdict.allowed:
             raise HTTPException(429, "rate limit exceeded", headers=verdict.headers())
-
-
-class RateLimitHeadersMiddleware:
-    """Adds the RateLimit-* headers of the last check made for this request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def add(message: Message) -> None:
-            verdict = scope.get("state", {}).get("ratelimit")
-            if message["type"] == "http.response.start" and verdict is not None:
-                names = {k.lower().encode() for k in verdict.headers()}
-                kept = [(k, v) for k, v in message.get("headers", []) if k not in names]
-                extra = [(k.lower().encode(), v.encode()) for k, v in verdict.headers().items()]
-                message["headers"] = [*kept, *extra]
-            await send(message)
-
-        await self.app(scope, receive, add)
