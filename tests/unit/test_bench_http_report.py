@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hastack.ops.bench_http import HttpBenchReport
+from hastack.ops.bench_http import EDGE_DENY, HttpBenchReport
 from hastack.tools.wrk import WrkResult, rotating_header_lua
 
 
@@ -20,6 +20,7 @@ def test_summary_ratios_and_added_latency() -> None:
             "low-load direct": result(2000, 0.40),
             "low-load haproxy tls": result(1700, 0.52),
             "ready under load": result(900, 2.0),
+            EDGE_DENY: result(40000, 0.5),
         }
     )
     assert report.summary() == {
@@ -28,6 +29,7 @@ def test_summary_ratios_and_added_latency() -> None:
         "full_path_vs_bare": 0.65,
         "scale_n_vs_1": 1.184,
         "added_latency_p50_ms": 0.12,
+        "edge_deny_per_s": 40000,
         "ready_p99_under_load_ms": 6.0,
     }
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from hastack.ops.app_tokens import create_token
 from hastack.ops.env import load_secrets_or_explain
-from hastack.render.haproxy import APP_BACKEND, LOAD_TEST_HEADER
+from hastack.render.haproxy import APP_BACKEND, LOAD_TEST_HEADER, WEB_FRONTEND
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.spec.plan import APP_HOST_BASE, StackPlan, host_address
 from hastack.tools import haproxy_api
@@ -25,6 +25,9 @@ BARE_HOST = APP_HOST_BASE + 50
 
 BENCH_USERS = 32
 """Tokens rotated by the full-path runs: 32 x the authenticated tier's 1000/s per user."""
+
+
+EDGE_DENY = "edge limit deny path (429s)"
 
 
 class BenchHttpError(Exception):
@@ -57,6 +60,9 @@ class HttpBenchReport:
             "full_path_vs_bare": self.ratio("app1 direct full path", "bare direct"),
             "scale_n_vs_1": self.ratio(f"haproxy tls x{self.instances}", "haproxy tls x1"),
             "added_latency_p50_ms": added,
+            "edge_deny_per_s": (
+                self.results[EDGE_DENY].requests_per_s if EDGE_DENY in self.results else None
+            ),
             "ready_p99_under_load_ms": (
                 self.results["ready under load"].p99_ms
                 if "ready under load" in self.results
@@ -138,13 +144,14 @@ def bench_http(
         conns: int = connections,
         extra: dict[str, str] | None = None,
         rotate: tuple[str, list[str]] | None = None,
+        load_header: bool = True,
     ) -> None:
         progress.step(f"{label}: {url} ({duration_s} s, {conns} connections)")
         report.results[label] = wrk(
             url,
             duration_s=duration_s,
             connections=conns,
-            headers={**headers, **(extra or {})},
+            headers={**(headers if load_header else {}), **(extra or {})},
             rotate=rotate,
         )
         progress.done(f"{label}: {report.results[label].requests_per_s:,.0f} req/s")
@@ -160,6 +167,13 @@ def bench_http(
         measure("low-load haproxy tls", f"{plan.app_url}{live}", conns=1)
     if len(plan.app_instances) > 1:
         measure(f"haproxy tls x{len(plan.app_instances)}", f"{plan.app_url}{live}")
+    # Without the load-test header: past the per-client limit, HAProxy answers 429 itself.
+    try:
+        measure(EDGE_DENY, f"{plan.app_url}{live}", load_header=False)
+    finally:
+        # This machine's address is over its limit now; do not make its next clients wait.
+        with contextlib.suppress(haproxy_api.HAProxyUnavailable):
+            haproxy_api.command(plan.paths.haproxy_socket, f"clear table {WEB_FRONTEND}")
     if plan.app_is_demo:
         # Several users, so that the per-user tier (not the app) is not what is measured.
         tokens = [create_token(plan, f"bench-{n}", ["bench-site"]) for n in range(BENCH_USERS)]

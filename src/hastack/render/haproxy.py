@@ -15,6 +15,8 @@ two descriptors (HAProxy refuses to start when maxconn does not fit the limit)."
 RW_BACKEND = "pg_primary"
 RO_BACKEND = "pg_replicas"
 APP_BACKEND = "web_app"
+WEB_FRONTEND = "web_https"
+"""The HTTPS frontend; its stick table counts each client's requests (the edge limit)."""
 HSTS = "max-age=31536000; includeSubDomains"
 
 TLS_CIPHERSUITES = ":".join(
@@ -156,7 +158,7 @@ frontend web_http
     bind {addr}:{http.http_port}
     option idle-close-on-response
 {_https_redirect(http.https_port)}
-frontend web_https
+frontend {WEB_FRONTEND}
     mode http
     bind {addr}:{http.https_port} ssl crt {plan.paths.haproxy_pem} alpn h2,http/1.1
     option forwardfor
