@@ -139,6 +139,9 @@ def stop_all(plan: StackPlan, sup: Supervisor, progress: Progress | None = None)
     if sup.is_running():
         # The watcher first: a leader shutting down must never look like a dead node.
         _stop_many(sup, programs_of(plan, "fencer"), progress, result)
+        # The app instances next: they finish their in-flight requests (uvicorn's graceful
+        # shutdown) while the database still answers.
+        _stop_many(sup, programs_of(plan, "app"), progress, result)
         stop_patroni_ordered(plan, sup, progress, result)
         result.postgres_stopped_by_pg_ctl = stop_postgres_leftovers(plan)
         # One member at a time: stopped together, the raft leader tries to hand leadership
@@ -146,7 +149,9 @@ def stop_all(plan: StackPlan, sup: Supervisor, progress: Progress | None = None)
         for program in programs_of(plan, "etcd"):
             _stop_many(sup, [program], progress, result)
         services = [
-            p for p in stack_programs(plan) if p.component not in ("etcd", "patroni", "fencer")
+            p
+            for p in stack_programs(plan)
+            if p.component not in ("etcd", "patroni", "fencer", "app")
         ]
         _stop_many(sup, services, progress, result)
         progress.step("stopping supervisord")
