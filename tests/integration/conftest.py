@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
-from hastack.spec import StackPlan, load_spec
+from hastack.runtime import secret_store
+from hastack.spec import StackPlan, load_spec, roles
 
 STACK_NAME = "hstest"
 SUBNET = "127.0.213.0/24"
@@ -79,6 +81,22 @@ class Stack:
     def status(self) -> tuple[int, dict[str, Any]]:
         result = self.run("status", "--json")
         return result.code, result.json()
+
+    def ensure_scratch_table(self) -> None:
+        """`it_rows`, which tests fill through the stack's URLs (as the app role, which has
+        DML rights only: the table is created by its owner role on the leader)."""
+        leader = self.status()[1]["leader_key"]
+        node = self.plan.node(leader)
+        with psycopg.connect(
+            host=node.address,
+            port=self.plan.spec.postgres.port,
+            dbname=self.plan.spec.postgres.database,
+            user=roles.SUPERUSER,
+            password=secret_store.load(self.plan.paths.secrets_dir).postgres_password,
+            autocommit=True,
+        ) as conn:
+            conn.execute(f"SET ROLE {roles.OWNER}")
+            conn.execute("CREATE TABLE IF NOT EXISTS it_rows (id text PRIMARY KEY, v int)")
 
 
 @pytest.fixture(scope="session")

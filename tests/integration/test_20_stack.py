@@ -113,11 +113,7 @@ def test_servers_run_as_their_own_users_never_as_root(stack: Stack) -> None:
 
 def test_a_row_written_through_database_url_is_read_through_the_replicas(stack: Stack) -> None:
     env = env_of(stack)
-    leader = stack.status()[1]["leader_key"]
-    db = stack.plan.spec.postgres.database
-    with superuser(stack, leader, db) as conn:
-        conn.execute(f"SET ROLE {roles.OWNER}")
-        conn.execute("CREATE TABLE IF NOT EXISTS it_rows (id text PRIMARY KEY, v int)")
+    stack.ensure_scratch_table()
     marker = uuid.uuid4().hex
     # prepare_threshold=None: PgBouncer's transaction pooling cannot keep prepared statements.
     with psycopg.connect(env["DATABASE_URL"], prepare_threshold=None) as conn:

@@ -13,6 +13,7 @@ from tests.integration.conftest import Stack
 
 def test_down_then_up_keeps_the_data(stack: Stack) -> None:
     env = stack.run("env", "--json").json()
+    stack.ensure_scratch_table()
     marker = uuid.uuid4().hex
     with psycopg.connect(env["DATABASE_URL"], prepare_threshold=None) as conn:
         conn.execute("INSERT INTO it_rows VALUES (%s, 42)", (marker,))
