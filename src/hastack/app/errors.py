@@ -86,8 +86,8 @@ EXCEPTION_HANDLERS = {
     ValidationError: validation_error,
     InvalidBody: invalid_body,
     # Connection lost or refused, server shutting down, pool exhausted (PoolTimeout is an
-    # OperationalError), a node still in
-    # recovery (SQLSTATE 25006 while a promotion completes).
+    # OperationalError), a node still in recovery (SQLSTATE 25006 while a promotion
+    # completes).
     psycopg.OperationalError: database_unavailable,
     psycopg.errors.ReadOnlySqlTransaction: database_unavailable,
     Exception: internal_error,

@@ -14,8 +14,6 @@ from typing import Any, TextIO
 
 from hastack.app.requestid import current_request_id
 
-ACCESS = logging.getLogger("hastack.access")
-
 
 class JsonFormatter(logging.Formatter):
     def __init__(self, instance: str = "") -> None:

@@ -33,7 +33,8 @@ class RequestMiddleware:
         self.access_log = access_log
         self.id_header = request_id_header.lower().encode()
         self.security_headers = security_headers
-        self.replaced = {name for name, _ in security_headers}
+        # The headers this layer sets, replacing any the app set itself.
+        self.replaced = {name for name, _ in security_headers} | {self.id_header}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,10 +54,12 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 added = [*self.security_headers, (self.id_header, request_id.encode())]
+                names = self.replaced
                 verdict = state.get("ratelimit")
                 if verdict is not None:  # the last rate-limit check made for this request
-                    added += verdict.raw_headers()
-                names = {name for name, _ in added}
+                    limits = verdict.raw_headers()
+                    added += limits
+                    names = names | {name for name, _ in limits}
                 message["headers"] = [
                     *((k, v) for k, v in message.get("headers", []) if k not in names),
                     *added,

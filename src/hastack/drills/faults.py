@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
@@ -40,6 +41,15 @@ class DrillContext:
 
     def node(self, name: str) -> Node:
         return self.plan.node(name)
+
+
+Action = Callable[[DrillContext], None]
+"""A fault or its heal, applied to the stack under drill."""
+
+
+def nothing(_ctx: DrillContext) -> None:
+    """The heal of a fault that heals itself (a killed process the supervisor restarts)."""
+    return None
 
 
 def node_pids(node: Node) -> list[int]:

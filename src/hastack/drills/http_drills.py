@@ -14,14 +14,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from hastack.drills import faults
 from hastack.drills.events import History
-from hastack.drills.faults import DrillContext
+from hastack.drills.faults import Action, DrillContext, nothing
 from hastack.drills.http_workload import HttpTarget, HttpWorkload
 from hastack.drills.metrics import buckets, error_kinds, failures_between, largest_gap
 from hastack.drills.report import DrillReport, WriterStats
@@ -35,16 +34,11 @@ from hastack.render.haproxy import APP_BACKEND, LOAD_TEST_HEADER
 from hastack.runtime.apptier import reload_haproxy
 from hastack.runtime.database import superuser_connect
 from hastack.runtime.health import data_tier
+from hastack.runtime.lifecycle import programs_of
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.snapshot import supervisor_for, take_snapshot
 from hastack.spec.plan import StackPlan
 from hastack.tools import haproxy_api
-
-Action = Callable[[DrillContext], None]
-
-
-def _nothing(_ctx: DrillContext) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -52,15 +46,16 @@ class HttpScenario:
     name: str
     summary: str
     inject: Action
-    heal: Action = _nothing
+    heal: Action = nothing
     hold_s: float = 0.0
     zero_failed_reads: bool = False
     """Idempotent requests must never fail (HAProxy retries them elsewhere)."""
     zero_failed_requests: bool = False
     volume_load: bool = False
     """Also run wrk against /health/live through HAProxy, counting non-2xx responses."""
-    heal_after_recovery: bool = False
-    """Heal only once POSTs flow again (a lost node: healing earlier races the fencer)."""
+    recover_before_heal: bool = False
+    """Heal only once POSTs flow again (a lost node: healing earlier races the fencer); as
+    `Scenario.recover_before_heal`."""
     slow: bool = False
 
 
@@ -86,7 +81,7 @@ HAPROXY_RELOADS = 10
 
 def _reload_haproxy(ctx: DrillContext) -> None:
     for n in range(1, HAPROXY_RELOADS + 1):
-        reload_haproxy(ctx.plan, ctx.sup)
+        reload_haproxy(ctx.plan, ctx.sup, programs_of(ctx.plan, "haproxy")[0])
         ctx.history.mark("fault", f"HAProxy reload {n}/{HAPROXY_RELOADS}")
         time.sleep(2)
 
@@ -133,7 +128,7 @@ HTTP_SCENARIOS: dict[str, HttpScenario] = {
             "the PostgreSQL primary's node lost under HTTP load: the error window clients see",
             inject=lambda ctx: faults.lose_node(ctx, ctx.primary),
             heal=lambda ctx: faults.restore_node(ctx, ctx.primary),
-            heal_after_recovery=True,
+            recover_before_heal=True,
         ),
     ]
 }
@@ -272,7 +267,7 @@ def _phases(
         scenario.inject(ctx)
         times["injected"] = time.monotonic()
         _sleep_until(times["t0"] + scenario.hold_s)
-        if not scenario.heal_after_recovery:
+        if not scenario.recover_before_heal:
             scenario.heal(ctx)
             times["healed"] = time.monotonic()
         end = time.monotonic() + 90
@@ -282,7 +277,7 @@ def _phases(
             time.sleep(0.1)
         times["recovered"] = time.monotonic()
         history.mark("recovered", "POSTs through HAProxy flow steadily again")
-        if scenario.heal_after_recovery:
+        if scenario.recover_before_heal:
             scenario.heal(ctx)
             times["healed"] = time.monotonic()
     except BaseException:

@@ -6,15 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hastack.drills import faults
-from hastack.drills.faults import DrillContext
+from hastack.drills.faults import Action, DrillContext, nothing
 from hastack.ops.cluster import switchover
 from hastack.spec.plan import StackPlan
-
-Action = Callable[[DrillContext], None]
-
-
-def _nothing(_ctx: DrillContext) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -34,7 +28,7 @@ class Scenario:
     name: str
     summary: str
     inject: Action
-    heal: Action = _nothing
+    heal: Action = nothing
     hold_s: Callable[[StackPlan], float] = field(default=lambda _plan: 0.0)
     """Minimum time the fault stays in place before `heal`."""
     recover_before_heal: bool = True

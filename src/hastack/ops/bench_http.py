@@ -46,6 +46,10 @@ class HttpBenchReport:
             return round(self.results[a].requests_per_s / self.results[b].requests_per_s, 3)
         return None
 
+    def _figure(self, label: str, name: str) -> float | None:
+        result = self.results.get(label)
+        return None if result is None else float(getattr(result, name))
+
     def summary(self) -> dict[str, float | None]:
         low_direct, low_proxy = (
             self.results.get("low-load direct"),
@@ -60,14 +64,8 @@ class HttpBenchReport:
             "full_path_vs_bare": self.ratio("app1 direct full path", "bare direct"),
             "scale_n_vs_1": self.ratio(f"haproxy tls x{self.instances}", "haproxy tls x1"),
             "added_latency_p50_ms": added,
-            "edge_deny_per_s": (
-                self.results[EDGE_DENY].requests_per_s if EDGE_DENY in self.results else None
-            ),
-            "ready_p99_under_load_ms": (
-                self.results["ready under load"].p99_ms
-                if "ready under load" in self.results
-                else None
-            ),
+            "edge_deny_per_s": self._figure(EDGE_DENY, "requests_per_s"),
+            "ready_p99_under_load_ms": self._figure("ready under load", "p99_ms"),
         }
 
 

@@ -59,11 +59,12 @@ def save_server_state(plan: StackPlan) -> None:
     write_atomic(plan.paths.haproxy_server_state, text, plan.service_users["haproxy"], 0o600)
 
 
-def reload_haproxy(plan: StackPlan, sup: Supervisor) -> None:
+def reload_haproxy(plan: StackPlan, sup: Supervisor, haproxy: Program) -> None:
     """A seamless reload: the master starts new workers on the same listening sockets
-    (master-worker mode), old workers finish their connections; server states carry over."""
+    (master-worker mode), old workers finish their connections; server states carry over
+    (a drained server stays drained in the new workers)."""
     save_server_state(plan)
-    sup.signal("haproxy:haproxy", "USR2")
+    sup.signal(haproxy.process_name, "USR2")
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> float:

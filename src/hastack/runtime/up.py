@@ -25,9 +25,9 @@ from hastack.runtime.apptier import (
     drain_quietly,
     instance_ready,
     prepare_http,
+    reload_haproxy,
     replace_rolling,
     rolling_restart,
-    save_server_state,
 )
 from hastack.runtime.database import DatabaseError, ensure_database
 from hastack.runtime.dcs import converge_dcs
@@ -49,7 +49,7 @@ from hastack.tools import redis_probe
 
 T = TypeVar("T")
 
-RELOAD_SIGNALS = {"patroni": "HUP", "haproxy": "USR2", "pgbouncer": "HUP"}
+RELOAD_SIGNALS = {"patroni": "HUP", "pgbouncer": "HUP"}
 """How each component picks up a changed config without a restart (Redis needs a restart)."""
 
 
@@ -407,10 +407,10 @@ def _reload_changed(run: _Run, changed: list[RenderedFile]) -> bool:
             run.result.reloaded += [p.name for p in running]
             continue
         program = programs[name]
-        if program.component == "haproxy":
-            save_server_state(run.plan)  # drained servers stay drained in the new process
         signal_name = RELOAD_SIGNALS.get(program.component)
-        if signal_name:
+        if program.component == "haproxy":
+            reload_haproxy(run.plan, run.sup, program)
+        elif signal_name:
             run.sup.signal(program.process_name, signal_name)
         else:
             run.sup.stop(program.process_name)
