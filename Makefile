@@ -1,7 +1,9 @@
 # The two commands: `make up` and `make test`. Both install what they need first.
 SHELL := /bin/bash
 VENV := .venv
-HASTACK := $(VENV)/bin/hastack
+# The installed hastack (scripts/install-deps): what root runs, and what keeps working when
+# this checkout is moved or deleted. Tests run the checkout's own code from $(VENV).
+HASTACK := /opt/hastack/venv/bin/hastack
 SPEC ?= hastack.yaml
 # Integration tests start real processes; the slow drills and benchmarks run with `make test-slow`.
 PYTEST_ARGS ?= -m "not slow"

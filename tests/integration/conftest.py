@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from hastack.runtime import secret_store
+from hastack.runtime.stack import Stack as StackHandle
 from hastack.spec import StackPlan, load_spec, roles
 
 STACK_NAME = "hstest"
@@ -75,6 +75,11 @@ class Stack:
     plan: StackPlan
     up: dict[str, Any]
 
+    @property
+    def hs(self) -> StackHandle:
+        """hastack's own handle on this stack (supervisor, secrets, clients)."""
+        return StackHandle(self.plan)
+
     def run(self, *args: str, timeout_s: float = 300) -> Result:
         return hastack(self.spec, *args, timeout_s=timeout_s)
 
@@ -92,7 +97,7 @@ class Stack:
             port=self.plan.spec.postgres.port,
             dbname=self.plan.spec.postgres.database,
             user=roles.SUPERUSER,
-            password=secret_store.load(self.plan.paths.secrets_dir).postgres_password,
+            password=self.hs.secrets.postgres_password,
             autocommit=True,
         ) as conn:
             conn.execute(f"SET ROLE {roles.OWNER}")

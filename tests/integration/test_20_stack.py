@@ -13,15 +13,14 @@ import psycopg
 import pytest
 import redis as redis_lib
 
-from hastack.render.secrets import Secrets
-from hastack.runtime import secret_store
 from hastack.spec import roles
+from hastack.spec.secrets import Secrets
 from tests.integration.conftest import Stack
 from tests.integration.helpers import wait_until
 
 
 def secrets_of(stack: Stack) -> Secrets:
-    return secret_store.load(stack.plan.paths.secrets_dir)
+    return stack.hs.secrets
 
 
 def env_of(stack: Stack) -> dict[str, str]:
@@ -104,7 +103,7 @@ def test_servers_run_as_their_own_users_never_as_root(stack: Stack) -> None:
             cmd = " ".join(proc.info["cmdline"] or [])
             if str(plan.paths.state_dir) in cmd:
                 # Only supervisord and the fencing watcher run as root, and neither listens.
-                assert "supervisord" in cmd or "hastack.runtime.fencer" in cmd, cmd
+                assert "supervisord" in cmd or "hastack.runtime.watcher" in cmd, cmd
                 listening = [c for c in proc.net_connections() if c.status == psutil.CONN_LISTEN]
                 assert listening == [], cmd
     for user, names in expected.items():

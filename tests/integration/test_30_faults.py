@@ -8,13 +8,13 @@ import signal
 import psycopg
 
 from hastack.ops.status import stack_status
-from hastack.runtime.snapshot import postmaster_pid, supervisor_for
+from hastack.runtime.snapshot import postmaster_pid
 from tests.integration.conftest import Stack
 from tests.integration.helpers import wait_until
 
 
 def kill_program(stack: Stack, process_name: str) -> int:
-    sup = supervisor_for(stack.plan)
+    sup = stack.hs.supervisor
     pid = sup.process(process_name).pid
     assert pid > 0
     os.kill(pid, signal.SIGKILL)
@@ -24,7 +24,7 @@ def kill_program(stack: Stack, process_name: str) -> int:
 def degraded_naming(stack: Stack, words: tuple[str, ...]) -> bool:
     """Assessed in-process (~0.1 s, against ~1 s for the CLI): a restart by the supervisor
     is over in a second or two, and a slow poll can miss the gap entirely."""
-    assessment = stack_status(stack.plan).assessment
+    assessment = stack_status(stack.hs).assessment
     return assessment.health == "degraded" and any(
         all(w in p for w in words) for p in assessment.problems
     )
@@ -40,7 +40,7 @@ def test_killed_replica_patroni_is_restarted(stack: Stack) -> None:
     old = kill_program(stack, f"{replica}:{replica}-patroni")
     wait_until(lambda: degraded_naming(stack, (replica,)), 10, interval_s=0.05)
     wait_until(lambda: healthy(stack), 60)
-    assert supervisor_for(stack.plan).process(f"{replica}:{replica}-patroni").pid != old
+    assert stack.hs.supervisor.process(f"{replica}:{replica}-patroni").pid != old
 
 
 def test_killed_leader_patroni_returns_without_failover(stack: Stack) -> None:
@@ -50,7 +50,7 @@ def test_killed_leader_patroni_returns_without_failover(stack: Stack) -> None:
     leader = status["leader_key"]
     postmaster = postmaster_pid(stack.plan.node(leader))
     kill_program(stack, f"{leader}:{leader}-patroni")
-    wait_until(lambda: not stack_status(stack.plan).assessment.healthy, 10, interval_s=0.05)
+    wait_until(lambda: not stack_status(stack.hs).assessment.healthy, 10, interval_s=0.05)
     wait_until(lambda: healthy(stack), 60)
     _, after = stack.status()
     assert after["leader_key"] == leader
@@ -61,7 +61,7 @@ def test_killed_etcd_member_is_restarted(stack: Stack) -> None:
     old = kill_program(stack, "pg2:pg2-etcd")
     wait_until(lambda: degraded_naming(stack, ("etcd",)), 10, interval_s=0.05)
     wait_until(lambda: healthy(stack), 60)
-    assert supervisor_for(stack.plan).process("pg2:pg2-etcd").pid != old
+    assert stack.hs.supervisor.process("pg2:pg2-etcd").pid != old
 
 
 def test_restart_a_service_and_a_replica_node(stack: Stack) -> None:
@@ -79,7 +79,7 @@ def test_restart_a_service_and_a_replica_node(stack: Stack) -> None:
 
 def test_read_only_port_falls_back_to_the_primary_without_replicas(stack: Stack) -> None:
     env = stack.run("env", "--json").json()
-    sup = supervisor_for(stack.plan)
+    sup = stack.hs.supervisor
     _, status = stack.status()
     replicas = [m["name"] for m in status["postgres"] if m["role"] != "leader"]
 

@@ -12,10 +12,8 @@ import psutil
 import psycopg
 import pytest
 
-from hastack.render.haproxy import LOAD_TEST_HEADER
-from hastack.runtime import secret_store
 from hastack.runtime.apptier import app_servers
-from hastack.runtime.snapshot import supervisor_for
+from hastack.spec.names import LOAD_TEST_HEADER
 from tests.integration.conftest import Stack
 from tests.integration.helpers import wait_until
 
@@ -36,7 +34,7 @@ def make_user(stack: Stack, name: str, site: str) -> User:
 
 @pytest.fixture(scope="module")
 def web(stack: Stack) -> Iterator[httpx.Client]:
-    secrets = secret_store.load(stack.plan.paths.secrets_dir)
+    secrets = stack.hs.secrets
     with httpx.Client(
         base_url=stack.plan.app_url,
         verify=str(stack.plan.paths.ca_cert),
@@ -59,7 +57,7 @@ def bob(stack: Stack) -> User:
 def all_in_rotation(stack: Stack) -> bool:
     """Every instance UP in HAProxy: after a dependency comes back, HAProxy needs `rise`
     passing checks before it sends traffic again."""
-    servers = app_servers(stack.plan)
+    servers = app_servers(stack.hs)
     return len(servers) == len(stack.plan.app_instances) and all(s.up for s in servers.values())
 
 
@@ -202,7 +200,7 @@ def test_login_tier_limits_per_user(web: httpx.Client) -> None:
 
 
 def test_readiness_flips_when_postgresql_is_unreachable(stack: Stack) -> None:
-    sup = supervisor_for(stack.plan)
+    sup = stack.hs.supervisor
     instance = stack.plan.app_instances[0]
     url = f"{instance.url}/health/ready"
     sup.stop("pgbouncer:pgbouncer")
@@ -218,7 +216,7 @@ def test_readiness_flips_when_postgresql_is_unreachable(stack: Stack) -> None:
 def test_redis_down_leaves_the_app_serving_degraded(
     stack: Stack, web: httpx.Client, alice: User
 ) -> None:
-    sup = supervisor_for(stack.plan)
+    sup = stack.hs.supervisor
     sup.stop("redis:redis")
     try:
         wait_until(lambda: readiness(web) == "degraded", 10)
@@ -264,7 +262,7 @@ def test_rolling_restart_under_load_fails_no_request(
 
 
 def test_secrets_do_not_leak_into_argv_or_supervisor_config(stack: Stack) -> None:
-    secrets = secret_store.load(stack.plan.paths.secrets_dir)
+    secrets = stack.hs.secrets
     for proc in psutil.process_iter(["username", "cmdline"]):
         if proc.info["username"] == stack.plan.service_users["app"]:
             assert secrets.app_password not in " ".join(proc.info["cmdline"] or [])

@@ -6,7 +6,7 @@ import uuid
 
 import psycopg
 
-from hastack.runtime.lifecycle import stack_processes
+from hastack.runtime.orphans import stack_processes
 from hastack.tools.system_users import user_exists
 from tests.integration.conftest import Stack
 
@@ -21,7 +21,7 @@ def test_down_then_up_keeps_the_data(stack: Stack) -> None:
     down = stack.run("down")
     assert down.code == 0, down.err
     assert "stopped" in down.out
-    assert stack_processes(stack.plan) == []
+    assert stack_processes(stack.hs.identity) == []
     assert stack.run("status").code == 2
 
     up = stack.run("up")
@@ -33,7 +33,7 @@ def test_down_then_up_keeps_the_data(stack: Stack) -> None:
 def test_destroy_leaves_nothing_running_and_no_state(stack: Stack) -> None:
     result = stack.run("destroy", "--yes")
     assert result.code == 0, result.err
-    assert stack_processes(stack.plan) == []
+    assert stack_processes(stack.hs.identity) == []
     assert not stack.plan.paths.state_dir.exists()
     assert not any(user_exists(u) for u in stack.plan.all_users)
     status = stack.run("status")

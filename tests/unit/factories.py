@@ -6,7 +6,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from hastack.render.programs import stack_programs
-from hastack.render.secrets import Secrets
 from hastack.runtime.snapshot import (
     AppInstanceState,
     BackendServer,
@@ -17,6 +16,7 @@ from hastack.runtime.snapshot import (
 )
 from hastack.runtime.supervisor import ProcessInfo
 from hastack.spec import LoadedSpec, MachineFacts, StackSpec, derive_plan, load_spec
+from hastack.spec.secrets import Secrets
 
 
 def fixed_secrets() -> Secrets:

@@ -2,8 +2,16 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from hastack.drills.events import Ack, Failure
-from hastack.drills.metrics import buckets, error_kinds, largest_gap, summary
+from hastack.drills.metrics import (
+    DID_NOT_RECOVER,
+    buckets,
+    error_kinds,
+    largest_gap,
+    summary,
+)
 
 
 def at(*times: float) -> list[Ack]:
@@ -27,10 +35,64 @@ def test_no_ack_after_the_fault_is_an_unbounded_rto() -> None:
     assert gap.gap_s == 29.5 and math.isinf(gap.rto_s)
 
 
-def test_summary_median_p95_max() -> None:
-    assert summary([1.0, 2.0, 3.0, 4.0, 100.0]) == {"median": 3.0, "p95": 100.0, "max": 100.0}
-    assert summary([2.0] * 20 + [9.0]) == {"median": 2.0, "p95": 2.0, "max": 9.0}
-    assert summary([]) == {"median": None, "p95": None, "max": None}
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        pytest.param(
+            [1.0, 2.0, 3.0, 4.0, 100.0],
+            {"median": 3.0, "p95": 100.0, "max": 100.0, "did_not_recover": 0},
+            id="all-recovered",
+        ),
+        pytest.param(
+            [2.0] * 20 + [9.0],
+            {"median": 2.0, "p95": 2.0, "max": 9.0, "did_not_recover": 0},
+            id="one-outlier-above-p95",
+        ),
+        pytest.param(
+            [4.0, 1.0, 3.0, 2.0],
+            {"median": 2.5, "p95": 4.0, "max": 4.0, "did_not_recover": 0},
+            id="even-count-median-is-the-mean-of-the-middle-two",
+        ),
+        pytest.param(
+            [1.23456, 1.23456, 1.23456],
+            {"median": 1.235, "p95": 1.235, "max": 1.235, "did_not_recover": 0},
+            id="rounded-to-ms",
+        ),
+        # A run that never recovered is counted, never dropped: it ranks above every number.
+        pytest.param(
+            [1.0, 2.0, 3.0, 4.0, 5.0, None, 6.0, 7.0, 8.0, 9.0],
+            {
+                "median": 5.5,
+                "p95": DID_NOT_RECOVER,
+                "max": DID_NOT_RECOVER,
+                "did_not_recover": 1,
+            },
+            id="one-of-ten-never-recovered",
+        ),
+        pytest.param(
+            [math.inf, 1.0, 2.0],
+            {"median": 2.0, "p95": DID_NOT_RECOVER, "max": DID_NOT_RECOVER, "did_not_recover": 1},
+            id="infinite-rto-is-did-not-recover",
+        ),
+        pytest.param(
+            [None, None, 1.0],
+            {
+                "median": DID_NOT_RECOVER,
+                "p95": DID_NOT_RECOVER,
+                "max": DID_NOT_RECOVER,
+                "did_not_recover": 2,
+            },
+            id="most-never-recovered",
+        ),
+        pytest.param(
+            [],
+            {"median": None, "p95": None, "max": None, "did_not_recover": 0},
+            id="no-run",
+        ),
+    ],
+)
+def test_summary_median_p95_max(values: list[float | None], expected: dict[str, object]) -> None:
+    assert summary(values) == expected
 
 
 def test_buckets() -> None:

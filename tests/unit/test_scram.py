@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 
-from hastack.render.secrets import scram_sha256_verifier
+from hastack.spec.secrets import scram_sha256_verifier
 from tests.unit.factories import fixed_secrets
 
 

@@ -91,7 +91,12 @@ class AccessLog:
         )
 
     def write(self, line: str) -> None:
-        self.stream.write(line)
+        try:
+            self.stream.write(line)
+        except OSError:
+            # The reader is gone (a supervisord that died): losing log lines is better than
+            # failing the request that wrote them.
+            return
         if self._flush_scheduled:
             return
         self._flush_scheduled = True

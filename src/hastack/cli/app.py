@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import pwd
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -12,37 +11,63 @@ from typing import Any, TypeVar
 
 import psutil
 import typer
+from typer.core import TyperGroup
 
 from hastack import __version__
 from hastack.cli import views
-from hastack.cli.output import ConsoleProgress, err, fail, out, print_json
-from hastack.drills.runner import DrillError
-from hastack.ops.app import AppOpError
-from hastack.ops.app_tokens import TokenError
-from hastack.ops.bench import BenchError, bench_pg, idle_footprint
-from hastack.ops.bench_http import BenchHttpError
-from hastack.ops.cluster import ClusterOpError
-from hastack.ops.env import StackNotCreated, env_settings
-from hastack.ops.lifecycle import UnknownTarget, destroy, down, restart
-from hastack.ops.logs import UnknownLog, follow, log_files, tail
+from hastack.cli.output import ConsoleProgress, err, out, print_error, print_json
+from hastack.errors import HastackError
+from hastack.ops.bench import bench_pg, idle_footprint
+from hastack.ops.env import env_settings
+from hastack.ops.init import write_example
+from hastack.ops.lifecycle import destroy, down, restart
+from hastack.ops.logs import follow, log_files, tail
 from hastack.ops.plan import plan_as_dict
-from hastack.ops.secrets import UnknownSecret, show_secret
+from hastack.ops.secrets import show_secret
 from hastack.ops.status import stack_status
-from hastack.render.secrets import SECRET_PURPOSES
-from hastack.runtime.apptier import AppTierError
-from hastack.runtime.database import DatabaseError
-from hastack.runtime.files import write_atomic
-from hastack.runtime.ownership import OwnershipError
-from hastack.runtime.preflight import PreflightError
-from hastack.runtime.supervisor import SupervisorError
-from hastack.runtime.up import UpError, up
-from hastack.spec import LoadedSpec, MachineFacts, SpecError, example_spec, load_spec
-from hastack.tools.base import ToolError
+from hastack.ops.up import up
+from hastack.runtime.stack import Stack
+from hastack.spec import LoadedSpec, MachineFacts, SpecError, load_spec
+from hastack.spec.secrets import SECRET_PURPOSES
+
+CONFIG_OPTIONS = ("-c", "--config")
+
+
+def hoist_config(args: list[str]) -> list[str]:
+    """Move `-c FILE` / `--config FILE` / `--config=FILE` to the front, so that the option is
+    accepted after the subcommand too (`hastack check -c FILE` is what people type). Stops at
+    `--`. Pure."""
+    moved: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in CONFIG_OPTIONS and i + 1 < len(args):
+            moved += [arg, args[i + 1]]
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            moved.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return moved + rest
+
+
+class HoistConfigGroup(TyperGroup):
+    # `ctx` is typer's vendored click Context (a private module): typed Any here.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_config(args))
+
 
 app = typer.Typer(
+    cls=HoistConfigGroup,
     help=(
         "Stand up, operate and prove a highly available stack: etcd x3, PostgreSQL x3 under "
-        "Patroni, HAProxy, PgBouncer and Redis, from one hastack.yaml.\n\n"
+        "Patroni, HAProxy, PgBouncer, Redis and the app instances, from one hastack.yaml.\n\n"
         "Start with `hastack init`, then `hastack up`. `hastack status` tells whether it is "
         "healthy; `hastack env` gives applications their connection settings."
     ),
@@ -55,50 +80,17 @@ app.add_typer(secrets_app, name="secrets")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXPECTED_ERRORS = (
-    SpecError,
-    PreflightError,
-    UpError,
-    ToolError,
-    OwnershipError,
-    SupervisorError,
-    StackNotCreated,
-    DatabaseError,
-    UnknownTarget,
-    UnknownLog,
-    UnknownSecret,
-    BenchError,
-    ClusterOpError,
-    DrillError,
-    AppOpError,
-    TokenError,
-    AppTierError,
-    BenchHttpError,
-)
-
 
 def friendly_errors(func: F) -> F:
-    """Expected failures become a message and exit 1, never a traceback."""
+    """Expected failures (HastackError) become `error: ...` / `next: ...` and exit 1, never
+    a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except SpecError as exc:
-            for issue in exc.issues:
-                err.print(issue.format(), markup=False)
-            fail(f"{len(exc.errors)} problem(s) in the spec")
-            raise typer.Exit(1) from None
-        except PreflightError as exc:
-            for problem in exc.problems:
-                err.print(problem.format(), markup=False)
-            fail("cannot start: fix the problems above; nothing was changed")
-            raise typer.Exit(1) from None
-        except UpError as exc:
-            fail(exc.what, exc.hint)
-            raise typer.Exit(1) from None
-        except EXPECTED_ERRORS as exc:
-            fail(str(exc))
+        except HastackError as exc:
+            print_error(exc)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -122,6 +114,11 @@ def load_stack(ctx: typer.Context, *, machine: bool = False) -> LoadedSpec:
     return loaded
 
 
+def stack_of(ctx: typer.Context, *, machine: bool = False) -> Stack:
+    """The stack the spec describes (its file, -c or $HASTACK_CONFIG)."""
+    return Stack(load_stack(ctx, machine=machine).plan)
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"hastack {__version__}")
@@ -132,7 +129,11 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     config: Path = typer.Option(
-        Path("hastack.yaml"), "-c", "--config", help="The stack spec.", envvar="HASTACK_CONFIG"
+        Path("hastack.yaml"),
+        "-c",
+        "--config",
+        help="The stack spec (before or after the command).",
+        envvar="HASTACK_CONFIG",
     ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
@@ -150,18 +151,8 @@ def init(
 ) -> None:
     """Write a commented example hastack.yaml with safe defaults."""
     path = _config(ctx)
-    if path.exists() and not force:
-        fail(f"{path} exists; not overwriting it", "use --force, or -c to write another file")
-        raise typer.Exit(1)
-    text = example_spec(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, text, owner="root" if os.geteuid() == 0 else _user(), mode=0o644)
-    load_spec(path)  # the example must always be valid
+    write_example(path, name, force)
     out.print(f"wrote {path}; next: `hastack check`, `hastack plan`, `hastack up`")
-
-
-def _user() -> str:
-    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 @app.command()
@@ -204,15 +195,17 @@ def up_cmd(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, "--json", help="JSON output (progress on stderr)."),
 ) -> None:
-    """Bring the stack up (or converge it to the spec) and wait until it is healthy."""
+    """Bring the stack up (or converge it to the spec) and wait until it is healthy; take over
+    what a dead supervisord left running."""
     loaded = load_stack(ctx, machine=True)
+    stack = Stack(loaded.plan)
     err.print(f"hastack up: stack {loaded.plan.name!r} from {loaded.path}", markup=False)
-    result = up(loaded.plan, ConsoleProgress())
-    status = stack_status(loaded.plan)
+    result = up(stack, loaded.path, ConsoleProgress())
+    status = stack_status(stack)
     if json_out:
         print_json({"up": views.up_result_dict(result), "status": status.as_dict()})
     else:
-        views.print_up_summary(loaded.plan, result, status)
+        views.print_up_summary(loaded.plan, result, status, stack.urls())
     raise typer.Exit(status.exit_code)
 
 
@@ -222,8 +215,7 @@ def status(
     ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")
 ) -> None:
     """Every component and node. Exit 0 healthy, 1 degraded, 2 down."""
-    loaded = load_stack(ctx)
-    result = stack_status(loaded.plan)
+    result = stack_status(stack_of(ctx))
     if json_out:
         print_json(result.as_dict())
     else:
@@ -237,7 +229,7 @@ def env(
     ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")
 ) -> None:
     """Connection settings for applications (contains credentials): `eval $(hastack env)`."""
-    settings = env_settings(load_stack(ctx).plan)
+    settings = env_settings(stack_of(ctx))
     if json_out:
         print_json(settings)
         return
@@ -259,11 +251,10 @@ def logs(
     """Show a component's log."""
     files = log_files(load_stack(ctx).plan, target, component)
     if not files or not files[0].exists():
-        fail(
+        raise HastackError(
             f"no log yet for {target} {component or ''}".strip(),
             "the stack has not run yet: `hastack up`",
         )
-        raise typer.Exit(1)
     path = files[0]
     err.print(f"==> {path} <==", markup=False)
     for line in tail(path, lines):
@@ -286,7 +277,7 @@ def restart_cmd(
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Restart a node or component in a safe order, then wait until the stack is healthy."""
-    result = restart(load_stack(ctx).plan, target, ConsoleProgress(quiet=json_out))
+    result = restart(stack_of(ctx), target, ConsoleProgress(quiet=json_out))
     if json_out:
         print_json(
             {
@@ -311,12 +302,12 @@ def restart_cmd(
 @friendly_errors
 def down_cmd(ctx: typer.Context) -> None:
     """Stop every process of the stack in a safe order. Data is kept; `up` resumes it."""
-    loaded = load_stack(ctx)
-    result = down(loaded.plan, ConsoleProgress())
+    stack = stack_of(ctx)
+    result = down(stack, ConsoleProgress())
     if not result.was_running:
-        out.print(f"stack {loaded.plan.name!r} is not running; nothing to stop")
+        out.print(f"stack {stack.name!r} is not running; nothing to stop")
         return
-    views.print_stop(loaded.plan.name, "stopped", result.stop)
+    views.print_stop(stack.name, "stopped", result.stop)
 
 
 @app.command("destroy")
@@ -326,20 +317,19 @@ def destroy_cmd(
     yes: bool = typer.Option(False, "--yes", help="Confirm: delete all data of this stack."),
 ) -> None:
     """Stop the stack and delete its state directory and system users (only what hastack made)."""
-    loaded = load_stack(ctx)
+    stack = stack_of(ctx)
     if not yes:
-        fail(
-            f"destroy deletes every database and secret of stack {loaded.plan.name!r} "
-            f"under {loaded.plan.paths.state_dir}",
+        raise HastackError(
+            f"destroy deletes every database and secret of stack {stack.name!r} "
+            f"under {stack.plan.paths.state_dir}",
             "run `hastack destroy --yes` to confirm (or `hastack down` to stop and keep data)",
         )
-        raise typer.Exit(1)
-    result = destroy(loaded.plan, ConsoleProgress())
+    result = destroy(stack, ConsoleProgress())
     if not result.existed:
-        out.print(f"stack {loaded.plan.name!r} does not exist; nothing to destroy")
+        out.print(f"stack {stack.name!r} does not exist; nothing to destroy")
         return
     if result.stop:
-        views.print_stop(loaded.plan.name, "destroyed", result.stop)
+        views.print_stop(stack.name, "destroyed", result.stop)
     out.print(f"deleted {result.removed_dir}; removed users: {', '.join(result.removed_users)}")
 
 
@@ -356,7 +346,7 @@ def secrets_show(
     ctx: typer.Context, name: str = typer.Argument(..., help="A secret name.")
 ) -> None:
     """Print one secret's value."""
-    out.print(show_secret(load_stack(ctx).plan, name), markup=False)
+    out.print(show_secret(stack_of(ctx), name), markup=False)
 
 
 bench_app = typer.Typer(help="Benchmarks that print numbers (run them on an idle machine).")
@@ -373,9 +363,8 @@ def bench_pg_cmd(
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """pgbench select-only and TPC-B: direct to the primary, via HAProxy, via PgBouncer."""
-    plan = load_stack(ctx).plan
     report = bench_pg(
-        plan,
+        stack_of(ctx),
         scale=scale,
         clients=clients,
         duration_s=duration,
@@ -399,7 +388,7 @@ def bench_http_cmd(
     from hastack.ops.bench_http import bench_http
 
     report = bench_http(
-        load_stack(ctx).plan,
+        stack_of(ctx),
         duration_s=duration,
         connections=connections,
         progress=ConsoleProgress(quiet=json_out),
@@ -418,7 +407,7 @@ def bench_idle_cmd(
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Memory (PSS) and CPU of every process of the running stack."""
-    report = idle_footprint(load_stack(ctx).plan, window)
+    report = idle_footprint(stack_of(ctx), window)
     if json_out:
         print_json(
             {

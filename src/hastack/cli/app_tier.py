@@ -6,10 +6,11 @@ from dataclasses import asdict
 
 import typer
 
-from hastack.cli.app import app, friendly_errors, load_stack
+from hastack.cli.app import app, friendly_errors, load_stack, stack_of
 from hastack.cli.output import ConsoleProgress, out, print_json
 from hastack.ops.app import restart_app, set_instances
-from hastack.runtime.up import up
+from hastack.ops.up import up
+from hastack.runtime.stack import Stack
 
 app_app = typer.Typer(help="The app instances behind HAProxy's HTTP tier.")
 app.add_typer(app_app, name="app")
@@ -26,9 +27,9 @@ def token_create(
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Create a user and sites if missing and issue an API token (shown once)."""
-    from hastack.ops.app_tokens import create_token  # needs the app tier's packages
+    from hastack.ops.app_tokens import create_token
 
-    issued = create_token(load_stack(ctx).plan, user, site)
+    issued = create_token(stack_of(ctx), user, site)
     if json_out:
         print_json(asdict(issued))
         return
@@ -45,7 +46,7 @@ def restart_cmd(
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Restart the app instances (rolling by default: zero failed requests)."""
-    result = restart_app(load_stack(ctx).plan, rolling=rolling, progress=ConsoleProgress(json_out))
+    result = restart_app(stack_of(ctx), rolling=rolling, progress=ConsoleProgress(json_out))
     if json_out:
         print_json(asdict(result))
         return
@@ -71,5 +72,6 @@ def scale_cmd(
         raise typer.BadParameter("write it as app=N, e.g. `hastack scale app=3`")
     loaded = load_stack(ctx)
     old = set_instances(loaded.path, int(count))
-    result = up(load_stack(ctx).plan, ConsoleProgress())
+    reloaded = load_stack(ctx, machine=True)
+    result = up(Stack(reloaded.plan), reloaded.path, ConsoleProgress())
     out.print(f"app instances: {old} -> {count} ({result.elapsed_s:.1f} s)")

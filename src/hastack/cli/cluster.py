@@ -7,7 +7,7 @@ from datetime import datetime
 
 import typer
 
-from hastack.cli.app import app, friendly_errors, load_stack
+from hastack.cli.app import app, friendly_errors, stack_of
 from hastack.cli.output import ConsoleProgress, fail, out, print_json
 from hastack.ops.cluster import (
     LeaderChange,
@@ -58,7 +58,7 @@ def switchover_cmd(
 ) -> None:
     """Planned switchover: move the leader with no lost write (PgBouncer clients just wait)."""
     change = switchover(
-        load_stack(ctx).plan, to, at, pause_pooler=not no_pause, progress=ConsoleProgress(json_out)
+        stack_of(ctx), to, at, pause_pooler=not no_pause, progress=ConsoleProgress(json_out)
     )
     _print_change(change, json_out)
     healthy = change.assessment is None or change.assessment.healthy
@@ -74,12 +74,12 @@ def failover_cmd(
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Manual failover: promote a node now (when the cluster cannot elect a leader itself)."""
-    plan = load_stack(ctx).plan
-    risk = failover_risk(plan, to)
+    stack = stack_of(ctx)
+    risk = failover_risk(stack, to)
     if risk and not force and not typer.confirm(f"{risk}. Promote {to} anyway?", default=False):
         fail("failover cancelled")
         raise typer.Exit(1)
-    change = failover(plan, to, progress=ConsoleProgress(json_out))
+    change = failover(stack, to, progress=ConsoleProgress(json_out))
     _print_change(change, json_out)
     raise typer.Exit(0 if change.assessment is None or change.assessment.healthy else 1)
 
@@ -91,7 +91,7 @@ def reinit_cmd(
     node: str = typer.Argument(..., help="A replica to wipe and clone again from the leader."),
 ) -> None:
     """Re-create a replica from the leader (after disk loss or divergence)."""
-    result = reinit(load_stack(ctx).plan, node, progress=ConsoleProgress())
+    result = reinit(stack_of(ctx), node, progress=ConsoleProgress())
     health = result.assessment.health
     out.print(f"{result.node} reinitialised in {result.elapsed_s:.1f} s; stack is {health}")
     raise typer.Exit(0 if result.assessment.healthy else 1)
@@ -101,7 +101,7 @@ def reinit_cmd(
 @friendly_errors
 def pause_cmd(ctx: typer.Context) -> None:
     """Maintenance mode: Patroni stops failing over and restarting PostgreSQL."""
-    result = set_paused(load_stack(ctx).plan, True, progress=ConsoleProgress())
+    result = set_paused(stack_of(ctx), True, progress=ConsoleProgress())
     out.print(f"cluster paused (members: {result.members}); `hastack resume` to end it")
 
 
@@ -109,5 +109,5 @@ def pause_cmd(ctx: typer.Context) -> None:
 @friendly_errors
 def resume_cmd(ctx: typer.Context) -> None:
     """End maintenance mode."""
-    result = set_paused(load_stack(ctx).plan, False, progress=ConsoleProgress())
+    result = set_paused(stack_of(ctx), False, progress=ConsoleProgress())
     out.print(f"cluster resumed (members: {result.members})")

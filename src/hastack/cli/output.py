@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hastack.errors import HastackError
+
 
 def _console(stderr: bool) -> Console:
     console = Console(stderr=stderr, highlight=False, soft_wrap=True)
@@ -27,10 +29,18 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def fail(message: str, hint: str = "") -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+def fail(message: str, hint: str = "", details: tuple[str, ...] = ()) -> None:
+    err.print("[bold red]error:[/] ", end="", markup=True)
+    err.print(message, markup=False)
+    for line in details:
+        err.print(f"  {line}", markup=False)
     if hint:
         err.print(f"  next: {hint}", markup=False)
+
+
+def print_error(exc: HastackError) -> None:
+    """`error: <what>`, its details, `next: <hint>`: how every expected failure looks."""
+    fail(exc.what, exc.hint, exc.details)
 
 
 class ConsoleProgress:

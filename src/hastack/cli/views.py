@@ -8,13 +8,12 @@ from typing import Any
 from hastack.cli.output import out, table
 from hastack.ops.bench import IdleReport, PgBenchReport
 from hastack.ops.bench_http import HttpBenchReport
+from hastack.ops.lifecycle import StopResult
 from hastack.ops.plan import plan_sections
-from hastack.ops.status import StackStatus, recent_decisions
-from hastack.render.connection import connection_settings, mask
-from hastack.runtime import secret_store
-from hastack.runtime.lifecycle import StopResult
-from hastack.runtime.up import UpResult
+from hastack.ops.status import StackStatus
+from hastack.ops.up import UpResult
 from hastack.spec import roles
+from hastack.spec.connection import mask
 from hastack.spec.plan import StackPlan
 
 HEALTH_STYLE = {"healthy": "bold green", "degraded": "bold yellow", "down": "bold red"}
@@ -35,7 +34,9 @@ def up_result_dict(result: UpResult) -> dict[str, Any]:
     return data
 
 
-def print_up_summary(plan: StackPlan, result: UpResult, status: StackStatus) -> None:
+def print_up_summary(
+    plan: StackPlan, result: UpResult, status: StackStatus, urls: dict[str, str]
+) -> None:
     health = status.health
     style = HEALTH_STYLE[health]
     if result.nothing_changed:
@@ -48,11 +49,12 @@ def print_up_summary(plan: StackPlan, result: UpResult, status: StackStatus) -> 
             f"stack [bold]{plan.name}[/] is up in {result.elapsed_s:.1f} s: [{style}]{health}[/]"
         )
     _print_roles(status)
+    for line in result.adopted:
+        out.print(f"  took over from a dead supervisord: {line}", markup=False)
     for problem in status.assessment.problems:
         out.print(f"  [yellow]-[/] {problem}")
-    secrets = secret_store.load(plan.paths.secrets_dir)
     out.print()
-    for key, url in connection_settings(plan, secrets).items():
+    for key, url in urls.items():
         out.print(f"  {key:20} {mask(url)}", markup=False)
     if plan.app_instances:
         out.print(f"  {'CA certificate':20} {plan.paths.ca_cert} (curl --cacert ...)", markup=False)
@@ -63,6 +65,11 @@ def print_up_summary(plan: StackPlan, result: UpResult, status: StackStatus) -> 
         markup=False,
     )
     out.print(f"  {'state':20} {plan.paths.state_dir}", markup=False)
+    out.print(
+        f"  {'applied spec':20} {plan.paths.applied_spec} (the installed CLI: "
+        f"hastack -c {plan.paths.applied_spec} ...)",
+        markup=False,
+    )
     out.print()
     out.print("  full connection settings:  hastack env   (eval $(hastack env))", markup=False)
     out.print("  secrets:                   hastack secrets list | show NAME", markup=False)
@@ -155,12 +162,32 @@ def print_status(status: StackStatus) -> None:
         )
     else:
         out.print(f"[bold]redis[/]: [red]{snap.redis.error}[/]")
-    decisions = recent_decisions(snap.plan, 1)
-    if decisions:
-        last = decisions[-1]
-        out.print(f"[bold]fencing watcher[/]: {last['time']} {last['sentence']}", markup=True)
+    _print_watcher(status)
     for problem in status.assessment.problems:
         out.print(f"  [yellow]-[/] {problem}", markup=True)
+
+
+def _print_watcher(status: StackStatus) -> None:
+    view = status.snapshot.watcher
+    if view is None:
+        return
+    beat = view.heartbeat
+    if beat is not None and beat.last_poll_at is not None:
+        age = view.now - beat.last_poll_at
+        errors = f", {beat.failed_polls} failed polls" if beat.failed_polls else ""
+        out.print(
+            f"[bold]watcher[/]: last poll {age:.1f} s ago ({beat.polls} polls{errors})",
+            markup=True,
+        )
+        if beat.last_error:
+            out.print(f"  last error: {beat.last_error}", markup=False)
+        if beat.fenced:
+            out.print(f"  fenced, not back yet: {', '.join(beat.fenced)}", markup=False)
+    for hold in view.holds:
+        out.print(f"  hold: {hold.sentence(view.now)}", markup=False)
+    if status.decisions:
+        last = status.decisions[-1]
+        out.print(f"  last decision: {last['time']} {last['sentence']}", markup=False)
 
 
 def print_stop(name: str, verb: str, stop: StopResult) -> None:

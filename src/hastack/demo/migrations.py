@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from importlib import resources
 
-from hastack.runtime.migrations import Migration
 
-
-def demo_migrations() -> list[Migration]:
+def demo_migrations() -> list[tuple[str, str]]:
+    """(name, SQL) of every migration, in name order."""
     folder = resources.files("hastack.demo") / "sql"
     return [
-        Migration(entry.name, entry.read_text(encoding="utf-8"))
+        (entry.name, entry.read_text(encoding="utf-8"))
         for entry in sorted(folder.iterdir(), key=lambda e: e.name)
         if entry.name.endswith(".sql")
     ]

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import psycopg
 
 from hastack.drills.checker import NodeData
 from hastack.drills.workload import ACCOUNTS, INITIAL_BALANCE
-from hastack.render.secrets import Secrets
-from hastack.runtime.database import superuser_connect
+from hastack.errors import HastackError
+from hastack.runtime.stack import Stack
 from hastack.spec import roles
-from hastack.spec.plan import StackPlan
 
 EXPECTED_TOTAL = ACCOUNTS * INITIAL_BALANCE
 
@@ -27,13 +25,9 @@ SCHEMA = [
 ]
 
 
-class DrillDataError(Exception):
-    pass
-
-
-def prepare(plan: StackPlan, secrets: Secrets, leader: str) -> None:
+def prepare(stack: Stack, leader: str) -> None:
     """Create (as app_owner) and reset the drill tables on the leader."""
-    with superuser_connect(plan, plan.node(leader), secrets, plan.spec.postgres.database) as conn:
+    with stack.connect(leader) as conn:
         conn.execute(f"SET ROLE {roles.OWNER}")
         for statement in SCHEMA:
             conn.execute(statement)
@@ -46,35 +40,45 @@ def prepare(plan: StackPlan, secrets: Secrets, leader: str) -> None:
         )
 
 
-def wait_converged(plan: StackPlan, secrets: Secrets, leader: str, timeout_s: float = 60) -> None:
+def wait_converged(stack: Stack, leader: str, timeout_s: float = 60) -> None:
     """Until every replica has replayed the leader's current WAL position."""
-    db = plan.spec.postgres.database
-    with superuser_connect(plan, plan.node(leader), secrets, db) as conn:
+    with stack.connect(leader) as conn:
         row = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
     target = row[0] if row else None
-    deadline = time.monotonic() + timeout_s
-    pending = [n.name for n in plan.postgres_nodes if n.name != leader]
-    while pending and time.monotonic() < deadline:
-        still = []
-        for name in pending:
+
+    def behind() -> tuple[bool | None, str]:
+        pending = []
+        for node in stack.plan.postgres_nodes:
+            if node.name == leader:
+                continue
             try:
-                with superuser_connect(plan, plan.node(name), secrets, db) as conn:
+                with stack.connect(node.name) as conn:
                     done = conn.execute(
                         "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)
                     ).fetchone()
             except psycopg.Error:
                 done = None
             if not (done and done[0]):
-                still.append(name)
-        pending = still
-        if pending:
-            time.sleep(0.2)
-    if pending:
-        raise DrillDataError(f"{pending} did not replay the leader's WAL within {timeout_s:.0f} s")
+                pending.append(node.name)
+        return (None, f"not yet at {target}: {pending}") if pending else (True, "")
+
+    stack.wait(
+        behind,
+        what="every replica replaying the leader's WAL",
+        timeout_s=timeout_s,
+        hint="hastack status",
+    )
 
 
-def read_node(plan: StackPlan, secrets: Secrets, name: str, timeline: int | None) -> NodeData:
-    with superuser_connect(plan, plan.node(name), secrets, plan.spec.postgres.database) as conn:
+def read_node(stack: Stack, name: str, timeline: int | None) -> NodeData:
+    try:
+        return _read_node(stack, name, timeline)
+    except psycopg.Error as exc:
+        raise HastackError(f"cannot read the drill's data on {name}: {exc}".strip()) from None
+
+
+def _read_node(stack: Stack, name: str, timeline: int | None) -> NodeData:
+    with stack.connect(name) as conn:
         writes = Counter(
             int(str(r[0])) for r in conn.execute("SELECT id FROM hastack_drill_writes")
         )

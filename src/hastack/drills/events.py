@@ -93,3 +93,10 @@ class History:
     def acks_of(self, writer: str) -> list[Ack]:
         with self._lock:
             return sorted((a for a in self.acks if a.writer == writer), key=lambda a: a.t_end)
+
+    def acks_of_prefix(self, prefix: str) -> list[Ack]:
+        """Acks of every writer whose name starts with `prefix` (`http-post` for all the
+        POST clients), by completion time."""
+        with self._lock:
+            acks = [a for a in self.acks if a.writer.startswith(prefix)]
+        return sorted(acks, key=lambda a: a.t_end)

@@ -3,6 +3,10 @@
 Node faults act on every process of the node's user: its etcd member, Patroni and
 PostgreSQL with all its backends (PostgreSQL is not a supervisord child, so the supervisor
 alone cannot reach it).
+
+A fault's heal only *ends* the fault (the frozen processes continue, the network returns, a
+component kept down on purpose may come back): it never repairs what the fault broke. Getting
+back to healthy is the stack's own job, and the drill measures it.
 """
 
 from __future__ import annotations
@@ -10,37 +14,30 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psutil
 
 from hastack.drills.events import History
-from hastack.render.secrets import Secrets
-from hastack.runtime.lifecycle import ensure_started, programs_of
+from hastack.errors import HastackError
 from hastack.runtime.snapshot import postmaster_pid
-from hastack.runtime.supervisor import Supervisor
-from hastack.spec.plan import Node, StackPlan
-from hastack.tools import iptables
-
-
-class FaultError(Exception):
-    pass
+from hastack.runtime.stack import Stack
+from hastack.spec.plan import Node
 
 
 @dataclass
 class DrillContext:
-    plan: StackPlan
-    sup: Supervisor
-    secrets: Secrets
+    stack: Stack
     history: History
     primary: str
     """The leader when the fault is injected."""
     sync_standby: str | None
+    held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    """Holds a fault keeps until it is healed (components kept down on purpose)."""
 
     def node(self, name: str) -> Node:
-        return self.plan.node(name)
+        return self.stack.plan.node(name)
 
 
 Action = Callable[[DrillContext], None]
@@ -48,7 +45,7 @@ Action = Callable[[DrillContext], None]
 
 
 def nothing(_ctx: DrillContext) -> None:
-    """The heal of a fault that heals itself (a killed process the supervisor restarts)."""
+    """The heal of a fault the stack heals by itself (a killed process, a lost node)."""
     return None
 
 
@@ -56,7 +53,7 @@ def node_pids(node: Node) -> list[int]:
     return [p.pid for p in psutil.process_iter(["username"]) if p.info["username"] == node.user]
 
 
-def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+def signal_all(pids: list[int], sig: signal.Signals) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
@@ -65,116 +62,126 @@ def _signal_all(pids: list[int], sig: signal.Signals) -> None:
 def kill_postmaster(ctx: DrillContext, name: str) -> None:
     pid = postmaster_pid(ctx.node(name))
     if pid is None:
-        raise FaultError(f"{name} has no running postmaster")
+        raise HastackError(f"{name} has no running postmaster", "hastack status")
     os.kill(pid, signal.SIGKILL)
     ctx.history.mark("fault", f"SIGKILL postmaster of {name} (pid {pid})", node=name)
 
 
-def kill_patroni(ctx: DrillContext, name: str) -> None:
-    pid = ctx.sup.process(f"{name}:{name}-patroni").pid
+def kill_program(ctx: DrillContext, process_name: str, node: str | None = None) -> None:
+    pid = ctx.stack.supervisor.process(process_name).pid
     if pid <= 0:
-        raise FaultError(f"{name}'s Patroni is not running")
+        raise HastackError(f"{process_name} is not running", "hastack status")
     os.kill(pid, signal.SIGKILL)
     ctx.history.mark(
-        "fault", f"SIGKILL Patroni of {name} (pid {pid}); supervisord restarts it", node=name
+        "fault", f"SIGKILL {process_name} (pid {pid}); supervisord restarts it", node=node
+    )
+
+
+def crash_node(ctx: DrillContext, name: str) -> None:
+    """A crash: SIGKILL every process of the node at once. supervisord may restart etcd and
+    Patroni; the watcher may fence the node first. Nothing is healed by the drill."""
+    node = ctx.node(name)
+    pids = node_pids(node)
+    signal_all(pids, signal.SIGSTOP)  # none reacts to the others' deaths
+    signal_all(pids, signal.SIGKILL)
+    ctx.history.mark("fault", f"node {name} crashed: {len(pids)} processes SIGKILLed", node=name)
+    ctx.stack.until(
+        lambda: not (set(pids) & set(node_pids(node))),
+        what=f"the crashed processes of {name} gone",
+        timeout_s=5,
+        interval_s=0.02,
     )
 
 
 def lose_node(ctx: DrillContext, name: str) -> None:
-    """Every process of the node dies and nothing restarts it: freeze them all first (so none
-    reacts), stop the node's supervisor group (no autorestart), then SIGKILL."""
+    """A machine that goes away: every process of the node dies and supervisord does not
+    restart it (its group is stopped); it comes back only when the watcher brings it back."""
     node = ctx.node(name)
     pids = node_pids(node)
-    _signal_all(pids, signal.SIGSTOP)
-    ctx.sup.stop_group(name, wait=False)
-    _signal_all(pids, signal.SIGKILL)
+    signal_all(pids, signal.SIGSTOP)
+    ctx.stack.supervisor.stop_group(name, wait=False)
+    signal_all(pids, signal.SIGKILL)
     ctx.history.mark("fault", f"node {name} lost: {len(pids)} processes killed", node=name)
-    deadline = time.monotonic() + 5
-    while node_pids(node) and time.monotonic() < deadline:
-        _signal_all(node_pids(node), signal.SIGKILL)
-        time.sleep(0.02)
 
+    def gone() -> bool:
+        left = node_pids(node)
+        signal_all(left, signal.SIGKILL)
+        return not left
 
-def restore_node(ctx: DrillContext, name: str) -> None:
-    """Start the node's programs again (etcd first); a fenced or lost node rejoins."""
-    programs = [p for c in ("etcd", "patroni") for p in programs_of(ctx.plan, c) if p.group == name]
-    # The group may still be STOPPING from the fault; wait for supervisord to settle.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        states = {i.process_name: i.state for i in ctx.sup.processes()}
-        if all(states.get(p.process_name) != "STOPPING" for p in programs):
-            break
-        time.sleep(0.05)
-    started = ensure_started(ctx.sup, programs)
-    ctx.history.mark(
-        "heal", f"node {name} started again ({', '.join(started) or 'already running'})", node=name
-    )
+    ctx.stack.until(gone, what=f"every process of {name} gone", timeout_s=5, interval_s=0.02)
 
 
 def freeze_node(ctx: DrillContext, name: str) -> None:
     pids = node_pids(ctx.node(name))
-    _signal_all(pids, signal.SIGSTOP)
+    signal_all(pids, signal.SIGSTOP)
     ctx.history.mark("fault", f"node {name} frozen: SIGSTOP to {len(pids)} processes", node=name)
 
 
 def thaw_node(ctx: DrillContext, name: str) -> None:
+    """The stall ends: SIGCONT to whatever of the node is still there (a fenced node has
+    nothing left; the watcher brings it back)."""
     pids = node_pids(ctx.node(name))
-    _signal_all(pids, signal.SIGCONT)
+    signal_all(pids, signal.SIGCONT)
     ctx.history.mark("heal", f"node {name} thawed: SIGCONT to {len(pids)} processes", node=name)
-    if not pids:  # fenced while frozen: bring it back
-        restore_node(ctx, name)
 
 
 def partition_node(ctx: DrillContext, name: str, cut_balancer: bool) -> None:
     """Cut `name` off from the other nodes, both ways (and from HAProxy if asked)."""
-    chain = ctx.plan.iptables_chain
+    plan = ctx.stack.plan
+    cut = ctx.stack.netcut()
     node = ctx.node(name)
-    iptables.ensure_chain(chain)
-    for other in ctx.plan.nodes:
+    cut.ensure()
+    for other in plan.nodes:
         if other.name == name:
             continue
-        iptables.drop_from_user_to(chain, node.user, other.address)
-        iptables.drop_from_user_to(chain, other.user, node.address)
+        cut.drop_from_user_to(node.user, other.address)
+        cut.drop_from_user_to(other.user, node.address)
     if cut_balancer:
-        iptables.drop_from_user_to(chain, ctx.plan.service_users["haproxy"], node.address)
+        cut.drop_from_user_to(plan.service_users["haproxy"], node.address)
     what = "the other nodes and HAProxy" if cut_balancer else "the other nodes"
-    ctx.history.mark("fault", f"node {name} cut off from {what} (iptables {chain})", node=name)
+    ctx.history.mark("fault", f"node {name} cut off from {what} (iptables {cut.chain})", node=name)
 
 
 def heal_partition(ctx: DrillContext, name: str) -> None:
-    removed = iptables.remove_chain(ctx.plan.iptables_chain)
+    removed = ctx.stack.netcut().remove()
     ctx.history.mark(
         "heal", f"network to {name} restored" + ("" if removed else " (no rules left)"), node=name
     )
 
 
-def stop_etcd_members(ctx: DrillContext, names: list[str]) -> None:
-    for name in names:
-        ctx.sup.stop(f"{name}:{name}-etcd", wait=False)
-    members = ", ".join(f"etcd on {n}" for n in names)
-    ctx.history.mark("fault", f"stopped {members}: etcd has no quorum")
+def keep_down(ctx: DrillContext, process_names: list[str], why: str, hold_s: float) -> None:
+    """Stop programs and keep them down (a scoped watcher hold) until `release_kept`: an
+    outage of those components, which the stack heals itself once it ends."""
+    ctx.held.enter_context(ctx.stack.hold(hold_s + 300, why, scope=process_names))
+    for name in process_names:
+        ctx.stack.supervisor.stop(name, wait=False)
+    ctx.history.mark("fault", f"{', '.join(process_names)} stopped and kept down: {why}")
 
 
-def start_etcd_members(ctx: DrillContext, names: list[str]) -> None:
-    for name in names:
-        ctx.sup.start(f"{name}:{name}-etcd", wait=False)
-    ctx.history.mark("heal", "etcd members started again: quorum returns")
+def release_kept(ctx: DrillContext) -> None:
+    """The outage ends: the watcher may start the components again (the drill does not)."""
+    ctx.held.close()
+    ctx.history.mark("heal", "outage over: the watcher may start the stopped components again")
 
 
 def freeze_etcd(ctx: DrillContext) -> None:
-    pids = [ctx.sup.process(p.process_name).pid for p in programs_of(ctx.plan, "etcd")]
-    _signal_all([p for p in pids if p > 0], signal.SIGSTOP)
+    sup = ctx.stack.supervisor
+    pids = [sup.process(p.process_name).pid for p in ctx.stack.programs("etcd")]
+    signal_all([p for p in pids if p > 0], signal.SIGSTOP)
     ctx.history.mark("fault", f"every etcd member frozen ({len(pids)}): the DCS is unreachable")
 
 
 def thaw_etcd(ctx: DrillContext) -> None:
-    pids = [ctx.sup.process(p.process_name).pid for p in programs_of(ctx.plan, "etcd")]
-    _signal_all([p for p in pids if p > 0], signal.SIGCONT)
+    sup = ctx.stack.supervisor
+    pids = [sup.process(p.process_name).pid for p in ctx.stack.programs("etcd")]
+    signal_all([p for p in pids if p > 0], signal.SIGCONT)
     ctx.history.mark("heal", "etcd members thawed")
 
 
 def restart_pooler(ctx: DrillContext) -> None:
     ctx.history.mark("fault", "PgBouncer restarted (graceful stop, then start)")
-    ctx.sup.stop("pgbouncer:pgbouncer")
-    ctx.sup.start("pgbouncer:pgbouncer")
+    sup = ctx.stack.supervisor
+    with ctx.stack.hold(60, "drill: PgBouncer restart", scope=["pgbouncer:pgbouncer"]):
+        sup.stop("pgbouncer:pgbouncer")
+        sup.start("pgbouncer:pgbouncer")
     ctx.history.mark("note", "PgBouncer running again")

@@ -1,5 +1,6 @@
 """HTTP load for web-tier drills: clients through HAProxy (HTTPS) creating and listing work
-orders with an API token, every response recorded with its time and status."""
+orders with an API token, every response recorded with its time and status; HAProxy's view of
+each instance; and optional volume load (wrk) counting non-2xx answers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from dataclasses import dataclass
 import httpx
 
 from hastack.drills.events import Ack, Failure, History
-from hastack.render.haproxy import LOAD_TEST_HEADER
+from hastack.errors import Unavailable
+from hastack.runtime.stack import Stack
+from hastack.spec.names import APP_BACKEND, LOAD_TEST_HEADER
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class _Client(threading.Thread):
         ) as client:
             while not self.stop_event.is_set():
                 self._one(client)
-                time.sleep(0.005)
+                self.stop_event.wait(0.005)
 
     def _one(self, client: httpx.Client) -> None:
         n = next(self.seq)
@@ -101,6 +104,33 @@ class HttpWorkload:
         self.stop_event.set()
         for c in self.clients:
             c.join(15)
+
+
+class ServerWatch(threading.Thread):
+    """HAProxy's view of each app instance every 100 ms; state changes become marks."""
+
+    def __init__(self, stack: Stack, history: History) -> None:
+        super().__init__(name="http-servers", daemon=True)
+        self.haproxy = stack.haproxy()
+        self.history = history
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        last: dict[str, str] = {}
+        while not self.stop_event.is_set():
+            try:
+                states = self.haproxy.server_states()
+            except Unavailable:
+                states = []
+            for s in states:
+                if s.backend == APP_BACKEND and last.get(s.server) != s.status:
+                    self.history.mark("haproxy", f"{s.server}: {s.status}", node=s.server)
+                    last[s.server] = s.status
+            self.stop_event.wait(0.1)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(5)
 
 
 def _what(response: httpx.Response) -> str:

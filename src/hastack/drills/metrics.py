@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,16 +63,31 @@ def error_kinds(
     return dict(counts.most_common(top))
 
 
-def summary(values: Sequence[float]) -> dict[str, float | None]:
-    """median, p95 (nearest rank) and max; None for an empty list."""
-    finite = sorted(v for v in values if math.isfinite(v))
-    if not finite:
-        return {"median": None, "p95": None, "max": None}
-    rank = max(0, math.ceil(0.95 * len(finite)) - 1)
+DID_NOT_RECOVER = "did not recover"
+
+Figure = float | str | None
+"""A summary figure: seconds, "did not recover", or None (no run at all)."""
+
+
+def summary(values: Sequence[float | None]) -> dict[str, Figure]:
+    """median, p95 (nearest rank) and max over every run. A run that never recovered (None
+    or infinite) ranks above every number and shows as "did not recover": it is counted, not
+    dropped."""
+    ranked = sorted(math.inf if v is None or not math.isfinite(v) else float(v) for v in values)
+    if not ranked:
+        return {"median": None, "p95": None, "max": None, "did_not_recover": 0}
+    rank = max(0, math.ceil(0.95 * len(ranked)) - 1)
+    middle = len(ranked) // 2
+    median = ranked[middle] if len(ranked) % 2 else (ranked[middle - 1] + ranked[middle]) / 2
+
+    def shown(value: float) -> Figure:
+        return DID_NOT_RECOVER if math.isinf(value) else round(value, 3)
+
     return {
-        "median": round(statistics.median(finite), 3),
-        "p95": round(finite[rank], 3),
-        "max": round(finite[-1], 3),
+        "median": shown(median),
+        "p95": shown(ranked[rank]),
+        "max": shown(ranked[-1]),
+        "did_not_recover": sum(1 for v in ranked if math.isinf(v)),
     }
 
 

@@ -11,23 +11,23 @@ import time
 import psycopg
 
 from hastack.drills.events import History, RoleSample
-from hastack.spec.plan import StackPlan
-from hastack.tools.etcd_api import EtcdClient, EtcdUnavailable
+from hastack.errors import Unavailable
+from hastack.runtime.stack import Stack
 
 PROBE_INTERVAL_S = 0.2
 
 
 class Monitor:
-    def __init__(self, plan: StackPlan, node_dsns: dict[str, str], history: History) -> None:
-        self.plan = plan
-        self.node_dsns = node_dsns
+    def __init__(self, stack: Stack, history: History) -> None:
+        self.stack = stack
+        self.node_dsns = {n.name: stack.node_url(n.name) for n in stack.plan.postgres_nodes}
         self.history = history
         self.stop_event = threading.Event()
         self.threads = [
             threading.Thread(target=self._watch_leader, name="drill-leader", daemon=True)
         ] + [
             threading.Thread(target=self._watch_node, args=(n,), name=f"drill-{n}", daemon=True)
-            for n in node_dsns
+            for n in self.node_dsns
         ]
 
     def start(self) -> None:
@@ -40,13 +40,14 @@ class Monitor:
             thread.join(5)
 
     def _watch_leader(self) -> None:
-        client = EtcdClient(self.plan.etcd_client_urls, timeout_s=0.5)
+        client = self.stack.etcd(timeout_s=0.5)
+        key = self.stack.plan.leader_key()
         last: str | None = "?"
         while not self.stop_event.is_set():
             try:
-                value: str | None = client.get(self.plan.leader_key())
+                value: str | None = client.get(key)
                 text = f"leader key: {value}" if value else "leader key: none"
-            except EtcdUnavailable:
+            except Unavailable:
                 value, text = "unreadable", "leader key: etcd unreadable"
             if value != last:
                 self.history.mark("leader", text, node=value if value != "unreadable" else None)

@@ -1,13 +1,23 @@
-"""The drill catalogue: what each scenario breaks, how it heals, and what must hold."""
+"""The drill catalogue: what each scenario breaks, how the fault ends, and what must hold.
+
+Data-tier drills run SQL writers; web-tier drills run HTTP clients through HAProxy and, beside
+them, a light SQL canary (so that split brain is measured the same way for both). No heal
+repairs anything: it only ends the fault (SIGCONT, the network back, a component allowed back
+up); the stack must heal itself, and `healthy_again_s` measures how long that took.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from hastack.drills import faults
 from hastack.drills.faults import Action, DrillContext, nothing
+from hastack.errors import HastackError
+from hastack.ops.app import restart_app
 from hastack.ops.cluster import switchover
+from hastack.runtime.apptier import reload_haproxy
 from hastack.spec.plan import StackPlan
 
 
@@ -21,6 +31,10 @@ class Expectation:
     """DATABASE_URL clients must see no error at all."""
     leader_stays_writable: bool = False
     """The leader must never stop being primary (no demotion)."""
+    zero_failed_reads: bool = False
+    """Web: idempotent requests never fail (HAProxy retries them on another instance)."""
+    zero_failed_requests: bool = False
+    """Web: no request fails at all."""
 
 
 @dataclass(frozen=True)
@@ -29,18 +43,22 @@ class Scenario:
     summary: str
     inject: Action
     heal: Action = nothing
+    """Ends the fault; never repairs (the stack does)."""
     hold_s: Callable[[StackPlan], float] = field(default=lambda _plan: 0.0)
     """Minimum time the fault stays in place before `heal`."""
     recover_before_heal: bool = True
     """Writes must resume while the fault is still in place (a failover); otherwise only
-    after healing (e.g. a lost etcd quorum without failsafe mode)."""
+    after the fault ends (e.g. a lost etcd quorum without failsafe mode)."""
     expect: Expectation = Expectation()
+    tier: Literal["data", "web"] = "data"
     slow: bool = False
-    """Long (tens of seconds): not in the default test run."""
+    """Long (tens of seconds): skipped by `hastack drill all --fast`."""
     failsafe: bool | None = None
     """Run with Patroni's failsafe_mode forced on/off (restored afterwards); None: as spec."""
     pinned_writer: bool = True
     """Also write straight to the old primary's address (a client with a stale route)."""
+    volume_load: bool = False
+    """Web: also run wrk against /health/live through HAProxy, counting non-2xx answers."""
 
 
 def _on_primary(action: Callable[[DrillContext, str], None]) -> Action:
@@ -50,14 +68,27 @@ def _on_primary(action: Callable[[DrillContext, str], None]) -> Action:
 def _on_sync(action: Callable[[DrillContext, str], None]) -> Action:
     def run(ctx: DrillContext) -> None:
         if ctx.sync_standby is None:
-            raise faults.FaultError("the cluster has no synchronous standby")
+            raise HastackError("the cluster has no synchronous standby", "hastack status")
         action(ctx, ctx.sync_standby)
 
     return run
 
 
-def _replica_nodes(ctx: DrillContext) -> list[str]:
-    return [n.name for n in ctx.plan.etcd_nodes if n.name != ctx.primary][:2]
+def _replica_etcd(ctx: DrillContext) -> list[str]:
+    """The etcd programs of two nodes that are not the primary: without them, no quorum."""
+    nodes = [n.name for n in ctx.stack.plan.etcd_nodes if n.name != ctx.primary][:2]
+    return [p.process_name for p in ctx.stack.programs("etcd") if p.group in nodes]
+
+
+def _etcd_outage(ctx: DrillContext) -> None:
+    hold = ctx.stack.plan.spec.patroni.ttl_s * 10.0
+    faults.keep_down(ctx, _replica_etcd(ctx), "drill: two etcd members down, no quorum", hold)
+
+
+def _redis_outage(ctx: DrillContext) -> None:
+    faults.keep_down(
+        ctx, ["redis:redis"], "drill: Redis down (sessions, cache, rate limits)", 300.0
+    )
 
 
 def _partition(cut_balancer: bool) -> Action:
@@ -66,7 +97,7 @@ def _partition(cut_balancer: bool) -> Action:
 
 def _switchover(ctx: DrillContext) -> None:
     ctx.history.mark("fault", f"planned switchover from {ctx.primary} requested")
-    change = switchover(ctx.plan)
+    change = switchover(ctx.stack)
     ctx.history.mark(
         "note",
         f"switchover done: {change.old_leader} -> {change.new_leader}, writable after "
@@ -74,106 +105,178 @@ def _switchover(ctx: DrillContext) -> None:
     )
 
 
-SCENARIOS: dict[str, Scenario] = {
-    s.name: s
-    for s in [
-        Scenario(
-            "kill-postmaster",
-            "SIGKILL PostgreSQL's postmaster on the primary; Patroni restarts it in place",
-            inject=_on_primary(faults.kill_postmaster),
-            expect=Expectation(leader_changes=False),
-        ),
-        Scenario(
-            "kill-patroni",
-            "SIGKILL Patroni on the primary; supervisord restarts it, PostgreSQL keeps running",
-            inject=_on_primary(faults.kill_patroni),
-            expect=Expectation(leader_changes=False),
-        ),
-        Scenario(
-            "node-loss",
-            "every process of the primary's node killed, nothing restarted until healed",
-            inject=_on_primary(faults.lose_node),
-            heal=_on_primary(faults.restore_node),
-            expect=Expectation(leader_changes=True),
-        ),
-        Scenario(
-            "freeze-primary",
-            "SIGSTOP every process of the primary's node for longer than the TTL, then SIGCONT",
-            inject=_on_primary(faults.freeze_node),
-            heal=_on_primary(faults.thaw_node),
-            hold_s=lambda plan: plan.spec.patroni.ttl_s + 5.0,
-            expect=Expectation(leader_changes=True),
-            slow=True,
-        ),
-        Scenario(
-            "partition-primary",
-            "cut the primary off from the other nodes (HAProxy still reaches it)",
-            inject=_partition(cut_balancer=False),
-            heal=_on_primary(faults.heal_partition),
-            expect=Expectation(leader_changes=True),
-            slow=True,
-        ),
-        Scenario(
-            "partition-primary-lb",
-            "cut the primary off from the other nodes and from HAProxy",
-            inject=_partition(cut_balancer=True),
-            heal=_on_primary(faults.heal_partition),
-            expect=Expectation(leader_changes=True),
-            slow=True,
-        ),
-        Scenario(
-            "sync-replica-loss",
-            "the synchronous standby's node dies; writes continue once the sync role moves",
-            inject=_on_sync(faults.lose_node),
-            heal=_on_sync(faults.restore_node),
-            expect=Expectation(leader_changes=False, leader_stays_writable=True),
-        ),
-        Scenario(
-            "etcd-quorum-loss",
-            "two of three etcd members down for 30 s, failsafe_mode on: the primary keeps writing",
-            inject=lambda ctx: faults.stop_etcd_members(ctx, _replica_nodes(ctx)),
-            heal=lambda ctx: faults.start_etcd_members(ctx, _replica_nodes(ctx)),
-            hold_s=lambda _plan: 30.0,
-            expect=Expectation(
-                leader_changes=False, no_url_errors=True, leader_stays_writable=True
-            ),
-            failsafe=True,
-            slow=True,
-        ),
-        Scenario(
-            "etcd-quorum-loss-no-failsafe",
-            "two of three etcd members down for 30 s, failsafe_mode off: writes stop until "
-            "quorum returns",
-            inject=lambda ctx: faults.stop_etcd_members(ctx, _replica_nodes(ctx)),
-            heal=lambda ctx: faults.start_etcd_members(ctx, _replica_nodes(ctx)),
-            hold_s=lambda _plan: 30.0,
-            recover_before_heal=False,
-            failsafe=False,
-            slow=True,
-        ),
-        Scenario(
-            "dcs-blip",
-            "every etcd member frozen for less than retry_timeout: no promotion, no demotion",
-            inject=faults.freeze_etcd,
-            heal=faults.thaw_etcd,
-            hold_s=lambda plan: max(1.0, plan.spec.patroni.retry_timeout_s - 2.0),
-            expect=Expectation(leader_changes=False, leader_stays_writable=True),
-        ),
-        Scenario(
-            "switchover",
-            "planned switchover to the synchronous standby, PgBouncer paused around it",
-            inject=_switchover,
-            expect=Expectation(leader_changes=True, no_url_errors=True),
-            pinned_writer=False,
-        ),
-        Scenario(
-            "pooler-restart",
-            "PgBouncer stopped and started under load",
-            inject=faults.restart_pooler,
-            expect=Expectation(leader_changes=False),
-        ),
-    ]
-}
+def _kill_app_instance(ctx: DrillContext) -> None:
+    name = ctx.stack.plan.app_instances[0].name
+    faults.kill_program(ctx, f"{name}:{name}")
 
-DEFAULT_TEST_SCENARIOS = ("kill-postmaster", "switchover", "node-loss")
-"""Run by `make test`; the rest are marked slow."""
+
+HAPROXY_RELOADS = 10
+
+
+def _reload_haproxy(ctx: DrillContext) -> None:
+    for n in range(1, HAPROXY_RELOADS + 1):
+        reload_haproxy(ctx.stack)
+        ctx.history.mark("fault", f"HAProxy reload {n}/{HAPROXY_RELOADS}")
+        ctx.stack.clock.sleep(2.0)
+
+
+def _rolling_restart(ctx: DrillContext) -> None:
+    ctx.history.mark("fault", "rolling restart of every app instance")
+    result = restart_app(ctx.stack, rolling=True)
+    ctx.history.mark("note", f"rolling restart done in {result.elapsed_s:.1f} s")
+
+
+DATA_SCENARIOS = [
+    Scenario(
+        "kill-postmaster",
+        "SIGKILL PostgreSQL's postmaster on the primary; Patroni restarts it in place",
+        inject=_on_primary(faults.kill_postmaster),
+        expect=Expectation(leader_changes=False),
+    ),
+    Scenario(
+        "kill-patroni",
+        "SIGKILL Patroni on the primary; supervisord restarts it, PostgreSQL keeps running",
+        inject=lambda ctx: faults.kill_program(
+            ctx, f"{ctx.primary}:{ctx.primary}-patroni", ctx.primary
+        ),
+        expect=Expectation(leader_changes=False),
+    ),
+    Scenario(
+        "crash-primary",
+        "SIGKILL every process of the primary's node at once; no heal step: the stack must "
+        "bring the node back by itself",
+        inject=_on_primary(faults.crash_node),
+    ),
+    Scenario(
+        "node-loss",
+        "every process of the primary's node killed and its programs stopped (a machine gone); "
+        "the watcher brings it back once a new leader holds the key",
+        inject=_on_primary(faults.lose_node),
+        expect=Expectation(leader_changes=True),
+    ),
+    Scenario(
+        "freeze-primary",
+        "SIGSTOP every process of the primary's node for longer than the TTL, then SIGCONT",
+        inject=_on_primary(faults.freeze_node),
+        heal=_on_primary(faults.thaw_node),
+        hold_s=lambda plan: plan.spec.patroni.ttl_s + 5.0,
+        expect=Expectation(leader_changes=True),
+        slow=True,
+    ),
+    Scenario(
+        "partition-primary",
+        "cut the primary off from the other nodes (HAProxy still reaches it)",
+        inject=_partition(cut_balancer=False),
+        heal=_on_primary(faults.heal_partition),
+        expect=Expectation(leader_changes=True),
+        slow=True,
+    ),
+    Scenario(
+        "partition-primary-lb",
+        "cut the primary off from the other nodes and from HAProxy",
+        inject=_partition(cut_balancer=True),
+        heal=_on_primary(faults.heal_partition),
+        expect=Expectation(leader_changes=True),
+        slow=True,
+    ),
+    Scenario(
+        "sync-replica-loss",
+        "the synchronous standby's node dies; writes continue once the sync role moves, and "
+        "the node comes back by itself",
+        inject=_on_sync(faults.lose_node),
+        expect=Expectation(leader_changes=False, leader_stays_writable=True),
+    ),
+    Scenario(
+        "etcd-quorum-loss",
+        "two of three etcd members down for 30 s, failsafe_mode on: the primary keeps writing",
+        inject=_etcd_outage,
+        heal=faults.release_kept,
+        hold_s=lambda _plan: 30.0,
+        expect=Expectation(leader_changes=False, no_url_errors=True, leader_stays_writable=True),
+        failsafe=True,
+        slow=True,
+    ),
+    Scenario(
+        "etcd-quorum-loss-no-failsafe",
+        "two of three etcd members down for 30 s, failsafe_mode off: writes stop until "
+        "quorum returns",
+        inject=_etcd_outage,
+        heal=faults.release_kept,
+        hold_s=lambda _plan: 30.0,
+        recover_before_heal=False,
+        failsafe=False,
+        slow=True,
+    ),
+    Scenario(
+        "dcs-blip",
+        "every etcd member frozen for less than retry_timeout: no promotion, no demotion",
+        inject=faults.freeze_etcd,
+        heal=faults.thaw_etcd,
+        hold_s=lambda plan: max(1.0, plan.spec.patroni.retry_timeout_s - 2.0),
+        expect=Expectation(leader_changes=False, leader_stays_writable=True),
+    ),
+    Scenario(
+        "switchover",
+        "planned switchover to the synchronous standby, PgBouncer paused around it",
+        inject=_switchover,
+        expect=Expectation(leader_changes=True, no_url_errors=True),
+        pinned_writer=False,
+    ),
+    Scenario(
+        "pooler-restart",
+        "PgBouncer stopped and started under load",
+        inject=faults.restart_pooler,
+        expect=Expectation(leader_changes=False),
+    ),
+]
+
+WEB_SCENARIOS = [
+    Scenario(
+        "app-instance-kill",
+        "SIGKILL one app instance under HTTP load; supervisord restarts it",
+        inject=_kill_app_instance,
+        expect=Expectation(zero_failed_reads=True),
+        tier="web",
+    ),
+    Scenario(
+        "redis-down",
+        "Redis down for 10 s under HTTP load: the app keeps serving, degraded; the watcher "
+        "starts Redis again once the outage ends",
+        inject=_redis_outage,
+        heal=faults.release_kept,
+        hold_s=lambda _plan: 10.0,
+        expect=Expectation(zero_failed_requests=True),
+        tier="web",
+    ),
+    Scenario(
+        "rolling-restart",
+        "hastack app restart --rolling under HTTP load",
+        inject=_rolling_restart,
+        expect=Expectation(zero_failed_requests=True),
+        tier="web",
+        volume_load=True,
+    ),
+    Scenario(
+        "haproxy-reload",
+        f"{HAPROXY_RELOADS} HAProxy reloads, 2 s apart, under HTTP load",
+        inject=_reload_haproxy,
+        expect=Expectation(zero_failed_requests=True),
+        tier="web",
+        volume_load=True,
+    ),
+    Scenario(
+        "db-failover-under-http-load",
+        "the PostgreSQL primary's node lost under HTTP load: the error window clients see",
+        inject=_on_primary(faults.lose_node),
+        expect=Expectation(leader_changes=True),
+        tier="web",
+    ),
+]
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in [*DATA_SCENARIOS, *WEB_SCENARIOS]}
+
+
+def scenario(name: str) -> Scenario:
+    if name not in SCENARIOS:
+        raise HastackError(f"unknown drill {name!r}", "hastack drill list shows them all")
+    return SCENARIOS[name]

@@ -1,88 +1,126 @@
-"""Turn a drill's raw history into its report: metrics, expectations, timeline, chart series."""
+"""Turn a drill's raw history into its report: metrics, expectations, timeline, chart series.
+Pure: every figure comes from recorded timestamps."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 from hastack.drills.checker import Verdict
-from hastack.drills.events import History
+from hastack.drills.events import Ack, History
 from hastack.drills.metrics import buckets, error_kinds, failures_between, largest_gap
 from hastack.drills.report import DrillReport, WriterStats
-from hastack.drills.scenarios import Scenario
+from hastack.drills.scenarios import Expectation, Scenario
 from hastack.spec.plan import StackPlan
 
 BUCKET_S = 0.1
 CHART_LEAD_S = 3.0
 
 
-def build_report(
-    *,
-    plan: StackPlan,
-    scenario: Scenario,
-    history: History,
-    verdict: Verdict,
-    times: dict[str, float],
-    started_at: str,
-    old_primary: str,
-    new_primary: str | None,
-    fencing: bool,
-    fencer_marks: list[dict[str, Any]],
-    timelines: dict[str, int | None],
-) -> DrillReport:
-    t0, end = times["t0"], times["end"]
+@dataclass
+class PhaseTimes:
+    """Monotonic seconds at which each phase of a drill was reached (None: never)."""
+
+    start: float
+    t0: float | None = None
+    injected: float | None = None
+    recovered: float | None = None
+    healed: float | None = None
+    healthy: float | None = None
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    plan: StackPlan
+    scenario: Scenario
+    history: History
+    verdict: Verdict
+    times: PhaseTimes
+    started_at: str
+    old_primary: str | None
+    new_primary: str | None
+    fencing: bool
+    fencer_marks: list[dict[str, Any]]
+    timelines: dict[str, int | None]
+    errors: list[str] = field(default_factory=list)
+    """Why the run could not complete (the run failed)."""
+    notes: list[str] = field(default_factory=list)
+    """Promises not kept that are not errors (not healthy again in time)."""
+    lost_work_orders: list[int] = field(default_factory=list)
+    volume: dict[str, int] = field(default_factory=dict)
+    acks_prefix: str = "url"
+
+
+def build_report(r: ReportInput) -> DrillReport:
+    times, history = r.times, r.history
+    t0 = times.t0 if times.t0 is not None else times.start
+    end = times.end if times.end is not None else t0
+    reached_fault = times.t0 is not None
     writers = _writer_stats(history, t0, end)
-    url = writers["url"]
-    expectations = _expectations(scenario, history, old_primary, new_primary, t0, end)
-    reasons = list(verdict.problems)
+    headline = largest_gap(history.acks_of_prefix(r.acks_prefix), t0, end)
+    expectations = _expectations(r, t0, end) if reached_fault else []
+    reasons = [f"error: {e}" for e in r.errors]
+    reasons += list(r.verdict.problems)
+    if r.lost_work_orders:
+        reasons.append(f"{len(r.lost_work_orders)} acknowledged work orders missing")
+    reasons += r.notes
     reasons += [f"expectation not met: {e['what']}" for e in expectations if not e["ok"]]
-    if times.get("unhealthy"):
-        reasons.append("the stack was not healthy again before the deadline")
     errors = sum(1 for f in history.failures if t0 <= f.t <= end)
     return DrillReport(
-        scenario=scenario.name,
-        summary=scenario.summary,
-        started_at=started_at,
+        scenario=r.scenario.name,
+        summary=r.scenario.summary,
+        started_at=r.started_at,
         passed=not reasons,
         failure_reasons=reasons,
-        write_gap_s=url.write_gap_s,
-        rto_s=url.rto_s,
-        rpo_lost_acked_writes=verdict.rpo_lost_acked_writes,
-        split_brain=verdict.split_brain,
+        write_gap_s=headline.gap_s if reached_fault else None,
+        rto_s=None if not reached_fault or math.isinf(headline.rto_s) else headline.rto_s,
+        rpo_lost_acked_writes=r.verdict.rpo_lost_acked_writes + len(r.lost_work_orders),
+        split_brain=r.verdict.split_brain,
         acked_writes=len(history.acks),
         errors=errors,
-        old_primary=old_primary,
-        new_primary=new_primary,
-        fencing=fencing,
+        old_primary=r.old_primary,
+        new_primary=r.new_primary,
+        fencing=r.fencing,
         writers=writers,
         checker={
-            "lost_acked_writes": verdict.lost_acked_writes,
-            "lost_acked_transfers": verdict.lost_acked_transfers,
-            "duplicates": verdict.duplicates,
-            "invariant_ok": verdict.invariant_ok,
-            "converged": verdict.converged,
-            "split_brain": verdict.split_brain,
-            "dual_primary_samples": verdict.dual_primary_samples,
-            "timelines": timelines,
+            "lost_acked_writes": r.verdict.lost_acked_writes,
+            "lost_acked_transfers": r.verdict.lost_acked_transfers,
+            "lost_acked_work_orders": r.lost_work_orders[:20],
+            "duplicates": r.verdict.duplicates,
+            "invariant_ok": r.verdict.invariant_ok,
+            "converged": r.verdict.converged,
+            "split_brain": r.verdict.split_brain,
+            "dual_primary_samples": r.verdict.dual_primary_samples,
+            "timelines": r.timelines,
             "reads_ok": history.reads_ok,
             "reads_failed": history.reads_failed,
-            "problems": verdict.problems,
+            "load": r.volume,
+            "problems": r.verdict.problems,
         },
         expectations=expectations,
-        timeline=timeline_events(history, fencer_marks, t0),
+        timeline=timeline_events(history, r.fencer_marks, t0),
         series=_series(history, t0, end),
+        tier=r.scenario.tier,
+        error="; ".join(r.errors) or None,
+        healthy_again_s=_since(times.healthy, t0) if reached_fault else None,
         durations={
-            name: round(times[name] - t0, 3)
+            name: _since(getattr(times, name), t0)
             for name in ("recovered", "healed", "healthy")
-            if name in times
+            if getattr(times, name) is not None
         },
     )
+
+
+def _since(t: float | None, t0: float) -> float | None:
+    return None if t is None else round(t - t0, 3)
 
 
 def _writer_stats(history: History, t0: float, end: float) -> dict[str, WriterStats]:
     names = sorted({a.writer for a in history.acks} | {f.writer for f in history.failures})
     stats = {}
-    for name in [*(["url"] if "url" not in names else []), *names]:
+    for name in names:
         if name == "ro":
             continue
         acks = history.acks_of(name)
@@ -97,25 +135,16 @@ def _writer_stats(history: History, t0: float, end: float) -> dict[str, WriterSt
     return stats
 
 
-def _expectations(
-    scenario: Scenario,
-    history: History,
-    old_primary: str,
-    new_primary: str | None,
-    t0: float,
-    end: float,
-) -> list[dict[str, Any]]:
-    expect = scenario.expect
+def _expectations(r: ReportInput, t0: float, end: float) -> list[dict[str, Any]]:
+    expect: Expectation = r.scenario.expect
+    history, old, new = r.history, r.old_primary, r.new_primary
     found = []
     if expect.leader_changes is True:
         found.append(
-            {
-                "what": f"a new leader takes over from {old_primary}",
-                "ok": new_primary is not None and new_primary != old_primary,
-            }
+            {"what": f"a new leader takes over from {old}", "ok": new is not None and new != old}
         )
     if expect.leader_changes is False:
-        found.append({"what": f"{old_primary} stays the leader", "ok": new_primary == old_primary})
+        found.append({"what": f"{old} stays the leader", "ok": new == old})
     if expect.no_url_errors:
         errors = failures_between(history.failures, "url", t0, end)
         found.append({"what": f"no error through DATABASE_URL (saw {errors})", "ok": errors == 0})
@@ -123,13 +152,23 @@ def _expectations(
         demoted = [
             s
             for s in history.samples
-            if s.node == old_primary and t0 <= s.t_start <= end and s.role != "primary"
+            if s.node == old and t0 <= s.t_start <= end and s.role != "primary"
         ]
+        found.append({"what": f"{old} never stops being primary (no demotion)", "ok": not demoted})
+    http_failures = [
+        f for f in history.failures if f.writer.startswith("http-") and t0 <= f.t <= end
+    ]
+    if expect.zero_failed_reads:
+        reads = sum(1 for f in http_failures if f.writer.startswith("http-get"))
+        found.append({"what": f"no failed GET (saw {reads})", "ok": reads == 0})
+    if expect.zero_failed_requests:
+        failed = len(http_failures)
+        found.append({"what": f"no failed request (saw {failed})", "ok": failed == 0})
+    if r.volume:
+        bad = r.volume.get("non_2xx", 0) + r.volume.get("socket_errors", 0)
+        total = r.volume.get("requests", 0)
         found.append(
-            {
-                "what": f"{old_primary} never stops being primary (no demotion)",
-                "ok": not demoted,
-            }
+            {"what": f"wrk: no non-2xx or socket error in {total} requests", "ok": bad == 0}
         )
     return found
 
@@ -171,9 +210,10 @@ def _error_spans(history: History, t0: float) -> list[dict[str, Any]]:
 
 def _series(history: History, t0: float, end: float) -> dict[str, Any]:
     start = t0 - CHART_LEAD_S
+    acks: list[Ack] = list(history.acks)
     return {
         "bucket_s": BUCKET_S,
         "start_s": -CHART_LEAD_S,
-        "acks": buckets([a.t_end for a in history.acks], start, end, BUCKET_S),
+        "acks": buckets([a.t_end for a in acks], start, end, BUCKET_S),
         "errors": buckets([f.t for f in history.failures], start, end, BUCKET_S),
     }

@@ -222,10 +222,22 @@ class Reader(_Worker):
         self.history.read(False)
 
 
+ALL_WORKERS = ("url", "direct", "transfer", "ro", "pinned")
+CANARY_WORKERS = ("url", "pinned")
+"""What a web drill runs beside its HTTP load: enough to see a second primary acknowledge
+(the pinned writer reaches the old primary directly) without stealing the HTTP tier's CPU."""
+
+
 class Workload:
     """Starts and stops every worker of a drill."""
 
-    def __init__(self, targets: Targets, history: History, interval_s: float = 0.01) -> None:
+    def __init__(
+        self,
+        targets: Targets,
+        history: History,
+        interval_s: float = 0.01,
+        workers: tuple[str, ...] = ALL_WORKERS,
+    ) -> None:
         self.stop_event = threading.Event()
         counter = itertools.count(1)
         lock = threading.Lock()
@@ -235,14 +247,16 @@ class Workload:
                 return next(counter)
 
         args = (history, self.stop_event, next_id, targets, interval_s)
+        make: dict[str, Callable[[], _Worker]] = {
+            "url": lambda: Writer("url", targets.url, *args),
+            "direct": lambda: Writer("direct", targets.direct, *args),
+            "transfer": lambda: TransferWriter("transfer", targets.url, *args),
+            "ro": lambda: Reader("ro", targets.ro, history, self.stop_event),
+            "pinned": lambda: Writer("pinned", targets.pinned or "", *args),
+        }
         self.workers: list[_Worker] = [
-            Writer("url", targets.url, *args),
-            Writer("direct", targets.direct, *args),
-            TransferWriter("transfer", targets.url, *args),
-            Reader("ro", targets.ro, history, self.stop_event),
+            make[name]() for name in workers if name != "pinned" or targets.pinned
         ]
-        if targets.pinned:
-            self.workers.append(Writer("pinned", targets.pinned, *args))
 
     def start(self) -> None:
         for worker in self.workers:

@@ -7,44 +7,43 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from hastack.errors import HastackError
 from hastack.runtime.apptier import RollingResult, rolling_restart
-from hastack.runtime.lifecycle import programs_of
 from hastack.runtime.progress import NullProgress, Progress
-from hastack.runtime.snapshot import supervisor_for
-from hastack.spec.plan import StackPlan
-
-
-class AppOpError(Exception):
-    pass
+from hastack.runtime.stack import Stack
 
 
 def restart_app(
-    plan: StackPlan, *, rolling: bool = True, progress: Progress | None = None
+    stack: Stack, *, rolling: bool = True, progress: Progress | None = None
 ) -> RollingResult:
     """Restart every instance. Rolling (the default): drain each in HAProxy, wait for its
     requests, restart, wait until ready, put it back: zero failed requests."""
     progress = progress or NullProgress()
-    programs = programs_of(plan, "app")
+    programs = stack.programs("app")
     if not programs:
-        raise AppOpError("this stack has no app instances (app.instances is 0)")
-    sup = supervisor_for(plan)
+        raise HastackError(
+            "this stack has no app instances (app.instances is 0)", "hastack scale app=2"
+        )
+    sup = stack.supervisor
     if not sup.is_running():
-        raise AppOpError(f"stack {plan.name!r} is not running; use `hastack up`")
-    if rolling:
-        return rolling_restart(plan, sup, programs, progress)
-    result = RollingResult()
-    for program in programs:
-        progress.step(f"restarting {program.name}")
-        sup.stop(program.process_name)
-        sup.start(program.process_name)
-    return result
+        raise HastackError(f"stack {stack.name!r} is not running", "hastack up")
+    # The instances are stopped on purpose: the watcher must not start them meanwhile.
+    with stack.hold(60.0 * (len(programs) + 1), "hastack app restart"):
+        if rolling:
+            return rolling_restart(stack, programs, progress)
+        result = RollingResult()
+        for program in programs:
+            progress.step(f"restarting {program.name}")
+            sup.stop(program.process_name)
+            sup.start(program.process_name)
+        return result
 
 
 def set_instances(spec_path: Path, instances: int) -> int:
     """Write `app.instances` into the spec, keeping its comments and layout. Returns the old
     count. Scaling is declarative: the spec says how many, `up` converges to it."""
     if not 0 <= instances <= 16:
-        raise AppOpError("app instances must be between 0 and 16")
+        raise HastackError("app instances must be between 0 and 16", "hastack scale app=2")
     yaml = YAML(typ="rt")
     data = yaml.load(spec_path.read_text()) or CommentedMap()
     app = data.setdefault("app", CommentedMap())

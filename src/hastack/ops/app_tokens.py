@@ -7,15 +7,9 @@ from dataclasses import dataclass
 import psycopg
 
 from hastack.app.tokens import hash_token, new_token
-from hastack.ops.env import load_secrets_or_explain
-from hastack.runtime.database import superuser_connect
-from hastack.runtime.lifecycle import current_leader
+from hastack.errors import HastackError
+from hastack.runtime.stack import Stack
 from hastack.spec import roles
-from hastack.spec.plan import StackPlan
-
-
-class TokenError(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -27,17 +21,14 @@ class IssuedToken:
     """Shown once; only its hash is stored."""
 
 
-def create_token(plan: StackPlan, user: str, site_names: list[str]) -> IssuedToken:
+def create_token(stack: Stack, user: str, site_names: list[str]) -> IssuedToken:
     """Create the user and sites if missing, allow the user those sites, issue a token."""
-    secrets = load_secrets_or_explain(plan)
-    leader = current_leader(plan)
+    leader = stack.leader()
     if leader is None:
-        raise TokenError(f"stack {plan.name!r} has no leader; see `hastack status`")
+        raise HastackError(f"stack {stack.name!r} has no leader", "hastack status")
     token = new_token()
     try:
-        with superuser_connect(
-            plan, plan.node(leader), secrets, plan.spec.postgres.database
-        ) as conn:
+        with stack.connect(leader) as conn:
             conn.execute(f"SET ROLE {roles.OWNER}")
             with conn.transaction():
                 user_id = _upsert(conn, "app_users", user)
@@ -53,9 +44,10 @@ def create_token(plan: StackPlan, user: str, site_names: list[str]) -> IssuedTok
                     (hash_token(token), user_id),
                 )
     except psycopg.errors.UndefinedTable:
-        raise TokenError(
+        raise HastackError(
             "the app's tables do not exist: tokens are for the demo app (app.module), whose "
-            "migrations `hastack up` applies"
+            "migrations `hastack up` applies",
+            "hastack up",
         ) from None
     return IssuedToken(user=user, user_id=user_id, sites=sites, token=token)
 

@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import platform
-import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 import psycopg
 
-from hastack.ops.env import load_secrets_or_explain
-from hastack.render.secrets import Secrets
-from hastack.runtime.database import superuser_connect
-from hastack.runtime.lifecycle import current_leader, stack_processes
+from hastack.errors import HastackError
 from hastack.runtime.progress import NullProgress, Progress
-from hastack.runtime.snapshot import supervisor_for
+from hastack.runtime.stack import Stack
 from hastack.spec import roles
-from hastack.spec.plan import StackPlan
-from hastack.tools import pgbench
 
 PGBENCH_TABLES = ("pgbench_history", "pgbench_tellers", "pgbench_accounts", "pgbench_branches")
-
-
-class BenchError(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -53,21 +44,23 @@ class PgBenchReport:
         return tps[path] / tps[base] if tps.get(base) else 0.0
 
 
-def bench_paths(plan: StackPlan, secrets: Secrets, leader: str) -> dict[str, pgbench.Endpoint]:
+def bench_paths(stack: Stack, leader: str) -> dict[str, Any]:
     """The three ways an application can reach the primary, all as the `app` role."""
+    plan = stack.plan
+    endpoint = stack.pgbench().endpoint
     db = plan.spec.postgres.database
     node = plan.node(leader)
     svc = plan.services_address
-    app = (roles.APP, secrets.app_password)
+    app = (roles.APP, stack.secrets.app_password)
     return {
-        "direct": pgbench.Endpoint(node.address, plan.spec.postgres.port, db, *app),
-        "haproxy": pgbench.Endpoint(svc, plan.spec.haproxy.rw_port, db, *app),
-        "pgbouncer": pgbench.Endpoint(svc, plan.spec.pgbouncer.port, db, *app),
+        "direct": endpoint(node.address, plan.spec.postgres.port, db, *app),
+        "haproxy": endpoint(svc, plan.spec.haproxy.rw_port, db, *app),
+        "pgbouncer": endpoint(svc, plan.spec.pgbouncer.port, db, *app),
     }
 
 
 def bench_pg(
-    plan: StackPlan,
+    stack: Stack,
     *,
     scale: int = 10,
     clients: int = 20,
@@ -79,13 +72,13 @@ def bench_pg(
     The pgbench tables are created in the application database (owned by app_owner, so the
     app role may use them) and dropped afterwards; an existing pgbench_accounts is refused."""
     progress = progress or NullProgress()
-    secrets = load_secrets_or_explain(plan)
-    leader = current_leader(plan)
+    plan = stack.plan
+    leader = stack.leader()
     if leader is None:
-        raise BenchError(f"stack {plan.name!r} has no leader; run `hastack status`")
-    binary = plan.postgres_bin_dir / "pgbench"
+        raise HastackError(f"stack {plan.name!r} has no leader", "hastack status")
+    tool = stack.pgbench()
     db = plan.spec.postgres.database
-    _refuse_existing_tables(plan, secrets, leader)
+    _refuse_existing_tables(stack, leader)
     report = PgBenchReport(
         scale=scale,
         clients=clients,
@@ -95,22 +88,21 @@ def bench_pg(
         cpus=psutil.cpu_count() or 1,
     )
     node = plan.node(leader)
-    owner = pgbench.Endpoint(
+    owner = tool.endpoint(
         node.address,
         plan.spec.postgres.port,
         db,
         roles.SUPERUSER,
-        secrets.postgres_password,
+        stack.secrets.postgres_password,
         options=f"-c role={roles.OWNER}",
     )
     try:
         progress.step(f"pgbench -i -s {scale} on {leader}")
-        pgbench.initialise(binary, owner, scale)
+        tool.initialise(owner, scale)
         for workload, select_only in (("select-only", True), ("tpc-b", False)):
-            for path, endpoint in bench_paths(plan, secrets, leader).items():
+            for path, endpoint in bench_paths(stack, leader).items():
                 progress.step(f"{workload} via {path} ({duration_s} s, {clients} clients)")
-                result = pgbench.run_workload(
-                    binary,
+                result = tool.run_workload(
                     endpoint,
                     select_only=select_only,
                     clients=clients,
@@ -130,25 +122,24 @@ def bench_pg(
                 )
                 progress.done(f"{workload} via {path}: {result.tps:.0f} tps")
     finally:
-        _drop_tables(plan, secrets, leader)
+        _drop_tables(stack, leader)
     return report
 
 
-def _refuse_existing_tables(plan: StackPlan, secrets: Secrets, leader: str) -> None:
-    db = plan.spec.postgres.database
-    with superuser_connect(plan, plan.node(leader), secrets, dbname=db) as conn:
+def _refuse_existing_tables(stack: Stack, leader: str) -> None:
+    with stack.connect(leader) as conn:
         row = conn.execute("SELECT to_regclass('public.pgbench_accounts')").fetchone()
     if row and row[0] is not None:
-        raise BenchError(
-            f"database {db!r} already has pgbench tables; drop them first "
-            "(hastack bench creates and drops its own)"
+        db = stack.plan.spec.postgres.database
+        raise HastackError(
+            f"database {db!r} already has pgbench tables",
+            "drop them first (hastack bench creates and drops its own)",
         )
 
 
-def _drop_tables(plan: StackPlan, secrets: Secrets, leader: str) -> None:
-    db = plan.spec.postgres.database
+def _drop_tables(stack: Stack, leader: str) -> None:
     try:
-        with superuser_connect(plan, plan.node(leader), secrets, dbname=db) as conn:
+        with stack.connect(leader) as conn:
             conn.execute("DROP TABLE IF EXISTS " + ", ".join(PGBENCH_TABLES))
     except psycopg.Error:
         pass  # the report matters more; a failover mid-bench leaves them for the next run
@@ -190,23 +181,23 @@ def _component(proc: psutil.Process) -> str:
     return name
 
 
-def idle_footprint(plan: StackPlan, window_s: float = 10.0) -> IdleReport:
+def idle_footprint(stack: Stack, window_s: float = 10.0) -> IdleReport:
     """Memory (PSS: shared pages split between sharers) and CPU of every stack process,
     supervisord included, over `window_s` seconds."""
-    procs = list(stack_processes(plan))
-    sup_pid = supervisor_for(plan).pid()
+    procs = stack.processes()
+    sup_pid = stack.supervisor.pid()
     if sup_pid:
         with contextlib.suppress(psutil.Error):
             procs.append(psutil.Process(sup_pid))
     if not procs:
-        raise BenchError(f"stack {plan.name!r} is not running")
+        raise HastackError(f"stack {stack.name!r} is not running", "hastack up")
     start = {}
     for proc in procs:
         try:
             start[proc.pid] = proc.cpu_times()
         except psutil.Error:
             continue
-    time.sleep(window_s)
+    stack.clock.sleep(window_s)
     totals: dict[str, list[float]] = {}
     for proc in procs:
         try:

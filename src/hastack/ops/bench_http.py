@@ -4,34 +4,26 @@ for 1..N instances, and the cost of the app tier's middleware path, in one run (
 from __future__ import annotations
 
 import contextlib
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from hastack.errors import HastackError, Unavailable
 from hastack.ops.app_tokens import create_token
-from hastack.ops.env import load_secrets_or_explain
-from hastack.render.haproxy import APP_BACKEND, LOAD_TEST_HEADER, WEB_FRONTEND
+from hastack.runtime.bench_server import bare_server
 from hastack.runtime.progress import NullProgress, Progress
-from hastack.spec.plan import APP_HOST_BASE, StackPlan, host_address
-from hastack.tools import haproxy_api
-from hastack.tools.wrk import WrkResult, wrk
+from hastack.runtime.stack import Stack
+from hastack.spec.names import APP_BACKEND, LOAD_TEST_HEADER, WEB_FRONTEND
 
-BARE_HOST = APP_HOST_BASE + 50
-"""Host number of the bare baseline server (.160): unused by instances."""
-
+if TYPE_CHECKING:
+    from hastack.tools.wrk import WrkResult
 
 BENCH_USERS = 32
 """Tokens rotated by the full-path runs: 32 x the authenticated tier's 1000/s per user."""
 
 
 EDGE_DENY = "edge limit deny path (429s)"
-
-
-class BenchHttpError(Exception):
-    pass
 
 
 @dataclass
@@ -70,68 +62,34 @@ class HttpBenchReport:
 
 
 @contextlib.contextmanager
-def _bare_server(plan: StackPlan, port: int, target: str) -> Iterator[str]:
-    address = host_address(plan.spec.network.subnet, BARE_HOST)
-    proc = subprocess.Popen(
-        [
-            str(plan.spec.binaries.app_python),
-            "-m",
-            "uvicorn",
-            target,
-            "--host",
-            address,
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        user=plan.service_users["app"],
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex((address, port)) == 0:
-                    break
-            time.sleep(0.1)
-        else:
-            raise BenchHttpError("the bare baseline server did not start")
-        yield f"http://{address}:{port}/"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-@contextlib.contextmanager
-def _only_instances(plan: StackPlan, keep: int) -> Iterator[None]:
+def _only_instances(stack: Stack, keep: int) -> Iterator[None]:
     """Take all but the first `keep` instances out of HAProxy for a measurement."""
-    away = [i.name for i in plan.app_instances[keep:]]
+    away = [i.name for i in stack.plan.app_instances[keep:]]
+    haproxy = stack.haproxy()
     for name in away:
-        haproxy_api.command(
-            plan.paths.haproxy_socket, f"set server {APP_BACKEND}/{name} state maint"
-        )
+        haproxy.set_state(APP_BACKEND, name, "maint")
     try:
         yield
     finally:
         for name in away:
-            haproxy_api.command(
-                plan.paths.haproxy_socket, f"set server {APP_BACKEND}/{name} state ready"
-            )
+            haproxy.set_state(APP_BACKEND, name, "ready")
 
 
 def bench_http(
-    plan: StackPlan,
+    stack: Stack,
     *,
     duration_s: int = 10,
     connections: int = 32,
     progress: Progress | None = None,
 ) -> HttpBenchReport:
     progress = progress or NullProgress()
+    plan = stack.plan
     if not plan.app_instances:
-        raise BenchHttpError("this stack has no app instances (app.instances is 0)")
-    secrets = load_secrets_or_explain(plan)
-    headers = {LOAD_TEST_HEADER: secrets.load_test_token}
+        raise HastackError(
+            "this stack has no app instances (app.instances is 0)", "hastack scale app=2"
+        )
+    headers = {LOAD_TEST_HEADER: stack.secrets.load_test_token}
+    wrk = stack.wrk().run
     report = HttpBenchReport(duration_s, connections, len(plan.app_instances))
     app1 = plan.app_instances[0]
     live = "/health/live"
@@ -154,12 +112,12 @@ def bench_http(
         )
         progress.done(f"{label}: {report.results[label].requests_per_s:,.0f} req/s")
 
-    with _bare_server(plan, plan.spec.app.port, "hastack.app.bare:app") as bare:
+    with bare_server(stack, "hastack.app.bare:app") as bare:
         measure("bare direct", bare)
-    with _bare_server(plan, plan.spec.app.port, "hastack.app.bare:raw_app") as bare:
+    with bare_server(stack, "hastack.app.bare:raw_app") as bare:
         measure("raw asgi direct", bare)
     measure("app1 direct", f"{app1.url}{live}")
-    with _only_instances(plan, 1):
+    with _only_instances(stack, 1):
         measure("haproxy tls x1", f"{plan.app_url}{live}")
         measure("low-load direct", f"{app1.url}{live}", conns=1)
         measure("low-load haproxy tls", f"{plan.app_url}{live}", conns=1)
@@ -170,11 +128,11 @@ def bench_http(
         measure(EDGE_DENY, f"{plan.app_url}{live}", load_header=False)
     finally:
         # This machine's address is over its limit now; do not make its next clients wait.
-        with contextlib.suppress(haproxy_api.HAProxyUnavailable):
-            haproxy_api.command(plan.paths.haproxy_socket, f"clear table {WEB_FRONTEND}")
+        with contextlib.suppress(Unavailable):
+            stack.haproxy().clear_table(WEB_FRONTEND)
     if plan.app_is_demo:
         # Several users, so that the per-user tier (not the app) is not what is measured.
-        tokens = [create_token(plan, f"bench-{n}", ["bench-site"]) for n in range(BENCH_USERS)]
+        tokens = [create_token(stack, f"bench-{n}", ["bench-site"]) for n in range(BENCH_USERS)]
         auth = {plan.spec.app.tenant_header: str(tokens[0].sites[0])}
         rotate = ("Authorization", [f"Bearer {t.token}" for t in tokens])
         # Token, Redis rate-limit tier and tenant check, no query: the full middleware path.

@@ -2,29 +2,8 @@
 
 from __future__ import annotations
 
-from hastack.render.connection import connection_settings
-from hastack.render.secrets import Secrets
-from hastack.runtime import secret_store
-from hastack.spec.plan import StackPlan
+from hastack.runtime.stack import Stack
 
 
-class StackNotCreated(Exception):
-    pass
-
-
-def load_secrets_or_explain(plan: StackPlan) -> Secrets:
-    try:
-        return secret_store.load(plan.paths.secrets_dir)
-    except FileNotFoundError:
-        raise StackNotCreated(
-            f"stack {plan.name!r} has no secrets yet ({plan.paths.secrets_dir}); "
-            "run `hastack up` first"
-        ) from None
-    except PermissionError:
-        raise StackNotCreated(
-            f"cannot read {plan.paths.secrets_dir}: run hastack as root"
-        ) from None
-
-
-def env_settings(plan: StackPlan) -> dict[str, str]:
-    return connection_settings(plan, load_secrets_or_explain(plan))
+def env_settings(stack: Stack) -> dict[str, str]:
+    return stack.urls()

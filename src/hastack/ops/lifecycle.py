@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from hastack.render.programs import Program, stack_programs
-from hastack.runtime import secret_store
-from hastack.runtime.fencer import hold
+from hastack.errors import HastackError
+from hastack.polling import WaitTimeout
 from hastack.runtime.health import Assessment, assess
-from hastack.runtime.lifecycle import StopResult, current_leader, stack_processes, stop_all
-from hastack.runtime.ownership import OwnershipError, read_marker
+from hastack.runtime.lifecycle import StopResult, stop_all
+from hastack.runtime.orphans import stack_processes
+from hastack.runtime.ownership import OwnershipError, read_marker, remove_users
 from hastack.runtime.progress import NullProgress, Progress
-from hastack.runtime.snapshot import supervisor_for, take_snapshot
-from hastack.runtime.supervisor import Supervisor
-from hastack.runtime.waits import WaitTimeout, wait_for
-from hastack.spec.plan import StackPlan
-from hastack.tools.system_users import delete_system_user, user_exists
+from hastack.runtime.stack import Stack
+
+if TYPE_CHECKING:
+    from hastack.render.program import Program
+
+__all__ = [
+    "DestroyResult",
+    "DownResult",
+    "RestartResult",
+    "StopResult",
+    "destroy",
+    "down",
+    "restart",
+    "restart_targets",
+    "wait_healthy",
+]
 
 
 @dataclass
@@ -26,11 +37,10 @@ class DownResult:
     stop: StopResult
 
 
-def down(plan: StackPlan, progress: Progress | None = None) -> DownResult:
+def down(stack: Stack, progress: Progress | None = None) -> DownResult:
     """Stop every process of the stack (ordered), keep all data."""
-    sup = supervisor_for(plan)
-    was_running = sup.is_running() or bool(stack_processes(plan))
-    return DownResult(was_running=was_running, stop=stop_all(plan, sup, progress))
+    was_running = stack.supervisor.is_running() or bool(stack_processes(stack.identity))
+    return DownResult(was_running=was_running, stop=stop_all(stack, progress))
 
 
 @dataclass
@@ -41,10 +51,11 @@ class DestroyResult:
     removed_users: list[str] = field(default_factory=list)
 
 
-def destroy(plan: StackPlan, progress: Progress | None = None) -> DestroyResult:
+def destroy(stack: Stack, progress: Progress | None = None) -> DestroyResult:
     """Stop the stack, then delete its state directory and system users, and only those:
     the marker hastack wrote when it created the directory says what is ours."""
     progress = progress or NullProgress()
+    plan = stack.plan
     state = plan.paths.state_dir
     marker = read_marker(plan.paths.marker)
     if marker is None:
@@ -58,14 +69,10 @@ def destroy(plan: StackPlan, progress: Progress | None = None) -> DestroyResult:
         raise OwnershipError(
             f"{state} belongs to stack {marker.stack!r}, not {plan.name!r}; refusing to delete it"
         )
-    stop = stop_all(plan, supervisor_for(plan), progress)
+    stop = stop_all(stack, progress)
     progress.step(f"deleting {state}")
     shutil.rmtree(state)
-    removed = []
-    for user in marker.users:
-        if user_exists(user):
-            delete_system_user(user)
-            removed.append(user)
+    removed = remove_users(marker)
     return DestroyResult(existed=True, stop=stop, removed_dir=str(state), removed_users=removed)
 
 
@@ -77,13 +84,9 @@ class RestartResult:
     assessment: Assessment
 
 
-class UnknownTarget(Exception):
-    pass
-
-
-def restart_targets(plan: StackPlan) -> dict[str, list[Program]]:
+def restart_targets(stack: Stack) -> dict[str, list[Program]]:
     """What `hastack restart` accepts: a node, a service, or node:component."""
-    programs = stack_programs(plan)
+    programs = stack.programs()
     targets: dict[str, list[Program]] = {}
     for program in programs:
         targets.setdefault(program.group, []).append(program)
@@ -95,35 +98,35 @@ def restart_targets(plan: StackPlan) -> dict[str, list[Program]]:
 
 
 def restart(
-    plan: StackPlan, target: str, progress: Progress | None = None, timeout_s: float = 120
+    stack: Stack, target: str, progress: Progress | None = None, timeout_s: float = 120
 ) -> RestartResult:
     """Restart a target's programs: Patroni stops before and starts after etcd, and several
     Patroni restart one at a time, replicas first, so the cluster keeps a leader where it can.
     Then wait until the stack is healthy again."""
     progress = progress or NullProgress()
-    targets = restart_targets(plan)
+    targets = restart_targets(stack)
     if target not in targets:
-        raise UnknownTarget(f"unknown target {target!r}; choose one of: {', '.join(targets)}")
-    sup = supervisor_for(plan)
-    if not sup.is_running():
-        raise UnknownTarget(f"stack {plan.name!r} is not running; use `hastack up`")
-    start = time.monotonic()
-    programs = targets[target]
-    with hold(plan.paths.fencer_hold, timeout_s + 60, f"hastack restart {target}"):
-        restarted = _restart_programs(plan, sup, programs, progress)
-        assessment = wait_healthy(plan, timeout_s, progress)
+        raise HastackError(
+            f"unknown target {target!r}; choose one of: {', '.join(targets)}",
+            "hastack restart pg2, hastack restart haproxy, hastack restart pg2:etcd",
+        )
+    if not stack.supervisor.is_running():
+        raise HastackError(f"stack {stack.name!r} is not running", "hastack up")
+    start = stack.clock.monotonic()
+    with stack.hold(timeout_s + 60, f"hastack restart {target}"):
+        restarted = _restart_programs(stack, targets[target], progress)
+        assessment = wait_healthy(stack, timeout_s, progress)
     return RestartResult(
         target=target,
         restarted=restarted,
-        elapsed_s=round(time.monotonic() - start, 2),
+        elapsed_s=round(stack.clock.monotonic() - start, 2),
         assessment=assessment,
     )
 
 
-def _restart_programs(
-    plan: StackPlan, sup: Supervisor, programs: list[Program], progress: Progress
-) -> list[str]:
-    leader = current_leader(plan)
+def _restart_programs(stack: Stack, programs: list[Program], progress: Progress) -> list[str]:
+    sup = stack.supervisor
+    leader = stack.leader()
     patroni = sorted(
         (p for p in programs if p.component == "patroni"), key=lambda p: p.group == leader
     )
@@ -142,20 +145,18 @@ def _restart_programs(
     return [p.name for p in patroni + others]
 
 
-def wait_healthy(plan: StackPlan, timeout_s: float, progress: Progress | None = None) -> Assessment:
+def wait_healthy(stack: Stack, timeout_s: float, progress: Progress | None = None) -> Assessment:
     """Poll until the stack is healthy; return the last assessment either way."""
     progress = progress or NullProgress()
     progress.step("waiting until the stack is healthy")
-    sup = supervisor_for(plan)
-    secrets = secret_store.load(plan.paths.secrets_dir)
     last: list[Assessment] = []
 
     def check() -> tuple[Assessment | None, str]:
-        result = assess(take_snapshot(plan, sup, secrets))
+        result = assess(stack.snapshot())
         last[:] = [result]
         return (result if result.healthy else None), "; ".join(result.problems)
 
     try:
-        return wait_for(check, what="a healthy stack", timeout_s=timeout_s, interval_s=0.5)
+        return stack.wait(check, what="a healthy stack", timeout_s=timeout_s, interval_s=0.5)
     except WaitTimeout:
         return last[0]

@@ -7,13 +7,14 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
+from hastack.errors import HastackError
 from hastack.spec.plan import StackPlan
 
 NODE_COMPONENTS = ("patroni", "etcd", "postgres")
 SERVICES = ("haproxy", "pgbouncer", "redis", "supervisord", "fencer")
 
 
-class UnknownLog(Exception):
+class UnknownLog(HastackError):
     pass
 
 

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from hastack.ops.env import load_secrets_or_explain
-from hastack.render.secrets import SECRET_PURPOSES
-from hastack.spec.plan import StackPlan
+from hastack.errors import HastackError
+from hastack.runtime.stack import Stack
+from hastack.spec.secrets import SECRET_PURPOSES
 
 
-class UnknownSecret(Exception):
-    pass
-
-
-def show_secret(plan: StackPlan, name: str) -> str:
+def show_secret(stack: Stack, name: str) -> str:
     if name not in SECRET_PURPOSES:
-        raise UnknownSecret(
-            f"no secret named {name!r}; known: {', '.join(SECRET_PURPOSES)} "
-            "(see `hastack secrets list`)"
+        raise HastackError(
+            f"no secret named {name!r}; known: {', '.join(SECRET_PURPOSES)}",
+            "hastack secrets list",
         )
-    value: str = getattr(load_secrets_or_explain(plan), name)
+    value: str = getattr(stack.secrets, name)
     return value

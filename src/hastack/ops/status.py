@@ -7,16 +7,17 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hastack.runtime import secret_store
 from hastack.runtime.health import EXIT_CODES, Assessment, Health, assess
-from hastack.runtime.snapshot import StackSnapshot, supervisor_for, take_snapshot
-from hastack.spec.plan import StackPlan
+from hastack.runtime.snapshot import StackSnapshot
+from hastack.runtime.stack import Stack
 
 
 @dataclass(frozen=True)
 class StackStatus:
     snapshot: StackSnapshot
     assessment: Assessment
+    decisions: tuple[dict[str, Any], ...] = ()
+    """The watcher's last decisions."""
 
     @property
     def health(self) -> Health:
@@ -31,12 +32,14 @@ class StackStatus:
         plan = snap.plan
         return {
             "stack": plan.name,
-            "taken_at": datetime.fromtimestamp(snap.taken_at, UTC).isoformat(timespec="seconds"),
+            "taken_at": _iso(snap.taken_at),
             "health": self.health,
             "healthy": self.assessment.healthy,
             "problems": list(self.assessment.problems),
             "leader_key": snap.leader_key,
             "paused": snap.paused,
+            "supervisord": "running" if snap.supervisor_running else "not running",
+            "orphans": [asdict(o) for o in snap.orphans],
             "postgres": [asdict(m) for m in snap.members],
             "etcd": [
                 {"name": e.name, "url": e.url, "healthy": e.healthy, "leader": e.leader}
@@ -63,7 +66,8 @@ class StackStatus:
                 for a in snap.app
             ],
             "leftovers": list(snap.leftovers),
-            "fencing": recent_decisions(plan),
+            "watcher": watcher_dict(snap),
+            "fencing": list(self.decisions),
             "programs": [
                 {"name": p.process_name, "state": p.state, "pid": p.pid, "uptime_s": p.uptime_s}
                 for p in snap.programs
@@ -71,10 +75,45 @@ class StackStatus:
         }
 
 
-def recent_decisions(plan: StackPlan, count: int = 5) -> list[dict[str, Any]]:
-    """The fencing watcher's last decisions (it logs one line per change)."""
+def _iso(wall: float | None) -> str | None:
+    return None if wall is None else datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds")
+
+
+def watcher_dict(snap: StackSnapshot) -> dict[str, Any] | None:
+    """The watcher's heartbeat and the holds on file, as `status --json` shows them."""
+    view = snap.watcher
+    if view is None:
+        return None
+    beat = view.heartbeat
+    return {
+        "last_poll_at": _iso(beat.last_poll_at) if beat else None,
+        "last_poll_age_s": round(view.now - beat.last_poll_at, 1)
+        if beat and beat.last_poll_at
+        else None,
+        "polls": beat.polls if beat else 0,
+        "failed_polls": beat.failed_polls if beat else 0,
+        "last_error": beat.last_error if beat else None,
+        "last_error_at": _iso(beat.last_error_at) if beat else None,
+        "supervisord": beat.supervisord if beat else None,
+        "fenced_not_back": beat.fenced if beat else [],
+        "waiting": beat.waiting if beat else [],
+        "holds": [
+            {
+                "reason": h.hold.reason,
+                "pid": h.hold.pid,
+                "scope": list(h.hold.scope),
+                "honoured": h.honoured,
+                "sentence": h.sentence(view.now),
+            }
+            for h in view.holds
+        ],
+    }
+
+
+def recent_decisions(stack: Stack, count: int = 5) -> list[dict[str, Any]]:
+    """The watcher's last decisions (it logs one line per change)."""
     try:
-        lines = plan.paths.fencer_log.read_text().splitlines()[-count:]
+        lines = stack.plan.paths.fencer_log.read_text().splitlines()[-count:]
     except OSError:
         return []
     decisions = []
@@ -87,10 +126,6 @@ def recent_decisions(plan: StackPlan, count: int = 5) -> list[dict[str, Any]]:
     return decisions
 
 
-def stack_status(plan: StackPlan) -> StackStatus:
-    try:
-        secrets = secret_store.load(plan.paths.secrets_dir)
-    except OSError:
-        secrets = None
-    snap = take_snapshot(plan, supervisor_for(plan), secrets)
-    return StackStatus(snapshot=snap, assessment=assess(snap))
+def stack_status(stack: Stack) -> StackStatus:
+    snap = stack.snapshot()
+    return StackStatus(snap, assess(snap), tuple(recent_decisions(stack)))

@@ -2,6 +2,6 @@
 
 from hastack.render.files import RenderedFile, render_stack
 from hastack.render.programs import Program, stack_programs
-from hastack.render.secrets import Secrets
+from hastack.spec.secrets import Secrets
 
 __all__ = ["Program", "RenderedFile", "Secrets", "render_stack", "stack_programs"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import shlex
 
-from hastack.render.connection import connection_settings
 from hastack.render.program import Program
-from hastack.render.secrets import Secrets
+from hastack.spec.connection import connection_settings
 from hastack.spec.plan import StackPlan
+from hastack.spec.secrets import Secrets
 
 
 def render_app_env(plan: StackPlan, secrets: Secrets) -> str:

@@ -1,41 +1,61 @@
-"""The fencing watcher's configuration: everything it needs, so it never reads the spec."""
+"""The watcher's configuration: everything it needs, so it never reads the spec."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
-from hastack.render.haproxy import RO_BACKEND, RW_BACKEND
+from hastack.render.programs import stack_programs
+from hastack.spec.names import RO_BACKEND, RW_BACKEND
 from hastack.spec.plan import StackPlan
 
 
-def render_fencer_config(plan: StackPlan) -> str:
+def render_watcher_config(plan: StackPlan) -> str:
     spec = plan.spec
-    f = spec.fencing
+    paths = plan.paths
+    programs = stack_programs(plan)
+    node_names = {n.name for n in plan.nodes}
+
+    def program_of(node: str, component: str) -> str | None:
+        found = [p.process_name for p in programs if p.group == node and p.component == component]
+        return found[0] if found else None
+
     data = {
         "stack": plan.name,
         "leader_key": plan.leader_key(),
         "config_key": f"{plan.etcd_namespace}{plan.name}/config",
         "etcd_urls": list(plan.etcd_client_urls),
-        "detect_s": f.detect_s,
-        # A healthy leader reaches etcd every loop_wait; one out of touch longer than
-        # retry_timeout demotes itself anyway (Patroni's own rule). One second more for the
-        # whole-second clocks of dcs_last_seen and etcd leases.
-        "dcs_silence_s": max(spec.patroni.retry_timeout_s, 2 * spec.patroni.loop_wait_s) + 1.0,
-        # In synchronous mode such a leader cannot acknowledge a commit once its synchronous
-        # standby is promoted, so its key may be released while it still runs.
-        "release_running_stale_leader": spec.postgres.synchronous_mode,
-        "poll_interval_s": f.poll_interval_ms / 1000,
-        "probe_timeout_s": f.probe_timeout_ms / 1000,
-        "supervisor_socket": str(plan.paths.supervisor_socket),
+        "timings": asdict(plan.watcher),
+        "supervisor_socket": str(paths.supervisor_socket),
+        "supervisor_pidfile": str(paths.supervisor_pidfile),
         # Once a leader is fenced or its key released, take it out of HAProxy at once (its
         # checks tolerate a Patroni restart, and an isolated leader still passes them) until
         # its Patroni reports it running again as a replica.
-        "haproxy_socket": str(plan.paths.haproxy_socket),
+        "haproxy_socket": str(paths.haproxy_socket),
         "haproxy_rw_backend": RW_BACKEND,
         "haproxy_backends": [RW_BACKEND, RO_BACKEND],
-        "routed_away_file": str(plan.paths.fencing_dir / "routed-away.json"),
-        "decision_log": str(plan.paths.fencer_log),
-        "hold_file": str(plan.paths.fencer_hold),
+        "decision_log": str(paths.fencer_log),
+        "holds_dir": str(paths.holds_dir),
+        "heartbeat_file": str(paths.watcher_heartbeat),
+        "state_file": str(paths.watcher_state),
+        # When supervisord dies, its programs keep running unsupervised; `up` (from the
+        # installed hastack, with the spec it last applied) takes them over.
+        "recover_command": [
+            str(spec.binaries.hastack_python),
+            "-m",
+            "hastack",
+            "-c",
+            str(paths.applied_spec),
+            "up",
+        ],
+        "recover_log": str(paths.watcher_recover_log),
+        # How the watcher recognises the stack's processes that no supervisord owns.
+        "identity": {
+            "nodes": {n.user: n.name for n in plan.nodes},
+            "services": {u: s for s, u in plan.service_users.items()},
+            "apps": {i.address: i.name for i in plan.app_instances},
+            "watcher_config": str(paths.fencer_config),
+        },
         "nodes": [
             {
                 "name": n.name,
@@ -47,8 +67,18 @@ def render_fencer_config(plan: StackPlan) -> str:
                 "etcd_url": f"http://{n.address}:{spec.etcd.client_port}"
                 if n.etcd_member
                 else None,
+                "etcd_program": program_of(n.name, "etcd"),
+                "patroni_program": program_of(n.name, "patroni"),
             }
             for n in plan.postgres_nodes
+        ],
+        "programs": [
+            {
+                "process_name": p.process_name,
+                "component": p.component,
+                "node": p.group if p.group in node_names else "",
+            }
+            for p in programs
         ],
     }
     return json.dumps(data, indent=2) + "\n"

@@ -6,15 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hastack.render.app import render_app_config, render_app_env
-from hastack.render.fencer import render_fencer_config
+from hastack.render.fencer import render_watcher_config
 from hastack.render.haproxy import render_haproxy, render_haproxy_hold_lua
 from hastack.render.patroni import render_patroni
 from hastack.render.pgbouncer import render_pgbouncer, render_pgbouncer_auth
 from hastack.render.programs import stack_programs
 from hastack.render.redis import render_redis
-from hastack.render.secrets import Secrets
 from hastack.render.supervisord import render_supervisord
 from hastack.spec.plan import StackPlan
+from hastack.spec.secrets import Secrets
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,6 @@ def render_stack(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
         )
     if plan.spec.fencing.enabled:
         files.append(
-            RenderedFile(plan.paths.fencer_config, render_fencer_config(plan), "root", "fencer")
+            RenderedFile(plan.paths.fencer_config, render_watcher_config(plan), "root", "fencer")
         )
     return files

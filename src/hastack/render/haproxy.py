@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from hastack.render.secrets import Secrets
 from hastack.spec import roles
+from hastack.spec.names import APP_BACKEND, LOAD_TEST_HEADER, RO_BACKEND, RW_BACKEND, WEB_FRONTEND
 from hastack.spec.plan import StackPlan
+from hastack.spec.secrets import Secrets
 
 MIN_FDS = 16384
 """supervisord's minfds, inherited by HAProxy (see render/supervisord.py)."""
@@ -12,11 +13,6 @@ MAXCONN = (MIN_FDS - 100) // 2
 """Global connection cap derived from the descriptor limit: each proxied connection holds
 two descriptors (HAProxy refuses to start when maxconn does not fit the limit)."""
 
-RW_BACKEND = "pg_primary"
-RO_BACKEND = "pg_replicas"
-APP_BACKEND = "web_app"
-WEB_FRONTEND = "web_https"
-"""The HTTPS frontend; its stick table counts each client's requests (the edge limit)."""
 HSTS = "max-age=31536000; includeSubDomains"
 
 TLS_CIPHERSUITES = ":".join(
@@ -113,9 +109,6 @@ def _hold(plan: StackPlan, *backends: str) -> str:
         f"    tcp-request inspect-delay {int(hold_s * 1000) + 1000}ms\n"
         f"    tcp-request content lua.{HOLD_ACTION} {int(hold_s * 1000)} {','.join(backends)}\n"
     )
-
-
-LOAD_TEST_HEADER = "X-Hastack-Load"
 
 
 def _edge_limit(plan: StackPlan, secrets: Secrets) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hastack.render.secrets import Secrets
 from hastack.render.yamltext import to_yaml
 from hastack.spec import roles
 from hastack.spec.plan import Node, StackPlan
+from hastack.spec.secrets import Secrets
 
 
 def _kb(value: int) -> str:
@@ -123,6 +123,11 @@ def render_patroni(plan: StackPlan, node: Node, secrets: Secrets) -> str:
             # A new replica's pg_basebackup otherwise waits for a spread checkpoint (~90 s
             # measured here); fast makes bring-up and reinit take seconds.
             "basebackup": {"checkpoint": "fast"},
+            # A node that returns after a fence rejoins with pg_rewind; when rewind fails or
+            # cannot run, Patroni wipes the data directory and clones the node again instead
+            # of leaving it broken (the node was not the leader: the data lives elsewhere).
+            "remove_data_directory_on_rewind_failure": True,
+            "remove_data_directory_on_diverged_timelines": True,
             "parameters": postgres_parameters(plan, node),
             "pg_hba": pg_hba(plan),
         },

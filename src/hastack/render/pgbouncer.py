@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hastack.render.secrets import Secrets
 from hastack.spec import roles
 from hastack.spec.plan import StackPlan
+from hastack.spec.secrets import Secrets
 
 
 def render_pgbouncer(plan: StackPlan) -> str:

@@ -123,8 +123,8 @@ def service_programs(plan: StackPlan) -> list[Program]:
 
 
 def fencer_programs(plan: StackPlan) -> list[Program]:
-    """The fencing watcher, when enabled. Root: it must stop and kill other users' processes
-    (it listens on no port)."""
+    """The watcher, when enabled: it fences, releases and heals. Root: it must stop and kill
+    other users' processes (it listens on no port)."""
     if not plan.spec.fencing.enabled:
         return []
     paths = plan.paths
@@ -133,7 +133,13 @@ def fencer_programs(plan: StackPlan) -> list[Program]:
             name="fencer",
             group="fencer",
             component="fencer",
-            argv=(str(paths.fencer_launcher), str(paths.fencer_config)),
+            # The installed hastack (root runs it: never a checkout someone else can write).
+            argv=(
+                str(plan.spec.binaries.hastack_python),
+                "-m",
+                "hastack.runtime.watcher",
+                str(paths.fencer_config),
+            ),
             user="root",
             directory=paths.fencing_dir,
             log_file=paths.fencing_dir / "fencer.log",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hastack.render.secrets import Secrets
 from hastack.spec.plan import StackPlan
+from hastack.spec.secrets import Secrets
 
 
 def render_redis(plan: StackPlan, secrets: Secrets) -> str:

@@ -4,76 +4,67 @@ API, server states kept across reloads."""
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import httpx
-
-from hastack.render.haproxy import APP_BACKEND
+from hastack.errors import HastackError
+from hastack.polling import WaitTimeout
 from hastack.render.program import Program
 from hastack.runtime.files import write_atomic
 from hastack.runtime.progress import NullProgress, Progress
-from hastack.runtime.supervisor import Supervisor
 from hastack.runtime.tls import TlsFiles, ensure_tls
+from hastack.spec.names import APP_BACKEND
 from hastack.spec.plan import AppInstance, StackPlan
-from hastack.tools import haproxy_api
-from hastack.tools.http import client as http_client
+from hastack.tools import app_probe
+from hastack.tools.haproxy_api import HAProxyUnavailable, ServerState
+
+if TYPE_CHECKING:
+    from hastack.runtime.stack import Stack
 
 
-class AppTierError(Exception):
-    pass
-
-
-def instance_ready(plan: StackPlan, instance: AppInstance, timeout_s: float = 1.0) -> bool:
+def instance_ready(stack: Stack, instance: AppInstance, timeout_s: float = 1.0) -> bool:
     """The instance's own readiness endpoint answers 200 (ready or degraded)."""
-    try:
-        response = http_client().get(
-            f"{instance.url}{plan.spec.app.health_path}", timeout=timeout_s
-        )
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200
+    return app_probe.ready(f"{instance.url}{stack.plan.spec.app.health_path}", timeout_s)
 
 
-def app_servers(plan: StackPlan) -> dict[str, haproxy_api.ServerState]:
+def app_servers(stack: Stack) -> dict[str, ServerState]:
     """HAProxy's view of each instance (empty when HAProxy does not answer)."""
-    try:
-        states = haproxy_api.server_states(plan.paths.haproxy_socket)
-    except haproxy_api.HAProxyUnavailable:
-        return {}
-    return {s.server: s for s in states if s.backend == APP_BACKEND}
+    return stack.haproxy().servers_of(APP_BACKEND)
 
 
-def _set_state(plan: StackPlan, name: str, state: str) -> None:
-    haproxy_api.command(plan.paths.haproxy_socket, f"set server {APP_BACKEND}/{name} state {state}")
+def set_app_state(stack: Stack, name: str, state: str) -> None:
+    """`ready`, `drain` or `maint` for one instance in HAProxy's app backend."""
+    stack.haproxy().set_state(APP_BACKEND, name, state)
 
 
-def save_server_state(plan: StackPlan) -> None:
+def save_server_state(stack: Stack) -> None:
     """Before a reload: the new HAProxy process starts from these states (a drained server
     stays drained instead of coming back up by surprise)."""
     try:
-        text = haproxy_api.command(plan.paths.haproxy_socket, "show servers state")
-    except haproxy_api.HAProxyUnavailable:
+        text = stack.haproxy().servers_state_text()
+    except HAProxyUnavailable:
         return
+    plan = stack.plan
     write_atomic(plan.paths.haproxy_server_state, text, plan.service_users["haproxy"], 0o600)
 
 
-def reload_haproxy(plan: StackPlan, sup: Supervisor, haproxy: Program) -> None:
+def reload_haproxy(stack: Stack) -> None:
     """A seamless reload: the master starts new workers on the same listening sockets
     (master-worker mode), old workers finish their connections; server states carry over
     (a drained server stays drained in the new workers)."""
-    save_server_state(plan)
-    sup.signal(haproxy.process_name, "USR2")
+    save_server_state(stack)
+    stack.supervisor.signal(stack.programs("haproxy")[0].process_name, "USR2")
 
 
-def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(0.1)
-    raise AppTierError(f"{what}: not within {timeout_s:.0f} s")
+def _wait(stack: Stack, predicate: Callable[[], bool], timeout_s: float, what: str) -> float:
+    """Seconds until `predicate` held."""
+    start = stack.clock.monotonic()
+    try:
+        stack.until(predicate, what=what, timeout_s=timeout_s, interval_s=0.1)
+    except WaitTimeout as exc:
+        raise HastackError(exc.what, "hastack status; hastack logs app1") from None
+    return stack.clock.monotonic() - start
 
 
 @dataclass
@@ -91,8 +82,7 @@ class RollingResult:
 
 
 def rolling_restart(
-    plan: StackPlan,
-    sup: Supervisor,
+    stack: Stack,
     programs: list[Program],
     progress: Progress | None = None,
     drain_timeout_s: float = 30.0,
@@ -101,59 +91,60 @@ def rolling_restart(
     sessions end, restart it (it finishes in-flight requests on SIGTERM), wait until it is
     ready, put it back, wait until HAProxy sees it up. Never two instances out at once."""
     progress = progress or NullProgress()
-    by_name = {i.name: i for i in plan.app_instances}
+    by_name = {i.name: i for i in stack.plan.app_instances}
     result = RollingResult()
-    start = time.monotonic()
+    start = stack.clock.monotonic()
     for program in programs:
         result.instances.append(
-            _restart_one(plan, sup, program, by_name[program.name], progress, drain_timeout_s)
+            _restart_one(stack, program, by_name[program.name], progress, drain_timeout_s)
         )
-    result.elapsed_s = round(time.monotonic() - start, 2)
+    result.elapsed_s = round(stack.clock.monotonic() - start, 2)
     return result
 
 
 def _restart_one(
-    plan: StackPlan,
-    sup: Supervisor,
+    stack: Stack,
     program: Program,
     instance: AppInstance,
     progress: Progress,
     drain_timeout_s: float,
 ) -> InstanceRestart:
     name = program.name
-    if len(plan.app_instances) > 1:
+    sup = stack.supervisor
+    if len(stack.plan.app_instances) > 1:
         # Draining the last instance in rotation would turn every request into a 503: wait
         # until another one is up (one that just failed a health check may be rising).
         _wait(
-            lambda: _others_in_rotation(plan, name),
+            stack,
+            lambda: _others_in_rotation(stack, name),
             30,
             f"another instance in rotation before draining {name} (see `hastack status`)",
         )
     progress.step(f"draining {name}")
-    _set_state(plan, name, "drain")
-    drained = _wait(lambda: _sessions(plan, name) == 0, drain_timeout_s, f"{name} drained")
-    t = time.monotonic()
+    set_app_state(stack, name, "drain")
+    drained = _wait(stack, lambda: _sessions(stack, name) == 0, drain_timeout_s, f"{name} drained")
+    t = stack.clock.monotonic()
     sup.stop(program.process_name)
     sup.start(program.process_name, wait=False)
-    _wait(lambda: instance_ready(plan, instance), 60, f"{name} ready")
-    restarted = time.monotonic() - t
-    _set_state(plan, name, "ready")
-    back = _wait(lambda: _in_rotation(plan, name), 30, f"{name} back in rotation")
+    _wait(stack, lambda: instance_ready(stack, instance), 60, f"{name} ready")
+    restarted = stack.clock.monotonic() - t
+    set_app_state(stack, name, "ready")
+    back = _wait(stack, lambda: _in_rotation(stack, name), 30, f"{name} back in rotation")
     progress.done(f"{name} restarted ({drained:.1f} s to drain)")
     return InstanceRestart(name, round(drained, 2), round(restarted, 2), round(back, 2))
 
 
-def _in_rotation(plan: StackPlan, name: str) -> bool:
-    server = app_servers(plan).get(name)
+def _in_rotation(stack: Stack, name: str) -> bool:
+    server = app_servers(stack).get(name)
     return server is not None and server.up
 
 
-def _others_in_rotation(plan: StackPlan, name: str) -> bool:
-    return any(s.up for other, s in app_servers(plan).items() if other != name)
+def _others_in_rotation(stack: Stack, name: str) -> bool:
+    return any(s.up for other, s in app_servers(stack).items() if other != name)
 
 
-def _sessions(plan: StackPlan, name: str) -> int:
-    server = app_servers(plan).get(name)
+def _sessions(stack: Stack, name: str) -> int:
+    server = app_servers(stack).get(name)
     return server.current_sessions if server is not None else 0
 
 
@@ -175,36 +166,35 @@ def prepare_http(plan: StackPlan) -> None:
         write_atomic(paths.haproxy_server_state, "", plan.service_users["haproxy"], 0o600)
 
 
-def _wait_ready(plan: StackPlan, instance: AppInstance) -> None:
-    _wait(lambda: instance_ready(plan, instance), 60, f"{instance.name} ready")
-
-
-def drain_quietly(plan: StackPlan, name: str) -> None:
+def drain_quietly(stack: Stack, name: str) -> None:
     """Drain a server that is going away (nothing to do if HAProxy does not know it)."""
-    if name not in app_servers(plan):
+    if name not in app_servers(stack):
         return
-    _set_state(plan, name, "drain")
+    set_app_state(stack, name, "drain")
     # Past the deadline, stopping it still lets uvicorn finish what is in flight.
-    with contextlib.suppress(AppTierError):
-        _wait(lambda: _sessions(plan, name) == 0, 30, f"{name} drained")
+    with contextlib.suppress(HastackError):
+        _wait(stack, lambda: _sessions(stack, name) == 0, 30, f"{name} drained")
 
 
-def replace_rolling(
-    plan: StackPlan, sup: Supervisor, programs: list[Program], progress: Progress
-) -> None:
+def wait_ready(stack: Stack, instance: AppInstance) -> None:
+    _wait(stack, lambda: instance_ready(stack, instance), 60, f"{instance.name} ready")
+
+
+def replace_rolling(stack: Stack, programs: list[Program], progress: Progress) -> None:
     """Changed instance definitions: like a rolling restart, but each supervisor group is
     re-added (supervisord applies a changed definition only to a re-added group)."""
-    by_name = {i.name: i for i in plan.app_instances}
+    by_name = {i.name: i for i in stack.plan.app_instances}
+    sup = stack.supervisor
     for program in programs:
         name = program.name
-        in_haproxy = name in app_servers(plan)
+        in_haproxy = name in app_servers(stack)
         if in_haproxy:
-            drain_quietly(plan, name)
+            drain_quietly(stack, name)
         sup.stop_group(program.group)
         sup.remove_group(program.group)
         sup.add_group(program.group)
         sup.start(program.process_name, wait=False)
-        _wait_ready(plan, by_name[name])
+        wait_ready(stack, by_name[name])
         if in_haproxy:
-            _set_state(plan, name, "ready")
+            set_app_state(stack, name, "ready")
         progress.done(f"{name} replaced")

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import psycopg
 from psycopg import sql
 
-from hastack.render.secrets import Secrets
+from hastack.errors import HastackError
 from hastack.spec import roles
-from hastack.spec.plan import Node, StackPlan
 
-
-class DatabaseError(Exception):
-    pass
-
-
-def superuser_connect(
-    plan: StackPlan, node: Node, secrets: Secrets, dbname: str = "postgres"
-) -> psycopg.Connection[tuple[object, ...]]:
-    """A superuser connection straight to one node (no HAProxy, no pooler)."""
-    return psycopg.connect(
-        host=node.address,
-        port=plan.spec.postgres.port,
-        dbname=dbname,
-        user=roles.SUPERUSER,
-        password=secrets.postgres_password,
-        connect_timeout=3,
-        autocommit=True,
-    )
+if TYPE_CHECKING:
+    from hastack.runtime.stack import Stack
 
 
 def _ensure_role(conn: psycopg.Connection[tuple[object, ...]], role: str, login: bool) -> None:
@@ -39,13 +24,14 @@ def _ensure_role(conn: psycopg.Connection[tuple[object, ...]], role: str, login:
         )
 
 
-def ensure_database(plan: StackPlan, leader: Node, secrets: Secrets) -> None:
+def ensure_database(stack: Stack, leader: str) -> None:
     """`app_owner` owns the database and its objects; `app` gets DML through default
     privileges and owns nothing, so row-level security applies to it; `readonly` reads."""
-    db = plan.spec.postgres.database
+    db = stack.plan.spec.postgres.database
+    secrets = stack.secrets
     app, ro, owner = roles.APP, roles.READONLY, roles.OWNER
     try:
-        with superuser_connect(plan, leader, secrets) as conn:
+        with stack.connect(leader, "postgres") as conn:
             _ensure_role(conn, owner, login=False)
             for role, password in ((app, secrets.app_password), (ro, secrets.readonly_password)):
                 _ensure_role(conn, role, login=True)
@@ -74,11 +60,12 @@ def ensure_database(plan: StackPlan, leader: Node, secrets: Secrets) -> None:
                     sql.Identifier(db), sql.Identifier(app), sql.Identifier(ro)
                 )
             )
-        with superuser_connect(plan, leader, secrets, dbname=db) as conn:
+        with stack.connect(leader, db) as conn:
             _grant_schema(conn, app, ro, owner)
     except psycopg.Error as exc:
-        raise DatabaseError(
-            f"cannot create roles and database on {leader.name}: {str(exc).strip()}"
+        raise HastackError(
+            f"cannot create roles and database on {leader}: {str(exc).strip()}",
+            f"hastack logs {leader} postgres",
         ) from None
 
 

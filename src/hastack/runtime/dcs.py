@@ -6,13 +6,12 @@ or DCS-level parameters must be PATCHed through the REST API, which `up` does he
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hastack.render.patroni import dcs_settings
-from hastack.render.secrets import Secrets
-from hastack.spec import roles
-from hastack.spec.plan import Node, StackPlan
-from hastack.tools.patroni_api import PatroniClient
+
+if TYPE_CHECKING:
+    from hastack.runtime.stack import Stack
 
 
 def _norm(value: Any) -> str:
@@ -36,14 +35,13 @@ def dcs_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any
     return patch
 
 
-def converge_dcs(plan: StackPlan, leader: Node, secrets: Secrets) -> dict[str, Any]:
-    """Apply what differs; returns the patch that was sent (empty when nothing changed)."""
-    client = PatroniClient(
-        leader.address,
-        plan.spec.patroni.rest_port,
-        auth=(roles.PATRONI_REST, secrets.patroni_rest_password),
-    )
-    patch = dcs_patch(client.config(), dcs_settings(plan))
+def converge_dcs(
+    stack: Stack, leader: str, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Apply what differs from the spec (with `overrides` on top); returns the patch that was
+    sent (empty when nothing changed)."""
+    client = stack.patroni(leader)
+    patch = dcs_patch(client.config(), {**dcs_settings(stack.plan), **(overrides or {})})
     if patch:
         client.patch_config(patch)
     return patch

@@ -1,36 +1,54 @@
-"""The fencing watcher's decisions: pure functions of one observation and the last state.
+"""The fencing watcher's decisions about the leader: pure functions of one observation and
+the last state, one sentence each.
 
-Rules (from the prototype, where they gave 1.3-2.7 s failovers with no lost write):
-- act only on the current leader, read linearizably from etcd;
-- never act while etcd cannot be read, the cluster is paused, or hastack holds the watcher;
+Rules (each has a table test in tests/unit/test_fencing_decide.py):
+- act only on the current leader, read linearizably from etcd; never while etcd cannot be
+  read, the cluster is paused, or hastack holds the watcher (except to finish a fence already
+  done: the key of a node confirmed dead is released whatever holds);
 - never act when only Patroni's REST API is down (supervisord restarts Patroni in ~2 s while
   PostgreSQL keeps serving) or only PostgreSQL is down (Patroni restarts it in place);
-- fence when both have failed for `detect_s`, then release the leader key, conditionally,
-  only once the fence is confirmed (no process of the node's user left);
-- release (without fencing) the key of a leader out of touch with etcd for `dcs_silence_s`
-  (its `dcs_last_seen`, or its key's lease not renewed) that no longer serves as primary: cut
-  off from the
-  DCS it demotes itself after retry_timeout, but its key would live until the TTL (20 s) and
-  nobody could take over;
-- in synchronous mode, release it even while that leader still runs as primary: it cannot
-  renew the lock, and once its synchronous standby (the only candidate Patroni allows) is
-  promoted it cannot acknowledge a commit any more, so nothing acknowledged is lost.
+- **dead**: Patroni and PostgreSQL both *refuse* connections for `detect_s` -> fence. Nothing
+  listens: the processes are gone, and waiting longer only lengthens the outage;
+- **stalled**: both silent (a timeout is among the answers) for `detect_s` *and* the leader's
+  lease in etcd not renewed for `stall_s` (two renewals missed in a row; Patroni renews every
+  loop_wait) -> fence. A leader that is merely slow keeps renewing its lease and is never
+  fenced: a timeout alone is not evidence of death;
+- **demoted**: Patroni answers, reports that it no longer serves as primary, and its lease has
+  not been renewed for `demoted_s` (it gave up leadership because it lost etcd, not because
+  PostgreSQL is restarting in place) -> release its key, which nobody else could take until
+  the TTL;
+- **stale but running**: Patroni answers that it still runs as primary, yet its lease is older
+  than loop_wait + 2 x retry_timeout (Patroni's own bound: it should have demoted itself by
+  then) -> in synchronous mode, release its key, unless it reports failsafe mode active (then
+  it reaches every member and keeps running by design). Its synchronous standby is the only
+  node that may take over, and once that one is promoted the old primary can acknowledge no
+  commit. An unknown role (a slow /patroni) is never taken for "not primary".
+
+A fence stops Patroni and PostgreSQL of the node, and its etcd member only when that member
+is unhealthy anyway (dead or frozen with the rest of the node): a healthy member is never
+killed, so a fence never costs etcd quorum. The key is released only once the fence is
+confirmed (no fenced process left).
 """
 
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-Action = Literal["none", "suspect", "fence", "release", "readmit"]
+from hastack.spec.plan import WatcherTimings as Timings
+
+Action = Literal["none", "suspect", "fence", "release", "readmit", "heal", "note"]
+Probe = Literal["ok", "refused", "timeout"]
+"""What one probe got: an answer, a refused connection (nothing listens: the process is gone)
+or no answer in time (frozen, cut off, or only slow)."""
 
 PRIMARY_ROLES = frozenset({"primary", "master", "standby_leader"})
 
 
 @dataclass(frozen=True)
-class FenceNode:
+class WatchNode:
     name: str
     address: str
     user: str
@@ -38,41 +56,56 @@ class FenceNode:
     pg_port: int
     pgdata: str
     etcd_url: str | None
+    etcd_program: str | None
+    """Supervisor process name of the node's etcd member (`pg1:pg1-etcd`)."""
+    patroni_program: str | None
 
 
 @dataclass(frozen=True)
-class FenceConfig:
+class WatcherConfig:
     stack: str
     leader_key: str
     config_key: str
     etcd_urls: tuple[str, ...]
-    detect_s: float
-    dcs_silence_s: float
-    release_running_stale_leader: bool
-    poll_interval_s: float
-    probe_timeout_s: float
+    timings: Timings
     supervisor_socket: str
+    supervisor_pidfile: str
     haproxy_socket: str
     haproxy_rw_backend: str
     haproxy_backends: tuple[str, ...]
-    routed_away_file: str
     decision_log: str
-    hold_file: str
-    nodes: tuple[FenceNode, ...]
+    holds_dir: str
+    heartbeat_file: str
+    state_file: str
+    recover_command: tuple[str, ...]
+    """What the watcher runs when supervisord died (`hastack -c <applied spec> up`)."""
+    recover_log: str
+    identity: dict[str, Any]
+    """How to recognise the stack's processes (runtime.orphans.Identity)."""
+    nodes: tuple[WatchNode, ...]
+    programs: tuple[dict[str, str], ...] = ()
+    """Every supervised program: process_name, name, group, component, node."""
 
     @classmethod
-    def from_json(cls, text: str) -> FenceConfig:
+    def from_json(cls, text: str) -> WatcherConfig:
         data: dict[str, Any] = json.loads(text)
-        nodes = tuple(FenceNode(**n) for n in data.pop("nodes"))
-        data["etcd_urls"] = tuple(data["etcd_urls"])
-        data["haproxy_backends"] = tuple(data["haproxy_backends"])
-        return cls(nodes=nodes, **data)
+        return cls(
+            **{
+                **data,
+                "nodes": tuple(WatchNode(**n) for n in data["nodes"]),
+                "timings": Timings(**data["timings"]),
+                "etcd_urls": tuple(data["etcd_urls"]),
+                "haproxy_backends": tuple(data["haproxy_backends"]),
+                "recover_command": tuple(data["recover_command"]),
+                "programs": tuple(data["programs"]),
+            }
+        )
 
-    def node(self, name: str) -> FenceNode | None:
+    def node(self, name: str) -> WatchNode | None:
         return next((n for n in self.nodes if n.name == name), None)
 
     def etcd_urls_without(self, name: str) -> tuple[str, ...]:
-        """etcd members not on node `name`: the fenced node's own member is dead too."""
+        """etcd members not on node `name`: the fenced node's own member may be dead too."""
         node = self.node(name)
         dead = node.etcd_url if node else None
         return tuple(u for u in self.etcd_urls if u != dead) or self.etcd_urls
@@ -80,7 +113,7 @@ class FenceConfig:
 
 @dataclass(frozen=True)
 class Observation:
-    """What one poll saw. `rest_ok`/`pg_ok` are about the leader; None when not probed."""
+    """What one poll saw of the leader. Probes are None when not taken."""
 
     t: float
     """Monotonic seconds."""
@@ -88,16 +121,28 @@ class Observation:
     etcd_ok: bool
     paused: bool = False
     held: bool = False
-    rest_ok: bool | None = None
-    pg_ok: bool | None = None
+    """A hold covering everything is in force."""
+    rest: Probe | None = None
+    """Patroni's /liveness (answers without touching PostgreSQL)."""
+    pg: Probe | None = None
+    """A PostgreSQL protocol round trip (SSLRequest): a frozen postmaster cannot answer it."""
     role: str | None = None
-    """The role the leader's Patroni reports (primary, replica, demoted...), when it answers."""
+    """The role /patroni reports (primary, replica, demoted...); None when it did not answer."""
     pg_state: str | None = None
-    """The PostgreSQL state it reports (running, stopping, stopped, starting...)."""
-    dcs_age_s: float | None = None
-    """How long the leader has been out of touch with etcd: the larger of its own
-    `dcs_last_seen` age and the age of its leader key's lease (a healthy leader renews both
-    every loop_wait)."""
+    """The PostgreSQL state /patroni reports (running, stopping, stopped, starting...)."""
+    failsafe_active: bool = False
+    """/patroni says failsafe mode is active: the leader reaches every member without etcd."""
+    lease_age_s: float | None = None
+    """Seconds since the leader key's lease was last renewed (whole seconds; etcd re-grants
+    every lease in full when its raft leader changes, so this can only under-state)."""
+
+    @property
+    def rest_ok(self) -> bool:
+        return self.rest == "ok"
+
+    @property
+    def pg_ok(self) -> bool:
+        return self.pg == "ok"
 
 
 @dataclass(frozen=True)
@@ -116,14 +161,8 @@ class Decision:
     sentence: str
 
 
-def decide(
-    state: WatchState,
-    obs: Observation,
-    detect_s: float,
-    dcs_silence_s: float = math.inf,
-    release_running: bool = False,
-) -> tuple[Decision, WatchState]:
-    """The next action and the state after it. Pure."""
+def decide(state: WatchState, obs: Observation, timings: Timings) -> tuple[Decision, WatchState]:
+    """The next action about the leader and the state after it. Pure."""
     if not obs.etcd_ok:
         return _etcd_unreadable(state, obs)
     if obs.leader is None:
@@ -132,16 +171,12 @@ def decide(
             replace(state, leader=None, down_since=None, fenced=frozenset()),
         )
     leader = obs.leader
+    if state.leader != leader:
+        state = replace(state, down_since=None)  # another leader: its silence starts now
     fenced = frozenset(n for n in state.fenced if n == leader)
     if leader in fenced:
-        return (
-            Decision(
-                "release",
-                leader,
-                f"{leader} is fenced but still holds the leader key: releasing it",
-            ),
-            replace(state, leader=leader, fenced=fenced),
-        )
+        sentence = f"{leader} is fenced but still holds the leader key: releasing it"
+        return Decision("release", leader, sentence), replace(state, leader=leader, fenced=fenced)
     if obs.paused or obs.held:
         why = (
             "the cluster is paused (maintenance mode)"
@@ -151,67 +186,97 @@ def decide(
         return Decision("none", leader, f"no action: {why}"), replace(
             state, leader=leader, down_since=None, fenced=fenced
         )
-    dcs_age = obs.dcs_age_s if obs.dcs_age_s is not None else 0.0
+    state = replace(state, leader=leader, fenced=fenced)
+    if obs.rest_ok:
+        return _answering(state, obs, leader, timings)
+    if obs.pg_ok:
+        sentence = (
+            f"no action: only {leader}'s Patroni is silent; supervisord restarts it and "
+            "PostgreSQL keeps serving"
+        )
+        return Decision("none", leader, sentence), replace(state, down_since=None)
+    return _silent(state, obs, leader, timings)
+
+
+def _answering(
+    state: WatchState, obs: Observation, leader: str, timings: Timings
+) -> tuple[Decision, WatchState]:
+    """Patroni answers: release a key it can no longer renew, else leave it be."""
+    state = replace(state, down_since=None)
+    lease = obs.lease_age_s if obs.lease_age_s is not None else 0.0
     serving = _serving_as_primary(obs)
-    if obs.rest_ok and dcs_age >= dcs_silence_s and (not serving or release_running):
-        why = (
-            f"no longer serves as primary (Patroni reports {obs.role}, {obs.pg_state})"
-            if not serving
-            else "still runs as primary"
+    if serving is False and lease >= timings.demoted_s:
+        sentence = (
+            f"{leader} no longer serves as primary (Patroni reports {obs.role}, "
+            f"{obs.pg_state}) and has not renewed its key for {lease:.0f} s: releasing its "
+            "leader key"
         )
-        return (
-            Decision(
-                "release",
-                leader,
-                f"{leader} out of touch with etcd for {dcs_age:.0f} s and {why}: "
-                "releasing its leader key",
-            ),
-            replace(state, leader=leader, down_since=None, fenced=fenced),
+        return Decision("release", leader, sentence), state
+    if (
+        serving is True
+        and lease >= timings.stale_running_s
+        and timings.release_running
+        and not obs.failsafe_active
+    ):
+        sentence = (
+            f"{leader} still runs as primary but has not renewed its key for {lease:.0f} s "
+            f"(Patroni's own bound is {timings.stale_running_s - 1:.0f} s) and is not in "
+            "failsafe mode: releasing its leader key"
         )
-    if obs.rest_ok or obs.pg_ok:
-        return Decision("none", leader, _alive_sentence(leader, obs)), replace(
-            state, leader=leader, down_since=None, fenced=fenced
+        return Decision("release", leader, sentence), state
+    if obs.pg_ok:
+        return Decision("none", leader, f"no action: {leader} is the leader and answers"), state
+    if lease >= timings.demoted_s and obs.role is None:
+        sentence = (
+            f"no action: {leader}'s role is unknown (/patroni did not answer in time); a slow "
+            "answer is not a demotion"
         )
-    since = state.down_since if state.leader == leader and state.down_since is not None else obs.t
+        return Decision("none", leader, sentence), state
+    sentence = f"no action: only {leader}'s PostgreSQL is silent; Patroni restarts it"
+    return Decision("none", leader, sentence), state
+
+
+def _silent(
+    state: WatchState, obs: Observation, leader: str, timings: Timings
+) -> tuple[Decision, WatchState]:
+    """Neither Patroni nor PostgreSQL answers: dead (refused) or stalled (timeouts)."""
+    since = state.down_since if state.down_since is not None else obs.t
     down_for = obs.t - since
-    new_state = replace(state, leader=leader, down_since=since, fenced=fenced)
-    if down_for < detect_s:
-        return (
-            Decision(
-                "suspect",
-                leader,
-                f"{leader}'s Patroni and PostgreSQL are both silent; fencing if that lasts "
-                f"{detect_s:g} s",
-            ),
-            new_state,
+    state = replace(state, down_since=since)
+    dead = obs.rest == "refused" and obs.pg == "refused"
+    lease = obs.lease_age_s
+    if down_for >= timings.detect_s and dead:
+        sentence = (
+            f"{leader}'s Patroni and PostgreSQL both refuse connections for {down_for:.2f} s "
+            f"(the processes are gone): fencing {leader}"
         )
-    return (
-        Decision(
-            "fence",
-            leader,
-            f"{leader}'s Patroni and PostgreSQL silent for {down_for:.2f} s: fencing {leader}",
-        ),
-        new_state,
-    )
+        return Decision("fence", leader, sentence), state
+    if down_for >= timings.detect_s and lease is not None and lease >= timings.stall_s:
+        sentence = (
+            f"{leader}'s Patroni and PostgreSQL silent for {down_for:.2f} s and its key not "
+            f"renewed for {lease:.0f} s (stalled): fencing {leader}"
+        )
+        return Decision("fence", leader, sentence), state
+    if dead:
+        waiting = f"fencing if that lasts {timings.detect_s:g} s"
+    else:
+        waiting = (
+            f"fencing once its key has not been renewed for {timings.stall_s:g} s "
+            f"(now {lease if lease is not None else '?'} s; a slow leader still renews it)"
+        )
+    sentence = f"{leader}'s Patroni and PostgreSQL are both silent; {waiting}"
+    return Decision("suspect", leader, sentence), state
 
 
-def _serving_as_primary(obs: Observation) -> bool:
-    """Patroni says primary and PostgreSQL running. A leader that lost the DCS demotes itself
+def _serving_as_primary(obs: Observation) -> bool | None:
+    """Patroni says primary and PostgreSQL running: True; says anything else: False; did not
+    say (no /patroni answer in time): None. A leader that lost the DCS demotes itself
     "offline": role still primary, PostgreSQL stopping (a fast shutdown that can hang for
     wal_sender_timeout while its walsenders wait for unreachable standbys; it accepts no new
     session and its waiting commits are cut, never acknowledged)."""
+    if obs.role is None or obs.pg_state is None:
+        return None
     return obs.role in PRIMARY_ROLES and obs.pg_state == "running"
-
-
-def _alive_sentence(leader: str, obs: Observation) -> str:
-    if obs.rest_ok and obs.pg_ok:
-        return f"no action: {leader} is the leader and answers"
-    if obs.pg_ok:
-        return (
-            f"no action: only {leader}'s Patroni is silent; supervisord restarts it "
-            "and PostgreSQL keeps serving"
-        )
-    return f"no action: only {leader}'s PostgreSQL is silent; Patroni restarts it"
 
 
 def _etcd_unreadable(state: WatchState, obs: Observation) -> tuple[Decision, WatchState]:
@@ -219,21 +284,37 @@ def _etcd_unreadable(state: WatchState, obs: Observation) -> tuple[Decision, Wat
     silence: losing the node that hosted etcd's raft leader costs an etcd election (~1 s),
     which must not be added to the detection time."""
     last = state.leader
-    if last is not None and obs.rest_ok is False and obs.pg_ok is False:
+    if last is not None and obs.rest not in (None, "ok") and obs.pg not in (None, "ok"):
         since = state.down_since if state.down_since is not None else obs.t
-        return (
-            Decision(
-                "suspect",
-                last,
-                f"{last} (last known leader) is silent and etcd cannot be read; "
-                "waiting for etcd to confirm the leader",
-            ),
-            replace(state, down_since=since),
+        sentence = (
+            f"{last} (last known leader) is silent and etcd cannot be read; waiting for etcd "
+            "to confirm the leader"
         )
-    return (
-        Decision("none", None, "no action: etcd cannot be read, so no lock can be released"),
-        replace(state, down_since=None),
-    )
+        return Decision("suspect", last, sentence), replace(state, down_since=since)
+    sentence = "no action: etcd cannot be read, so no lock can be released"
+    return Decision("none", None, sentence), replace(state, down_since=None)
+
+
+@dataclass(frozen=True)
+class FenceScope:
+    kill_etcd: bool
+    sentence: str
+
+
+def fence_scope(node: str, has_etcd: bool, etcd_healthy: Mapping[str, bool]) -> FenceScope:
+    """What a fence of `node` stops: Patroni and PostgreSQL always; its etcd member only when
+    that member is unhealthy anyway (killing a healthy member could cost quorum, and keeps
+    nothing from writing: etcd holds no data of the node). `etcd_healthy`: node -> member
+    healthy, for every node with a member."""
+    if not has_etcd:
+        return FenceScope(False, f"{node} runs no etcd member")
+    if etcd_healthy.get(node, False):
+        healthy = sum(1 for ok in etcd_healthy.values() if ok)
+        return FenceScope(
+            False,
+            f"{node}'s etcd member is healthy ({healthy} of {len(etcd_healthy)} healthy): it stays",
+        )
+    return FenceScope(True, f"{node}'s etcd member is unhealthy too: the whole node goes")
 
 
 def readmit(

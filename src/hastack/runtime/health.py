@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from hastack.render.haproxy import RO_BACKEND, RW_BACKEND
+from hastack.runtime import heartbeat
 from hastack.runtime.snapshot import StackSnapshot
+from hastack.spec.names import RO_BACKEND, RW_BACKEND
 
 Health = Literal["healthy", "degraded", "down"]
 
@@ -56,10 +57,10 @@ def data_tier(snap: StackSnapshot) -> DataTier:
 
 def assess(snap: StackSnapshot) -> Assessment:
     spec = snap.plan.spec
-    if not snap.supervisor_running:
+    if not snap.supervisor_running and not snap.orphans:
         return Assessment("down", ("supervisord is not running: the stack is down",))
     tier = data_tier(snap)
-    problems: list[str] = []
+    problems: list[str] = _supervision(snap)
     fatal = False
 
     for prog in snap.programs:
@@ -97,6 +98,7 @@ def assess(snap: StackSnapshot) -> Assessment:
         )
     for leftover in snap.leftovers:
         problems.append(f"left by an interrupted drill: {leftover}; run `hastack drill cleanup`")
+    problems += _watcher(snap)
 
     if fatal:
         return Assessment("down", tuple(problems))
@@ -134,3 +136,34 @@ def _assess_app(snap: StackSnapshot, problems: list[str]) -> bool:
         problems.append("app: no instance in rotation: the web tier is down")
         return True
     return False
+
+
+def _supervision(snap: StackSnapshot) -> list[str]:
+    """A dead supervisord, or processes running outside it: nothing restarts them."""
+    if not snap.orphans:
+        return []
+    listed = ", ".join(o.describe() for o in snap.orphans[:6])
+    more = f" and {len(snap.orphans) - 6} more" if len(snap.orphans) > 6 else ""
+    if not snap.supervisor_running:
+        return [
+            f"supervisord is not running, but {len(snap.orphans)} of the stack's processes "
+            f"still run unsupervised (nothing restarts them): {listed}{more}; `hastack up` "
+            "takes them over without stopping the cluster"
+        ]
+    return [
+        f"{len(snap.orphans)} processes of the stack run outside supervisord: {listed}{more}; "
+        "`hastack up` takes them over"
+    ]
+
+
+def _watcher(snap: StackSnapshot) -> list[str]:
+    view = snap.watcher
+    if view is None:
+        return []
+    fencer = next((p for p in snap.programs if p.group == "fencer"), None)
+    return heartbeat.watcher_problems(
+        view.heartbeat,
+        view.now,
+        fencer.state if fencer else None,
+        float(fencer.uptime_s) if fencer else 0.0,
+    )

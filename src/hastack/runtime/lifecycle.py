@@ -7,28 +7,31 @@ that cannot shut down cleanly. So the order lives here.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import psutil
-
-from hastack.render.programs import Program, stack_programs
+from hastack.render.programs import Program
+from hastack.runtime.orphans import (
+    TERM_GRACE_S,
+    StackProcess,
+    find_orphans,
+    signal_and_wait,
+    stack_processes,
+)
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.snapshot import postmaster_pid
 from hastack.runtime.supervisor import Supervisor
-from hastack.spec.plan import StackPlan
 from hastack.tools.base import run
-from hastack.tools.etcd_api import EtcdClient, EtcdUnavailable
+
+if TYPE_CHECKING:
+    from hastack.runtime.stack import Stack
 
 ACTIVE_STATES = frozenset({"RUNNING", "STARTING", "BACKOFF"})
 
-
-def programs_of(plan: StackPlan, component: str) -> list[Program]:
-    return [p for p in stack_programs(plan) if p.component == component]
+STOP_SIGNALS = {"pgbouncer": signal.SIGINT}
+"""How each component stops gracefully (PgBouncer exits at once with status 1 on TERM)."""
 
 
 def ensure_started(sup: Supervisor, programs: Iterable[Program]) -> list[str]:
@@ -43,72 +46,27 @@ def ensure_started(sup: Supervisor, programs: Iterable[Program]) -> list[str]:
     return started
 
 
-def current_leader(plan: StackPlan) -> str | None:
-    """The Patroni leader by a linearizable etcd read; None if none or etcd is unreachable."""
-    try:
-        return EtcdClient(plan.etcd_client_urls, timeout_s=0.5).get(plan.leader_key())
-    except EtcdUnavailable:
-        return None
-
-
-def stop_postgres_leftovers(plan: StackPlan) -> list[str]:
+def stop_postgres_leftovers(stack: Stack) -> list[str]:
     """PostgreSQL outlives a killed Patroni (it is detached). Stop any still running with
     pg_ctl as the node's user; return the nodes where one had to be stopped."""
+    plan = stack.plan
     stopped = []
     for node in plan.postgres_nodes:
         if postmaster_pid(node) is None:
             continue
-        run(
-            [
-                str(plan.postgres_bin_dir / "pg_ctl"),
-                "stop",
-                "-D",
-                str(node.paths.pgdata),
-                "-m",
-                "fast",
-                "-w",
-                "-t",
-                "60",
-            ],
-            user=node.user,
-            timeout_s=70,
-        )
+        pg_ctl = str(plan.postgres_bin_dir / "pg_ctl")
+        argv = [pg_ctl, "stop", "-D", str(node.paths.pgdata), "-m", "fast", "-w", "-t", "60"]
+        run(argv, user=node.user, timeout_s=70)
         stopped.append(node.name)
     return stopped
 
 
-def stack_processes(plan: StackPlan) -> list[psutil.Process]:
-    users = set(plan.all_users)
-    found = []
-    for proc in psutil.process_iter(["username"]):
-        if proc.info["username"] in users:
-            found.append(proc)
-    return found
-
-
-def kill_leftovers(plan: StackPlan, grace_s: float = 5.0) -> list[str]:
-    """TERM, then KILL after `grace_s`, every process still running as a stack user."""
-    procs = stack_processes(plan)
-    described = [f"{p.pid} ({_name(p)}, {p.info['username']})" for p in procs]
-    for proc in procs:
-        _signal(proc.pid, signal.SIGTERM)
-    _gone, alive = psutil.wait_procs(procs, timeout=grace_s)
-    for proc in alive:
-        _signal(proc.pid, signal.SIGKILL)
-    psutil.wait_procs(alive, timeout=grace_s)
-    return described
-
-
-def _name(proc: psutil.Process) -> str:
-    try:
-        return proc.name()
-    except psutil.Error:
-        return "?"
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
+def kill_leftovers(stack: Stack, grace_s: float = 5.0) -> list[str]:
+    """TERM, then KILL after `grace_s`, every process of the stack still running."""
+    procs = stack_processes(stack.identity)
+    if procs:
+        signal_and_wait([p.pid for p in procs], signal.SIGTERM, stack.clock, grace_s)
+    return [f"{p.pid} ({p.name}, {p.user})" for p in procs]
 
 
 @dataclass
@@ -119,52 +77,82 @@ class StopResult:
     elapsed_s: float = 0.0
 
 
-def stop_patroni_ordered(
-    plan: StackPlan, sup: Supervisor, progress: Progress, result: StopResult
-) -> None:
+def stop_patroni_ordered(stack: Stack, progress: Progress, result: StopResult) -> None:
     """Replicas' Patroni first (together), the leader's last, so no failover runs during
     shutdown and the leader never waits on a quorum that is already gone."""
-    leader = current_leader(plan)
-    patronis = programs_of(plan, "patroni")
+    leader = stack.leader()
+    patronis = stack.programs("patroni")
     replicas = [p for p in patronis if p.group != leader]
     leaders = [p for p in patronis if p.group == leader]
     for batch, role in ((replicas, "replicas"), (leaders, "leader")):
-        _stop_many(sup, batch, progress, result, label=role)
+        _stop_many(stack, batch, progress, result, label=role)
 
 
-def stop_all(plan: StackPlan, sup: Supervisor, progress: Progress | None = None) -> StopResult:
+def stop_all(stack: Stack, progress: Progress | None = None) -> StopResult:
     progress = progress or NullProgress()
-    start = time.monotonic()
+    start = stack.clock.monotonic()
     result = StopResult()
+    sup = stack.supervisor
     if sup.is_running():
         # The watcher first: a leader shutting down must never look like a dead node.
-        _stop_many(sup, programs_of(plan, "fencer"), progress, result)
+        _stop_many(stack, stack.programs("fencer"), progress, result)
         # The app instances next: they finish their in-flight requests (uvicorn's graceful
         # shutdown) while the database still answers.
-        _stop_many(sup, programs_of(plan, "app"), progress, result)
-        stop_patroni_ordered(plan, sup, progress, result)
-        result.postgres_stopped_by_pg_ctl = stop_postgres_leftovers(plan)
+        _stop_many(stack, stack.programs("app"), progress, result)
+        stop_patroni_ordered(stack, progress, result)
+        result.postgres_stopped_by_pg_ctl = stop_postgres_leftovers(stack)
         # One member at a time: stopped together, the raft leader tries to hand leadership
         # to a member that is itself shutting down and stalls ~7 s.
-        for program in programs_of(plan, "etcd"):
-            _stop_many(sup, [program], progress, result)
+        for program in stack.programs("etcd"):
+            _stop_many(stack, [program], progress, result)
         services = [
-            p
-            for p in stack_programs(plan)
-            if p.component not in ("etcd", "patroni", "fencer", "app")
+            p for p in stack.programs() if p.component not in ("etcd", "patroni", "fencer", "app")
         ]
-        _stop_many(sup, services, progress, result)
+        _stop_many(stack, services, progress, result)
         progress.step("stopping supervisord")
         sup.shutdown()
     else:
-        result.postgres_stopped_by_pg_ctl = stop_postgres_leftovers(plan)
-    result.leftovers_killed = kill_leftovers(plan)
-    result.elapsed_s = time.monotonic() - start
+        orphans = find_orphans(stack.identity, None)
+        if orphans:
+            progress.step(f"supervisord is gone: stopping its {len(orphans)} orphans in order")
+        stop_orphans(stack, orphans, progress, result)
+        result.postgres_stopped_by_pg_ctl = stop_postgres_leftovers(stack)
+    result.leftovers_killed = kill_leftovers(stack)
+    result.elapsed_s = stack.clock.monotonic() - start
     return result
 
 
+ORPHAN_STOP_ORDER = ("watcher", "app", "haproxy", "pgbouncer", "redis", "other", "patroni")
+
+
+def stop_orphans(
+    stack: Stack, orphans: Sequence[StackProcess], progress: Progress, result: StopResult
+) -> None:
+    """The same order as with supervisord, by signal: the watcher, the app instances, the
+    services, Patroni replicas then the leader's Patroni (it stops PostgreSQL and releases
+    its key), then etcd members one at a time."""
+    leader = stack.leader()
+    batches: list[list[StackProcess]] = []
+    for component in ORPHAN_STOP_ORDER:
+        mine = [o for o in orphans if o.component == component]
+        if component == "patroni":
+            batches += [
+                [o for o in mine if o.unit != leader],
+                [o for o in mine if o.unit == leader],
+            ]
+        else:
+            batches.append(mine)
+    batches += [[o] for o in orphans if o.component == "etcd"]
+    for batch in (b for b in batches if b):
+        progress.step("stopping " + ", ".join(o.describe() for o in batch))
+        sig = STOP_SIGNALS.get(batch[0].component, signal.SIGTERM)
+        grace = 70.0 if batch[0].component == "patroni" else TERM_GRACE_S
+        signal_and_wait([o.pid for o in batch], sig, stack.clock, grace)
+        result.order += [f"{o.unit}-{o.component}" for o in batch]
+
+
 def _stop_many(
-    sup: Supervisor,
+    stack: Stack,
     programs: Sequence[Program],
     progress: Progress,
     result: StopResult,
@@ -173,15 +161,12 @@ def _stop_many(
     """Stop programs together and wait until none is STOPPING."""
     if not programs:
         return
+    sup = stack.supervisor
     suffix = f" ({label})" if label else ""
     progress.step("stopping " + ", ".join(p.name for p in programs) + suffix)
     for program in programs:
         sup.stop(program.process_name, wait=False)
-    deadline = time.monotonic() + max(p.stop_wait_s for p in programs) + 5
-    names = {p.process_name for p in programs}
-    while time.monotonic() < deadline:
-        active = [i for i in sup.processes() if i.process_name in names and i.state == "STOPPING"]
-        if not active:
-            break
-        time.sleep(0.05)
+    sup.wait_stopped(
+        [p.process_name for p in programs], timeout_s=max(p.stop_wait_s for p in programs) + 5
+    )
     result.order += [p.name for p in programs]

@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hastack import __version__
+from hastack.errors import HastackError
 from hastack.runtime.files import ensure_dir, write_atomic
 from hastack.spec.plan import StackPlan
-from hastack.tools.system_users import create_system_user, user_exists
+from hastack.tools.system_users import create_system_user, delete_system_user, user_exists
 
 
-class OwnershipError(Exception):
+class OwnershipError(HastackError):
     """A directory or user hastack would touch is not hastack's (or not this stack's)."""
 
 
@@ -104,6 +105,16 @@ def ensure_users(plan: StackPlan, marker: Marker) -> list[str]:
     if created:
         write_atomic(plan.paths.marker, marker.to_json(), "root", 0o644)
     return created
+
+
+def remove_users(marker: Marker) -> list[str]:
+    """Delete the system users the marker says hastack created; return those removed."""
+    removed = []
+    for user in marker.users:
+        if user_exists(user):
+            delete_system_user(user)
+            removed.append(user)
+    return removed
 
 
 def running_as_root() -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 
+from hastack.errors import HastackError
 from hastack.spec.plan import StackPlan
 
 SOCKET_PATH_MAX = 100
@@ -24,10 +25,15 @@ class Problem:
         return f"{self.what}\n    fix: {self.fix}"
 
 
-class PreflightError(Exception):
+class PreflightError(HastackError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("\n".join(p.format() for p in problems))
+        details = [line for p in problems for line in p.format().splitlines()]
+        super().__init__(
+            f"cannot start: {len(problems)} problem(s), nothing was changed",
+            "fix the problems above, then run `hastack up` again",
+            details,
+        )
 
 
 def required_programs(plan: StackPlan) -> list[tuple[Path, str, str]]:
@@ -41,6 +47,7 @@ def required_programs(plan: StackPlan) -> list[tuple[Path, str, str]]:
         (b.pgbouncer, "binaries.pgbouncer", "apt-get install pgbouncer"),
         (b.redis_server, "binaries.redis_server", "apt-get install redis-server"),
         (b.patroni, "binaries.patroni", "run `make up` (it creates /opt/hastack/venv)"),
+        (b.hastack_python, "binaries.hastack_python", "run `make up` (it installs hastack)"),
     ]
     programs += [
         (plan.postgres_bin_dir / tool, "binaries.postgres_bin_dir", pg)
@@ -156,6 +163,42 @@ def check_paths(plan: StackPlan) -> list[Problem]:
     return problems
 
 
+def root_trusts(path: Path) -> str | None:
+    """Why root must not run code from `path`, or None: the path and every directory above
+    it must belong to root and be writable by nobody else (whoever can write any of them
+    can replace what root runs)."""
+    for part in (path, *path.parents):
+        try:
+            st = part.lstat()
+        except OSError:
+            return f"{part} does not exist"
+        if st.st_uid != 0:
+            return f"{part} belongs to uid {st.st_uid}, not root"
+        if not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return f"{part} is writable by its group or by others"
+    return None
+
+
+def check_installed(plan: StackPlan) -> list[Problem]:
+    """supervisord and the watcher run as root from `binaries.hastack_python`'s venv: it
+    must be an installed copy that only root can change, never a checkout."""
+    python = plan.spec.binaries.hastack_python
+    venv = python.parent.parent
+    problems = []
+    for path in (venv, venv / "lib"):
+        why = root_trusts(path)
+        if why:
+            problems.append(
+                Problem(
+                    what=f"root would run hastack from {venv}, but {why}",
+                    fix="run `make up` (it installs hastack into /opt/hastack/venv, owned by "
+                    "root), or point binaries.hastack_python at such an install",
+                )
+            )
+            break
+    return problems
+
+
 def preflight(plan: StackPlan, *, check_ports_free: bool = True) -> None:
     problems = []
     if os.geteuid() != 0:
@@ -167,6 +210,8 @@ def preflight(plan: StackPlan, *, check_ports_free: bool = True) -> None:
             )
         )
     problems += check_programs(plan)
+    if not problems:
+        problems += check_installed(plan)
     problems += check_paths(plan)
     if check_ports_free:
         problems += check_ports(plan, listeners())

@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets as random_source
 from pathlib import Path
 
-from hastack.render.secrets import Secrets
+from hastack.errors import HastackError
 from hastack.runtime.files import ensure_dir, write_atomic
+from hastack.spec.secrets import Secrets
 
 SECRET_BYTES = 24
 """32 URL-safe characters: safe unquoted in YAML, INI, HAProxy and Redis configs and URLs."""
@@ -26,9 +27,17 @@ def load_or_create(secrets_dir: Path) -> Secrets:
     return Secrets(**values)
 
 
-def load(secrets_dir: Path) -> Secrets:
-    """Read every secret; raises FileNotFoundError if the stack was never brought up."""
-    values = {
-        name: (secrets_dir / name).read_text(encoding="utf-8").strip() for name in Secrets.names()
-    }
+def load(secrets_dir: Path, stack: str) -> Secrets:
+    """Read every secret of a stack that was brought up before."""
+    try:
+        values = {
+            name: (secrets_dir / name).read_text(encoding="utf-8").strip()
+            for name in Secrets.names()
+        }
+    except FileNotFoundError:
+        raise HastackError(
+            f"stack {stack!r} has no secrets yet ({secrets_dir})", "run `hastack up` first"
+        ) from None
+    except PermissionError:
+        raise HastackError(f"cannot read {secrets_dir}", "run hastack as root") from None
     return Secrets(**values)

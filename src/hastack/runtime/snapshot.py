@@ -6,21 +6,23 @@ The snapshot is plain data; `health.assess` decides from it. `status`, the readi
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from hastack.render.haproxy import APP_BACKEND
-from hastack.render.secrets import Secrets
-from hastack.runtime.supervisor import ProcessInfo, Supervisor
-from hastack.spec import roles
+from hastack.errors import Unavailable
+from hastack.runtime import heartbeat, holds
+from hastack.runtime.orphans import StackProcess, find_orphans
+from hastack.runtime.supervisor import ProcessInfo
+from hastack.spec.names import APP_BACKEND
 from hastack.spec.plan import Node, StackPlan
-from hastack.tools import haproxy_api, iptables, pgbouncer_admin, redis_probe
-from hastack.tools.etcd_api import EtcdClient, EtcdMemberStatus, EtcdUnavailable
-from hastack.tools.patroni_api import PatroniClient, PatroniUnavailable
+from hastack.tools import app_probe
+from hastack.tools.etcd_api import EtcdMemberStatus
+
+if TYPE_CHECKING:
+    from hastack.runtime.stack import Stack
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,16 @@ class AppInstanceState:
 
 
 @dataclass(frozen=True)
+class WatcherView:
+    """The watcher as `status` sees it: its heartbeat and the holds on file."""
+
+    heartbeat: heartbeat.Heartbeat | None
+    holds: tuple[holds.HoldView, ...]
+    now: float
+    """Wall-clock seconds when read (heartbeat and holds carry wall-clock times)."""
+
+
+@dataclass(frozen=True)
 class StackSnapshot:
     plan: StackPlan
     taken_at: float
@@ -98,6 +110,9 @@ class StackSnapshot:
     paused: bool = False
     """Patroni's maintenance mode: no automatic failover until `hastack resume`."""
     app: tuple[AppInstanceState, ...] = ()
+    orphans: tuple[StackProcess, ...] = ()
+    """Stack processes no running supervisord owns (left by a supervisord that died)."""
+    watcher: WatcherView | None = None
 
 
 def postmaster_pid(node: Node) -> int | None:
@@ -117,8 +132,9 @@ def postmaster_pid(node: Node) -> int | None:
     return pid
 
 
-def _etcd(plan: StackPlan) -> tuple[EtcdMember, ...]:
-    client = EtcdClient(plan.etcd_client_urls)
+def _etcd(stack: Stack) -> tuple[EtcdMember, ...]:
+    plan = stack.plan
+    client = stack.etcd()
     with ThreadPoolExecutor(max_workers=len(plan.etcd_nodes) or 1) as pool:
         statuses: list[EtcdMemberStatus] = list(pool.map(client.member_status, client.urls))
     return tuple(
@@ -133,32 +149,31 @@ def _etcd(plan: StackPlan) -> tuple[EtcdMember, ...]:
     )
 
 
-def _leader_key(plan: StackPlan) -> tuple[str | None, str | None]:
+def _leader_key(stack: Stack) -> tuple[str | None, str | None]:
     try:
-        return EtcdClient(plan.etcd_client_urls).get(plan.leader_key()), None
-    except EtcdUnavailable as exc:
+        return stack.etcd().get(stack.plan.leader_key()), None
+    except Unavailable as exc:
         return None, str(exc)
 
 
-def _cluster_view(plan: StackPlan, leader: str | None) -> tuple[dict[str, dict[str, Any]], bool]:
+def _cluster_view(stack: Stack, leader: str | None) -> tuple[dict[str, dict[str, Any]], bool]:
     """(members, paused) as the leader's Patroni sees them; another node's view if the leader
     is mute. The leader's own view is preferred: a node just back from a partition can be
     stale."""
-    names = [n.name for n in plan.postgres_nodes]
+    names = [n.name for n in stack.plan.postgres_nodes]
     order = ([leader] if leader in names else []) + [n for n in names if n != leader]
     for name in order:
-        node = plan.node(name)
-        client = PatroniClient(node.address, plan.spec.patroni.rest_port, timeout_s=1.0)
         try:
-            view = client.cluster()
-        except (PatroniUnavailable, ValueError):
+            view = stack.patroni(name, timeout_s=1.0).cluster()
+        except (Unavailable, ValueError):
             continue
         return {m["name"]: m for m in view.get("members", [])}, bool(view.get("pause"))
     return {}, False
 
 
-def _members(plan: StackPlan, leader: str | None) -> tuple[tuple[PgMember, ...], bool]:
-    view, paused = _cluster_view(plan, leader)
+def _members(stack: Stack, leader: str | None) -> tuple[tuple[PgMember, ...], bool]:
+    plan = stack.plan
+    view, paused = _cluster_view(stack, leader)
     members = []
     for node in plan.postgres_nodes:
         m = view.get(node.name, {})
@@ -178,58 +193,42 @@ def _members(plan: StackPlan, leader: str | None) -> tuple[tuple[PgMember, ...],
     return tuple(members), paused
 
 
-def _haproxy(plan: StackPlan) -> tuple[tuple[BackendServer, ...], str | None]:
+def _haproxy(stack: Stack) -> tuple[tuple[BackendServer, ...], str | None]:
     try:
-        states = haproxy_api.server_states(plan.paths.haproxy_socket)
-    except haproxy_api.HAProxyUnavailable as exc:
+        states = stack.haproxy().server_states()
+    except Unavailable as exc:
         return (), str(exc)
     return tuple(
         BackendServer(s.backend, s.server, s.status, s.up, s.current_sessions) for s in states
     ), None
 
 
-def _pgbouncer(plan: StackPlan, secrets: Secrets | None) -> ServiceProbe:
-    if secrets is None:
-        return ServiceProbe(ok=False, error="secrets not readable")
+def _probe(call: Any) -> ServiceProbe:
+    """A service probe that needs the secrets: an error names why it could not answer."""
     try:
-        pools = pgbouncer_admin.show_pools(
-            plan.services_address,
-            plan.spec.pgbouncer.port,
-            roles.PGBOUNCER_ADMIN,
-            secrets.pgbouncer_admin_password,
-        )
-    except pgbouncer_admin.PgBouncerUnavailable as exc:
-        return ServiceProbe(ok=False, error=str(exc))
-    return ServiceProbe(ok=True, detail={"pools": pools})
+        return ServiceProbe(ok=True, detail=call())
+    except Unavailable as exc:
+        return ServiceProbe(ok=False, error=exc.what)
+    except Exception as exc:
+        return ServiceProbe(ok=False, error=str(exc).splitlines()[0])
 
 
-def _redis(plan: StackPlan, secrets: Secrets | None) -> ServiceProbe:
-    if secrets is None:
-        return ServiceProbe(ok=False, error="secrets not readable")
-    try:
-        info = redis_probe.probe(
-            plan.services_address, plan.spec.redis.port, secrets.redis_password
-        )
-    except redis_probe.RedisUnavailable as exc:
-        return ServiceProbe(ok=False, error=str(exc))
-    return ServiceProbe(ok=True, detail=info)
-
-
-def _app(plan: StackPlan, servers: tuple[BackendServer, ...]) -> tuple[AppInstanceState, ...]:
-    from hastack.runtime.apptier import instance_ready  # apptier builds on this module's peers
-
+def _app(stack: Stack, servers: tuple[BackendServer, ...]) -> tuple[AppInstanceState, ...]:
+    plan = stack.plan
     status = {s.server: s.status for s in servers if s.backend == APP_BACKEND}
+    path = plan.spec.app.health_path
     with ThreadPoolExecutor(max_workers=max(1, len(plan.app_instances))) as pool:
-        ready = list(pool.map(lambda i: instance_ready(plan, i, 0.5), plan.app_instances))
+        ready = list(pool.map(lambda i: app_probe.ready(i.url + path, 0.5), plan.app_instances))
     return tuple(
         AppInstanceState(i.name, i.url, ok, status.get(i.name))
         for i, ok in zip(plan.app_instances, ready, strict=True)
     )
 
 
-def drill_leftovers(plan: StackPlan) -> tuple[str, ...]:
+def drill_leftovers(stack: Stack) -> tuple[str, ...]:
+    plan = stack.plan
     found = []
-    if iptables.chain_exists(plan.iptables_chain):
+    if stack.netcut().exists():
         found.append(f"iptables chain {plan.iptables_chain} (network cut)")
     users = set(plan.all_users)
     frozen = [
@@ -242,26 +241,45 @@ def drill_leftovers(plan: StackPlan) -> tuple[str, ...]:
     return tuple(found)
 
 
-def take_snapshot(
-    plan: StackPlan, supervisor: Supervisor, secrets: Secrets | None
-) -> StackSnapshot:
-    running = supervisor.is_running()
-    programs = tuple(supervisor.processes()) if running else ()
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        etcd_f = pool.submit(_etcd, plan)
-        leader_f = pool.submit(_leader_key, plan)
-        haproxy_f = pool.submit(_haproxy, plan)
-        pgb_f = pool.submit(_pgbouncer, plan, secrets)
-        redis_f = pool.submit(_redis, plan, secrets)
-        leftovers_f = pool.submit(drill_leftovers, plan)
+def _watcher(stack: Stack) -> WatcherView | None:
+    if not stack.plan.spec.fencing.enabled:
+        return None
+    paths = stack.plan.paths
+    now = stack.clock.wall()
+    return WatcherView(
+        heartbeat=heartbeat.read(paths.watcher_heartbeat),
+        holds=tuple(holds.read(paths.holds_dir, now)),
+        now=now,
+    )
+
+
+def take_snapshot(stack: Stack, services: bool = True) -> StackSnapshot:
+    """Everything `status` shows. `services`: also probe PgBouncer and Redis (they need the
+    secrets; `up` skips them until it has started them)."""
+    sup = stack.supervisor
+    running = sup.is_running()
+    wall = stack.clock.wall
+    programs = tuple(sup.processes()) if running else ()
+    secrets = stack.secrets_or_none() if services else None
+    skipped = ServiceProbe(ok=False, error="not probed")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        etcd_f = pool.submit(_etcd, stack)
+        leader_f = pool.submit(_leader_key, stack)
+        haproxy_f = pool.submit(_haproxy, stack)
+        pgb_f = redis_f = None
+        if secrets is not None:
+            pgb_f = pool.submit(_probe, lambda: {"pools": stack.pgbouncer().show_pools()})
+            redis_f = pool.submit(_probe, stack.redis().probe)
+        leftovers_f = pool.submit(drill_leftovers, stack)
+        orphans_f = pool.submit(find_orphans, stack.identity, sup.pid() if running else None)
         leader, leader_error = leader_f.result()
-        members_f = pool.submit(_members, plan, leader)
+        members_f = pool.submit(_members, stack, leader)
         haproxy, haproxy_error = haproxy_f.result()
-        app_f = pool.submit(_app, plan, haproxy)
+        app_f = pool.submit(_app, stack, haproxy)
         members, paused = members_f.result()
         return StackSnapshot(
-            plan=plan,
-            taken_at=time.time(),
+            plan=stack.plan,
+            taken_at=wall(),
             supervisor_running=running,
             programs=programs,
             etcd=etcd_f.result(),
@@ -270,14 +288,11 @@ def take_snapshot(
             members=members,
             haproxy=haproxy,
             haproxy_error=haproxy_error,
-            pgbouncer=pgb_f.result(),
-            redis=redis_f.result(),
+            pgbouncer=pgb_f.result() if pgb_f else skipped,
+            redis=redis_f.result() if redis_f else skipped,
             leftovers=leftovers_f.result(),
             paused=paused,
             app=app_f.result(),
+            orphans=tuple(orphans_f.result()),
+            watcher=_watcher(stack),
         )
-
-
-def supervisor_for(plan: StackPlan) -> Supervisor:
-    p = plan.paths
-    return Supervisor(p.supervisor_config, p.supervisor_socket, p.supervisor_pidfile)

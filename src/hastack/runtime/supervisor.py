@@ -7,16 +7,17 @@ a drill or a fence has to act within a second.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
-import time
 import xmlrpc.client
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import psutil
 from supervisor.xmlrpc import Faults, SupervisorTransport
 
+from hastack.errors import HastackError
+from hastack.polling import until
 from hastack.tools.base import ToolError, run
 
 
@@ -41,17 +42,19 @@ class ProcessInfo:
         return self.state == "RUNNING"
 
 
-class SupervisorError(Exception):
-    pass
+class SupervisorError(HastackError):
+    """supervisord refused an operation or does not answer."""
 
 
 class Supervisor:
     """The supervisord of one stack."""
 
-    def __init__(self, config: Path, socket: Path, pidfile: Path) -> None:
+    def __init__(self, config: Path, socket: Path, pidfile: Path, python: Path) -> None:
         self.config = config
         self.socket = socket
         self.pidfile = pidfile
+        self.python = python
+        """The installed hastack's Python (supervisord runs as root: never a checkout's)."""
 
     def _proxy(self) -> Any:
         transport = SupervisorTransport(None, None, f"unix://{self.socket}")
@@ -73,16 +76,17 @@ class Supervisor:
 
     def start_daemon(self, timeout_s: float = 15.0) -> None:
         """Start supervisord (it daemonizes) and wait until its API answers."""
-        argv = [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.config)]
+        argv = [str(self.python), "-m", "supervisor.supervisord", "-c", str(self.config)]
         result = run(argv, timeout_s=timeout_s)
         if not result.ok:
             raise ToolError("supervisord did not start", result, f"see {self.config}")
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.is_running():
-                return
-            time.sleep(0.05)
-        raise SupervisorError(f"supervisord started but its socket {self.socket} never answered")
+        until(
+            self.is_running,
+            what=f"supervisord's socket {self.socket} answering",
+            timeout_s=timeout_s,
+            interval_s=0.05,
+            hint="hastack logs supervisord",
+        )
 
     def processes(self) -> list[ProcessInfo]:
         infos = self._proxy().getAllProcessInfo()
@@ -105,11 +109,24 @@ class Supervisor:
                 return info
         raise SupervisorError(f"supervisord has no process {process_name}")
 
+    def wait_stopped(self, process_names: Collection[str], timeout_s: float = 70) -> None:
+        """Until none of `process_names` is STOPPING (a stop in progress has finished)."""
+
+        def settled() -> bool:
+            return not any(
+                i.state == "STOPPING" for i in self.processes() if i.process_name in process_names
+            )
+
+        until(
+            settled,
+            what=f"{', '.join(process_names)} stopped",
+            timeout_s=timeout_s,
+            interval_s=0.05,
+        )
+
     def start(self, process_name: str, wait: bool = True, stop_timeout_s: float = 70) -> None:
         """Start a process; one still STOPPING is first allowed to finish stopping."""
-        deadline = time.monotonic() + stop_timeout_s
-        while self.process(process_name).state == "STOPPING" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        self.wait_stopped([process_name], stop_timeout_s)
         try:
             self._proxy().startProcess(process_name, wait)
         except xmlrpc.client.Fault as fault:
@@ -155,12 +172,10 @@ class Supervisor:
         pid = self.pid()
         with contextlib.suppress(OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
             self._proxy().shutdown()
-        deadline = time.monotonic() + timeout_s
-        while pid is not None and time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
         if pid is not None:
-            raise SupervisorError(f"supervisord (pid {pid}) did not exit within {timeout_s:.0f} s")
+            until(
+                lambda: not psutil.pid_exists(pid),
+                what=f"supervisord (pid {pid}) exiting",
+                timeout_s=timeout_s,
+                interval_s=0.05,
+            )

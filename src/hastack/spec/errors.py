@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from hastack.errors import HastackError
+
 Severity = Literal["error", "warning"]
 
 
@@ -47,12 +49,18 @@ class SpecIssue:
         }
 
 
-class SpecError(Exception):
+class SpecError(HastackError):
     """The spec cannot be used. `issues` holds every error found (and any warnings)."""
 
     def __init__(self, issues: list[SpecIssue]) -> None:
         self.issues = issues
-        super().__init__("\n".join(i.format() for i in issues))
+        errors = sum(1 for i in issues if i.severity == "error")
+        where = next((str(i.file) for i in issues if i.file), "the spec")
+        super().__init__(
+            f"{errors} problem(s) in {where}; nothing was changed",
+            "fix them, then `hastack check` again",
+            [line for i in issues for line in i.format().splitlines()],
+        )
 
     @property
     def errors(self) -> list[SpecIssue]:

@@ -359,6 +359,13 @@ class BinariesSpec(_Model):
         default=Path("/opt/hastack/venv/bin/python"),
         description="The Python app instances run with (hastack[app] installed in it).",
     )
+    hastack_python: Path = Field(
+        default=Path("/opt/hastack/venv/bin/python"),
+        description=(
+            "The Python supervisord and the watcher (both root) run with: an installed, "
+            "root-owned copy of hastack (`make up` makes it), never a checkout."
+        ),
+    )
 
 
 StackName = Annotated[

@@ -135,14 +135,36 @@ class StackPaths:
         return self.fencing_dir / "decisions.jsonl"
 
     @property
-    def fencer_hold(self) -> Path:
-        """While this file names a future time, the watcher takes no action."""
-        return self.fencing_dir / "hold"
+    def holds_dir(self) -> Path:
+        """One file per hold: while a live holder holds, the watcher stands still."""
+        return self.fencing_dir / "holds"
 
     @property
-    def fencer_launcher(self) -> Path:
-        """Small script that starts the watcher with the Python hastack was installed into."""
-        return self.fencing_dir / "hastack-fencer"
+    def watcher_heartbeat(self) -> Path:
+        """Written by the watcher after every completed poll (and every failed one)."""
+        return self.fencing_dir / "heartbeat.json"
+
+    @property
+    def watcher_state(self) -> Path:
+        """What the watcher must remember across its own restarts: fenced nodes waiting to
+        return, back-off counters, servers it took out of HAProxy."""
+        return self.fencing_dir / "state.json"
+
+    @property
+    def watcher_recover_log(self) -> Path:
+        """Output of the `hastack up` the watcher runs when supervisord died."""
+        return self.fencing_dir / "recover.log"
+
+    @property
+    def up_lock(self) -> Path:
+        """Taken by `up` for its whole run: two `up`s take turns."""
+        return self.state_dir / "up.lock"
+
+    @property
+    def applied_spec(self) -> Path:
+        """The spec as `up` last applied it (root, 0600): the installed CLI and the watcher
+        reach the stack through it even when the checkout it came from is gone."""
+        return self.state_dir / "hastack.yaml"
 
     @property
     def drills_dir(self) -> Path:
@@ -247,6 +269,30 @@ class PoolPlan:
 
 
 @dataclass(frozen=True)
+class WatcherTimings:
+    """When the watcher acts, derived from Patroni's own timings (see runtime/fencing.py).
+    One second is added where an etcd lease age is compared: leases count whole seconds."""
+
+    detect_s: float
+    """Patroni and PostgreSQL both refusing connections this long: a dead node is fenced."""
+    stall_s: float
+    """Both silent and the leader's lease not renewed this long (two renewals missed in a
+    row: 2 x loop_wait, plus a second each way for the whole-second lease clock): a stalled
+    node is fenced. A leader merely busy for up to loop_wait + 1 s misses at most one."""
+    demoted_s: float
+    """Patroni reports it is no longer primary and its lease is this old: its key released."""
+    stale_running_s: float
+    """Still primary with a lease this old (loop_wait + 2 x retry_timeout, Patroni's own
+    bound): its key released in synchronous mode, unless failsafe mode is active."""
+    release_running: bool
+    """Synchronous mode: a stale primary cannot acknowledge once its standby is promoted."""
+    no_leader_grace_s: float
+    """A fenced node returns without a new leader after this long (ttl + 10 s)."""
+    poll_interval_s: float
+    probe_timeout_s: float
+
+
+@dataclass(frozen=True)
 class StackPlan:
     spec: StackSpec
     paths: StackPaths
@@ -257,6 +303,7 @@ class StackPlan:
     tuning: PostgresTuning
     pool: PoolPlan
     postgres_bin_dir: Path
+    watcher: WatcherTimings
     app_instances: tuple[AppInstance, ...] = ()
     etcd_namespace: str = ETCD_NAMESPACE
 
@@ -388,6 +435,20 @@ def derive_app_instances(spec: StackSpec) -> tuple[AppInstance, ...]:
     )
 
 
+def derive_watcher(spec: StackSpec) -> WatcherTimings:
+    p, f = spec.patroni, spec.fencing
+    return WatcherTimings(
+        detect_s=f.detect_s,
+        stall_s=2.0 * p.loop_wait_s + 2.0,
+        demoted_s=p.loop_wait_s + 1.0,
+        stale_running_s=p.loop_wait_s + 2 * p.retry_timeout_s + 1.0,
+        release_running=spec.postgres.synchronous_mode,
+        no_leader_grace_s=p.ttl_s + 10.0,
+        poll_interval_s=f.poll_interval_ms / 1000,
+        probe_timeout_s=f.probe_timeout_ms / 1000,
+    )
+
+
 def derive_plan(spec: StackSpec) -> StackPlan:
     paths = StackPaths(spec.state_dir or default_state_dir(spec.name))
     pool = derive_pool(spec)
@@ -406,5 +467,6 @@ def derive_plan(spec: StackSpec) -> StackPlan:
         tuning=derive_tuning(spec, pool),
         pool=pool,
         postgres_bin_dir=bin_dir,
+        watcher=derive_watcher(spec),
         app_instances=derive_app_instances(spec),
     )

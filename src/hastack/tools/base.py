@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import pwd
+import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from hastack.errors import HastackError
 
 
 @dataclass(frozen=True)
@@ -27,22 +31,24 @@ class ToolResult:
         return "\n".join(text[-lines:])
 
 
-class ToolError(Exception):
-    """An external program failed; carries the command, exit code and the tail of its output."""
+class ToolError(HastackError):
+    """An external program failed; carries the command, exit code and the tail of its output
+    (in the details, so the user sees what the program said)."""
 
     def __init__(self, what: str, result: ToolResult | None = None, hint: str = "") -> None:
-        self.what = what
         self.result = result
-        self.hint = hint
-        parts = [what]
+        details = []
         if result is not None:
-            parts.append(f"  command: {' '.join(result.argv)} (exit {result.returncode})")
+            details.append(f"command: {' '.join(result.argv)} (exit {result.returncode})")
             tail = result.tail()
             if tail:
-                parts.append("  output:\n" + "\n".join("    " + ln for ln in tail.splitlines()))
-        if hint:
-            parts.append(f"  next: {hint}")
-        super().__init__("\n".join(parts))
+                details += ["output:", *("    " + ln for ln in tail.splitlines())]
+        super().__init__(what, hint, details)
+
+
+def primary_gid(user: str | None) -> int | None:
+    """The user's own group: a program run as another user keeps none of root's groups."""
+    return None if user is None else pwd.getpwnam(user).pw_gid
 
 
 def run(
@@ -53,8 +59,8 @@ def run(
     input_text: str | None = None,
     user: str | None = None,
 ) -> ToolResult:
-    """Run a program to completion (as `user` if given). Never raises for a non-zero exit;
-    check `.ok`."""
+    """Run a program to completion (as `user` if given, with that user's own group and no
+    other: never root's group). Never raises for a non-zero exit; check `.ok`."""
     full_env = {**os.environ, **(env or {})}
     start = time.monotonic()
     try:
@@ -67,6 +73,8 @@ def run(
             input=input_text,
             check=False,
             user=user,
+            group=primary_gid(user),
+            extra_groups=[] if user else None,
         )
     except FileNotFoundError:
         return ToolResult(tuple(argv), 127, "", f"{argv[0]}: not found", 0.0)
@@ -86,3 +94,41 @@ def run_checked(argv: Sequence[str], what: str, hint: str = "", **kwargs: object
     if not result.ok:
         raise ToolError(what, result, hint)
     return result
+
+
+class Background:
+    """A program running while the caller works (a load generator); stopped with SIGINT."""
+
+    def __init__(self, argv: Sequence[str], user: str | None = None) -> None:
+        self.argv = tuple(argv)
+        self.start = time.monotonic()
+        self.proc = subprocess.Popen(
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            user=user,
+            group=primary_gid(user),
+            extra_groups=[] if user else None,
+        )
+
+    def interrupt(self, timeout_s: float = 30.0) -> ToolResult:
+        """SIGINT, then its output once it exits (SIGKILL past `timeout_s`)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            out, err = self.proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        return ToolResult(self.argv, self.proc.returncode, out, err, time.monotonic() - self.start)
+
+    def terminate(self, timeout_s: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

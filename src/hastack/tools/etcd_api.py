@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from hastack.errors import Unavailable
 from hastack.tools.http import client
 
 DEFAULT_TIMEOUT_S = 1.0
@@ -122,7 +123,7 @@ class EtcdClient:
         raise EtcdUnavailable(f"no etcd member answered a transaction on {key}: {_short(last)}")
 
 
-class EtcdUnavailable(Exception):
+class EtcdUnavailable(Unavailable):
     pass
 
 

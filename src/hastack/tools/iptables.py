@@ -16,39 +16,52 @@ def _iptables(*args: str) -> tuple[int, str]:
     return result.returncode, result.stderr.strip()
 
 
-def chain_exists(chain: str) -> bool:
-    return _iptables("-n", "-L", chain)[0] == 0
+class NetCut:
+    """The network cuts of one stack, in its own chain."""
 
+    def __init__(self, chain: str) -> None:
+        self.chain = chain
 
-def ensure_chain(chain: str) -> None:
-    """Create the chain (empty) and the jump from OUTPUT, once."""
-    if not chain_exists(chain):
-        code, err = _iptables("-N", chain)
+    def exists(self) -> bool:
+        return _iptables("-n", "-L", self.chain)[0] == 0
+
+    def ensure(self) -> None:
+        """Create the chain (empty) and the jump from OUTPUT, once."""
+        chain = self.chain
+        if not self.exists():
+            code, err = _iptables("-N", chain)
+            if code != 0:
+                raise ToolError(f"iptables -N {chain} failed: {err}", hint="is iptables installed?")
+        if _iptables("-C", "OUTPUT", "-j", chain)[0] != 0:
+            code, err = _iptables("-I", "OUTPUT", "1", "-j", chain)
+            if code != 0:
+                raise ToolError(f"iptables -I OUTPUT -j {chain} failed: {err}")
+
+    def drop_from_user_to(self, user: str, address: str) -> None:
+        """Drop every packet a process of `user` sends to `address`."""
+        code, err = _iptables(
+            "-A",
+            self.chain,
+            "-m",
+            "owner",
+            "--uid-owner",
+            user,
+            "-d",
+            f"{address}/32",
+            "-j",
+            "DROP",
+        )
         if code != 0:
-            raise ToolError(f"iptables -N {chain} failed: {err}", hint="is iptables installed?")
-    if _iptables("-C", "OUTPUT", "-j", chain)[0] != 0:
-        code, err = _iptables("-I", "OUTPUT", "1", "-j", chain)
+            raise ToolError(f"iptables rule for {user} -> {address} failed: {err}")
+
+    def remove(self) -> bool:
+        """Remove the jump, flush and delete the chain. True if it existed."""
+        if not self.exists():
+            return False
+        while _iptables("-D", "OUTPUT", "-j", self.chain)[0] == 0:
+            pass
+        _iptables("-F", self.chain)
+        code, err = _iptables("-X", self.chain)
         if code != 0:
-            raise ToolError(f"iptables -I OUTPUT -j {chain} failed: {err}")
-
-
-def drop_from_user_to(chain: str, user: str, address: str) -> None:
-    """Drop every packet a process of `user` sends to `address`."""
-    code, err = _iptables(
-        "-A", chain, "-m", "owner", "--uid-owner", user, "-d", f"{address}/32", "-j", "DROP"
-    )
-    if code != 0:
-        raise ToolError(f"iptables rule for {user} -> {address} failed: {err}")
-
-
-def remove_chain(chain: str) -> bool:
-    """Remove the jump, flush and delete the chain. True if it existed."""
-    if not chain_exists(chain):
-        return False
-    while _iptables("-D", "OUTPUT", "-j", chain)[0] == 0:
-        pass
-    _iptables("-F", chain)
-    code, err = _iptables("-X", chain)
-    if code != 0:
-        raise ToolError(f"cannot delete iptables chain {chain}: {err}")
-    return True
+            raise ToolError(f"cannot delete iptables chain {self.chain}: {err}")
+        return True

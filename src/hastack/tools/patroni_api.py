@@ -6,12 +6,13 @@ from typing import Any
 
 import httpx
 
+from hastack.errors import Unavailable
 from hastack.tools.http import client
 
 DEFAULT_TIMEOUT_S = 2.0
 
 
-class PatroniUnavailable(Exception):
+class PatroniUnavailable(Unavailable):
     pass
 
 

@@ -59,42 +59,40 @@ def parse_output(text: str) -> PgbenchResult:
     )
 
 
-def initialise(binary: Path, endpoint: Endpoint, scale: int) -> None:
-    result = run(
-        [str(binary), "-i", "-q", "-s", str(scale), "--foreign-keys"],
-        env=endpoint.env(),
-        timeout_s=600,
-    )
-    if not result.ok:
-        raise ToolError("pgbench -i failed", result)
+class PgBench:
+    """PostgreSQL's pgbench, from the stack's PostgreSQL bin directory."""
 
+    def __init__(self, binary: Path) -> None:
+        self.binary = binary
 
-def run_workload(
-    binary: Path,
-    endpoint: Endpoint,
-    *,
-    select_only: bool,
-    clients: int,
-    threads: int,
-    duration_s: int,
-) -> PgbenchResult:
-    """One run; -n because the app role may not VACUUM, -M simple because transaction pooling
-    cannot keep prepared statements."""
-    argv = [
-        str(binary),
-        "-n",
-        "-M",
-        "simple",
-        "-c",
-        str(clients),
-        "-j",
-        str(threads),
-        "-T",
-        str(duration_s),
-    ]
-    if select_only:
-        argv.append("-S")
-    result = run(argv, env=endpoint.env(), timeout_s=duration_s + 120)
-    if not result.ok:
-        raise ToolError("pgbench run failed", result)
-    return parse_output(result.stdout)
+    endpoint = Endpoint
+    """Where a run connects (host, port, dbname, user, password[, options])."""
+
+    def initialise(self, endpoint: Endpoint, scale: int) -> None:
+        result = run(
+            [str(self.binary), "-i", "-q", "-s", str(scale), "--foreign-keys"],
+            env=endpoint.env(),
+            timeout_s=600,
+        )
+        if not result.ok:
+            raise ToolError("pgbench -i failed", result)
+
+    def run_workload(
+        self,
+        endpoint: Endpoint,
+        *,
+        select_only: bool,
+        clients: int,
+        threads: int,
+        duration_s: int,
+    ) -> PgbenchResult:
+        """One run; -n because the app role may not VACUUM, -M simple because transaction
+        pooling cannot keep prepared statements."""
+        argv = [str(self.binary), "-n", "-M", "simple", "-c", str(clients), "-j", str(threads)]
+        argv += ["-T", str(duration_s)]
+        if select_only:
+            argv.append("-S")
+        result = run(argv, env=endpoint.env(), timeout_s=duration_s + 120)
+        if not result.ok:
+            raise ToolError("pgbench run failed", result)
+        return parse_output(result.stdout)

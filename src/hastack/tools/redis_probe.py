@@ -8,34 +8,47 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from hastack.errors import Unavailable
 
-class RedisUnavailable(Exception):
+
+class RedisUnavailable(Unavailable):
     pass
 
 
-def probe(host: str, port: int, password: str, timeout_s: float = 1.0) -> dict[str, Any]:
-    client = redis.Redis(
-        host=host,
-        port=port,
-        password=password,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        # redis-py retries a refused connection 3 times with back-off (~3 s); a probe must not.
-        retry=Retry(NoBackoff(), 0),
-    )
-    try:
-        client.ping()
-        memory = client.info("memory")
-        server = client.info("server")
-        persistence = client.info("persistence")
-    except redis.RedisError as exc:
-        raise RedisUnavailable(f"Redis {host}:{port}: {exc}") from None
-    finally:
-        client.close()
-    return {
-        "version": server.get("redis_version"),
-        "used_memory_bytes": memory.get("used_memory"),
-        "maxmemory_bytes": memory.get("maxmemory"),
-        "maxmemory_policy": memory.get("maxmemory_policy"),
-        "aof_enabled": bool(persistence.get("aof_enabled")),
-    }
+class RedisProbe:
+    def __init__(self, host: str, port: int, password: str, timeout_s: float = 1.0) -> None:
+        self.host = host
+        self.port = port
+        self.password = password
+        self.timeout_s = timeout_s
+
+    def probe(self) -> dict[str, Any]:
+        """PING, then the memory and persistence figures `status` shows."""
+        client = redis.Redis(
+            host=self.host,
+            port=self.port,
+            password=self.password,
+            socket_timeout=self.timeout_s,
+            socket_connect_timeout=self.timeout_s,
+            # redis-py retries a refused connection 3 times with back-off (~3 s); a probe
+            # must not.
+            retry=Retry(NoBackoff(), 0),
+        )
+        try:
+            client.ping()
+            memory = client.info("memory")
+            server = client.info("server")
+            persistence = client.info("persistence")
+        except redis.RedisError as exc:
+            raise RedisUnavailable(
+                f"Redis {self.host}:{self.port}: {exc}", "hastack logs redis"
+            ) from None
+        finally:
+            client.close()
+        return {
+            "version": server.get("redis_version"),
+            "used_memory_bytes": memory.get("used_memory"),
+            "maxmemory_bytes": memory.get("maxmemory"),
+            "maxmemory_policy": memory.get("maxmemory_policy"),
+            "aof_enabled": bool(persistence.get("aof_enabled")),
+        }

@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hastack.tools.base import ToolError, run
+from hastack.tools.base import Background, ToolError, ToolResult, run
 
 REPORT_LUA = """
 done = function(summary, latency, requests)
@@ -49,39 +49,96 @@ class WrkResult:
     socket_errors: int
 
 
-def wrk(
-    url: str,
-    *,
-    duration_s: int = 10,
-    connections: int = 32,
-    threads: int = 1,
-    headers: dict[str, str] | None = None,
-    rotate: tuple[str, list[str]] | None = None,
-) -> WrkResult:
+def _script(headers: dict[str, str], rotate: tuple[str, list[str]] | None) -> Path:
+    """The Lua script: headers set here, not with -H (a token on the command line is visible
+    to every user in `ps`), the report hook, and an optional rotating header. 0600."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        for key, value in headers.items():
+            script.write(f"wrk.headers[{json.dumps(key)}] = {json.dumps(value)}\n")
         script.write(REPORT_LUA)
         if rotate is not None:
             script.write(rotating_header_lua(*rotate))
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "-s", script.name]
-    for key, value in (headers or {}).items():
-        argv += ["-H", f"{key}: {value}"]
-    argv.append(url)
-    try:
-        result = run(argv, timeout_s=duration_s + 60)
-    finally:
-        Path(script.name).unlink(missing_ok=True)
+    return Path(script.name)
+
+
+def _parse(url: str, connections: int, result: ToolResult) -> WrkResult:
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("HASTACK_JSON ")), None)
-    if not result.ok or line is None:
+    if line is None:
         raise ToolError(f"wrk against {url} failed", result, hint="apt-get install wrk")
     data = json.loads(line.removeprefix("HASTACK_JSON "))
     return WrkResult(
         url=url,
         connections=connections,
         requests=data["requests"],
-        requests_per_s=round(data["requests"] / (data["duration_us"] / 1e6), 1),
+        requests_per_s=round(data["requests"] / max(data["duration_us"] / 1e6, 1e-6), 1),
         p50_ms=data["p50_us"] / 1000,
         p95_ms=data["p95_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
         non_2xx=data["non_2xx"],
         socket_errors=data["socket_errors"],
     )
+
+
+class Wrk:
+    """wrk (Debian's package), one run to completion or one run in the background."""
+
+    def __init__(self, binary: str = "wrk") -> None:
+        self.binary = binary
+
+    def _argv(
+        self, url: str, script: Path, duration_s: int, connections: int, threads: int
+    ) -> list[str]:
+        return [
+            self.binary,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration_s}s",
+            "-s",
+            str(script),
+            url,
+        ]
+
+    def run(
+        self,
+        url: str,
+        *,
+        duration_s: int = 10,
+        connections: int = 32,
+        threads: int = 1,
+        headers: dict[str, str] | None = None,
+        rotate: tuple[str, list[str]] | None = None,
+    ) -> WrkResult:
+        script = _script(headers or {}, rotate)
+        try:
+            result = run(
+                self._argv(url, script, duration_s, connections, threads), timeout_s=duration_s + 60
+            )
+        finally:
+            script.unlink(missing_ok=True)
+        if not result.ok:
+            raise ToolError(f"wrk against {url} failed", result, hint="apt-get install wrk")
+        return _parse(url, connections, result)
+
+    def start(
+        self, url: str, *, duration_s: int, connections: int, headers: dict[str, str]
+    ) -> WrkRun:
+        """Load in the background until `WrkRun.stop()` (or `duration_s`)."""
+        script = _script(headers, None)
+        argv = self._argv(url, script, duration_s, connections, 1)
+        return WrkRun(url, connections, script, Background(argv))
+
+
+class WrkRun:
+    def __init__(self, url: str, connections: int, script: Path, proc: Background) -> None:
+        self.url = url
+        self.connections = connections
+        self.script = script
+        self.proc = proc
+
+    def stop(self) -> WrkResult:
+        """SIGINT: wrk stops and reports what it did so far."""
+        try:
+            result = self.proc.interrupt(timeout_s=30)
+        finally:
+            self.script.unlink(missing_ok=True)
+        return _parse(self.url, self.connections, result)

@@ -1,24 +1,22 @@
 """`hastack up`: bring a stack to its spec, in dependency order, waiting for real readiness.
 
-Idempotent: a second run finds every file equal and every program running, and says so.
+Idempotent: a second run finds every file equal and every program running, and says so. When
+supervisord died and left its programs running, `up` takes them over (ops/adopt.py) instead
+of starting a second set beside them.
 """
 
 from __future__ import annotations
 
-import shlex
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
 from hastack.demo.migrations import demo_migrations
-from hastack.render.connection import connection_settings
-from hastack.render.files import RenderedFile, render_stack
-from hastack.render.programs import Program, stack_programs
-from hastack.render.secrets import Secrets
+from hastack.errors import HastackError
+from hastack.ops.adopt import adopt_orphans
 from hastack.runtime import secret_store
 from hastack.runtime.apptier import (
     app_servers,
@@ -29,35 +27,32 @@ from hastack.runtime.apptier import (
     replace_rolling,
     rolling_restart,
 )
-from hastack.runtime.database import DatabaseError, ensure_database
+from hastack.runtime.configs import RenderedFile, write_configs
+from hastack.runtime.database import ensure_database
 from hastack.runtime.dcs import converge_dcs
-from hastack.runtime.fencer import hold
 from hastack.runtime.files import write_atomic
 from hastack.runtime.health import data_tier
 from hastack.runtime.layout import prepare_dirs
-from hastack.runtime.lifecycle import current_leader, ensure_started, programs_of
+from hastack.runtime.lifecycle import ensure_started
+from hastack.runtime.locks import exclusive
 from hastack.runtime.migrations import apply_migrations
-from hastack.runtime.ownership import claim_state_dir, ensure_users
+from hastack.runtime.ownership import Marker, claim_state_dir, ensure_users
 from hastack.runtime.preflight import preflight
 from hastack.runtime.progress import NullProgress, Progress
-from hastack.runtime.snapshot import StackSnapshot, supervisor_for, take_snapshot
-from hastack.runtime.supervisor import Supervisor
-from hastack.runtime.validate import validate_rendered
-from hastack.runtime.waits import WaitTimeout, wait_for
-from hastack.spec.plan import StackPlan
-from hastack.tools import redis_probe
+from hastack.runtime.snapshot import StackSnapshot
+from hastack.runtime.stack import Stack
+from hastack.spec.names import RO_BACKEND, RW_BACKEND
+
+if TYPE_CHECKING:
+    from hastack.render.program import Program
 
 T = TypeVar("T")
 
 RELOAD_SIGNALS = {"patroni": "HUP", "pgbouncer": "HUP"}
 """How each component picks up a changed config without a restart (Redis needs a restart)."""
 
-
-class UpError(Exception):
-    def __init__(self, what: str, hint: str = "") -> None:
-        self.what = what
-        self.hint = hint
-        super().__init__(what + (f"\n    next: {hint}" if hint else ""))
+HOLD_S = 900.0
+"""The longest `up` keeps the watcher still (a hold ends earlier when `up` ends or dies)."""
 
 
 @dataclass
@@ -67,6 +62,8 @@ class UpResult:
     changed_files: list[str] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
     reloaded: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    """Processes a dead supervisord left running, now supervised."""
     dcs_patch: dict[str, Any] = field(default_factory=dict)
     ready_at_s: dict[str, float] = field(default_factory=dict)
     """Seconds from the start of `up` until each readiness milestone."""
@@ -80,107 +77,110 @@ class UpResult:
             or self.changed_files
             or self.started
             or self.reloaded
+            or self.adopted
             or self.dcs_patch
         )
 
 
 class _Run:
-    """State of one `up` run: the plan, its clock and what it has done so far."""
+    """State of one `up` run: the stack, its clock and what it has done so far."""
 
-    def __init__(self, plan: StackPlan, progress: Progress) -> None:
-        self.plan = plan
+    def __init__(self, stack: Stack, progress: Progress) -> None:
+        self.stack = stack
+        self.plan = stack.plan
         self.progress = progress
-        self.sup: Supervisor = supervisor_for(plan)
-        self.t0 = time.monotonic()
+        self.sup = stack.supervisor
+        self.t0 = stack.clock.monotonic()
         self.result = UpResult()
-        self.secrets: Secrets | None = None
 
     def since(self) -> float:
-        return time.monotonic() - self.t0
+        return self.stack.clock.monotonic() - self.t0
 
     def milestone(self, name: str, message: str) -> None:
         self.result.ready_at_s[name] = round(self.since(), 2)
         self.progress.done(f"{message} ({self.since():.1f} s)")
 
     def snapshot(self, services: bool = False) -> StackSnapshot:
-        return take_snapshot(self.plan, self.sup, self.secrets if services else None)
+        return self.stack.snapshot(services=services)
 
     def wait(
         self, check: Callable[[], tuple[T | None, str]], what: str, timeout_s: float, hint: str
     ) -> T:
         self.progress.step(f"waiting for {what}")
-        try:
-            return wait_for(check, what=what, timeout_s=timeout_s, interval_s=0.2)
-        except WaitTimeout as exc:
-            raise UpError(str(exc), hint) from None
+        return self.stack.wait(check, what=what, timeout_s=timeout_s, interval_s=0.2, hint=hint)
+
+    def start(self, programs: list[Program]) -> None:
+        started = ensure_started(self.sup, programs)
+        if started:
+            self.progress.step("starting " + ", ".join(started))
+        self.result.started += started
 
 
-def up(plan: StackPlan, progress: Progress | None = None) -> UpResult:
-    run = _Run(plan, progress or NullProgress())
-    preflight(plan)
-    _prepare(run)
-    files = _render_and_write(run)
-    # up stops and starts programs itself: the fencing watcher must not take that for a
-    # dead leader.
-    with hold(plan.paths.fencer_hold, 600, "hastack up"):
-        was_running = _ensure_supervisor(run)
-        _start_data_tier(run)
-        _start_services(run)
-        if was_running and _reload_changed(run, files):
-            _wait_services(run)
+def up(stack: Stack, spec_file: Path | None = None, progress: Progress | None = None) -> UpResult:
+    """Bring `stack` to its spec. `spec_file`: the spec it was loaded from; a copy is kept
+    in the state directory for the installed CLI and the watcher."""
+    run = _Run(stack, progress or NullProgress())
+    preflight(stack.plan)
+    run.progress.step(f"preparing {stack.plan.paths.state_dir}")
+    marker = claim_state_dir(stack.plan)
+    with exclusive(stack.plan.paths.up_lock, "hastack up", 900, run.progress, stack.clock):
+        _prepare(run, marker, spec_file)
+        files = _render_and_write(run)
+        # up stops and starts programs itself: the watcher must not take that for a dead
+        # leader, nor start what up is about to start.
+        with stack.hold(HOLD_S, "hastack up"):
+            was_running = _ensure_supervisor(run)
+            _start_data_tier(run)
+            _start_services(run)
+            if was_running and _reload_changed(run, files):
+                _wait_services(run)
     run.result.elapsed_s = round(run.since(), 2)
     return run.result
 
 
-def _prepare(run: _Run) -> None:
+def _prepare(run: _Run, marker: Marker, spec_file: Path | None) -> None:
     plan = run.plan
-    run.progress.step(f"preparing {plan.paths.state_dir}")
-    marker = claim_state_dir(plan)
     run.result.created_users = ensure_users(plan, marker)
     prepare_dirs(plan)
-    run.secrets = secret_store.load_or_create(plan.paths.secrets_dir)
+    secret_store.load_or_create(plan.paths.secrets_dir)
     if plan.app_instances:
         prepare_http(plan)
+    if spec_file is not None and spec_file.resolve() != plan.paths.applied_spec:
+        text = spec_file.read_text(encoding="utf-8")
+        header = (
+            f"# Applied by `hastack up` from {spec_file.resolve()}. The installed CLI and the\n"
+            "# watcher reach the stack through this copy; edit the original, then `up`.\n"
+        )
+        body = text if text.startswith("# Applied by") else header + text
+        write_atomic(plan.paths.applied_spec, body, "root", 0o600)
 
 
 def _render_and_write(run: _Run) -> list[RenderedFile]:
-    assert run.secrets is not None
     run.progress.step("rendering and checking configs (haproxy -c, patroni, pgbouncer)")
-    files = render_stack(run.plan, run.secrets)
-    validate_rendered(run.plan, files, dcs_running=False)
-    changed = [f for f in files if write_atomic(f.path, f.content, f.owner, f.mode)]
-    _write_fencer_launcher(run.plan)
+    changed, total = write_configs(run.plan, run.stack.secrets)
     run.result.changed_files = [str(f.path) for f in changed]
-    run.progress.done(f"configs written ({len(changed)} changed of {len(files)})")
+    run.progress.done(f"configs written ({len(changed)} changed of {total})")
     return changed
 
 
-def _write_fencer_launcher(plan: StackPlan) -> None:
-    """The watcher runs with the Python hastack itself runs from (an environment fact, so the
-    runtime writes it, not a renderer)."""
-    text = (
-        "#!/bin/sh\n# Written by `hastack up`: starts the fencing watcher with hastack's Python.\n"
-        f'exec {shlex.quote(sys.executable)} -m hastack.runtime.fencer "$@"\n'
-    )
-    write_atomic(plan.paths.fencer_launcher, text, "root", 0o700)
-
-
 def _ensure_supervisor(run: _Run) -> bool:
-    """Start supervisord, or make a running one pick up a changed config. True if it was
-    already running."""
+    """Start supervisord, or make a running one pick up a changed config; take over what a
+    dead supervisord left running. True if supervisord was already running."""
     sup = run.sup
     if not sup.is_running():
         run.progress.step("starting supervisord")
         sup.start_daemon()
+        run.result.adopted = adopt_orphans(run.stack, run.progress)
         return False
     added, changed, removed = sup.reload_config()
     for group in removed:
         # An app instance scaled away: no new requests first, then stop it.
-        drain_quietly(plan=run.plan, name=group)
+        drain_quietly(run.stack, group)
         sup.stop_group(group)
         sup.remove_group(group)
     for group in added:
         sup.add_group(group)
+    run.result.adopted = adopt_orphans(run.stack, run.progress)
     _replace_changed_groups(run, changed)
     return True
 
@@ -189,27 +189,27 @@ def _replace_changed_groups(run: _Run, changed: list[str]) -> None:
     """A changed program definition applies only to a re-added group. Services are simply
     replaced; nodes one at a time, replicas before the leader, each back (etcd quorum,
     Patroni streaming) before the next, so the cluster keeps quorum and a leader."""
-    plan, sup = run.plan, run.sup
+    plan, sup, stack = run.plan, run.sup, run.stack
     node_names = {n.name for n in plan.nodes}
     app_names = {i.name for i in plan.app_instances}
-    leader = current_leader(plan)
+    leader = stack.leader()
     nodes = sorted((g for g in changed if g in node_names), key=lambda g: g == leader)
     for group in (g for g in changed if g not in node_names | app_names):
         sup.stop_group(group)
         sup.remove_group(group)
         sup.add_group(group)
-    apps = [p for p in programs_of(plan, "app") if p.group in changed]
+    apps = [p for p in stack.programs("app") if p.group in changed]
     if apps:
         run.progress.step("applying changed app definitions, one instance at a time")
-        replace_rolling(plan, sup, apps, run.progress)
+        replace_rolling(stack, apps, run.progress)
     for group in nodes:
         run.progress.step(f"applying the changed program definition of {group}")
-        programs = [p for p in stack_programs(plan) if p.group == group]
+        programs = stack.programs(group=group)
         for program in sorted(programs, key=lambda p: p.component != "patroni"):
             sup.stop(program.process_name)  # Patroni before its etcd member
         sup.remove_group(group)
         sup.add_group(group)
-        _start(run, sorted(programs, key=lambda p: p.component != "etcd"))
+        run.start(sorted(programs, key=lambda p: p.component != "etcd"))
         run.wait(
             lambda: _replicas_streaming(run),
             f"{group} back in the cluster",
@@ -218,39 +218,26 @@ def _replace_changed_groups(run: _Run, changed: list[str]) -> None:
         )
 
 
-def _start(run: _Run, programs: list[Program]) -> None:
-    started = ensure_started(run.sup, programs)
-    if started:
-        run.progress.step("starting " + ", ".join(started))
-    run.result.started += started
-
-
 def _start_data_tier(run: _Run) -> None:
-    plan = run.plan
-    _start(run, programs_of(plan, "etcd"))
-    run.wait(
-        lambda: _etcd_quorum(run),
-        "etcd quorum",
-        timeout_s=30,
-        hint="hastack logs pg1 etcd",
-    )
+    plan, stack = run.plan, run.stack
+    run.start(stack.programs("etcd"))
+    run.wait(lambda: _etcd_quorum(run), "etcd quorum", timeout_s=30, hint="hastack logs pg1 etcd")
     run.milestone("etcd_quorum", "etcd has quorum")
 
-    _start(run, programs_of(plan, "patroni"))
+    run.start(stack.programs("patroni"))
     leader = run.wait(
         lambda: _leader(run), "a Patroni leader", timeout_s=90, hint="hastack logs pg1 patroni"
     )
     run.result.leader = leader
     run.milestone("leader", f"{leader} is the leader")
 
-    secrets = run.secrets
-    assert secrets is not None
-    _retry(lambda: ensure_database(plan, plan.node(leader), secrets), DatabaseError)
-    run.result.dcs_patch = converge_dcs(plan, plan.node(leader), secrets)
+    # Right after a promotion the leader may refuse a connection for a moment.
+    _retry(run, lambda: ensure_database(stack, leader))
+    run.result.dcs_patch = converge_dcs(stack, leader)
     if run.result.dcs_patch:
         run.progress.done(f"Patroni dynamic config updated: {sorted(run.result.dcs_patch)}")
     if plan.app_is_demo and plan.app_instances:
-        applied = apply_migrations(plan, plan.node(leader), secrets, demo_migrations())
+        applied = apply_migrations(stack, leader, demo_migrations())
         run.result.migrations = applied
         if applied:
             run.progress.done(f"migrations applied: {', '.join(applied)}")
@@ -292,21 +279,21 @@ def _replicas_streaming(run: _Run) -> tuple[bool | None, str]:
 
 
 def _start_services(run: _Run) -> None:
-    plan = run.plan
-    _start(run, programs_of(plan, "haproxy"))
+    plan, stack = run.plan, run.stack
+    run.start(stack.programs("haproxy"))
     _wait_haproxy(run)
     run.milestone("haproxy", "HAProxy routes to the leader and replicas")
-    _start(run, programs_of(plan, "pgbouncer"))
+    run.start(stack.programs("pgbouncer"))
     _wait_pgbouncer(run)
     run.milestone("pgbouncer", "DATABASE_URL answers")
-    _start(run, programs_of(plan, "redis"))
+    run.start(stack.programs("redis"))
     _wait_redis(run)
     run.milestone("redis", "Redis answers")
     if plan.app_instances:
-        _start(run, programs_of(plan, "app"))
+        run.start(stack.programs("app"))
         _wait_app(run)
         run.milestone("app", f"{len(plan.app_instances)} app instances ready behind HAProxy")
-    _start(run, programs_of(plan, "fencer"))
+    run.start(stack.programs("fencer"))
     _wait_all_running(run)
 
 
@@ -326,9 +313,9 @@ def _wait_app(run: _Run) -> None:
 
 
 def _app_in_rotation(run: _Run) -> tuple[bool | None, str]:
-    plan = run.plan
-    not_ready = [i.name for i in plan.app_instances if not instance_ready(plan, i)]
-    servers = app_servers(plan)
+    plan, stack = run.plan, run.stack
+    not_ready = [i.name for i in plan.app_instances if not instance_ready(stack, i)]
+    servers = app_servers(stack)
     down = [i.name for i in plan.app_instances if not (i.name in servers and servers[i.name].up)]
     if not not_ready and not down:
         return True, ""
@@ -364,8 +351,8 @@ def _haproxy_routes(run: _Run) -> tuple[bool | None, str]:
     if snap.haproxy_error:
         return None, snap.haproxy_error
     tier = data_tier(snap)
-    rw = [s.server for s in snap.haproxy if s.backend == "pg_primary" and s.up]
-    ro = [s.server for s in snap.haproxy if s.backend == "pg_replicas" and s.up]
+    rw = [s.server for s in snap.haproxy if s.backend == RW_BACKEND and s.up]
+    ro = [s.server for s in snap.haproxy if s.backend == RO_BACKEND and s.up]
     seen = f"read-write up: {rw}, read-only up: {ro}"
     if tier.leader and rw == [tier.leader] and len(ro) == len(tier.streaming):
         return True, seen
@@ -373,8 +360,7 @@ def _haproxy_routes(run: _Run) -> tuple[bool | None, str]:
 
 
 def _pgbouncer_query(run: _Run) -> tuple[bool | None, str]:
-    assert run.secrets is not None
-    url = connection_settings(run.plan, run.secrets)["DATABASE_URL"]
+    url = run.stack.urls()["DATABASE_URL"]
     try:
         # prepare_threshold=None: transaction pooling cannot keep prepared statements.
         with psycopg.connect(url, connect_timeout=2, prepare_threshold=None) as conn:
@@ -385,31 +371,30 @@ def _pgbouncer_query(run: _Run) -> tuple[bool | None, str]:
 
 
 def _redis_ping(run: _Run) -> tuple[bool | None, str]:
-    assert run.secrets is not None
-    plan = run.plan
     try:
-        redis_probe.probe(plan.services_address, plan.spec.redis.port, run.secrets.redis_password)
-    except redis_probe.RedisUnavailable as exc:
-        return None, str(exc)
+        run.stack.redis().probe()
+    except HastackError as exc:
+        return None, exc.what
     return True, ""
 
 
 def _reload_changed(run: _Run, changed: list[RenderedFile]) -> bool:
     """Programs that kept running while their config changed pick the change up here.
     True if any was reloaded or restarted."""
-    programs = {p.name: p for p in stack_programs(run.plan)}
+    stack = run.stack
+    programs = {p.name: p for p in stack.programs()}
     for name in sorted({f.program for f in changed if f.program}):
         if name in run.result.started:
             continue
         if name == "app":
-            running = [p for p in programs_of(run.plan, "app") if p.name not in run.result.started]
-            rolling_restart(run.plan, run.sup, running, run.progress)
+            running = [p for p in stack.programs("app") if p.name not in run.result.started]
+            rolling_restart(stack, running, run.progress)
             run.result.reloaded += [p.name for p in running]
             continue
         program = programs[name]
         signal_name = RELOAD_SIGNALS.get(program.component)
         if program.component == "haproxy":
-            reload_haproxy(run.plan, run.sup, program)
+            reload_haproxy(stack)
         elif signal_name:
             run.sup.signal(program.process_name, signal_name)
         else:
@@ -421,13 +406,14 @@ def _reload_changed(run: _Run, changed: list[RenderedFile]) -> bool:
     return bool(run.result.reloaded)
 
 
-def _retry(action: Callable[[], object], error: type[Exception], attempts: int = 10) -> None:
+def _retry(run: _Run, action: Callable[[], object]) -> None:
     """Right after a promotion the leader may refuse a connection for a moment."""
-    for attempt in range(attempts):
+
+    def attempt() -> tuple[bool | None, str]:
         try:
             action()
-            return
-        except error:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5)
+        except HastackError as exc:
+            return None, exc.what
+        return True, ""
+
+    run.stack.wait(attempt, what="roles and database on the leader", timeout_s=10, interval_s=0.5)

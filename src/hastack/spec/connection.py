@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from hastack.render.secrets import Secrets
 from hastack.spec import roles
 from hastack.spec.plan import StackPlan
+from hastack.spec.secrets import Secrets
 
 
-def _pg_url(user: str, password: str, host: str, port: int, dbname: str) -> str:
+def pg_url(user: str, password: str, host: str, port: int, dbname: str) -> str:
+    """A libpq URL; the password is quoted so that any character is safe."""
     return f"postgresql://{quote(user)}:{quote(password, safe='')}@{host}:{port}/{dbname}"
 
 
@@ -23,9 +24,9 @@ def connection_settings(plan: StackPlan, secrets: Secrets) -> dict[str, str]:
     app = {"APP_URL": plan.app_url} if plan.app_instances else {}
     return {
         **app,
-        "DATABASE_URL": _pg_url(roles.APP, pw, host, spec.pgbouncer.port, rw_db),
-        "DATABASE_URL_RO": _pg_url(roles.APP, pw, host, spec.pgbouncer.port, ro_db),
-        "DATABASE_URL_DIRECT": _pg_url(
+        "DATABASE_URL": pg_url(roles.APP, pw, host, spec.pgbouncer.port, rw_db),
+        "DATABASE_URL_RO": pg_url(roles.APP, pw, host, spec.pgbouncer.port, ro_db),
+        "DATABASE_URL_DIRECT": pg_url(
             roles.APP, pw, host, spec.haproxy.rw_port, spec.postgres.database
         ),
         "REDIS_URL": (

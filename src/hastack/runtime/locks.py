@@ -1,0 +1,63 @@
+"""Named locks: two commands that must not overlap (two `up`s: an operator's and the one the
+watcher runs after supervisord died) take turns instead of racing."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from hastack.errors import HastackError
+from hastack.polling import SYSTEM_CLOCK, Clock, WaitTimeout, until
+from hastack.runtime.progress import NullProgress, Progress
+
+
+def _holder(path: Path) -> str:
+    try:
+        return path.read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
+@contextlib.contextmanager
+def exclusive(
+    path: Path,
+    what: str,
+    timeout_s: float,
+    progress: Progress | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> Iterator[None]:
+    """Hold `path`'s lock for the block; wait up to `timeout_s` for another holder."""
+    progress = progress or NullProgress()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+
+        def acquired() -> bool:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+        if not acquired():
+            progress.step(f"waiting for another {what} (pid {_holder(path)}) to finish")
+            try:
+                until(
+                    acquired,
+                    what=f"the {what} lock",
+                    timeout_s=timeout_s,
+                    interval_s=0.5,
+                    clock=clock,
+                )
+            except WaitTimeout:
+                raise HastackError(
+                    f"another {what} (pid {_holder(path)}) still runs after {timeout_s:.0f} s",
+                    "wait for it to finish, or stop it",
+                ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)

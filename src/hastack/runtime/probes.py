@@ -1,0 +1,78 @@
+"""The watcher's probes of one node, each telling an answer from a refusal from silence.
+
+A refused connection means nothing listens: the process is gone. No answer in time means the
+process is frozen, cut off or only slow, which the watcher must not take for death.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from hastack.runtime.fencing import Probe, WatchNode
+from hastack.tools.http import client as http_client
+
+SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+
+
+def _http_failure(exc: httpx.HTTPError) -> Probe:
+    if isinstance(exc, httpx.ConnectError) and not isinstance(exc, httpx.TimeoutException):
+        return "refused"
+    return "timeout"
+
+
+def probe_liveness(node: WatchNode, timeout_s: float) -> Probe:
+    """Patroni's /liveness never touches PostgreSQL, so it answers at once even while
+    PostgreSQL is down (/patroni queries PostgreSQL and can take seconds then). Any status
+    counts as an answer: the process runs."""
+    try:
+        http_client().get(f"http://{node.address}:{node.rest_port}/liveness", timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return _http_failure(exc)
+    return "ok"
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """What /patroni says, when it answers in time."""
+
+    role: str | None = None
+    pg_state: str | None = None
+    failsafe_active: bool = False
+    dcs_age_s: float | None = None
+
+
+def probe_member(node: WatchNode, timeout_s: float) -> MemberInfo:
+    """Role, PostgreSQL state and failsafe mode as /patroni reports them (all None when it
+    does not answer in time: unknown, never "not primary")."""
+    try:
+        url = f"http://{node.address}:{node.rest_port}/patroni"
+        body = http_client().get(url, timeout=timeout_s).json()
+    except (httpx.HTTPError, ValueError):
+        return MemberInfo()
+    role, state, seen = body.get("role"), body.get("state"), body.get("dcs_last_seen")
+    return MemberInfo(
+        role=None if role is None else str(role),
+        pg_state=None if state is None else str(state),
+        failsafe_active=bool(body.get("failsafe_mode_is_active", False)),
+        dcs_age_s=None if seen is None else max(0.0, time.time() - float(seen)),
+    )
+
+
+def probe_pg(node: WatchNode, timeout_s: float) -> Probe:
+    """A real protocol round trip (SSLRequest -> 'S'/'N'): the postmaster must answer, so a
+    frozen or hung PostgreSQL fails it where a bare TCP connect would not (the kernel
+    completes the handshake for a stopped process)."""
+    try:
+        with socket.create_connection((node.address, node.pg_port), timeout=timeout_s) as sock:
+            sock.settimeout(timeout_s)
+            sock.sendall(SSL_REQUEST)
+            return "ok" if sock.recv(1) in (b"S", b"N") else "timeout"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError:
+        return "timeout"

@@ -1,0 +1,222 @@
+"""One handle on a stack: what every op and drill needs, built in one place.
+
+A `Stack` holds the plan, the clock, the secrets (read once, on first use), the supervisor and
+factories for every client (etcd, Patroni, HAProxy, PgBouncer, Redis, network cuts, direct
+PostgreSQL connections). Ops and drills take a `Stack`; they never build a client or read a
+secret themselves. `hastack.runtime.fakes.FakeStack` stands in for it in unit tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from functools import cached_property
+from typing import TypeVar
+
+import psutil
+import psycopg
+
+from hastack.polling import SYSTEM_CLOCK, Clock, poll, until
+from hastack.render.programs import Program, stack_programs
+from hastack.runtime import holds, secret_store
+from hastack.runtime.health import Assessment, assess
+from hastack.runtime.orphans import Identity, identity_of
+from hastack.runtime.snapshot import StackSnapshot, take_snapshot
+from hastack.runtime.supervisor import Supervisor
+from hastack.spec import roles
+from hastack.spec.connection import connection_settings, pg_url
+from hastack.spec.plan import StackPlan
+from hastack.spec.secrets import Secrets
+from hastack.tools.etcd_api import EtcdClient, EtcdUnavailable
+from hastack.tools.haproxy_api import HAProxyAdmin
+from hastack.tools.iptables import NetCut
+from hastack.tools.patroni_api import PatroniClient
+from hastack.tools.pgbench import PgBench
+from hastack.tools.pgbouncer_admin import PgBouncerAdmin
+from hastack.tools.redis_probe import RedisProbe
+from hastack.tools.wrk import Wrk
+
+T = TypeVar("T")
+
+Connection = psycopg.Connection[tuple[object, ...]]
+
+
+class Stack:
+    def __init__(self, plan: StackPlan, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.plan = plan
+        self.clock = clock
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    # --- what the stack is made of -------------------------------------------------------
+
+    @cached_property
+    def supervisor(self) -> Supervisor:
+        p = self.plan.paths
+        return Supervisor(
+            p.supervisor_config,
+            p.supervisor_socket,
+            p.supervisor_pidfile,
+            python=self.plan.spec.binaries.hastack_python,
+        )
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        """Every secret, read once; a HastackError when the stack was never brought up."""
+        return secret_store.load(self.plan.paths.secrets_dir, self.name)
+
+    def secrets_or_none(self) -> Secrets | None:
+        """For read-only views (`status`): what can be probed without secrets still is."""
+        try:
+            return self.secrets
+        except Exception:
+            return None
+
+    def programs(self, component: str | None = None, group: str | None = None) -> list[Program]:
+        """The stack's supervised programs in start order, optionally one component's or
+        one group's."""
+        return [
+            p
+            for p in stack_programs(self.plan)
+            if (component is None or p.component == component)
+            and (group is None or p.group == group)
+        ]
+
+    @cached_property
+    def identity(self) -> Identity:
+        """How to recognise the stack's processes (users, instances, the watcher)."""
+        return identity_of(self.plan)
+
+    def processes(self) -> list[psutil.Process]:
+        """Every process running as one of the stack's system users."""
+        users = set(self.plan.all_users)
+        return [p for p in psutil.process_iter(["username"]) if p.info["username"] in users]
+
+    # --- clients -------------------------------------------------------------------------
+
+    def etcd(self, timeout_s: float = 1.0, urls: Sequence[str] | None = None) -> EtcdClient:
+        return EtcdClient(tuple(urls or self.plan.etcd_client_urls), timeout_s=timeout_s)
+
+    def patroni(self, node: str, timeout_s: float = 2.0) -> PatroniClient:
+        """A node's Patroni REST API, with the credentials its write endpoints need when
+        the secrets are readable."""
+        n = self.plan.node(node)
+        secrets = self.secrets_or_none()
+        auth = (roles.PATRONI_REST, secrets.patroni_rest_password) if secrets else None
+        return PatroniClient(n.address, self.plan.spec.patroni.rest_port, auth, timeout_s)
+
+    def haproxy(self) -> HAProxyAdmin:
+        return HAProxyAdmin(self.plan.paths.haproxy_socket)
+
+    def pgbouncer(self) -> PgBouncerAdmin:
+        return PgBouncerAdmin(
+            self.plan.services_address,
+            self.plan.spec.pgbouncer.port,
+            roles.PGBOUNCER_ADMIN,
+            self.secrets.pgbouncer_admin_password,
+        )
+
+    def redis(self, timeout_s: float = 1.0) -> RedisProbe:
+        return RedisProbe(
+            self.plan.services_address,
+            self.plan.spec.redis.port,
+            self.secrets.redis_password,
+            timeout_s,
+        )
+
+    def netcut(self) -> NetCut:
+        return NetCut(self.plan.iptables_chain)
+
+    def pgbench(self) -> PgBench:
+        return PgBench(self.plan.postgres_bin_dir / "pgbench")
+
+    def wrk(self) -> Wrk:
+        return Wrk()
+
+    def connect(
+        self, node: str, dbname: str | None = None, connect_timeout_s: int = 3
+    ) -> Connection:
+        """A superuser connection straight to one node (no HAProxy, no pooler), autocommit."""
+        n = self.plan.node(node)
+        return psycopg.connect(
+            host=n.address,
+            port=self.plan.spec.postgres.port,
+            dbname=dbname or self.plan.spec.postgres.database,
+            user=roles.SUPERUSER,
+            password=self.secrets.postgres_password,
+            connect_timeout=connect_timeout_s,
+            autocommit=True,
+        )
+
+    def urls(self) -> dict[str, str]:
+        """What `hastack env` prints: APP_URL, DATABASE_URL(_RO, _DIRECT), REDIS_URL."""
+        return connection_settings(self.plan, self.secrets)
+
+    def node_url(self, node: str) -> str:
+        """The app role's DSN straight to one node (a client that bypasses the balancer)."""
+        n = self.plan.node(node)
+        pg = self.plan.spec.postgres
+        return pg_url(roles.APP, self.secrets.app_password, n.address, pg.port, pg.database)
+
+    # --- state ---------------------------------------------------------------------------
+
+    def leader(self) -> str | None:
+        """The Patroni leader by a linearizable etcd read; None if none or etcd is down."""
+        try:
+            return self.etcd(timeout_s=0.5).get(self.plan.leader_key())
+        except EtcdUnavailable:
+            return None
+
+    def snapshot(self, services: bool = True) -> StackSnapshot:
+        """One look at every component, gathered in parallel (~0.1 s)."""
+        return take_snapshot(self, services=services)
+
+    def assess(self) -> Assessment:
+        return assess(self.snapshot())
+
+    # --- acting --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def hold(self, seconds: float, reason: str, scope: Sequence[str] = ()) -> Iterator[None]:
+        """Keep the watcher from acting (on `scope`'s programs only, when given) while
+        hastack itself stops, starts or moves things. Holds nest."""
+        with holds.hold(self.plan.paths.holds_dir, seconds, reason, scope, clock=self.clock):
+            yield
+
+    def wait(
+        self,
+        check: Callable[[], tuple[T | None, str]],
+        *,
+        what: str,
+        timeout_s: float,
+        interval_s: float = 0.2,
+        hint: str = "",
+    ) -> T:
+        return poll(
+            check,
+            what=what,
+            timeout_s=timeout_s,
+            interval_s=interval_s,
+            hint=hint,
+            clock=self.clock,
+        )
+
+    def until(
+        self,
+        predicate: Callable[[], bool],
+        *,
+        what: str,
+        timeout_s: float,
+        interval_s: float = 0.2,
+        hint: str = "",
+    ) -> float:
+        return until(
+            predicate,
+            what=what,
+            timeout_s=timeout_s,
+            interval_s=interval_s,
+            hint=hint,
+            clock=self.clock,
+        )

@@ -1,0 +1,513 @@
+"""The watcher process: observe -> decide -> act, one sentence per decision.
+
+Every poll it (1) reads the leader from etcd and probes it, and fences a dead or stalled
+leader or releases a key its holder can no longer renew (`fencing.decide`); (2) puts nodes it
+took out of HAProxy back once they run as replicas; (3) starts programs that are down and
+safe to start (`healing.plan_heal`): a fenced node returns, a stopped etcd member rejoins;
+(4) runs `hastack up` when supervisord itself died, so its orphaned programs are taken over;
+(5) writes its heartbeat. Run by supervisord as
+`<hastack python> -m hastack.runtime.watcher <state>/fencing/watcher.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import traceback
+import xmlrpc.client
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from hastack.polling import SYSTEM_CLOCK, Clock
+from hastack.runtime import heartbeat, holds
+from hastack.runtime.fencing import (
+    Decision,
+    Observation,
+    WatcherConfig,
+    WatchNode,
+    WatchState,
+    after_fence,
+    after_release,
+    decide,
+    fence_scope,
+    readmit,
+)
+from hastack.runtime.healing import (
+    HealInput,
+    HealState,
+    HealTimings,
+    ProgramView,
+    Waiting,
+    node_fenced,
+    node_returned,
+    plan_heal,
+)
+from hastack.runtime.orphans import Identity, StackProcess, find_orphans
+from hastack.runtime.probes import MemberInfo, probe_liveness, probe_member, probe_pg
+from hastack.runtime.supervisor import Supervisor
+from hastack.tools.etcd_api import EtcdClient, EtcdUnavailable
+from hastack.tools.haproxy_api import HAProxyAdmin, HAProxyUnavailable
+
+FENCE_DEADLINE_S = 3.0
+RELEASE_DEADLINE_S = 8.0
+RECOVER_BACKOFF_S = (30.0, 60.0, 120.0, 300.0)
+ORPHAN_SCAN_S = 2.0
+LOG_ROTATE_BYTES = 5 * 1024 * 1024
+SUPERVISOR_ERRORS = (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError)
+
+
+class Watcher:
+    def __init__(self, config: WatcherConfig, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config
+        self.clock = clock
+        self.etcd = EtcdClient(config.etcd_urls, timeout_s=config.timings.probe_timeout_s)
+        self.haproxy = HAProxyAdmin(Path(config.haproxy_socket))
+        self.sup = Supervisor(
+            Path(config.supervisor_socket).with_name("supervisord.conf"),
+            Path(config.supervisor_socket),
+            Path(config.supervisor_pidfile),
+            Path(sys.executable),
+        )
+        self.pool = ThreadPoolExecutor(max_workers=4)
+        self.state = WatchState()
+        self.heal_timings = HealTimings(no_leader_grace_s=config.timings.no_leader_grace_s)
+        saved = self._load_state()
+        # Survive a restart of the watcher: nodes out of HAProxy come back, fenced nodes
+        # still return.
+        self.routed_away: dict[str, list[str]] = saved.get("routed_away", {})
+        self.heal = HealState(fenced={n: self.clock.monotonic() for n in saved.get("fenced", [])})
+        self.parent = os.getppid()
+        self.recover_attempts = 0
+        self.next_recover = 0.0
+        self.last: tuple[Any, ...] | None = None
+        self.started_at = clock.wall()
+        self.polls = 0
+        self.failed_polls = 0
+        self.last_error: tuple[float, str] | None = None
+        self.waiting: list[Waiting] = []
+        self.noted: set[str] = set()
+        self.identity = Identity.from_dict(config.identity)
+        self.orphans: list[StackProcess] = []
+        self.orphans_at = -ORPHAN_SCAN_S
+        self.supervisord = "running"
+
+    # --- observe -------------------------------------------------------------------------
+
+    def observe(self) -> tuple[Observation, HealInput | None]:
+        cfg = self.config
+        t = self.clock.monotonic()
+        held_all, held_scope = self._holds()
+        programs = self._programs()
+        try:
+            leader, lease = self.etcd.get_with_lease(cfg.leader_key)
+            dynamic = self.etcd.get(cfg.config_key)
+            lease_age = self.etcd.lease_age_s(lease) if lease else None
+        except EtcdUnavailable:
+            # Keep probing the last known leader; decide() will not act on it without etcd.
+            rest, member, pg = self.probe(cfg.node(self.state.leader or ""))
+            obs = Observation(t=t, leader=None, etcd_ok=False, held=held_all, rest=rest, pg=pg)
+            heal = (
+                None
+                if programs is None
+                else HealInput(t, programs, False, None, held_all=held_all, held=held_scope)
+            )
+            return obs, heal
+        paused = bool(dynamic and json.loads(dynamic).get("pause"))
+        rest, member, pg = self.probe(cfg.node(leader) if leader else None)
+        obs = Observation(
+            t=t,
+            leader=leader,
+            etcd_ok=True,
+            paused=paused,
+            held=held_all,
+            rest=rest,
+            pg=pg,
+            role=member.role,
+            pg_state=member.pg_state,
+            failsafe_active=member.failsafe_active,
+            lease_age_s=lease_age,
+        )
+        heal = (
+            None
+            if programs is None
+            else HealInput(t, programs, True, leader, paused, held_all, held_scope)
+        )
+        return obs, heal
+
+    def probe(self, node: WatchNode | None) -> tuple[Any, MemberInfo, Any]:
+        """Patroni's liveness and status and a PostgreSQL round trip, in parallel."""
+        if node is None:
+            return None, MemberInfo(), None
+        timeout = self.config.timings.probe_timeout_s
+        alive = self.pool.submit(probe_liveness, node, timeout)
+        member = self.pool.submit(probe_member, node, timeout)
+        pg = self.pool.submit(probe_pg, node, timeout)
+        return alive.result(), member.result(), pg.result()
+
+    def _holds(self) -> tuple[bool, frozenset[str]]:
+        directory = Path(self.config.holds_dir)
+        now = self.clock.wall()
+        for gone in holds.prune(directory, now):
+            self.log(
+                Decision(
+                    "note",
+                    None,
+                    f"hold {gone.reason!r} (pid {gone.pid}) no longer applies (holder gone or "
+                    "expired): removed",
+                ),
+                {},
+                force=True,
+            )
+        honoured = [v.hold for v in holds.read(directory, now) if v.honoured]
+        held_all = any(not h.scope for h in honoured)
+        return held_all, frozenset(p for h in honoured for p in h.scope)
+
+    def _orphans(self, fresh: bool = False) -> list[StackProcess]:
+        """Stack processes no living supervisord owns (all of them when supervisord died),
+        other than this watcher; looked up at most every ORPHAN_SCAN_S unless `fresh`."""
+        now = self.clock.monotonic()
+        if not fresh and now - self.orphans_at < ORPHAN_SCAN_S:
+            return self.orphans
+        owner = self.parent if self._parent_alive() else None
+        found = find_orphans(self.identity, owner)
+        self.orphans = [o for o in found if o.pid != os.getpid()]
+        self.orphans_at = now
+        return self.orphans
+
+    def _orphaned_programs(self, orphans: list[StackProcess]) -> frozenset[str]:
+        names = set()
+        for orphan in orphans:
+            component = "fencer" if orphan.component == "watcher" else orphan.component
+            for p in self.config.programs:
+                group = p["process_name"].split(":")[0]
+                if p["component"] == component and group == orphan.unit:
+                    names.add(p["process_name"])
+        return frozenset(names)
+
+    def _programs(self) -> tuple[ProgramView, ...] | None:
+        """Every supervised program with its state; None when supervisord does not answer."""
+        try:
+            states = {p.process_name: p.state for p in self.sup.processes()}
+        except SUPERVISOR_ERRORS:
+            return None
+        return tuple(
+            ProgramView(
+                p["process_name"], p["component"], p.get("node") or None, states[p["process_name"]]
+            )
+            for p in self.config.programs
+            if p["process_name"] in states
+        )
+
+    # --- act -----------------------------------------------------------------------------
+
+    def fence(self, node: WatchNode) -> tuple[bool, int, str]:
+        """Stop the node's Patroni (and its etcd member when that one is unhealthy anyway)
+        in supervisord, then SIGKILL every fenced process of the node's user until none is
+        left. (confirmed, processes killed, what was spared)."""
+        healthy = self._etcd_health()
+        scope = fence_scope(node.name, node.etcd_program is not None, healthy)
+        stop = [node.patroni_program] + ([node.etcd_program] if scope.kill_etcd else [])
+        for program in filter(None, stop):
+            with contextlib.suppress(*SUPERVISOR_ERRORS, Exception):
+                self.sup.stop(program, wait=False)
+        spare = set() if scope.kill_etcd else {"etcd"}
+        killed: set[int] = set()
+        deadline = self.clock.monotonic() + FENCE_DEADLINE_S
+        while True:
+            pids = node_pids(node, spare)
+            if not pids:
+                return True, len(killed), scope.sentence
+            if self.clock.monotonic() >= deadline:
+                return False, len(killed), scope.sentence
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            self.clock.sleep(0.02)
+
+    def _etcd_health(self) -> dict[str, bool]:
+        nodes = [n for n in self.config.nodes if n.etcd_url]
+        statuses = list(self.pool.map(lambda n: self.etcd.member_status(n.etcd_url or ""), nodes))
+        return {n.name: s.healthy for n, s in zip(nodes, statuses, strict=True)}
+
+    def release(self, node: WatchNode) -> tuple[bool, str]:
+        """Delete the leader key only if it still names `node`, through the surviving etcd
+        members, retrying while etcd elects a leader."""
+        client = EtcdClient(self.config.etcd_urls_without(node.name), timeout_s=0.5)
+        deadline = self.clock.monotonic() + RELEASE_DEADLINE_S
+        while self.clock.monotonic() < deadline:
+            try:
+                deleted = client.delete_if_equals(self.config.leader_key, node.name)
+            except EtcdUnavailable:
+                self.clock.sleep(0.1)
+                continue
+            return True, "deleted" if deleted else "already changed"
+        return False, "etcd did not answer"
+
+    def route_away(self, node: WatchNode, everywhere: bool) -> None:
+        """Take the node out of HAProxy's read-write pool (every pool when fenced) now,
+        cutting its sessions, until it is seen back as a replica."""
+        cfg = self.config
+        backends = cfg.haproxy_backends if everywhere else (cfg.haproxy_rw_backend,)
+        for backend in backends:
+            with contextlib.suppress(HAProxyUnavailable):
+                self.haproxy.set_maintenance(backend, node.name)
+        self.routed_away[node.name] = sorted(
+            set(self.routed_away.get(node.name, [])) | set(backends)
+        )
+        self._save_state()
+
+    def readmit_returning(self, leader: str | None) -> None:
+        """Put nodes taken out of HAProxy back, and count fenced nodes as returned, once they
+        run again as replicas."""
+        names = set(self.routed_away) | set(self.heal.fenced)
+        if not names or self.state.down_since is not None:
+            return  # never slow down a step that may have to fence
+        nodes = [n for n in (self.config.node(name) for name in sorted(names)) if n]
+        probes = list(
+            self.pool.map(lambda n: probe_member(n, self.config.timings.probe_timeout_s), nodes)
+        )
+        roles = {n.name: (p.role, p.pg_state) for n, p in zip(nodes, probes, strict=True)}
+        for name in readmit(frozenset(names), roles, leader):
+            for backend in self.routed_away.pop(name, []):
+                with contextlib.suppress(HAProxyUnavailable):
+                    self.haproxy.set_ready(backend, name)
+            role, _state = roles[name]
+            if name in self.heal.fenced:
+                self.heal = node_returned(self.heal, name)
+                sentence = f"{name} runs again ({role}) after its fence: healed, back in HAProxy"
+            else:
+                sentence = f"{name} runs again ({role}): back in HAProxy"
+            self._save_state()
+            self.log(Decision("readmit", name, sentence), {}, force=True)
+
+    def start_programs(self, inp: HealInput) -> None:
+        actions, self.waiting, self.heal = plan_heal(self.heal, inp, self.heal_timings)
+        for action in actions:
+            try:
+                self.sup.start(action.process_name, wait=False, stop_timeout_s=5)
+                outcome: dict[str, Any] = {"started": True}
+            except Exception as exc:
+                outcome = {"started": False, "error": f"{type(exc).__name__}: {exc}"}
+            self.log(Decision("heal", action.node, action.sentence), outcome, force=True)
+        # Once per down spell and program, not every poll: the sentences carry counters.
+        waiting_now = {w.process_name for w in self.waiting}
+        for wait in self.waiting:
+            if wait.process_name not in self.noted:
+                self.log(Decision("note", None, wait.sentence), {}, force=True)
+        self.noted = waiting_now
+
+    def recover_supervisord(self, orphans: list[StackProcess]) -> None:
+        """supervisord died and left its programs running unsupervised (or some run outside
+        it): run `hastack up` (from the installed hastack, with the spec `up` last applied),
+        which takes them over. Retried with back-off while orphans remain."""
+        now = self.clock.monotonic()
+        if now < self.next_recover:
+            return
+        # Retries wait longer each time (an `up` that fails, fails for a reason to look at).
+        delay = RECOVER_BACKOFF_S[min(self.recover_attempts, len(RECOVER_BACKOFF_S) - 1)]
+        self.recover_attempts += 1
+        self.next_recover = now + delay
+        command = list(self.config.recover_command)
+        with open(self.config.recover_log, "ab") as log:
+            log.write(f"\n--- {datetime.now(UTC).isoformat()} {' '.join(command)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # it stops this watcher; it must outlive it
+                close_fds=True,
+            )
+        what = (
+            "supervisord is gone and its programs run unsupervised"
+            if self.supervisord == "gone"
+            else f"{len(orphans)} processes run outside supervisord"
+        )
+        self.log(
+            Decision(
+                "heal",
+                None,
+                f"{what}: running `{' '.join(command)}` (pid {proc.pid}) to take them over; "
+                f"log {self.config.recover_log}",
+            ),
+            {"attempt": self.recover_attempts, "orphans": [o.describe() for o in orphans]},
+            force=True,
+        )
+
+    # --- one poll ------------------------------------------------------------------------
+
+    def step(self) -> Decision:
+        obs, heal_input = self.observe()
+        self.supervisord = "running" if self._parent_alive() else "gone"
+        orphans = self._orphans()
+        if self.supervisord == "running" and not orphans:
+            # Back to normal: a later loss recovers at once.
+            self.recover_attempts, self.next_recover = 0, 0.0
+        elif not obs.held:
+            orphans = self._orphans(fresh=True)  # the cached list may predate an `up`
+            if self.supervisord == "gone" or orphans:
+                self.recover_supervisord(orphans)
+        if obs.etcd_ok:
+            self.readmit_returning(obs.leader)
+        decision, self.state = decide(self.state, obs, self.config.timings)
+        decision = self._act(decision, obs)
+        if heal_input is not None:
+            self.start_programs(replace(heal_input, orphaned=self._orphaned_programs(orphans)))
+        return decision
+
+    def _act(self, decision: Decision, obs: Observation) -> Decision:
+        extra: dict[str, Any] = {}
+        node = self.config.node(decision.node) if decision.node else None
+        if decision.action == "fence" and node is not None:
+            confirmed, killed, scope = self.fence(node)
+            extra = {"confirmed": confirmed, "killed": killed, "scope": scope}
+            self.state = after_fence(self.state, node.name, confirmed)
+            self.heal = node_fenced(self.heal, node.name, obs.t)
+            self._save_state()
+            self.log(decision, extra, force=True)
+            if not confirmed:
+                sentence = f"fence of {node.name} not confirmed: leaving it to the TTL"
+                self.log(Decision("none", node.name, sentence), {}, force=True)
+                return decision
+            decision = Decision(
+                "release",
+                node.name,
+                f"{node.name} fenced ({killed} processes killed; {scope}): releasing its "
+                "leader key",
+            )
+        if decision.action == "release" and node is not None:
+            self.route_away(node, everywhere="confirmed" in extra)
+            released, how = self.release(node)
+            self.state = after_release(self.state, node.name, released)
+            self.log(decision, {**extra, "released": released, "how": how}, force=True)
+            return decision
+        if decision.action == "suspect" and self.state.down_since is not None:
+            extra = {"silent_for_s": round(obs.t - self.state.down_since, 3)}
+        self.log(decision, extra, key=(decision.action, decision.sentence, self.state.down_since))
+        return decision
+
+    def _parent_alive(self) -> bool:
+        """The watcher is supervisord's child: a changed parent means supervisord died."""
+        return os.getppid() == self.parent and psutil.pid_exists(self.parent)
+
+    # --- files ---------------------------------------------------------------------------
+
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(Path(self.config.state_file).read_text())
+        except (OSError, ValueError):
+            return {}
+        return data
+
+    def _save_state(self) -> None:
+        path = Path(self.config.state_file)
+        tmp = path.with_name(f".{path.name}.tmp")
+        state = {"routed_away": self.routed_away, "fenced": sorted(self.heal.fenced)}
+        tmp.write_text(json.dumps(state))
+        tmp.replace(path)
+
+    def beat(self) -> None:
+        error_at, error = self.last_error if self.last_error else (None, None)
+        heartbeat.write(
+            Path(self.config.heartbeat_file),
+            heartbeat.Heartbeat(
+                pid=os.getpid(),
+                started_at=self.started_at,
+                last_poll_at=self.last_poll_at,
+                polls=self.polls,
+                failed_polls=self.failed_polls,
+                last_error=error,
+                last_error_at=error_at,
+                poll_interval_s=self.config.timings.poll_interval_s,
+                leader=self.state.leader,
+                supervisord=self.supervisord,
+                fenced=sorted(self.heal.fenced),
+                waiting=[asdict(w) for w in self.waiting],
+            ),
+        )
+
+    def log(
+        self,
+        decision: Decision,
+        extra: dict[str, Any],
+        force: bool = False,
+        key: tuple[Any, ...] | None = None,
+    ) -> None:
+        """One line per decision that differs from the previous one (`key` says what counts
+        as different; a suspicion whose clock restarted is a new decision)."""
+        key = key or (decision.action, decision.sentence)
+        if not force and key == self.last:
+            return
+        self.last = key
+        record = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "t_mono": round(self.clock.monotonic(), 3),
+            **asdict(decision),
+            **extra,
+        }
+        path = Path(self.config.decision_log)
+        with contextlib.suppress(OSError):
+            if path.stat().st_size > LOG_ROTATE_BYTES:
+                path.replace(path.with_suffix(path.suffix + ".1"))
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        say(f"{record['time']} {decision.sentence}")
+
+    last_poll_at: float | None = None
+
+    def run(self) -> None:
+        say(f"watcher for stack {self.config.stack!r} started (pid {os.getpid()})")
+        while True:
+            started = self.clock.monotonic()
+            try:
+                self.step()
+                self.polls += 1
+                self.last_poll_at = self.clock.wall()
+            except Exception as exc:
+                self.failed_polls += 1
+                self.last_error = (self.clock.wall(), f"{type(exc).__name__}: {exc}"[:300])
+                say(f"error in watcher poll: {traceback.format_exc()}")
+            with contextlib.suppress(OSError):
+                self.beat()
+            elapsed = self.clock.monotonic() - started
+            self.clock.sleep(max(0.0, self.config.timings.poll_interval_s - elapsed))
+
+
+def say(text: str) -> None:
+    """A line on stdout (supervisord's log of the watcher). When supervisord died, its pipe
+    is gone: the watcher must go on (it is what recovers supervisord)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, flush=True)
+
+
+def node_pids(node: WatchNode, spare: set[str]) -> list[int]:
+    """Processes of the node's user, except those whose name is in `spare` (e.g. etcd)."""
+    pids = []
+    for proc in psutil.process_iter(["username", "name"]):
+        if proc.info["username"] == node.user and proc.info["name"] not in spare:
+            pids.append(proc.pid)
+    return pids
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m hastack.runtime.watcher WATCHER_JSON", file=sys.stderr)
+        return 2
+    Watcher(WatcherConfig.from_json(Path(argv[1]).read_text())).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Handing orphans (stack processes no supervisord owns) over to a running supervisord: the
+order keeps etcd quorum, never restarts the leader's Patroni before its replicas', and stops
+the watcher before it can act on a cluster being handed over."""
+
+from __future__ import annotations
+
+import pytest
+
+from hastack.runtime.orphans import StackProcess, adoption_order
+
+PIDS = iter(range(1000, 2000))
+
+
+def proc(component: str, unit: str) -> StackProcess:
+    return StackProcess(next(PIDS), f"hs-demo-{unit}", component, unit, component)
+
+
+def units(batches: list[list[StackProcess]]) -> list[tuple[str, str]]:
+    """Each batch as (component, unit); every batch must be one unit of one component."""
+    seen = []
+    for batch in batches:
+        assert len({(p.component, p.unit) for p in batch}) == 1, batch
+        seen.append((batch[0].component, batch[0].unit))
+    return seen
+
+
+def test_the_whole_stack_is_adopted_in_order() -> None:
+    orphans = [
+        proc("app", "app2"),
+        proc("other", "pg1"),
+        proc("redis", "redis"),
+        proc("pgbouncer", "pgbouncer"),
+        proc("haproxy", "haproxy"),
+        proc("patroni", "pg1"),
+        proc("patroni", "pg2"),
+        proc("patroni", "pg3"),
+        proc("etcd", "pg3"),
+        proc("etcd", "pg1"),
+        proc("etcd", "pg2"),
+        proc("watcher", "fencer"),
+        proc("app", "app1"),
+    ]
+    # Within each component the leader's node comes last (for etcd too, harmlessly: members
+    # go one at a time whatever the order).
+    assert units(adoption_order(orphans, leader="pg1")) == [
+        ("watcher", "fencer"),
+        ("etcd", "pg2"),
+        ("etcd", "pg3"),
+        ("etcd", "pg1"),
+        ("patroni", "pg2"),
+        ("patroni", "pg3"),
+        ("patroni", "pg1"),
+        ("haproxy", "haproxy"),
+        ("pgbouncer", "pgbouncer"),
+        ("redis", "redis"),
+        ("app", "app1"),
+        ("app", "app2"),
+        ("other", "pg1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("leader", "patroni_order"),
+    [
+        pytest.param("pg1", ["pg2", "pg3", "pg1"], id="leader-pg1"),
+        pytest.param("pg2", ["pg1", "pg3", "pg2"], id="leader-pg2"),
+        pytest.param("pg3", ["pg1", "pg2", "pg3"], id="leader-pg3"),
+        pytest.param(None, ["pg1", "pg2", "pg3"], id="no-leader"),
+        pytest.param("pg9", ["pg1", "pg2", "pg3"], id="leader-not-orphaned"),
+    ],
+)
+def test_patroni_replicas_are_adopted_before_the_leader(
+    leader: str | None, patroni_order: list[str]
+) -> None:
+    # Restarting the leader's Patroni last keeps the primary in place while replicas move.
+    orphans = [proc("patroni", n) for n in ("pg3", "pg1", "pg2")]
+    assert [u for _, u in units(adoption_order(orphans, leader))] == patroni_order
+
+
+def test_one_batch_holds_every_process_of_one_unit() -> None:
+    # Several processes of one unit (an app's workers) are handed over together.
+    workers = [proc("app", "app1") for _ in range(3)]
+    other = proc("app", "app2")
+    batches = adoption_order([workers[0], other, workers[1], workers[2]], leader=None)
+    assert batches == [workers, [other]]
+
+
+def test_nothing_to_adopt_gives_no_batch() -> None:
+    assert adoption_order([], leader="pg1") == []
