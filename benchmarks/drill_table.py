@@ -1,42 +1,65 @@
-"""Turn `hastack drill run NAME --repeat N --json` outputs into the Markdown table of docs/drills.md.
+"""Turn `hastack drill run NAME --repeat N --json` outputs into the table of docs/drills.md.
 
     for s in kill-postmaster node-loss ...; do
         hastack drill run $s --repeat 10 --json > results/$s.json
     done
-    python benchmarks/drill_table.py results/*.json
+    python3 benchmarks/drill_table.py results/*.json
 
-Per scenario: runs passed, write gap and RTO (median / p95 / max, seconds, through
-DATABASE_URL), errors seen by the PgBouncer writer and by the direct (HAProxy) writer (median
-/ max per run), lost acknowledged writes and split-brain runs over all runs.
+Per scenario: runs passed (every run counts: one that errored or never recovered is a failed
+run), write gap and RTO (median / p95 / max, seconds), healthy again (fault -> healthy with
+every node streaming), errors seen by the PgBouncer writer and by the direct (HAProxy) writer
+(median / max per run), lost acknowledged writes and split-brain runs over all runs. A run that
+never recovered ranks above every number and shows as "did not recover".
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+DNR = "did not recover"
 
 
-def _triple(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} / {_pct(values, 0.95):.2f} / {max(values):.2f}"
+def _rank(values: list[float | None]) -> list[float]:
+    return sorted(math.inf if v is None else float(v) for v in values)
+
+
+def _show(value: float) -> str:
+    return DNR if math.isinf(value) else f"{value:.2f}"
+
+
+def _triple(values: list[float | None]) -> str:
+    """median / p95 (nearest rank) / max over every run."""
+    ranked = _rank(values)
+    if not ranked:
+        return "-"
+    median = (
+        statistics.median(ranked) if not any(map(math.isinf, ranked)) else ranked[len(ranked) // 2]
+    )
+    p95 = ranked[max(0, math.ceil(0.95 * len(ranked)) - 1)]
+    return f"{_show(median)} / {_show(p95)} / {_show(ranked[-1])}"
 
 
 def _pair(values: list[int]) -> str:
-    return f"{statistics.median(values):g} / {max(values)}"
+    return f"{statistics.median(values):g} / {max(values)}" if values else "-"
+
+
+def _runs(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """A `--repeat N` summary holds `runs`; a single run's report is the run itself."""
+    return list(result["runs"]) if "runs" in result else [result]
 
 
 def row(result: dict[str, Any]) -> str:
-    runs = result["runs"]
-    name = result["scenario"] + (" (no fencing)" if runs and not runs[0].get("fencing") else "")
+    runs = _runs(result)
+    scenario = runs[0]["scenario"]
+    name = scenario + (" (no fencing)" if runs and not runs[0].get("fencing") else "")
     gaps = [r["write_gap_s"] for r in runs]
     rtos = [r["rto_s"] for r in runs]
+    healthy = [r.get("healthy_again_s") for r in runs]
     url_errors = [r["writers"].get("url", {}).get("errors", 0) for r in runs]
     direct_errors = [r["writers"].get("direct", {}).get("errors", 0) for r in runs]
     lost = sum(r["rpo_lost_acked_writes"] for r in runs)
@@ -44,15 +67,22 @@ def row(result: dict[str, Any]) -> str:
     passed = sum(1 for r in runs if r["passed"])
     return (
         f"| {name} | {passed}/{len(runs)} | {_triple(gaps)} | {_triple(rtos)} | "
-        f"{_pair(url_errors)} | {_pair(direct_errors)} | {lost} | {split} |"
+        f"{_triple(healthy)} | {_pair(url_errors)} | {_pair(direct_errors)} | {lost} | {split} |"
     )
 
 
 HEADER = (
     "| scenario | passed | write gap s (median / p95 / max) | RTO s (median / p95 / max) | "
-    "errors via PgBouncer (median / max) | errors via HAProxy direct (median / max) | "
-    "lost acked writes | split-brain runs |\n|---|---|---|---|---|---|---|---|"
+    "healthy again s (median / p95 / max) | errors via PgBouncer (median / max) | "
+    "errors via HAProxy direct (median / max) | lost acked writes | split-brain runs |\n"
+    "|---|---|---|---|---|---|---|---|---|"
 )
+
+
+def failures(result: dict[str, Any]) -> list[str]:
+    """Why runs failed, one line per distinct reason, for the text under the table."""
+    reasons = sorted({reason for r in _runs(result) for reason in r["failure_reasons"]})
+    return [f"{_runs(result)[0]['scenario']}: {reason}" for reason in reasons]
 
 
 def main(paths: list[str]) -> int:
@@ -61,15 +91,19 @@ def main(paths: list[str]) -> int:
         return 2
     print(HEADER)
     skipped = 0
+    notes: list[str] = []
     for path in paths:
         try:
-            report = json.loads(Path(path).read_text())
+            result = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             # An interrupted run leaves an empty file: say so, keep the rest of the table.
             print(f"skipped {path}: {exc}", file=sys.stderr)
             skipped += 1
             continue
-        print(row(report))
+        print(row(result))
+        notes += failures(result)
+    for note in notes:
+        print(f"\n- failed run: {note}")
     return 1 if skipped else 0
 
 

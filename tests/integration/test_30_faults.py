@@ -96,12 +96,11 @@ def test_read_only_port_falls_back_to_the_primary_without_replicas(stack: Stack)
             return None
 
     assert ro_in_recovery() is True
-    try:
-        for name in replicas:
-            sup.stop(f"{name}:{name}-patroni", wait=True)
+    kept_down = [f"{name}:{name}-patroni" for name in replicas]
+    # The watcher would start them again after 2 s: keep them down on purpose.
+    with stack.hs.hold(120, "test: replicas' Patroni down", scope=kept_down):
+        for name in kept_down:
+            sup.stop(name, wait=True)
         wait_until(lambda: ro_in_recovery() is False, 10)
-    finally:
-        for name in replicas:
-            sup.start(f"{name}:{name}-patroni", wait=False)
     wait_until(lambda: healthy(stack), 90)
     assert ro_in_recovery() is True

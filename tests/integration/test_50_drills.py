@@ -24,9 +24,11 @@ SHORTER_HOLD_S = {
 }
 
 
-def run_drill_cli(stack: Stack, name: str) -> dict[str, object]:
-    hold = SHORTER_HOLD_S.get(name)
-    args = ["drill", "run", name, "--json", *(["--hold", str(hold)] if hold else [])]
+def run_drill_cli(
+    stack: Stack, name: str, *extra: str, full_hold: bool = False
+) -> dict[str, object]:
+    hold = None if full_hold else SHORTER_HOLD_S.get(name)
+    args = ["drill", "run", name, "--json", *extra, *(["--hold", str(hold)] if hold else [])]
     result = stack.run(*args, timeout_s=600)
     report: dict[str, object] = json.loads(result.out)
     assert result.code == 0, (report.get("failure_reasons"), result.err[-3000:])
@@ -46,6 +48,20 @@ def test_every_drill_passes_and_the_stack_heals_itself(stack: Stack, name: str) 
     assert report["healthy_again_s"] is not None, "the stack did not heal by itself"
     assert Path(str(report["report_path"])).exists()
     assert stack.status()[0] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SHORTER_HOLD_S))
+def test_long_drills_with_their_full_fault(stack: Stack, name: str) -> None:
+    report = run_drill_cli(stack, name, full_hold=True)
+    assert report["passed"] is True and report["healthy_again_s"] is not None
+
+
+@pytest.mark.slow
+def test_node_loss_without_the_watcher_waits_for_the_ttl_and_still_heals(stack: Stack) -> None:
+    report = run_drill_cli(stack, "node-loss", "--no-fencing")
+    assert report["passed"] is True and report["fencing"] is False
+    assert float(report["write_gap_s"]) > stack.plan.spec.patroni.ttl_s / 2  # type: ignore[arg-type]
 
 
 def test_a_web_drill_measures_split_brain_with_the_sql_canary(stack: Stack) -> None:

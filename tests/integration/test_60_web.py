@@ -203,12 +203,12 @@ def test_readiness_flips_when_postgresql_is_unreachable(stack: Stack) -> None:
     sup = stack.hs.supervisor
     instance = stack.plan.app_instances[0]
     url = f"{instance.url}/health/ready"
-    sup.stop("pgbouncer:pgbouncer")
-    try:
+    # The watcher would start PgBouncer again after 2 s: keep it down on purpose, then let
+    # the watcher bring it back.
+    with stack.hs.hold(120, "test: PgBouncer down", scope=["pgbouncer:pgbouncer"]):
+        sup.stop("pgbouncer:pgbouncer")
         down = wait_until(lambda: (r := httpx.get(url)).status_code == 503 and r, 10)
         assert "database" in down.json()["failing"]
-    finally:
-        sup.start("pgbouncer:pgbouncer")
     wait_until(lambda: httpx.get(url).status_code == 200, 15)
     wait_until(lambda: all_in_rotation(stack), 15)
 
@@ -217,8 +217,8 @@ def test_redis_down_leaves_the_app_serving_degraded(
     stack: Stack, web: httpx.Client, alice: User
 ) -> None:
     sup = stack.hs.supervisor
-    sup.stop("redis:redis")
-    try:
+    with stack.hs.hold(120, "test: Redis down", scope=["redis:redis"]):
+        sup.stop("redis:redis")
         wait_until(lambda: readiness(web) == "degraded", 10)
         ready = web.get("/health/ready")
         assert ready.status_code == 200 and ready.json()["failing"] == ["redis"]
@@ -227,8 +227,6 @@ def test_redis_down_leaves_the_app_serving_degraded(
             == 201
         )
         assert web.get("/reports/summary", headers=auth(alice)).status_code == 200
-    finally:
-        sup.start("redis:redis")
     wait_until(lambda: readiness(web) == "ready", 15)
     wait_until(lambda: all_in_rotation(stack), 15)
 

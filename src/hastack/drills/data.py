@@ -56,7 +56,7 @@ def wait_converged(stack: Stack, leader: str, timeout_s: float = 60) -> None:
                     done = conn.execute(
                         "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)
                     ).fetchone()
-            except psycopg.Error:
+            except (psycopg.Error, HastackError):
                 done = None
             if not (done and done[0]):
                 pending.append(node.name)

@@ -9,7 +9,7 @@ up); the stack must heal itself, and `healthy_again_s` measures how long that to
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from hastack.drills import faults
@@ -126,6 +126,16 @@ def _rolling_restart(ctx: DrillContext) -> None:
     ctx.history.mark("note", f"rolling restart done in {result.elapsed_s:.1f} s")
 
 
+ETCD_OUTAGE = Scenario(
+    "etcd-outage",
+    "two of three etcd members kept down",
+    inject=_etcd_outage,
+    heal=faults.release_kept,
+    hold_s=lambda _plan: 30.0,
+    slow=True,
+)
+"""The base of both etcd quorum-loss scenarios."""
+
 DATA_SCENARIOS = [
     Scenario(
         "kill-postmaster",
@@ -186,26 +196,21 @@ DATA_SCENARIOS = [
         inject=_on_sync(faults.lose_node),
         expect=Expectation(leader_changes=False, leader_stays_writable=True),
     ),
-    Scenario(
-        "etcd-quorum-loss",
-        "two of three etcd members down for 30 s, failsafe_mode on: the primary keeps writing",
-        inject=_etcd_outage,
-        heal=faults.release_kept,
-        hold_s=lambda _plan: 30.0,
+    replace(
+        ETCD_OUTAGE,
+        name="etcd-quorum-loss",
+        summary="two of three etcd members down for 30 s, failsafe_mode on: the primary keeps "
+        "writing",
         expect=Expectation(leader_changes=False, no_url_errors=True, leader_stays_writable=True),
         failsafe=True,
-        slow=True,
     ),
-    Scenario(
-        "etcd-quorum-loss-no-failsafe",
-        "two of three etcd members down for 30 s, failsafe_mode off: writes stop until "
+    replace(
+        ETCD_OUTAGE,
+        name="etcd-quorum-loss-no-failsafe",
+        summary="two of three etcd members down for 30 s, failsafe_mode off: writes stop until "
         "quorum returns",
-        inject=_etcd_outage,
-        heal=faults.release_kept,
-        hold_s=lambda _plan: 30.0,
         recover_before_heal=False,
         failsafe=False,
-        slow=True,
     ),
     Scenario(
         "dcs-blip",

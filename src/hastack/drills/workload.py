@@ -150,22 +150,27 @@ class Writer(_Worker):
         self.current: int | None = None
 
     def step(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        """One operation with a new id; acknowledged only when the commit returned without a
+        "committed locally" warning (a cancelled wait for the standby)."""
         op_id = self.current = self.ids()
         self.warned = False
         t0 = time.monotonic()
-        row = conn.execute(WRITE_SQL, (op_id, self.writer)).fetchone()
+        row = self.write(conn, op_id)
         t1 = time.monotonic()
         if self.warned:
-            self.history.fail(
-                Failure(
-                    self.writer, op_id, t1, None, "false acknowledgement: committed locally only"
-                )
-            )
+            reason = "false acknowledgement: committed locally only"
+            self.history.fail(Failure(self.writer, op_id, t1, None, reason))
         else:
             node = node_name(self.targets, row[0] if row else None)
             self.history.ack(Ack(self.writer, op_id, t0, t1, node))
         self.current = None
         time.sleep(self.interval_s)
+
+    def write(
+        self, conn: psycopg.Connection[tuple[Any, ...]], op_id: int
+    ) -> tuple[Any, ...] | None:
+        """The operation itself; returns a row whose first column is the server address."""
+        return conn.execute(WRITE_SQL, (op_id, self.writer)).fetchone()
 
     def on_error(self, exc: psycopg.Error) -> None:
         self.failure(self.current, exc)
@@ -175,12 +180,11 @@ class Writer(_Worker):
 class TransferWriter(Writer):
     """Bank transfers between random accounts: the total balance must never change."""
 
-    def step(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-        op_id = self.current = self.ids()
+    def write(
+        self, conn: psycopg.Connection[tuple[Any, ...]], op_id: int
+    ) -> tuple[Any, ...] | None:
         src, dst = random.sample(range(1, ACCOUNTS + 1), 2)
         amount = random.randint(1, 50)
-        self.warned = False
-        t0 = time.monotonic()
         with conn.transaction():
             conn.execute(
                 "UPDATE hastack_drill_accounts SET balance = balance - %s WHERE id = %s",
@@ -190,24 +194,11 @@ class TransferWriter(Writer):
                 "UPDATE hastack_drill_accounts SET balance = balance + %s WHERE id = %s",
                 (amount, dst),
             )
-            row = conn.execute(
+            return conn.execute(
                 "INSERT INTO hastack_drill_transfers (id, src, dst, amount) "
                 "VALUES (%s, %s, %s, %s) RETURNING inet_server_addr()::text",
                 (op_id, src, dst, amount),
             ).fetchone()
-        t1 = time.monotonic()
-        if self.warned:
-            self.history.fail(
-                Failure(
-                    self.writer, op_id, t1, None, "false acknowledgement: committed locally only"
-                )
-            )
-        else:
-            self.history.ack(
-                Ack(self.writer, op_id, t0, t1, node_name(self.targets, row[0] if row else None))
-            )
-        self.current = None
-        time.sleep(self.interval_s)
 
 
 class Reader(_Worker):

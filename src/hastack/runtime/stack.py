@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psutil
 import psycopg
 
+from hastack.errors import Unavailable
 from hastack.polling import SYSTEM_CLOCK, Clock, poll, until
 from hastack.render.programs import Program, stack_programs
 from hastack.runtime import holds, secret_store
@@ -138,17 +139,24 @@ class Stack:
     def connect(
         self, node: str, dbname: str | None = None, connect_timeout_s: int = 3
     ) -> Connection:
-        """A superuser connection straight to one node (no HAProxy, no pooler), autocommit."""
+        """A superuser connection straight to one node (no HAProxy, no pooler), autocommit.
+        A node that cannot be reached is an `Unavailable` (an expected failure)."""
         n = self.plan.node(node)
-        return psycopg.connect(
-            host=n.address,
-            port=self.plan.spec.postgres.port,
-            dbname=dbname or self.plan.spec.postgres.database,
-            user=roles.SUPERUSER,
-            password=self.secrets.postgres_password,
-            connect_timeout=connect_timeout_s,
-            autocommit=True,
-        )
+        try:
+            return psycopg.connect(
+                host=n.address,
+                port=self.plan.spec.postgres.port,
+                dbname=dbname or self.plan.spec.postgres.database,
+                user=roles.SUPERUSER,
+                password=self.secrets.postgres_password,
+                connect_timeout=connect_timeout_s,
+                autocommit=True,
+            )
+        except psycopg.OperationalError as exc:
+            raise Unavailable(
+                f"PostgreSQL on {node} does not answer: {str(exc).strip()[:200]}",
+                f"hastack status; hastack logs {node} postgres",
+            ) from None
 
     def urls(self) -> dict[str, str]:
         """What `hastack env` prints: APP_URL, DATABASE_URL(_RO, _DIRECT), REDIS_URL."""
@@ -185,38 +193,10 @@ class Stack:
         with holds.hold(self.plan.paths.holds_dir, seconds, reason, scope, clock=self.clock):
             yield
 
-    def wait(
-        self,
-        check: Callable[[], tuple[T | None, str]],
-        *,
-        what: str,
-        timeout_s: float,
-        interval_s: float = 0.2,
-        hint: str = "",
-    ) -> T:
-        return poll(
-            check,
-            what=what,
-            timeout_s=timeout_s,
-            interval_s=interval_s,
-            hint=hint,
-            clock=self.clock,
-        )
+    def wait(self, check: Callable[[], tuple[T | None, str]], **how: Any) -> T:
+        """`polling.poll` on this stack's clock: what=, timeout_s=, interval_s=, hint=."""
+        return poll(check, clock=self.clock, **how)
 
-    def until(
-        self,
-        predicate: Callable[[], bool],
-        *,
-        what: str,
-        timeout_s: float,
-        interval_s: float = 0.2,
-        hint: str = "",
-    ) -> float:
-        return until(
-            predicate,
-            what=what,
-            timeout_s=timeout_s,
-            interval_s=interval_s,
-            hint=hint,
-            clock=self.clock,
-        )
+    def until(self, predicate: Callable[[], bool], **how: Any) -> float:
+        """`polling.until` on this stack's clock."""
+        return until(predicate, clock=self.clock, **how)

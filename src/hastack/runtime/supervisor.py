@@ -124,21 +124,23 @@ class Supervisor:
             interval_s=0.05,
         )
 
+    def _call(self, what: str, allowed_fault: int, method: str, *args: object) -> None:
+        """An XML-RPC call; the one fault that means "already so" is not an error."""
+        try:
+            getattr(self._proxy(), method)(*args)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode != allowed_fault:
+                raise SupervisorError(f"cannot {what}: {fault.faultString}") from None
+
     def start(self, process_name: str, wait: bool = True, stop_timeout_s: float = 70) -> None:
         """Start a process; one still STOPPING is first allowed to finish stopping."""
         self.wait_stopped([process_name], stop_timeout_s)
-        try:
-            self._proxy().startProcess(process_name, wait)
-        except xmlrpc.client.Fault as fault:
-            if fault.faultCode != Faults.ALREADY_STARTED:
-                raise SupervisorError(f"cannot start {process_name}: {fault.faultString}") from None
+        self._call(
+            f"start {process_name}", Faults.ALREADY_STARTED, "startProcess", process_name, wait
+        )
 
     def stop(self, process_name: str, wait: bool = True) -> None:
-        try:
-            self._proxy().stopProcess(process_name, wait)
-        except xmlrpc.client.Fault as fault:
-            if fault.faultCode != Faults.NOT_RUNNING:
-                raise SupervisorError(f"cannot stop {process_name}: {fault.faultString}") from None
+        self._call(f"stop {process_name}", Faults.NOT_RUNNING, "stopProcess", process_name, wait)
 
     def stop_group(self, group: str, wait: bool = True) -> None:
         self._proxy().stopProcessGroup(group, wait)
@@ -158,11 +160,7 @@ class Supervisor:
         return cast(list[str], added), cast(list[str], changed), cast(list[str], removed)
 
     def add_group(self, group: str) -> None:
-        try:
-            self._proxy().addProcessGroup(group)
-        except xmlrpc.client.Fault as fault:
-            if fault.faultCode != Faults.ALREADY_ADDED:
-                raise SupervisorError(f"cannot add group {group}: {fault.faultString}") from None
+        self._call(f"add group {group}", Faults.ALREADY_ADDED, "addProcessGroup", group)
 
     def remove_group(self, group: str) -> None:
         self._proxy().removeProcessGroup(group)
