@@ -97,8 +97,7 @@ def run_drill(
     except Exception as exc:
         run.errors.append(f"{type(exc).__name__}: {exc}")
     times.end = times.end or clock.monotonic()
-    run.progress.step("checking every node's data")
-    verdict, new_primary, timelines, lost_http = _check(run)
+    verdict, new_primary, timelines, lost_http = _check(run, reached_fault=times.t0 is not None)
     return build_report(
         ReportInput(
             plan=stack.plan,
@@ -342,8 +341,13 @@ def steady_writes(
     return all(b - a <= max_gap_s for a, b in itertools.pairwise(times))
 
 
-def _check(run: _Run) -> tuple[Verdict, str | None, dict[str, int | None], list[int]]:
+def _check(
+    run: _Run, reached_fault: bool
+) -> tuple[Verdict, str | None, dict[str, int | None], list[int]]:
     """The consistency checker over every node, and (web drills) the work orders."""
+    if not reached_fault:  # nothing of the fault to check
+        return _unchecked("the drill stopped before its fault"), None, {}, []
+    run.progress.step("checking every node's data")
     stack, history = run.stack, run.history
     try:
         snap = stack.snapshot()

@@ -27,7 +27,7 @@ from typing import Any
 
 import psutil
 
-from hastack.polling import SYSTEM_CLOCK, Clock
+from hastack.polling import SYSTEM_CLOCK, Clock, WaitTimeout, poll, until
 from hastack.runtime import heartbeat, holds
 from hastack.runtime.fencing import (
     Decision,
@@ -99,6 +99,7 @@ class Watcher:
         self.orphans: list[StackProcess] = []
         self.orphans_at = -ORPHAN_SCAN_S
         self.supervisord = "running"
+        self.recovering: subprocess.Popen[bytes] | None = None
 
     # --- observe -------------------------------------------------------------------------
 
@@ -221,18 +222,26 @@ class Watcher:
                 self.sup.stop(program, wait=False)
         spare = set() if scope.kill_etcd else {"etcd"}
         killed: set[int] = set()
-        deadline = self.clock.monotonic() + FENCE_DEADLINE_S
-        while True:
+
+        def gone() -> bool:
             pids = node_pids(node, spare)
-            if not pids:
-                return True, len(killed), scope.sentence
-            if self.clock.monotonic() >= deadline:
-                return False, len(killed), scope.sentence
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                killed.add(pid)
-            self.clock.sleep(0.02)
+            killed.update(pids)
+            return not pids
+
+        try:
+            until(
+                gone,
+                what=f"{node.name} fenced",
+                timeout_s=FENCE_DEADLINE_S,
+                interval_s=0.02,
+                clock=self.clock,
+            )
+        except WaitTimeout:
+            return False, len(killed), scope.sentence
+        return True, len(killed), scope.sentence
 
     def _etcd_health(self) -> dict[str, bool]:
         nodes = [n for n in self.config.nodes if n.etcd_url]
@@ -243,15 +252,25 @@ class Watcher:
         """Delete the leader key only if it still names `node`, through the surviving etcd
         members, retrying while etcd elects a leader."""
         client = EtcdClient(self.config.etcd_urls_without(node.name), timeout_s=0.5)
-        deadline = self.clock.monotonic() + RELEASE_DEADLINE_S
-        while self.clock.monotonic() < deadline:
+
+        def attempt() -> tuple[str | None, str]:
             try:
                 deleted = client.delete_if_equals(self.config.leader_key, node.name)
-            except EtcdUnavailable:
-                self.clock.sleep(0.1)
-                continue
-            return True, "deleted" if deleted else "already changed"
-        return False, "etcd did not answer"
+            except EtcdUnavailable as exc:
+                return None, exc.what
+            return ("deleted" if deleted else "already changed"), ""
+
+        try:
+            how = poll(
+                attempt,
+                what="the leader key's release",
+                timeout_s=RELEASE_DEADLINE_S,
+                interval_s=0.1,
+                clock=self.clock,
+            )
+        except WaitTimeout:
+            return False, "etcd did not answer"
+        return True, how
 
     def route_away(self, node: WatchNode, everywhere: bool) -> None:
         """Take the node out of HAProxy's read-write pool (every pool when fenced) now,
@@ -306,13 +325,21 @@ class Watcher:
                 self.log(Decision("note", None, wait.sentence), {}, force=True)
         self.noted = waiting_now
 
+    def _reap(self) -> None:
+        """Collect a finished recovery `up` (no zombie left) and log how it ended."""
+        if self.recovering is None or self.recovering.poll() is None:
+            return
+        code, self.recovering = self.recovering.returncode, None
+        sentence = f"the recovery `hastack up` ended with exit {code}"
+        if code:
+            sentence += f" (see {self.config.recover_log}); it is retried with back-off"
+        self.log(Decision("note", None, sentence), {"exit": code}, force=True)
+
     def recover_supervisord(self, orphans: list[StackProcess]) -> None:
         """supervisord died and left its programs running unsupervised (or some run outside
         it): run `hastack up` (from the installed hastack, with the spec `up` last applied),
         which takes them over. Retried with back-off while orphans remain."""
         now = self.clock.monotonic()
-        if now < self.next_recover:
-            return
         # Retries wait longer each time (an `up` that fails, fails for a reason to look at).
         delay = RECOVER_BACKOFF_S[min(self.recover_attempts, len(RECOVER_BACKOFF_S) - 1)]
         self.recover_attempts += 1
@@ -329,6 +356,7 @@ class Watcher:
                 start_new_session=True,  # it stops this watcher; it must outlive it
                 close_fds=True,
             )
+        self.recovering = proc
         what = (
             "supervisord is gone and its programs run unsupervised"
             if self.supervisord == "gone"
@@ -350,11 +378,12 @@ class Watcher:
     def step(self) -> Decision:
         obs, heal_input = self.observe()
         self.supervisord = "running" if self._parent_alive() else "gone"
+        self._reap()
         orphans = self._orphans()
         if self.supervisord == "running" and not orphans:
             # Back to normal: a later loss recovers at once.
             self.recover_attempts, self.next_recover = 0, 0.0
-        elif not obs.held:
+        elif not obs.held and self.clock.monotonic() >= self.next_recover:
             orphans = self._orphans(fresh=True)  # the cached list may predate an `up`
             if self.supervisord == "gone" or orphans:
                 self.recover_supervisord(orphans)

@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from hastack.polling import WaitTimeout, poll
 from hastack.tools.base import ToolError, ToolResult, run
 
 _UNREACHABLE_DCS = re.compile(r"^etcd3?\.hosts\.\d+ .* is not reachable$")
@@ -84,13 +85,16 @@ def check_pgbouncer_config(
 
 def _wait_listening_or_exit(proc: subprocess.Popen[str], port: int, timeout_s: float) -> str | None:
     """None once PgBouncer listens on `port`; its output if it exits first."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def check() -> tuple[str | None, str]:
         if proc.poll() is not None:
-            return proc.stdout.read() if proc.stdout else ""
+            return (proc.stdout.read() if proc.stdout else "") or "exited", ""
         with socket.socket() as sock:
             sock.settimeout(0.2)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return None
-        time.sleep(0.05)
-    return f"did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s"
+            return ("" if sock.connect_ex(("127.0.0.1", port)) == 0 else None), "not listening"
+
+    try:
+        out = poll(check, what="PgBouncer listening", timeout_s=timeout_s, interval_s=0.05)
+    except WaitTimeout:
+        return f"did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s"
+    return out or None
