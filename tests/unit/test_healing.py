@@ -265,20 +265,21 @@ def test_a_crash_loop_backs_off_between_starts() -> None:
     starts, _, _ = crash_loop(timings, until_s=180.0)
     times = [t for t, _ in starts]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-    # Measured from the previous start: 5, 10, 20, then capped at max_backoff_s.
+    # Each wait runs from the failure, which the poll sees 2 s after the start (it runs 1 s):
+    # 2 + 5, 2 + 10, 2 + 20, then 2 + max_backoff_s.
     assert times[0] == timings.grace_s
-    assert gaps == [5.0, 10.0, 20.0, 40.0, 40.0, 40.0]
+    assert gaps == [7.0, 12.0, 22.0, 42.0, 42.0, 42.0]
     assert "attempt" not in starts[0][1].sentence
     assert "(attempt 2)" in starts[1][1].sentence and "(attempt 4)" in starts[3][1].sentence
 
 
 def test_a_crash_loop_is_reported_as_waiting_with_failures_and_next_try() -> None:
-    # Starts at 2 and 7 (5 s back-off); it falls again at 9, so the next start waits for
-    # 7 + 10 = 17: at 15 it is two failures and 2 s away.
+    # Starts at 2; falls at 4, so the next start waits 5 s: 9; falls at 11, so the next waits
+    # 10 s, for 21: at 15 it is two failures and 6 s away.
     _, waiting, state = crash_loop(HealTimings(), until_s=15.0)
     assert len(waiting[15.0]) == 1
     entry = waiting[15.0][0]
-    assert (entry.process_name, entry.failures, entry.next_try_in_s) == (ETCD1, 2, 2.0)
+    assert (entry.process_name, entry.failures, entry.next_try_in_s) == (ETCD1, 2, 6.0)
     assert ETCD1 in entry.sentence and "backing off" in entry.sentence
     assert state.programs[ETCD1].failures == 2
 
@@ -301,7 +302,8 @@ def test_a_program_that_stayed_up_for_stable_s_forgets_its_failures(
         _, _, state = poll(state, t, {ETCD1: "RUNNING"})
     _, _, state = poll(state, falls_at, {ETCD1: "FATAL"})
     assert state.programs[ETCD1].failures == failures
-    actions, _, _ = poll(state, falls_at + TIMINGS.grace_s, {ETCD1: "FATAL"})
+    wait_s = max(TIMINGS.grace_s, TIMINGS.backoff(failures))
+    actions, _, _ = poll(state, falls_at + wait_s, {ETCD1: "FATAL"})
     assert [a.process_name for a in actions] == [ETCD1]
     if attempt:
         assert attempt in actions[0].sentence
@@ -338,3 +340,58 @@ def test_every_action_sentence_names_its_program() -> None:
     assert len(actions) >= 6
     for action in actions:
         assert action.process_name in action.sentence, action
+
+
+# --- what counts as a failure ------------------------------------------------------------------
+
+
+def cycles(held: frozenset[str], down_state: str, rounds: int = 6) -> tuple[list[Waiting], int]:
+    """etcd1 started by the healer, then taken down again 10 s later, `rounds` times (each
+    down spell under `held`, as a drill keeping it down does); the waits of the last poll and
+    how many times it was started."""
+    state, started, t = HealState(), 0, 0.0
+    waiting: list[Waiting] = []
+    for _ in range(rounds):
+        for _ in range(40):  # 20 s down (held or not), then released
+            actions, waiting, state = poll(state, t, {ETCD1: down_state}, held=held)
+            started += len(actions)
+            t += 0.5
+        actions, waiting, state = poll(state, t, {ETCD1: down_state})
+        started += len(actions)
+        for _ in range(20):  # up for 10 s: less than stable_s
+            t += 0.5
+            _, _, state = poll(state, t, {ETCD1: "RUNNING"})
+    return waiting, started
+
+
+def test_a_program_kept_down_on_purpose_again_and_again_never_backs_off() -> None:
+    # The etcd-quorum-loss drill, repeated: stopped under a scoped hold, released, started
+    # by the healer, stopped again less than stable_s later. Not a crash loop.
+    waiting, started = cycles(frozenset({ETCD1}), "STOPPED")
+    assert started == 6
+    assert not [w for w in waiting if w.failures]
+
+
+def test_an_operator_stop_is_not_a_failure() -> None:
+    # Started again after each stop; the script keeps reporting STOPPED for 20 s, so the
+    # healer tries again every backoff_s (a start that did not take), never backing off.
+    waiting, started = cycles(frozenset(), "STOPPED")
+    assert started == 6 * 4 and not [w for w in waiting if w.failures]
+
+
+def test_a_program_that_exits_by_itself_again_and_again_backs_off() -> None:
+    # Against the operator's stops above: the same rhythm, but each spell is an exit.
+    _, waiting, state = crash_loop(HealTimings(), until_s=60.0, up_s=10.0)
+    assert state.programs[ETCD1].failures >= 2
+    assert any(w.failures for ws in waiting.values() for w in ws)
+
+
+def test_a_fence_of_the_node_counts_as_a_failure_of_its_patroni() -> None:
+    state = node_fenced(HealState(), "pg1", 0.0)
+    _, _, state = poll(state, 0.0, {PATRONI1: "STOPPED"}, leader="pg2")
+    actions, _, state = poll(state, 2.5, {PATRONI1: "STOPPED"}, leader="pg2")
+    assert [a.process_name for a in actions] == [PATRONI1]
+    _, _, state = poll(state, 10.0, {PATRONI1: "RUNNING"}, leader="pg2")
+    state = node_fenced(state, "pg1", 20.0)  # fenced again 17.5 s after its start
+    _, _, state = poll(state, 20.5, {PATRONI1: "STOPPED"}, leader="pg2")
+    assert state.programs[PATRONI1].failures == 1

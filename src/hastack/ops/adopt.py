@@ -58,25 +58,13 @@ def adopt_orphans(stack: Stack, progress: Progress) -> list[str]:
         if first.component in ("etcd", "patroni"):
             _ensure_quorum(stack, progress)
         progress.step(f"taking over {first.unit} {first.component}")
-        if first.component == "app" and program is not None:
-            drain_quietly(stack, first.unit)
-        if first.component == "haproxy":
-            save_server_state(stack)
-        if first.component == "haproxy":
-            # Listeners close at once on SIGUSR1 (soft stop): the supervised HAProxy binds
-            # them right away, and the old processes get a few seconds to finish theirs.
-            _signal_only(batch, signal.SIGUSR1)
-        else:
-            _stop(stack, batch)
         if program is None:
+            _stop(stack, batch)
             taken.append(f"{first.unit} {first.component}: stopped (no supervised program)")
             continue
         # The watcher comes first: the new one holds still while `up` holds it, and should
         # `up` fail halfway it heals what is left stopped and takes over what is left.
-        _restart_supervised(stack, program.process_name)
-        _wait_serving(stack, first)
-        if first.component == "haproxy":
-            _stop(stack, batch)
+        _hand_over(stack, batch, program.process_name)
         taken.append(f"{first.unit} {first.component}: now supervised")
     ensure_started(sup, stack.programs("fencer"))
     return taken
@@ -113,6 +101,25 @@ def _ensure_quorum(stack: Stack, progress: Progress) -> None:
         interval_s=0.3,
         hint="hastack logs pg1 etcd",
     )
+
+
+def _hand_over(stack: Stack, batch: list[StackProcess], process_name: str) -> None:
+    """Stop the orphans of one unit and start its supervised program in their place."""
+    first = batch[0]
+    if first.component == "haproxy":
+        # Listeners close at once on SIGUSR1 (soft stop): the supervised HAProxy binds them
+        # right away, and the old processes get a few seconds to finish their connections.
+        save_server_state(stack)
+        _signal_only(batch, signal.SIGUSR1)
+        _restart_supervised(stack, process_name)
+        _wait_serving(stack, first)
+        _stop(stack, batch)
+        return
+    if first.component == "app":
+        drain_quietly(stack, first.unit)
+    _stop(stack, batch)
+    _restart_supervised(stack, process_name)
+    _wait_serving(stack, first)
 
 
 def _signal_only(batch: list[StackProcess], sig: signal.Signals) -> None:

@@ -16,9 +16,11 @@ after STONITH, once it is safe:
 - Patroni on a fenced node starts only once another node holds the leader key (started
   while the key still names it, it would promote itself back), or when no leader has appeared
   for `no_leader_grace_s` (nobody else can take over: the old node is needed);
-- a program that fails again within `stable_s` of being started counts a failure, and each
-  failure doubles the wait before the next start (`backoff_s`, capped at `max_backoff_s`):
-  a crash loop backs off and is reported, never flaps the cluster.
+- a program that fails again within `stable_s` of being started (it exits by itself, or its
+  node is fenced again) counts a failure, and each failure doubles the wait before the next
+  start (`backoff_s`, capped at `max_backoff_s`): a crash loop backs off and is reported,
+  never flaps the cluster. A program stopped on purpose (held down, stopped by an operator or
+  a drill) is not failing.
 """
 
 from __future__ import annotations
@@ -124,7 +126,10 @@ def plan_heal(
     for prog in sorted(inp.programs, key=lambda p: START_ORDER.get(p.component, 9)):
         if prog.component == "fencer":
             continue
-        hist = _observe(histories.get(prog.process_name, ProgramHistory()), prog, inp.t, timings)
+        failed = _failed(prog, inp, state.fenced)
+        hist = _observe(
+            histories.get(prog.process_name, ProgramHistory()), prog, inp.t, timings, failed
+        )
         histories[prog.process_name] = hist
         if prog.state in RUNNING_STATES:
             continue
@@ -133,8 +138,10 @@ def plan_heal(
             waiting.append(verdict)
             continue
         actions.append(verdict)
+        # A start that does not take (the program never runs) is tried again after
+        # backoff_s, never on every poll.
         histories[prog.process_name] = replace(
-            hist, started_at=inp.t, next_try=inp.t + timings.backoff(hist.failures + 1)
+            hist, started_at=inp.t, next_try=inp.t + timings.backoff_s
         )
     return (
         actions,
@@ -143,19 +150,33 @@ def plan_heal(
     )
 
 
+def _failed(prog: ProgramView, inp: HealInput, fenced: Mapping[str, float]) -> bool:
+    """Whether this down spell is a failure of the program: it exited by itself (EXITED,
+    FATAL), or its node was fenced. Stopped on purpose (a drill or an operator keeping it
+    down, a hold) is not."""
+    if inp.held_all or prog.process_name in inp.held:
+        return False
+    if prog.state in ("EXITED", "FATAL"):
+        return True
+    return prog.component == "patroni" and prog.node in fenced
+
+
 def _observe(
-    hist: ProgramHistory, prog: ProgramView, t: float, timings: HealTimings
+    hist: ProgramHistory, prog: ProgramView, t: float, timings: HealTimings, failed: bool
 ) -> ProgramHistory:
     """Track when a program went down, count a failure when a program the healer started
-    fell again within stable_s, forget failures once it stayed up."""
+    fell again by itself within stable_s, forget failures once it stayed up."""
     if prog.state in RUNNING_STATES:
         if hist.started_at is not None and t - hist.started_at >= timings.stable_s:
             return ProgramHistory()
         return replace(hist, down_since=None, counted=False)
     hist = hist if hist.down_since is not None else replace(hist, down_since=t)
     fell_again = hist.started_at is not None and t - hist.started_at < timings.stable_s
-    if fell_again and not hist.counted:
-        hist = replace(hist, failures=hist.failures + 1, counted=True)
+    if fell_again and failed and not hist.counted:
+        failures = hist.failures + 1
+        # The wait runs from the failure: a slow crash loop is throttled as much as a fast one.
+        next_try = max(hist.next_try, t + timings.backoff(failures))
+        hist = replace(hist, failures=failures, counted=True, next_try=next_try)
     return hist
 
 
@@ -183,9 +204,14 @@ def _verdict(
     if down_for < timings.grace_s:
         return Waiting(name, f"{name} is {prog.state.lower()}; starting it if that lasts")
     if t < hist.next_try:
+        sentence = (
+            f"{name} failed again {hist.failures} time(s) soon after a start: backing off"
+            if hist.failures
+            else f"{name} was started and is not up yet; trying again if it stays down"
+        )
         return Waiting(
             name,
-            f"{name} failed again {hist.failures} time(s) soon after a start: backing off",
+            sentence,
             next_try_in_s=round(hist.next_try - t, 1),
             failures=hist.failures,
         )
