@@ -268,10 +268,11 @@ def _phases(run: _Run, ctx: DrillContext, loads: _Loads, times: PhaseTimes) -> N
     try:
         scenario.inject(ctx)
         times.injected = clock.monotonic()
+        healthy_since: float | None = None
         if scenario.recover_before_heal:
             times.recovered = _recover(run, times.injected)
             unfenced.close()
-            sleep_until(times.t0 + hold_s, clock)
+            healthy_since = _hold_watching_health(run, times.t0 + hold_s)
             _heal(run, ctx, times)
         else:
             sleep_until(times.t0 + hold_s, clock)
@@ -288,9 +289,13 @@ def _phases(run: _Run, ctx: DrillContext, loads: _Loads, times: PhaseTimes) -> N
     finally:
         unfenced.close()
     progress.step("waiting until the stack is healthy again, every node streaming")
+    asked = clock.monotonic()
     after = wait_healthy(stack, options.healthy_deadline_s, progress)
     if after.healthy:
-        times.healthy = clock.monotonic()
+        # Healthy at once after the fault ended, and already before (a fenced node brought
+        # back while the rest of the node was still frozen): it was healthy since then.
+        at_once = clock.monotonic() - asked < 1.0
+        times.healthy = healthy_since if at_once and healthy_since else clock.monotonic()
     else:
         run.notes.append(
             f"not healthy within {options.healthy_deadline_s:.0f} s of the fault ending: "
@@ -298,6 +303,20 @@ def _phases(run: _Run, ctx: DrillContext, loads: _Loads, times: PhaseTimes) -> N
         )
     clock.sleep(1.0)  # a last second of load after healthy, for the chart
     times.end = clock.monotonic()
+
+
+def _hold_watching_health(run: _Run, until_t: float) -> float | None:
+    """Keep the fault in place until `until_t`, looking at the stack's health every second:
+    when it has healed itself with the fault still in place, since when it has been healthy
+    (None otherwise)."""
+    clock, healthy_since = run.stack.clock, None
+    while clock.monotonic() < until_t:
+        if not run.stack.assess().healthy:
+            healthy_since = None
+        elif healthy_since is None:
+            healthy_since = clock.monotonic()
+        clock.sleep(min(1.0, max(0.0, until_t - clock.monotonic())))
+    return healthy_since
 
 
 def _heal(run: _Run, ctx: DrillContext, times: PhaseTimes) -> None:
