@@ -12,8 +12,9 @@ import psutil
 from hastack.drills.engine import DrillOptions, run_drill
 from hastack.drills.html import render_html
 from hastack.drills.report import DrillReport, save
-from hastack.drills.scenarios import scenario
+from hastack.drills.scenarios import Scenario, scenario
 from hastack.runtime import holds
+from hastack.runtime.locks import exclusive
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
 
@@ -30,19 +31,33 @@ def run_scenario(
     progress = progress or NullProgress()
     chosen = scenario(name)
     reports = []
-    for i in range(repeat):
-        if repeat > 1:
-            progress.step(f"{name}: run {i + 1} of {repeat}")
-        report = run_drill(stack, chosen, options, progress)
-        save(report, stack.plan.paths.drills_dir, render_html(report.to_dict()))
-        verdict = "passed" if report.passed else "FAILED"
-        gap = "-" if report.write_gap_s is None else f"{report.write_gap_s:.2f} s"
-        progress.done(
-            f"{name}: {verdict}, write gap {gap}, lost acked writes "
-            f"{report.rpo_lost_acked_writes}" + (f" ({report.error})" if report.error else "")
-        )
-        reports.append(report)
+    # Two drills on one stack would inject into and check each other's runs.
+    with exclusive(stack.plan.paths.drill_lock, "hastack drill", 0, progress, stack.clock):
+        for i in range(repeat):
+            reports.append(_run_once(stack, chosen, name, i, repeat, options, progress))
     return reports
+
+
+def _run_once(
+    stack: Stack,
+    chosen: Scenario,
+    name: str,
+    i: int,
+    repeat: int,
+    options: DrillOptions | None,
+    progress: Progress,
+) -> DrillReport:
+    if repeat > 1:
+        progress.step(f"{name}: run {i + 1} of {repeat}")
+    report = run_drill(stack, chosen, options, progress)
+    save(report, stack.plan.paths.drills_dir, render_html(report.to_dict()))
+    verdict = "passed" if report.passed else "FAILED"
+    gap = "-" if report.write_gap_s is None else f"{report.write_gap_s:.2f} s"
+    progress.done(
+        f"{name}: {verdict}, write gap {gap}, lost acked writes "
+        f"{report.rpo_lost_acked_writes}" + (f" ({report.error})" if report.error else "")
+    )
+    return report
 
 
 @dataclass

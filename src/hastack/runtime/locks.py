@@ -42,7 +42,10 @@ def exclusive(
             return True
 
         if not acquired():
-            progress.step(f"waiting for another {what} (pid {_holder(path)}) to finish")
+            busy = f"another {what} (pid {_holder(path)}) is running"
+            if timeout_s <= 0:
+                raise HastackError(busy, "wait for it to finish, or stop it")
+            progress.step(f"waiting: {busy}")
             try:
                 until(
                     acquired,
@@ -53,8 +56,7 @@ def exclusive(
                 )
             except WaitTimeout:
                 raise HastackError(
-                    f"another {what} (pid {_holder(path)}) still runs after {timeout_s:.0f} s",
-                    "wait for it to finish, or stop it",
+                    f"{busy}, still after {timeout_s:.0f} s", "wait for it to finish, or stop it"
                 ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

@@ -161,6 +161,11 @@ class StackPaths:
         return self.state_dir / "up.lock"
 
     @property
+    def drill_lock(self) -> Path:
+        """Taken by a drill for its whole run: two drills never overlap on one stack."""
+        return self.drills_dir / ".lock"
+
+    @property
     def applied_spec(self) -> Path:
         """The spec as `up` last applied it (root, 0600): the installed CLI and the watcher
         reach the stack through it even when the checkout it came from is gone."""
