@@ -41,11 +41,13 @@ class EtcdMemberStatus:
 
 
 class EtcdClient:
-    """Talks to the given member URLs, first that answers wins."""
+    """Talks to the given member URLs, first that answers wins (the last one that answered is
+    asked first next time)."""
 
     def __init__(self, urls: tuple[str, ...], timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.urls = urls
         self.timeout_s = timeout_s
+        self._answered = 0
 
     def _post(self, url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = client().post(f"{url}{path}", json=body, timeout=self.timeout_s)
@@ -89,14 +91,23 @@ class EtcdClient:
         ttl, granted = int(data.get("TTL", -1)), int(data.get("grantedTTL", 0))
         return None if ttl < 0 else float(granted - ttl)
 
+    def _in_turn(self) -> list[str]:
+        """The members to try, the last one that answered first: a member that is frozen or
+        cut off costs one timeout, once, not one per request."""
+        start = self._answered
+        return [*self.urls[start:], *self.urls[:start]]
+
     def _first(self, path: str, body: dict[str, Any], what: str) -> dict[str, Any]:
         """The first member's answer; each is tried in turn."""
         last: Exception | None = None
-        for url in self.urls:
+        for url in self._in_turn():
             try:
-                return self._post(url, path, body)
+                data = self._post(url, path, body)
             except (httpx.HTTPError, ValueError) as exc:
                 last = exc
+                continue
+            self._answered = self.urls.index(url)
+            return data
         raise EtcdUnavailable(f"no etcd member answered {what}: {_short(last)}")
 
     def delete_if_equals(self, key: str, expected: str) -> bool:
@@ -112,15 +123,8 @@ class EtcdClient:
             ],
             "success": [{"request_delete_range": {"key": _b64(key)}}],
         }
-        last: Exception | None = None
-        for url in self.urls:
-            try:
-                data = self._post(url, "/v3/kv/txn", body)
-            except (httpx.HTTPError, ValueError) as exc:
-                last = exc
-                continue
-            return bool(data.get("succeeded", False))
-        raise EtcdUnavailable(f"no etcd member answered a transaction on {key}: {_short(last)}")
+        data = self._first("/v3/kv/txn", body, f"a transaction on {key}")
+        return bool(data.get("succeeded", False))
 
 
 class EtcdUnavailable(Unavailable):
