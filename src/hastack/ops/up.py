@@ -32,6 +32,7 @@ from hastack.runtime.database import ensure_database
 from hastack.runtime.dcs import converge_dcs
 from hastack.runtime.files import write_atomic
 from hastack.runtime.health import data_tier
+from hastack.runtime.installed import installed_at, running_older_code
 from hastack.runtime.layout import prepare_dirs
 from hastack.runtime.lifecycle import ensure_started
 from hastack.runtime.locks import exclusive
@@ -132,8 +133,11 @@ def up(stack: Stack, spec_file: Path | None = None, progress: Progress | None = 
             was_running = _ensure_supervisor(run)
             _start_data_tier(run)
             _start_services(run)
-            if was_running and _reload_changed(run, files):
-                _wait_services(run)
+            if was_running:
+                reloaded = _reload_changed(run, files)
+                restarted = _restart_older_code(run)
+                if reloaded or restarted:
+                    _wait_services(run)
     run.result.elapsed_s = round(run.since(), 2)
     return run.result
 
@@ -404,6 +408,29 @@ def _reload_changed(run: _Run, changed: list[RenderedFile]) -> bool:
     if run.result.reloaded:
         run.progress.done("reloaded " + ", ".join(run.result.reloaded))
     return bool(run.result.reloaded)
+
+
+def _restart_older_code(run: _Run) -> bool:
+    """After hastack was installed again (`make up` of a newer checkout), the watcher and
+    the app instances still run the old code: restart them (the instances one at a time).
+    True if any was restarted."""
+    stack = run.stack
+    installed = installed_at(stack.plan.spec.binaries.hastack_python)
+    if installed is None:
+        return False
+    older = running_older_code(run.sup, stack.programs("fencer") + stack.programs("app"), installed)
+    apps = [p for p in older if p.component == "app" and p.name not in run.result.reloaded]
+    if apps:
+        run.progress.step("app instances run an older hastack: restarting them one at a time")
+        rolling_restart(stack, apps, run.progress)
+    for program in (p for p in older if p.component == "fencer"):
+        run.sup.stop(program.process_name)
+        run.sup.start(program.process_name)
+    restarted = [p.name for p in older if p.name not in run.result.reloaded]
+    run.result.reloaded += restarted
+    if restarted:
+        run.progress.done("restarted on the newly installed hastack: " + ", ".join(restarted))
+    return bool(restarted)
 
 
 def _retry(run: _Run, action: Callable[[], object]) -> None:
