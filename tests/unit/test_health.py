@@ -168,3 +168,11 @@ def test_app_instance_in_rotation_only_when_up() -> None:
     assert AppInstanceState("app1", "http://x", True, "UP 1/2").in_rotation
     assert not AppInstanceState("app1", "http://x", True, "DRAIN").in_rotation
     assert not AppInstanceState("app1", "http://x", True, None).in_rotation
+
+
+def test_failsafe_mode_lingering_after_an_etcd_outage_is_degraded() -> None:
+    """For ttl after the leader last ran without etcd, the others still follow it even without
+    a leader key: a failover would wait. Not yet back to full protection."""
+    result = assess(healthy_snapshot(failsafe=("pg2", "pg3")))
+    assert result.health == "degraded"
+    assert any("failsafe mode active on pg2, pg3" in p for p in result.problems)

@@ -92,6 +92,11 @@ def assess(snap: StackSnapshot) -> Assessment:
         problems.append(f"pgbouncer: {snap.pgbouncer.error}")
     if not snap.redis.ok:
         problems.append(f"redis: {snap.redis.error}")
+    if snap.failsafe:
+        problems.append(
+            f"patroni: failsafe mode active on {', '.join(snap.failsafe)} (the leader ran "
+            "without etcd within the last ttl): a failover now would wait until it expires"
+        )
     if snap.paused:
         problems.append(
             "patroni: maintenance mode (paused): no automatic failover; `hastack resume`"

@@ -112,6 +112,10 @@ class StackSnapshot:
     app: tuple[AppInstanceState, ...] = ()
     orphans: tuple[StackProcess, ...] = ()
     """Stack processes no running supervisord owns (left by a supervisord that died)."""
+    failsafe: tuple[str, ...] = ()
+    """Members whose Patroni reports failsafe mode active: the leader ran without etcd
+    recently, and for up to ttl afterwards the others still follow it even without a
+    leader key (a failover would wait that long)."""
     watcher: WatcherView | None = None
 
 
@@ -193,6 +197,20 @@ def _members(stack: Stack, leader: str | None) -> tuple[tuple[PgMember, ...], bo
     return tuple(members), paused
 
 
+def _failsafe(stack: Stack) -> tuple[str, ...]:
+    names = [n.name for n in stack.plan.postgres_nodes]
+
+    def active(name: str) -> bool:
+        try:
+            return bool(stack.patroni(name, timeout_s=1.0).member().get("failsafe_mode_is_active"))
+        except (Unavailable, ValueError):
+            return False
+
+    with ThreadPoolExecutor(max_workers=len(names) or 1) as pool:
+        flags = list(pool.map(active, names))
+    return tuple(n for n, on in zip(names, flags, strict=True) if on)
+
+
 def _haproxy(stack: Stack) -> tuple[tuple[BackendServer, ...], str | None]:
     try:
         states = stack.haproxy().server_states()
@@ -262,7 +280,7 @@ def take_snapshot(stack: Stack, services: bool = True) -> StackSnapshot:
     programs = tuple(sup.processes()) if running else ()
     secrets = stack.secrets_or_none() if services else None
     skipped = ServiceProbe(ok=False, error="not probed")
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=10) as pool:
         etcd_f = pool.submit(_etcd, stack)
         leader_f = pool.submit(_leader_key, stack)
         haproxy_f = pool.submit(_haproxy, stack)
@@ -274,6 +292,7 @@ def take_snapshot(stack: Stack, services: bool = True) -> StackSnapshot:
         orphans_f = pool.submit(find_orphans, stack.identity, sup.pid() if running else None)
         leader, leader_error = leader_f.result()
         members_f = pool.submit(_members, stack, leader)
+        failsafe_f = pool.submit(_failsafe, stack)
         haproxy, haproxy_error = haproxy_f.result()
         app_f = pool.submit(_app, stack, haproxy)
         members, paused = members_f.result()
@@ -292,6 +311,7 @@ def take_snapshot(stack: Stack, services: bool = True) -> StackSnapshot:
             redis=redis_f.result() if redis_f else skipped,
             leftovers=leftovers_f.result(),
             paused=paused,
+            failsafe=failsafe_f.result(),
             app=app_f.result(),
             orphans=tuple(orphans_f.result()),
             watcher=_watcher(stack),
