@@ -61,14 +61,6 @@ def all_in_rotation(stack: Stack) -> bool:
     return len(servers) == len(stack.plan.app_instances) and all(s.up for s in servers.values())
 
 
-def readiness(web: httpx.Client) -> str:
-    """The app's readiness status through HAProxy ("" when HAProxy itself answered)."""
-    response = web.get("/health/ready")
-    if not response.headers.get("content-type", "").startswith("application/json"):
-        return ""
-    return str(response.json()["status"])
-
-
 def instance_readiness(url: str) -> str:
     """One app instance's readiness status, asked directly."""
     return str(httpx.get(f"{url}/health/ready").json()["status"])
