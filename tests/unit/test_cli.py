@@ -117,3 +117,17 @@ def test_drill_list_names_data_and_web_scenarios() -> None:
     assert code == 0
     tiers = {d["name"]: d["tier"] for d in json.loads(out)}
     assert tiers["node-loss"] == "data" and tiers["rolling-restart"] == "web"
+
+
+def test_root_refuses_a_spec_others_can_write_but_check_still_reads_it(tmp_path: Path) -> None:
+    spec = tmp_path / "hastack.yaml"
+    spec.write_text("name: demo\n")
+    spec.chmod(0o666)
+    code, _, err = invoke("-c", str(spec), "status")
+    assert code == 1
+    assert (
+        f"refusing to act as root on {spec}" in err and "writable by its group or by others" in err
+    )
+    assert f"chmod go-w {spec}" in err
+    code, out, _ = invoke("-c", str(spec), "check")
+    assert code == 0 and "valid" in out

@@ -9,10 +9,11 @@ from hastack.spec import StackSpec, derive_plan
 def test_log_files_of_nodes_services_and_app_instances() -> None:
     plan = derive_plan(StackSpec())
     state = plan.paths.state_dir
-    assert log_files(plan, "pg2") == [state / "nodes/pg2/log/patroni.log"]
-    assert log_files(plan, "pg2", "etcd") == [state / "nodes/pg2/log/etcd.log"]
-    assert log_files(plan, "haproxy") == [state / "services/haproxy/haproxy.log"]
-    assert log_files(plan, "app2") == [state / "services/app/app2.log"]
+    assert log_files(plan, "pg2") == [state / "logs/pg2-patroni.log"]
+    assert log_files(plan, "pg2", "etcd") == [state / "logs/pg2-etcd.log"]
+    assert log_files(plan, "haproxy") == [state / "logs/haproxy.log"]
+    assert log_files(plan, "app2") == [state / "logs/app2.log"]
+    assert log_files(plan, "fencer") == [state / "logs/fencer.log"]
 
 
 def test_unknown_log_target_lists_the_choices() -> None:

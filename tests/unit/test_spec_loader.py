@@ -109,3 +109,21 @@ def test_name_pattern_explains_the_form(tmp_path: Path) -> None:
 def test_nested_section_of_wrong_type(tmp_path: Path) -> None:
     (err,) = errors_of(tmp_path, "postgres: 3\n")
     assert "postgres: expected a mapping of keys, got 3" in err
+
+
+def test_a_newline_in_a_value_is_refused_with_its_line(tmp_path: Path) -> None:
+    """A newline would start a new directive in supervisord.conf or haproxy.cfg."""
+    text = 'name: demo\napp:\n  health_path: "/health/ready\\n  http-request return status 200"\n'
+    (err,) = errors_of(tmp_path, text)
+    assert "hastack.yaml:3: app.health_path: contains the control character U+000A" in err
+    assert "single line of printable text" in err
+
+
+def test_control_characters_anywhere_are_refused(tmp_path: Path) -> None:
+    text = 'tls:\n  hostnames: ["ok.example", "bad\\u001b[31m"]\nname: "demo\\t"\n'
+    errors = errors_of(tmp_path, text)
+    assert any(
+        "hastack.yaml:2: tls.hostnames.1: contains the control character U+001B" in e
+        for e in errors
+    )
+    assert any("hastack.yaml:3: name: contains the control character U+0009" in e for e in errors)

@@ -21,10 +21,11 @@ from hastack.ops.bench import bench_pg, idle_footprint
 from hastack.ops.env import env_settings
 from hastack.ops.init import write_example
 from hastack.ops.lifecycle import destroy, down, restart
-from hastack.ops.logs import follow, log_files, tail
+from hastack.ops.logs import follow, log_files, printable, tail
 from hastack.ops.plan import plan_as_dict
 from hastack.ops.secrets import show_secret
 from hastack.ops.status import stack_status
+from hastack.ops.trust import refuse_untrusted_spec
 from hastack.ops.up import up
 from hastack.runtime.stack import Stack
 from hastack.spec import LoadedSpec, MachineFacts, SpecError, load_spec
@@ -107,8 +108,13 @@ def _machine() -> MachineFacts:
     )
 
 
-def load_stack(ctx: typer.Context, *, machine: bool = False) -> LoadedSpec:
-    loaded = load_spec(_config(ctx), _machine() if machine else None)
+def load_stack(ctx: typer.Context, *, machine: bool = False, acts: bool = True) -> LoadedSpec:
+    """The spec, validated. `acts`: the command will act on the stack as root, so a spec
+    another user could have written is refused (`check` and `plan` only read it)."""
+    path = _config(ctx)
+    if acts:
+        refuse_untrusted_spec(path)
+    loaded = load_spec(path, _machine() if machine else None)
     for warning in loaded.warnings:
         err.print(warning.format(), markup=False)
     return loaded
@@ -182,7 +188,7 @@ def plan(
     ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")
 ) -> None:
     """Show every value derived from the spec: addresses, users, memory, pools, timings."""
-    loaded = load_stack(ctx, machine=True)
+    loaded = load_stack(ctx, machine=True, acts=False)
     if json_out:
         print_json(plan_as_dict(loaded.plan))
         return
@@ -258,11 +264,11 @@ def logs(
     path = files[0]
     err.print(f"==> {path} <==", markup=False)
     for line in tail(path, lines):
-        out.print(line.rstrip("\n"), markup=False)
+        out.print(printable(line.rstrip("\n")), markup=False)
     if follow_:
         try:
             for line in follow(path):
-                out.print(line.rstrip("\n"), markup=False)
+                out.print(printable(line.rstrip("\n")), markup=False)
         except KeyboardInterrupt:
             pass
 

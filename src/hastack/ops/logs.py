@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from hastack.errors import HastackError
+from hastack.runtime.files import UnsafePath, open_nofollow
 from hastack.spec.plan import StackPlan
 
 NODE_COMPONENTS = ("patroni", "etcd", "postgres")
@@ -23,13 +27,11 @@ def log_files(plan: StackPlan, target: str, component: str | None = None) -> lis
     instance (`app1`)."""
     apps = {i.name for i in plan.app_instances}
     if target in apps:
-        return [plan.paths.service("app") / f"{target}.log"]
+        return [plan.paths.program_log(target)]
     if target in SERVICES:
         if target == "supervisord":
             return [plan.paths.supervisor_log]
-        if target == "fencer":
-            return [plan.paths.fencing_dir / "fencer.log"]
-        return [plan.paths.service(target) / f"{target}.log"]
+        return [plan.paths.program_log(target)]
     try:
         node = plan.node(target)
     except KeyError as exc:
@@ -41,16 +43,37 @@ def log_files(plan: StackPlan, target: str, component: str | None = None) -> lis
     if component == "postgres":
         logs = sorted(node.paths.log_dir.glob("postgresql-*.log"), key=_mtime)
         return logs[-1:] if logs else []
-    return [node.paths.log_dir / f"{component}.log"]
+    return [plan.paths.program_log(f"{node.name}-{component}")]
 
 
 def _mtime(path: Path) -> float:
     return path.stat().st_mtime
 
 
+_ESCAPES = {  # C0, DEL and C1 controls but tab, shown as \xNN
+    c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(c) not in "\t"
+}
+
+
+def printable(line: str) -> str:
+    """A log line as it may reach a terminal: service users write these files, and an escape
+    sequence in them must not drive root's terminal (title, clipboard, hidden text)."""
+    return line.translate(_ESCAPES)
+
+
+def _open_log(path: Path) -> TextIO:
+    """Open a log without following a symlink a service user may have put there, and only
+    a regular file (a FIFO would block `hastack logs` forever)."""
+    fd = open_nofollow(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafePath(f"refusing to read {path}: not a regular file", "remove it")
+    return os.fdopen(fd, encoding="utf-8", errors="replace")
+
+
 def tail(path: Path, lines: int) -> list[str]:
     try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
+        with _open_log(path) as handle:
             return list(deque(handle, maxlen=lines))
     except FileNotFoundError:
         return []
@@ -59,14 +82,14 @@ def tail(path: Path, lines: int) -> list[str]:
 def follow(path: Path, poll_s: float = 0.25) -> Iterator[str]:
     """New lines appended to `path`, forever (the caller stops on Ctrl-C). Survives rotation:
     a file that replaced the one being read is read from its start."""
-    handle = None
+    handle: TextIO | None = None
     inode = None
     from_start = False
     while True:
         if handle is None:
             try:
-                handle = path.open(encoding="utf-8", errors="replace")
-                inode = path.stat().st_ino
+                handle = _open_log(path)
+                inode = os.fstat(handle.fileno()).st_ino
             except FileNotFoundError:
                 from_start = True
                 time.sleep(poll_s)
@@ -78,7 +101,7 @@ def follow(path: Path, poll_s: float = 0.25) -> Iterator[str]:
             yield line
             continue
         try:
-            rotated = path.stat().st_ino != inode
+            rotated = os.lstat(path).st_ino != inode
         except FileNotFoundError:
             rotated = True
         if rotated:

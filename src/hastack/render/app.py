@@ -85,7 +85,7 @@ def app_programs(plan: StackPlan) -> list[Program]:
             argv=(*base, inst.name, inst.address, str(inst.port), "--", *command),
             user=user,
             directory=plan.paths.service("app"),
-            log_file=plan.paths.service("app") / f"{inst.name}.log",
+            log_file=plan.paths.program_log(inst.name),
             stop_wait_s=plan.spec.app.graceful_timeout_s + 5,
             start_retries=100,
         )

@@ -52,7 +52,7 @@ def node_programs(plan: StackPlan, node: Node) -> list[Program]:
                 argv=etcd_argv(plan, node),
                 user=node.user,
                 directory=node.paths.root,
-                log_file=node.paths.log_dir / "etcd.log",
+                log_file=plan.paths.program_log(f"{node.name}-etcd"),
                 environment=env,
             )
         )
@@ -75,7 +75,7 @@ def node_programs(plan: StackPlan, node: Node) -> list[Program]:
                 ),
                 user=node.user,
                 directory=node.paths.root,
-                log_file=node.paths.log_dir / "patroni.log",
+                log_file=plan.paths.program_log(f"{node.name}-patroni"),
                 environment={**env, "PATRONICTL_CONFIG_FILE": str(node.paths.patroni_config)},
                 # Patroni stops PostgreSQL (fast mode) and releases the leader key on TERM.
                 stop_wait_s=60,
@@ -96,7 +96,7 @@ def service_programs(plan: StackPlan) -> list[Program]:
             argv=(str(plan.spec.binaries.haproxy), "-W", "-db", "-f", str(paths.haproxy_config)),
             user=users["haproxy"],
             directory=paths.service("haproxy"),
-            log_file=paths.service("haproxy") / "haproxy.log",
+            log_file=paths.program_log("haproxy"),
         ),
         Program(
             name="pgbouncer",
@@ -105,7 +105,7 @@ def service_programs(plan: StackPlan) -> list[Program]:
             argv=(str(plan.spec.binaries.pgbouncer), str(paths.pgbouncer_config)),
             user=users["pgbouncer"],
             directory=paths.service("pgbouncer"),
-            log_file=paths.service("pgbouncer") / "pgbouncer.log",
+            log_file=paths.program_log("pgbouncer"),
             # SIGINT is PgBouncer's graceful shutdown; SIGTERM exits at once with status 1.
             stop_signal="INT",
             stop_wait_s=15,
@@ -117,7 +117,7 @@ def service_programs(plan: StackPlan) -> list[Program]:
             argv=(str(plan.spec.binaries.redis_server), str(paths.redis_config)),
             user=users["redis"],
             directory=paths.service("redis"),
-            log_file=paths.service("redis") / "redis.log",
+            log_file=paths.program_log("redis"),
         ),
     ]
 
@@ -142,7 +142,7 @@ def fencer_programs(plan: StackPlan) -> list[Program]:
             ),
             user="root",
             directory=paths.fencing_dir,
-            log_file=paths.fencing_dir / "fencer.log",
+            log_file=paths.program_log("fencer"),
             start_retries=1000,
         )
     ]

@@ -13,6 +13,7 @@ def prepare_dirs(plan: StackPlan) -> None:
     ensure_dir(paths.state_dir, "root", 0o755)
     ensure_dir(paths.supervisor_dir, "root", 0o700)
     ensure_dir(paths.fencing_dir, "root", 0o700)
+    ensure_dir(paths.logs_dir, "root", 0o700)
     ensure_dir(paths.drills_dir, "root", 0o755)
     ensure_dir(paths.tls_dir, "root", 0o755)
     ensure_dir(paths.nodes_dir, "root", 0o755)

@@ -174,9 +174,50 @@ def root_trusts(path: Path) -> str | None:
             return f"{part} does not exist"
         if st.st_uid != 0:
             return f"{part} belongs to uid {st.st_uid}, not root"
-        if not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        if stat.S_ISLNK(st.st_mode):
+            continue  # its target is checked by the caller (root_trusts(path.resolve()))
+        # A sticky directory (/tmp) lets nobody but root replace what root put in it.
+        sticky_dir = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and part != path
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky_dir:
             return f"{part} is writable by its group or by others"
     return None
+
+
+def root_trusts_resolved(path: Path) -> str | None:
+    """`root_trusts` for the path as given and for where its symlinks lead."""
+    return root_trusts(path) or root_trusts(path.resolve())
+
+
+def check_programs_trusted(plan: StackPlan) -> list[Problem]:
+    """Every program root starts (itself, or as a service user from a root process) must be
+    one only root can change: `binaries.*` in a spec must not point into a user's files."""
+    problems = []
+    for path, key, _install in required_programs(plan):
+        why = root_trusts_resolved(path)
+        if why:
+            problems.append(
+                Problem(
+                    what=f"{key} = {path}: root would run it, but {why}",
+                    fix=f"install it under a root-owned directory (`chown root:root` and "
+                    f"`chmod go-w` on it and every directory above), or point {key} elsewhere",
+                )
+            )
+    return problems
+
+
+def spec_file_problem(path: Path) -> Problem | None:
+    """Root acts on the spec (it names programs, paths, users): a spec someone else can
+    write is a way to root."""
+    if not path.exists():
+        return None  # loading it says so, with how to create one
+    why = root_trusts_resolved(Path(os.path.abspath(path)))
+    if why is None:
+        return None
+    return Problem(
+        what=f"refusing to act as root on {path}: {why}",
+        fix=f"`chown root:root {path} && chmod go-w {path}` (and the same for the directory "
+        "it is in), or copy it to a root-owned directory",
+    )
 
 
 def check_installed(plan: StackPlan) -> list[Problem]:
@@ -211,6 +252,7 @@ def preflight(plan: StackPlan, *, check_ports_free: bool = True) -> None:
         )
     problems += check_programs(plan)
     if not problems:
+        problems += check_programs_trusted(plan)
         problems += check_installed(plan)
     problems += check_paths(plan)
     if check_ports_free:

@@ -67,6 +67,9 @@ def load_spec(path: Path, machine: MachineFacts | None = None) -> LoadedSpec:
     """Load, validate and cross-check a spec. Raises SpecError listing every problem."""
     root = _parse(path)
     source = _Source(path, root)
+    controls = [source.locate(i) for i in control_characters(root)]
+    if controls:
+        raise SpecError(controls)
     try:
         spec = StackSpec.model_validate(_plain(root))
     except ValidationError as exc:
@@ -134,6 +137,48 @@ def _parse(path: Path) -> Any:
             ]
         )
     return root
+
+
+def control_characters(node: Any, loc: tuple[str | int, ...] = ()) -> list[SpecIssue]:
+    """Every key or string holding a control character. Spec strings end up in config files
+    (supervisord, HAProxy, Patroni) where a newline starts a new directive: a value with one
+    could add a program that runs as root."""
+    found: list[SpecIssue] = []
+    items: list[tuple[Any, Any]] = []
+    if isinstance(node, dict):
+        items = list(node.items())
+    elif isinstance(node, list):
+        items = list(enumerate(node))
+    elif isinstance(node, str):
+        bad = next((c for c in node if _is_control(c)), None)
+        if bad is not None:
+            key = ".".join(str(p) for p in loc)
+            found.append(
+                SpecIssue(
+                    key=key,
+                    message=f"contains the control character U+{ord(bad):04X}",
+                    fix="remove it: every value in the spec is a single line of printable text",
+                )
+            )
+        return found
+    for key, value in items:
+        if isinstance(key, str) and any(_is_control(c) for c in key):
+            found.append(
+                SpecIssue(
+                    key=".".join(str(p) for p in loc),
+                    message=f"a key contains a control character: {key!r}",
+                    fix="rename the key (printable characters only)",
+                )
+            )
+            continue
+        found += control_characters(value, (*loc, key))
+    return found
+
+
+def _is_control(char: str) -> bool:
+    """C0, DEL, C1 and the Unicode line and paragraph separators."""
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code < 0xA0 or code in (0x2028, 0x2029)
 
 
 def _plain(node: Any) -> Any:

@@ -121,6 +121,16 @@ class StackPaths:
         return self.supervisor_dir / "supervisord.log"
 
     @property
+    def logs_dir(self) -> Path:
+        """Every supervised program's output (root only). supervisord, as root, opens these
+        files at each spawn: in a directory a service user could write, a symlink planted
+        there would make root create or append to any file on the machine."""
+        return self.state_dir / "logs"
+
+    def program_log(self, program: str) -> Path:
+        return self.logs_dir / f"{program}.log"
+
+    @property
     def fencing_dir(self) -> Path:
         """The fencing watcher's config, decision log and hold file (root only)."""
         return self.state_dir / "fencing"

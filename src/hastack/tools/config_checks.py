@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from hastack.polling import WaitTimeout, poll
-from hastack.tools.base import ToolError, ToolResult, run
+from hastack.tools.base import ToolError, ToolResult, primary_gid, run
 
 _UNREACHABLE_DCS = re.compile(r"^etcd3?\.hosts\.\d+ .* is not reachable$")
 
@@ -59,12 +59,20 @@ def check_pgbouncer_config(
         scratch.write_text(text)
         if user is not None:
             entry = pwd.getpwnam(user)
-            for path in (Path(tmp), scratch, auth):
-                os.chown(path, entry.pw_uid, entry.pw_gid)
+            # The files first, the directory last: once the user owns the directory it could
+            # swap a name for a symlink, and root must not chown through it.
+            for path in (scratch, auth, Path(tmp)):
+                os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
         argv = [str(binary), str(scratch)]
         start = time.monotonic()
         proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, user=user
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            user=user,
+            group=primary_gid(user),
+            extra_groups=[] if user else None,
         )
         try:
             out = _wait_listening_or_exit(proc, scratch_port, timeout_s=5.0)

@@ -1,0 +1,152 @@
+"""A hostile local user and a compromised service account against the running stack: every
+attempt must fail, for the reason docs/security.md names."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hastack.render.files import render_stack
+from tests.integration.conftest import Stack
+
+PYTHON = "/usr/bin/python3"  # readable by every user, unlike the test venv
+
+
+def as_user(user: str, code: str, *args: str) -> str:
+    """Run Python as `user` (its own group, no supplementary groups); its stdout."""
+    proc = subprocess.run(
+        [PYTHON, "-c", code, *args],
+        user=user,
+        group=pwd.getpwnam(user).pw_gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+@pytest.fixture
+def decoys() -> Iterator[Path]:
+    """A root-only directory of files an attacker would like root to write to."""
+    path = Path(tempfile.mkdtemp(prefix="hastack-decoy-"))
+    yield path
+    for child in path.iterdir():
+        child.unlink()
+    path.rmdir()
+
+
+TRY_SYMLINK = """
+import errno, os, sys
+try:
+    os.symlink(sys.argv[1], sys.argv[2])
+    print("created")
+except OSError as exc:
+    print(errno.errorcode[exc.errno])
+"""
+
+
+def test_no_service_user_can_plant_a_symlink_where_supervisord_opens_logs(
+    stack: Stack, decoys: Path
+) -> None:
+    """supervisord (root) opens every program's log at each spawn: they live in a root-only
+    directory, so no service user can point one elsewhere."""
+    plan = stack.plan
+    users = sorted({*plan.service_users.values(), *(n.user for n in plan.nodes)})
+    for user in users:
+        link = plan.paths.program_log("app1")
+        assert as_user(user, TRY_SYMLINK, str(decoys / "cron"), str(link)) == "EACCES", user
+    assert not (decoys / "cron").exists()
+
+
+SWAP_FOR_SYMLINK = """
+import os, sys
+target, path = sys.argv[1], sys.argv[2]
+tmp = path + ".swap"
+os.symlink(target, tmp)
+os.replace(tmp, path)
+print("swapped")
+"""
+
+
+def test_root_replaces_a_planted_symlink_instead_of_writing_through_it(
+    stack: Stack, decoys: Path
+) -> None:
+    """Every config root writes into a directory its service user owns is swapped, by that
+    user, for a symlink to a root-only file; `up` must rewrite the configs without touching
+    the decoys, and leave regular files behind."""
+    plan = stack.plan
+    planted: list[tuple[Path, Path]] = []
+    for rendered in render_stack(plan, stack.hs.secrets):
+        parent = rendered.path.parent.stat()
+        if parent.st_uid == 0:
+            continue  # only root can write there: nothing to plant
+        owner = rendered.path.parent.owner()
+        decoy = decoys / f"{len(planted)}-{rendered.path.name}"
+        decoy.write_text("decoy\n")
+        decoy.chmod(0o600)
+        assert as_user(owner, SWAP_FOR_SYMLINK, str(decoy), str(rendered.path)) == "swapped"
+        planted.append((rendered.path, decoy))
+    assert len(planted) >= 5, planted  # patroni.yml of every node, the services' configs
+
+    result = stack.run("up", "--json")
+    assert result.code == 0, result.err
+    for path, decoy in planted:
+        assert decoy.read_text() == "decoy\n", f"root wrote through {path}"
+        st = decoy.stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (0, 0o600), decoy
+        assert not path.is_symlink() and path.is_file(), path
+    code, status = stack.status()
+    assert code == 0 and status["healthy"], status["problems"]
+
+
+def test_hastack_logs_refuses_a_symlink_a_node_user_planted(stack: Stack, decoys: Path) -> None:
+    """PostgreSQL's own logs live in the node user's directory; `hastack logs` (root) reads
+    them without following a symlink there."""
+    node = stack.plan.node("pg1")
+    secret = decoys / "secret"
+    secret.write_text("TOPSECRET\n")
+    secret.chmod(0o600)
+    link = node.paths.log_dir / "postgresql-Zzz.log"  # newest: the secret was just written
+    assert as_user(node.user, TRY_SYMLINK, str(secret), str(link)) == "created"
+    try:
+        result = stack.run("logs", "pg1", "postgres")
+        assert result.code == 1
+        assert "refusing to use" in result.err and "symlink" in result.err
+        assert "TOPSECRET" not in result.out + result.err
+    finally:
+        link.unlink()
+
+
+LIST_READABLE = """
+import json, os, sys
+readable = []
+for folder, _dirs, files in os.walk(sys.argv[1]):
+    for name in files:
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "rb") as handle:
+                handle.read(1)
+            readable.append(os.path.relpath(path, sys.argv[1]))
+        except OSError:
+            pass
+print(json.dumps(readable))
+"""
+
+
+def test_another_local_user_can_read_nothing_but_the_ca_and_drill_reports(
+    stack: Stack,
+) -> None:
+    state = stack.plan.paths.state_dir
+    readable = json.loads(as_user("nobody", LIST_READABLE, str(state)))
+    public = {"hastack-stack.json", os.path.relpath(stack.plan.paths.ca_cert, state)}
+    unexpected = [p for p in readable if p not in public and not p.startswith("drills/")]
+    assert unexpected == []
