@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from hastack.render import render_stack
+from hastack.render.haproxy import render_haproxy
 from hastack.runtime.tls import TlsFiles, ensure_tls
 from hastack.spec import StackSpec, derive_plan
 from hastack.tools.base import ToolError
@@ -22,7 +24,7 @@ FILES = {f.path: f.content for f in render_stack(PLAN, fixed_secrets())}
 BIN = PLAN.spec.binaries
 
 
-def haproxy_config_in(scratch: Path) -> str:
+def haproxy_config_in(scratch: Path, rendered: str | None = None) -> str:
     """The rendered config, pointed at a real certificate and Lua file in `scratch` (haproxy -c
     opens both)."""
     files = TlsFiles(scratch / "ca.crt", scratch / "ca.key", scratch / "site.pem")
@@ -30,7 +32,7 @@ def haproxy_config_in(scratch: Path) -> str:
     lua = scratch / "hold.lua"
     lua.write_text(FILES[PLAN.paths.haproxy_hold_lua])
     return (
-        FILES[PLAN.paths.haproxy_config]
+        (rendered or FILES[PLAN.paths.haproxy_config])
         .replace(str(PLAN.paths.haproxy_pem), str(files.haproxy_pem))
         .replace(str(PLAN.paths.haproxy_hold_lua), str(lua))
     )
@@ -39,6 +41,14 @@ def haproxy_config_in(scratch: Path) -> str:
 def test_haproxy_accepts_the_rendered_config(tmp_path: Path) -> None:
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(haproxy_config_in(tmp_path))
+    assert check_haproxy_config(BIN.haproxy, cfg).ok
+
+
+def test_haproxy_accepts_secrets_that_look_like_flags(tmp_path: Path) -> None:
+    """Generated secrets are URL-safe base64: one in 64 starts with "-"."""
+    secrets = replace(fixed_secrets(), load_test_token="-v", haproxy_stats_password="-f")
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(haproxy_config_in(tmp_path, render_haproxy(PLAN, secrets)))
     assert check_haproxy_config(BIN.haproxy, cfg).ok
 
 

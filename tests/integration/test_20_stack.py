@@ -205,7 +205,8 @@ def test_haproxy_stats_need_the_generated_credentials(stack: Stack) -> None:
     assert httpx.get(f"{base}/").status_code == 401
     auth = (roles.HAPROXY_STATS, secrets_of(stack).haproxy_stats_password)
     assert httpx.get(f"{base}/", auth=auth).status_code == 200
-    metrics = httpx.get(f"{base}/metrics")
+    assert httpx.get(f"{base}/metrics").status_code == 401  # the topology is not public
+    metrics = httpx.get(f"{base}/metrics", auth=auth)
     assert metrics.status_code == 200 and "haproxy_backend_status" in metrics.text
 
 

@@ -90,6 +90,12 @@ def test_http_redirects_to_https_and_tls_verifies_with_the_ca(
     )
     assert plain.status_code == 301
     assert plain.headers["location"] == f"{stack.plan.app_url}/health/live?x=1"
+    named = httpx.get(f"{plain.url}", headers={"Host": "LocalHost:8080"}, follow_redirects=False)
+    assert named.headers["location"].startswith(
+        f"https://localhost:{stack.plan.spec.http.https_port}/"
+    )
+    forged = httpx.get(f"{plain.url}", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert forged.headers["location"] == f"{stack.plan.app_url}/health/live?x=1"
     ready = web.get("/health/ready")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     assert ready.headers["strict-transport-security"].startswith("max-age=31536000")

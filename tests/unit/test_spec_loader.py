@@ -120,10 +120,17 @@ def test_a_newline_in_a_value_is_refused_with_its_line(tmp_path: Path) -> None:
 
 
 def test_control_characters_anywhere_are_refused(tmp_path: Path) -> None:
-    text = 'tls:\n  hostnames: ["ok.example", "bad\\u001b[31m"]\nname: "demo\\t"\n'
+    text = 'http:\n  tls:\n    hostnames: ["ok.example", "bad\\u001b[31m"]\nname: "demo\\t"\n'
     errors = errors_of(tmp_path, text)
     assert any(
-        "hastack.yaml:2: tls.hostnames.1: contains the control character U+001B" in e
+        "hastack.yaml:3: http.tls.hostnames.1: contains the control character U+001B" in e
         for e in errors
     )
-    assert any("hastack.yaml:3: name: contains the control character U+0009" in e for e in errors)
+    assert any("hastack.yaml:4: name: contains the control character U+0009" in e for e in errors)
+
+
+def test_a_hostname_must_be_a_dns_name(tmp_path: Path) -> None:
+    (err,) = errors_of(tmp_path, "http:\n  tls:\n    hostnames: [localhost, 'a b']\n")
+    assert "hastack.yaml:3: http.tls.hostnames.1" in err
+    ok = load_text(tmp_path, "http:\n  tls:\n    hostnames: ['*.shop.example', 10.0.0.5]\n")
+    assert ok.spec.http.tls.hostnames == ["*.shop.example", "10.0.0.5"]

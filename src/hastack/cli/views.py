@@ -61,7 +61,7 @@ def print_up_summary(
     hap = plan.spec.haproxy
     out.print(
         f"  {'HAProxy stats':20} http://{plan.services_address}:{hap.stats_port}/ "
-        f"(user {roles.HAPROXY_STATS}), metrics at /metrics",
+        f"(user {roles.HAPROXY_STATS}), metrics at /metrics (same login)",
         markup=False,
     )
     out.print(f"  {'state':20} {plan.paths.state_dir}", markup=False)

@@ -117,15 +117,18 @@ def _edge_limit(plan: StackPlan, secrets: Secrets) -> str:
         return ""
     # HAProxy's own 429 has no Retry-After; denied requests keep counting, so a client that
     # keeps hammering stays limited until its rate falls. Drills and benchmarks all come from
-    # 127.0.0.1 and carry a secret header instead of being limited.
+    # loopback and carry a secret header instead of being limited: both must hold. `--` ends
+    # the flags (a token may start with "-").
     return (
         f"    stick-table type ip size 100k expire {max(30, 2 * limit.period_s)}s "
         f"store http_req_rate({limit.period_s}s)\n"
-        f"    acl load_test req.hdr({LOAD_TEST_HEADER}) -m str {secrets.load_test_token}\n"
-        "    http-request track-sc0 src unless load_test\n"
+        f"    acl load_test req.hdr({LOAD_TEST_HEADER}) -m str -- {secrets.load_test_token}\n"
+        "    acl load_test_source src 127.0.0.0/8\n"
+        "    http-request track-sc0 src unless load_test load_test_source\n"
         "    http-request return status 429 content-type application/json "
         f'string \'{{"error":"rate limited"}}\' hdr Retry-After {limit.period_s} '
-        f"if !load_test {{ sc_http_req_rate(0) gt {limit.requests} }}\n"
+        f"if !load_test {{ sc_http_req_rate(0) gt {limit.requests} }} || "
+        f"!load_test_source {{ sc_http_req_rate(0) gt {limit.requests} }}\n"
     )
 
 
@@ -150,7 +153,7 @@ frontend web_http
     mode http
     bind {addr}:{http.http_port}
     option idle-close-on-response
-{_https_redirect(http.https_port)}
+{_https_redirect(plan)}
 frontend {WEB_FRONTEND}
     mode http
     bind {addr}:{http.https_port} ssl crt {plan.paths.haproxy_pem} alpn h2,http/1.1
@@ -163,7 +166,9 @@ frontend {WEB_FRONTEND}
     timeout http-request {http.timeout_http_request_s}s
     timeout http-keep-alive {http.timeout_keepalive_s}s
     http-request set-header X-Forwarded-Proto https
-{_edge_limit(plan, secrets)}    http-response set-header Strict-Transport-Security "{HSTS}"
+{_edge_limit(plan, secrets)}    # The exemption is HAProxy's business: the app never sees the token.
+    http-request del-header {LOAD_TEST_HEADER}
+    http-response set-header Strict-Transport-Security "{HSTS}"
     http-response set-header X-Content-Type-Options nosniff
     http-response set-header X-Frame-Options DENY
     http-response set-header Referrer-Policy no-referrer
@@ -196,13 +201,20 @@ backend {APP_BACKEND}
     )
 
 
-def _https_redirect(https_port: int) -> str:
-    """`redirect scheme https` would keep the port of the Host header (the plain HTTP port):
-    swap it for the HTTPS port, keeping path and query. (Ports are >= 1024, never 443:
-    HAProxy does not run as root.)"""
+def _https_redirect(plan: StackPlan) -> str:
+    """To HTTPS, on a name the certificate covers: the Host header's name when it is one
+    (port swapped for the HTTPS port, path and query kept), the services address otherwise,
+    never a name a client made up. (Ports are >= 1024, never 443: HAProxy does not run as
+    root.)"""
+    https_port = plan.spec.http.https_port
+    names = " ".join([*(h.lower() for h in plan.spec.http.tls.hostnames), plan.services_address])
+    host = "req.hdr(host),regsub(:[0-9]+$,),lower"
     return (
-        "    http-request redirect prefix "
-        f"https://%[req.hdr(host),regsub(:[0-9]+$,)]:{https_port} code 301\n"
+        f"    acl known_host {host} -m str -- {names}\n"
+        f"    http-request redirect prefix https://%[{host}]:{https_port} code 301 "
+        "if known_host\n"
+        f"    http-request redirect prefix https://{plan.services_address}:{https_port} "
+        "code 301\n"
     )
 
 
@@ -247,13 +259,17 @@ frontend pg_ro
 
 {_backend(plan, RW_BACKEND, "/primary")}
 {_backend(plan, RO_BACKEND, f"/replica?lag={lag}")}
+userlist stats_users
+    user {roles.HAPROXY_STATS} insecure-password {secrets.haproxy_stats_password}
+
 frontend stats
     mode http
     bind {addr}:{hap.stats_port}
+    # One login for the page and /metrics: both show the topology and every server's state.
+    http-request auth realm hastack unless {{ http_auth(stats_users) }}
     http-request use-service prometheus-exporter if {{ path /metrics }}
     stats enable
     stats uri /
     stats refresh 5s
     stats show-legends
-    stats auth {roles.HAPROXY_STATS}:{secrets.haproxy_stats_password}
 {_http_sections(plan, secrets)}"""

@@ -303,12 +303,24 @@ class EdgeRateLimitSpec(_Model):
     period_s: int = Field(default=10, ge=1)
 
 
+HostName = Annotated[
+    str,
+    Field(
+        # A DNS name (a leading "*." for a wildcard) or an IPv4 address: it goes into the
+        # certificate and into HAProxy's config, where anything else could add directives.
+        pattern=r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+        r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
+        max_length=253,
+    ),
+]
+
+
 class TlsSpec(_Model):
     cert: Path | None = Field(
         default=None, description="Your certificate (PEM); default: generated."
     )
     key: Path | None = Field(default=None, description="Its private key (PEM).")
-    hostnames: list[str] = Field(
+    hostnames: list[HostName] = Field(
         default_factory=lambda: ["localhost"],
         description="Names the generated certificate covers (plus the services address).",
     )
