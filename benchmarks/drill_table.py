@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -71,6 +72,44 @@ def row(result: dict[str, Any]) -> str:
     )
 
 
+def _http_errors(run: dict[str, Any], prefix: str) -> int:
+    return sum(w.get("errors", 0) for name, w in run["writers"].items() if name.startswith(prefix))
+
+
+def _wrk_requests(run: dict[str, Any]) -> int | None:
+    """wrk's request count, from the expectation that checked it (web drills at volume)."""
+    for expectation in run.get("expectations", []):
+        found = re.search(r"wrk: .* in (\d+) requests", expectation["what"])
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def web_row(result: dict[str, Any]) -> str:
+    """A web drill: POST gap, failed GETs and POSTs, wrk's volume, healthy again."""
+    runs = _runs(result)
+    passed = sum(1 for r in runs if r["passed"])
+    gaps = [r["write_gap_s"] for r in runs]
+    healthy = [r.get("healthy_again_s") for r in runs]
+    gets = [_http_errors(r, "http-get") for r in runs]
+    posts = [_http_errors(r, "http-post") for r in runs]
+    wrk = [n for n in map(_wrk_requests, runs) if n is not None]
+    lost = sum(r["rpo_lost_acked_writes"] for r in runs)
+    split = sum(1 for r in runs if r["split_brain"])
+    volume = f"{sum(wrk):,} ({len(wrk)} runs)" if wrk else "-"
+    return (
+        f"| {runs[0]['scenario']} | {passed}/{len(runs)} | {_triple(gaps)} | "
+        f"{_triple(healthy)} | {sum(gets)} | {_pair(posts)} | {volume} | {lost} | {split} |"
+    )
+
+
+WEB_HEADER = (
+    "| drill | passed | POST gap s (median / p95 / max) | healthy again s (median / p95 / max) "
+    "| failed GETs (all runs) | failed POSTs (median / max) | wrk requests (all runs) "
+    "| lost acked writes | split-brain runs |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
+
 HEADER = (
     "| scenario | passed | write gap s (median / p95 / max) | RTO s (median / p95 / max) | "
     "healthy again s (median / p95 / max) | errors via PgBouncer (median / max) | "
@@ -89,9 +128,10 @@ def main(paths: list[str]) -> int:
     if not paths:
         print(__doc__, file=sys.stderr)
         return 2
-    print(HEADER)
     skipped = 0
     notes: list[str] = []
+    data_rows: list[str] = []
+    web_rows: list[str] = []
     for path in paths:
         try:
             result = json.loads(Path(path).read_text())
@@ -100,8 +140,16 @@ def main(paths: list[str]) -> int:
             print(f"skipped {path}: {exc}", file=sys.stderr)
             skipped += 1
             continue
-        print(row(result))
+        if _runs(result)[0].get("tier") == "web":
+            web_rows.append(web_row(result))
+        else:
+            data_rows.append(row(result))
         notes += failures(result)
+    for header, rows in ((HEADER, data_rows), (WEB_HEADER, web_rows)):
+        if rows:
+            print(header)
+            print("\n".join(rows))
+            print()
     for note in notes:
         print(f"\n- failed run: {note}")
     return 1 if skipped else 0

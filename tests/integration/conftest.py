@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from hastack.runtime.stack import Stack as StackHandle
@@ -91,15 +90,7 @@ class Stack:
         """`it_rows`, which tests fill through the stack's URLs (as the app role, which has
         DML rights only: the table is created by its owner role on the leader)."""
         leader = self.status()[1]["leader_key"]
-        node = self.plan.node(leader)
-        with psycopg.connect(
-            host=node.address,
-            port=self.plan.spec.postgres.port,
-            dbname=self.plan.spec.postgres.database,
-            user=roles.SUPERUSER,
-            password=self.hs.secrets.postgres_password,
-            autocommit=True,
-        ) as conn:
+        with self.hs.connect(leader) as conn:
             conn.execute(f"SET ROLE {roles.OWNER}")
             conn.execute("CREATE TABLE IF NOT EXISTS it_rows (id text PRIMARY KEY, v int)")
 

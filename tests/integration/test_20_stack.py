@@ -31,15 +31,7 @@ def env_of(stack: Stack) -> dict[str, str]:
 
 
 def superuser(stack: Stack, node: str, dbname: str) -> psycopg.Connection[tuple[object, ...]]:
-    n = stack.plan.node(node)
-    return psycopg.connect(
-        host=n.address,
-        port=stack.plan.spec.postgres.port,
-        dbname=dbname,
-        user=roles.SUPERUSER,
-        password=secrets_of(stack).postgres_password,
-        autocommit=True,
-    )
+    return stack.hs.connect(node, dbname)
 
 
 def test_up_reached_every_milestone(stack: Stack) -> None:
@@ -157,9 +149,11 @@ def test_only_scram_authentication(stack: Stack) -> None:
     leader = stack.status()[1]["leader_key"]
     with superuser(stack, leader, "postgres") as conn:
         rows = conn.execute(
-            "SELECT DISTINCT auth_method FROM pg_hba_file_rules WHERE error IS NULL"
+            "SELECT type, user_name, auth_method FROM pg_hba_file_rules WHERE error IS NULL"
         ).fetchall()
-        assert rows == [("scram-sha-256",)]
+        # SCRAM everywhere; the superuser only through the socket.
+        assert {r[2] for r in rows} == {"scram-sha-256", "reject"}
+        assert [r[:2] for r in rows if r[2] == "reject"] == [("host", ["postgres"])]
         hashes = conn.execute(
             "SELECT rolname FROM pg_authid WHERE rolpassword IS NOT NULL "
             "AND rolpassword NOT LIKE 'SCRAM-SHA-256$%'"

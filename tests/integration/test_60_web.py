@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -271,3 +272,29 @@ def test_secrets_do_not_leak_into_argv_or_supervisor_config(stack: Stack) -> Non
         if proc.info["username"] == stack.plan.service_users["app"]:
             assert secrets.app_password not in " ".join(proc.info["cmdline"] or [])
     assert secrets.app_password not in stack.plan.paths.supervisor_config.read_text()
+
+
+def test_the_app_sees_the_real_client_not_a_forged_forwarded_for(
+    stack: Stack, web: httpx.Client
+) -> None:
+    """HAProxy drops the client's X-Forwarded-For and sends its own, from the one address
+    the instances trust; the access log shows the address HAProxy saw."""
+    request_id = f"xff-{time.monotonic_ns()}"
+    headers = {"X-Forwarded-For": "203.0.113.9", "X-Request-ID": request_id}
+    assert web.get("/health/live", headers=headers).status_code == 200
+
+    def logged() -> dict[str, object] | None:
+        for instance in stack.plan.app_instances:
+            for line in stack.plan.paths.program_log(instance.name).read_text().splitlines():
+                if request_id in line:
+                    return dict(json.loads(line))
+        return None
+
+    record = wait_until(logged, 5)
+    assert record["client"] == "127.0.0.1"  # this test's own address, as HAProxy saw it
+
+
+def test_app_metrics_are_not_served_at_the_edge(stack: Stack, web: httpx.Client) -> None:
+    assert web.get("/metrics").status_code == 404
+    instance = stack.plan.app_instances[0]
+    assert "http_requests" in httpx.get(f"{instance.url}/metrics").text  # for Prometheus

@@ -3,6 +3,7 @@ attempt must fail, for the reason docs/security.md names."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pwd
@@ -11,9 +12,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import psycopg
 import pytest
 
 from hastack.render.files import render_stack
+from hastack.spec import roles
 from tests.integration.conftest import Stack
 
 PYTHON = "/usr/bin/python3"  # readable by every user, unlike the test venv
@@ -150,3 +154,41 @@ def test_another_local_user_can_read_nothing_but_the_ca_and_drill_reports(
     public = {"hastack-stack.json", os.path.relpath(stack.plan.paths.ca_cert, state)}
     unexpected = [p for p in readable if p not in public and not p.startswith("drills/")]
     assert unexpected == []
+
+
+def test_etcd_refuses_clients_without_the_stacks_certificate(stack: Stack) -> None:
+    """Without a client certificate from the stack's CA, nobody can write Patroni's keys
+    (its configuration: archive_command runs as the node's user; the leader key)."""
+    put = {"key": base64.b64encode(b"/hastack/x").decode(), "value": "eQ=="}
+    ca = str(stack.plan.paths.ca_cert)
+    for url in stack.plan.etcd_client_urls:
+        with pytest.raises(httpx.TransportError, match=r"(?i)certificate"):
+            httpx.post(f"{url}/v3/kv/put", json=put, verify=ca)
+        plain = url.replace("https://", "http://")
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):  # not spoken to
+            httpx.post(f"{plain}/v3/kv/put", json=put)
+    assert stack.hs.etcd().get("/hastack/x") is None
+
+
+def test_patroni_refuses_writes_without_its_credentials(stack: Stack) -> None:
+    node = stack.plan.node("pg1")
+    base = f"http://{node.address}:{stack.plan.spec.patroni.rest_port}"
+    for method, path in (("POST", "/switchover"), ("PATCH", "/config"), ("POST", "/restart")):
+        response = httpx.request(method, f"{base}{path}", json={})
+        assert response.status_code == 401, (method, path, response.text)
+    assert httpx.get(f"{base}/patroni").status_code == 200  # reads stay open to probes
+
+
+def test_the_superuser_password_alone_does_not_open_postgresql_over_tcp(stack: Stack) -> None:
+    node = stack.plan.node("pg1")
+    with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects connection"):
+        psycopg.connect(
+            host=node.address,
+            port=stack.plan.spec.postgres.port,
+            dbname=stack.plan.spec.postgres.database,
+            user=roles.SUPERUSER,
+            password=stack.hs.secrets.postgres_password,
+            sslmode="disable",
+        )
+    with stack.hs.connect("pg1") as conn:  # root, through the node's socket
+        assert conn.execute("SELECT current_user").fetchone() == (roles.SUPERUSER,)

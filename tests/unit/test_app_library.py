@@ -16,14 +16,18 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from hastack.app import AppSettings, SignatureError, sign_url, verify_url
-from hastack.app.auth import sign, unsign
+from hastack.app.auth import Authenticator, sign, unsign
+from hastack.app.body import json_body
 from hastack.app.errors import EXCEPTION_HANDLERS, BodyLimitMiddleware
+from hastack.app.factory import create_app
+from hastack.app.keys import SESSIONS, SIGNED_URLS, derive_key
 from hastack.app.logs import AccessLog
 from hastack.app.metrics import AppMetrics
 from hastack.app.ratelimit import (
     Allowance,
     Verdict,
     granted_from,
+    identity_key,
     lease_size,
     window_key,
 )
@@ -166,7 +170,9 @@ def test_tokens_are_random_and_stored_hashed() -> None:
 
 def test_rate_limit_windows_and_headers() -> None:
     key, reset = window_key("login", "alice", 60, now=125.5)
-    assert key == "hastack/rl/login/alice/2" and reset == 55
+    assert key == f"hastack/rl/login/{identity_key('alice')}/2" and reset == 55
+    huge, _ = window_key("login", "x" * 1_000_000 + "\n", 60, now=125.5)
+    assert len(huge) < 80  # a client-chosen identity never sizes a Redis key
     denied = Verdict(False, 5, 0, 55).headers()
     assert denied["Retry-After"] == "55" and denied["RateLimit-Remaining"] == "0"
     assert "Retry-After" not in Verdict(True, 5, 4, 55).headers()
@@ -224,7 +230,7 @@ def test_settings_from_env_and_json(tmp_path: Path) -> None:
 def test_access_log_lines_are_json_like_every_other_log_line() -> None:
     stream = io.StringIO()
     log = AccessLog("app1", stream)
-    log.write(log.line(1_700_000_000.25, "r1", "GET", '/a"b', 200, 1.234))
+    log.write(log.line(1_700_000_000.25, "r1", "GET", '/a"b', 200, 1.234, "203.0.113.9"))
     record = json.loads(stream.getvalue())
     assert record == {
         "time": "2023-11-14T22:13:20.250+00:00",
@@ -236,6 +242,7 @@ def test_access_log_lines_are_json_like_every_other_log_line() -> None:
         "method": "GET",
         "path": '/a"b',
         "status": 200,
+        "client": "203.0.113.9",
         "duration_ms": 1.23,
     }
 
@@ -252,3 +259,52 @@ def test_every_request_gets_one_access_log_line() -> None:
     client(access_log=AccessLog("app1", stream)).get("/items/7", headers={"X-Request-ID": "r9"})
     record = json.loads(stream.getvalue())
     assert (record["request_id"], record["path"], record["status"]) == ("r9", "/items/7", 200)
+
+
+async def login_like(request: Request) -> Response:
+    return JSONResponse({"got": await json_body(request)})
+
+
+def test_json_endpoints_refuse_bodies_that_do_not_say_json() -> None:
+    """A text/plain or form POST needs no CORS preflight: another site could send one."""
+    app = Starlette(
+        routes=[Route("/login", login_like, methods=["POST"])],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+    )
+    with TestClient(app) as c:
+        plain = c.post("/login", content=b'{"user":"a"}', headers={"content-type": "text/plain"})
+        assert plain.status_code == 415 and "application/json" in plain.json()["error"]
+        assert c.post("/login", data={"user": "a"}).status_code == 415
+        ok = c.post("/login", json={"user": "a"})
+        assert ok.status_code == 200 and ok.json() == {"got": {"user": "a"}}
+        charset = {"content-type": "application/json; charset=utf-8"}
+        assert c.post("/login", content=b"{}", headers=charset).status_code == 200
+        assert c.post("/login", content=b"{", headers=charset).status_code == 422
+
+
+def test_one_key_per_purpose_derived_from_the_app_secret() -> None:
+    sessions, urls = derive_key("s3cret", SESSIONS), derive_key("s3cret", SIGNED_URLS)
+    assert sessions != urls and len(sessions) == 64
+    assert derive_key("s3cret", SESSIONS) == sessions and derive_key("other", SESSIONS) != sessions
+    settings = AppSettings(database_url="postgresql://x", secret_key="s3cret")
+    assert settings.session_key == sessions and settings.url_key == urls
+    with pytest.raises(ValueError, match="empty"):
+        derive_key("", SESSIONS)
+
+
+def test_an_app_without_a_secret_refuses_to_start() -> None:
+    with pytest.raises(RuntimeError, match="HASTACK_APP_SECRET is empty"):
+        create_app([], settings=AppSettings(database_url="postgresql://x"), configure_logs=False)
+
+
+def test_verifying_with_an_empty_secret_is_refused() -> None:
+    url = sign_url("k", "/files/1", ttl_s=60)
+    with pytest.raises(ValueError, match="secret key is needed"):
+        verify_url("", url)
+
+
+def test_an_overlong_bearer_token_is_refused_without_a_lookup() -> None:
+    import asyncio
+
+    auth = Authenticator(db=None, redis_client=None, secret="k", cache_s=30)  # type: ignore[arg-type]
+    assert asyncio.run(auth._from_token("hst_" + "x" * 10_000)) is None

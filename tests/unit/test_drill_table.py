@@ -50,3 +50,32 @@ def test_medians_of_an_even_count_average_the_middle_runs() -> None:
 
 def test_a_single_report_is_one_run() -> None:
     assert "| node-loss | 1/1 |" in table_module().row(run(1.5, 1.5))
+
+
+def web_run(failed_posts: int, wrk: int | None, passed: bool = True) -> dict[str, Any]:
+    expectations = [{"what": "no failed request (saw 0)", "ok": True}]
+    if wrk is not None:
+        expectations.append({"what": f"wrk: no non-2xx or socket error in {wrk} requests"})
+    return {
+        "scenario": "rolling-restart",
+        "tier": "web",
+        "write_gap_s": 0.2,
+        "healthy_again_s": 7.0,
+        "writers": {
+            "http-get1": {"errors": 0},
+            "http-post1": {"errors": failed_posts},
+            "url": {"errors": 5},  # the SQL canary is not a web request
+        },
+        "expectations": expectations,
+        "rpo_lost_acked_writes": 0,
+        "split_brain": False,
+        "passed": passed,
+        "failure_reasons": [],
+    }
+
+
+def test_web_drills_get_their_own_columns() -> None:
+    t = table_module()
+    line = t.web_row({"runs": [web_run(0, 30_000), web_run(2, 40_000, passed=False)]})
+    assert line.startswith("| rolling-restart | 1/2 | 0.20 / 0.20 / 0.20 | 7.00 / 7.00 / 7.00 |")
+    assert "| 0 | 1 / 2 | 70,000 (2 runs) | 0 | 0 |" in line

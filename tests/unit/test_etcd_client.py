@@ -3,12 +3,14 @@ costs one timeout, not one per request."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from hastack.tools.etcd_api import EtcdClient, EtcdUnavailable
+from hastack.tools.http import ClientCert
 
 URLS = ("http://a:2379", "http://b:2379", "http://c:2379")
 
@@ -47,3 +49,13 @@ def test_no_member_answering_is_unavailable() -> None:
     client = Members(down=set(URLS))
     with pytest.raises(EtcdUnavailable):
         client.get("/leader")
+
+
+def test_a_missing_client_certificate_is_an_unavailable_etcd_not_a_crash(tmp_path: Path) -> None:
+    """A stack that never ran has no certificate yet: `status` says etcd is down."""
+    missing = str(tmp_path / "none.pem")
+    client = EtcdClient(("https://127.0.0.1:9",), identity=ClientCert(missing, missing, missing))
+    status = client.member_status("https://127.0.0.1:9")
+    assert not status.healthy and "FileNotFoundError" in (status.error or "")
+    with pytest.raises(EtcdUnavailable, match="no etcd member answered"):
+        client.get("/x")

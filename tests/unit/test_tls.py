@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from hastack.runtime.tls import TlsFiles, ensure_tls, needs_renewal
+from hastack.runtime.tls import TlsFiles, ensure_node_tls, ensure_tls, needs_renewal
+from hastack.spec import StackPlan, StackSpec, derive_plan
 
 
 def files(tmp: Path) -> TlsFiles:
@@ -49,3 +52,44 @@ def test_operator_certificate_is_used_as_given(tmp_path: Path) -> None:
     ensure_tls(f, "demo", [], [], "root", own_cert=(tmp_path / "my.crt", tmp_path / "my.key"))
     assert f.haproxy_pem.read_text() == "CERT\nKEY\n"
     assert not f.ca_key.exists()
+
+
+def _tiny_plan(tmp: Path) -> StackPlan:
+    """A plan under `tmp` whose node users are root (the test does not create users)."""
+    plan = derive_plan(StackSpec(state_dir=tmp / "stack"))
+    for path in (plan.paths.state_dir, plan.paths.tls_dir, plan.paths.nodes_dir):
+        path.mkdir(parents=True, exist_ok=True)
+    nodes = tuple(replace(n, user="root") for n in plan.nodes)
+    for node in nodes:
+        node.paths.root.mkdir()
+    return replace(plan, nodes=nodes)
+
+
+def test_each_node_gets_a_server_and_client_certificate_for_etcd(tmp_path: Path) -> None:
+    plan = _tiny_plan(tmp_path)
+    written = ensure_node_tls(plan)
+    assert len(written) == len(plan.nodes) + 1
+    ca = x509.load_pem_x509_certificate(plan.paths.ca_cert.read_bytes())
+    for node in plan.nodes:
+        cert = x509.load_pem_x509_certificate(node.paths.tls_cert.read_bytes())
+        cert.verify_directly_issued_by(ca)
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert set(usage) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} == {
+            node.address,
+            "127.0.0.1",
+        }
+        assert node.paths.tls_key.stat().st_mode & 0o777 == 0o600
+    client = x509.load_pem_x509_certificate(plan.paths.client_cert.read_bytes())
+    usage = client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert plan.paths.client_key.stat().st_mode & 0o777 == 0o600
+    assert ensure_node_tls(plan) == []  # valid and covering: kept
+
+
+def test_a_node_certificate_that_is_not_one_is_replaced(tmp_path: Path) -> None:
+    plan = _tiny_plan(tmp_path)
+    ensure_node_tls(plan)
+    plan.nodes[1].paths.tls_cert.write_text("garbage")
+    assert ensure_node_tls(plan) == [plan.nodes[1].paths.tls_cert]

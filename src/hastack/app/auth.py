@@ -8,12 +8,12 @@ import contextlib
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from cachetools import TTLCache
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
@@ -44,6 +44,10 @@ def unsign(secret: str, signed: str) -> str | None:
     return None
 
 
+TOKEN_CACHE_ENTRIES = 10_000
+MAX_TOKEN_CHARS = 128
+"""Ours are ~48 characters; anything much longer is not one of ours."""
+
 PRINCIPAL_SQL = """
 SELECT u.id, u.name, coalesce(array_agg(s.site_id) FILTER (WHERE s.site_id IS NOT NULL), '{}')
 FROM app_users u LEFT JOIN user_sites s ON s.user_id = u.id
@@ -59,7 +63,11 @@ class Authenticator:
         self.redis = redis_client
         self.secret = secret
         self.cache_s = cache_s
-        self._tokens: dict[str, tuple[float, Principal | None]] = {}
+        # Bounded: unknown tokens are cached too (a miss costs a query), and random ones
+        # must not grow the process without end.
+        self._tokens: TTLCache[str, Principal | None] = TTLCache(
+            maxsize=TOKEN_CACHE_ENTRIES, ttl=max(cache_s, 0.001)
+        )
 
     async def principal(self, request: Request) -> Principal | None:
         auth = request.headers.get("authorization", "")
@@ -78,10 +86,11 @@ class Authenticator:
         return principal
 
     async def _from_token(self, token: str) -> Principal | None:
+        if len(token) > MAX_TOKEN_CHARS:
+            return None
         digest = hash_token(token)
-        cached = self._tokens.get(digest)
-        if cached is not None and time.monotonic() - cached[0] < self.cache_s:
-            return cached[1]
+        if self.cache_s > 0 and digest in self._tokens:
+            return self._tokens[digest]
         async with self.db.transaction(readonly=True) as conn:
             row = await (
                 await conn.execute(
@@ -89,7 +98,8 @@ class Authenticator:
                 )
             ).fetchone()
             principal = await self._load(conn, int(row[0])) if row else None
-        self._tokens[digest] = (time.monotonic(), principal)
+        if self.cache_s > 0:
+            self._tokens[digest] = principal
         return principal
 
     async def _load(self, conn: Any, user_id: int) -> Principal | None:

@@ -57,6 +57,11 @@ def create_app(
     """The app with health (/health/live, /health/ready), /metrics and every middleware;
     `background` coroutines run for the app's lifetime."""
     settings = settings or AppSettings.from_env()
+    if not settings.secret_key:
+        # Sessions and signed URLs would be forgeable by anyone: refuse to start.
+        raise RuntimeError(
+            "HASTACK_APP_SECRET is empty: run the app with the environment `hastack env` prints"
+        )
     if configure_logs:
         configure_logging(settings.instance)
     metrics = AppMetrics()
@@ -68,7 +73,7 @@ def create_app(
         db=db,
         redis=client,
         limiter=RateLimiter(settings.redis_url, settings.rate_limits, metrics),
-        auth=Authenticator(db, client, settings.secret_key, settings.token_cache_s),
+        auth=Authenticator(db, client, settings.session_key, settings.token_cache_s),
         cache=Cache(client, metrics),
     )
     health = Health(db, client, settings.degraded_without_redis)

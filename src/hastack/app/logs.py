@@ -79,7 +79,14 @@ class AccessLog:
         return f"{self._stamp}.{int((now - second) * 1000):03d}+00:00"
 
     def line(
-        self, now: float, request_id: str, method: str, path: str, status: int, duration_ms: float
+        self,
+        now: float,
+        request_id: str,
+        method: str,
+        path: str,
+        status: int,
+        duration_ms: float,
+        client: str = "",
     ) -> str:
         return (
             f'{{"time":"{self.timestamp(now)}","level":"info","logger":"hastack.access",'
@@ -87,6 +94,7 @@ class AccessLog:
             # escaping; the path may.
             f'"message":"request","request_id":"{request_id}"{self.instance},'
             f'"method":"{method}","path":{json.dumps(path)},"status":{status},'
+            f'"client":{json.dumps(client)},'
             f'"duration_ms":{duration_ms:.2f}}}\n'
         )
 

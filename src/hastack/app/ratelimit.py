@@ -16,6 +16,7 @@ limit, the rest of the window is refused without asking Redis again.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -56,10 +57,15 @@ class Verdict:
 
 
 def window_key(tier: str, identity: str, window_s: int, now: float) -> tuple[str, int]:
-    """(counter key, seconds until the window resets)."""
+    """(counter key, seconds until the window resets). The identity is hashed: a client
+    chooses it (a login name), and a fixed-size key keeps a huge or odd one out of Redis."""
     index = int(now // window_s)
     reset = max(1, math.ceil((index + 1) * window_s - now))
-    return f"hastack/rl/{tier}/{identity}/{index}", reset
+    return f"hastack/rl/{tier}/{identity_key(identity)}/{index}", reset
+
+
+def identity_key(identity: str) -> str:
+    return hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def lease_size(limit: int) -> int:

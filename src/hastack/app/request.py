@@ -75,9 +75,18 @@ class RequestMiddleware:
             method = scope["method"]
             metrics.observe_request(method, route, status, elapsed)
             if self.access_log is not None:
+                # The client as uvicorn's proxy-headers layer resolved it: the address HAProxy
+                # saw, taken from X-Forwarded-For only because HAProxy sent it.
+                client = scope.get("client") or ("", 0)
                 self.access_log.write(
                     self.access_log.line(
-                        time.time(), request_id, method, scope["path"], status, elapsed * 1000
+                        time.time(),
+                        request_id,
+                        method,
+                        scope["path"],
+                        status,
+                        elapsed * 1000,
+                        client[0],
                     )
                 )
             REQUEST_ID.reset(token)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from hastack.app.keys import SESSIONS, SIGNED_URLS, derive_key
+
 
 @dataclass(frozen=True)
 class RateLimits:
@@ -42,6 +44,14 @@ class AppSettings:
     access_log: bool = True
     instance: str = ""
     """The instance name (app1..N), in logs and metrics."""
+
+    @property
+    def session_key(self) -> str:
+        return derive_key(self.secret_key, SESSIONS)
+
+    @property
+    def url_key(self) -> str:
+        return derive_key(self.secret_key, SIGNED_URLS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AppSettings:

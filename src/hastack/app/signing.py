@@ -29,6 +29,8 @@ def sign_url(secret: str, path: str, ttl_s: int, now: float | None = None) -> st
 
 def verify_url(secret: str, url: str, now: float | None = None) -> str:
     """The signed path, or SignatureError saying why not."""
+    if not secret:
+        raise ValueError("a secret key is needed to verify URLs")
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     try:

@@ -32,7 +32,7 @@ from hastack.app import (
     verify_url,
 )
 from hastack.app.auth import SESSION_COOKIE
-from hastack.app.errors import InvalidBody
+from hastack.app.body import json_body
 from hastack.app.factory import Services
 
 LOG = logging.getLogger("hastack.demo")
@@ -63,15 +63,13 @@ class Import(BaseModel):
 
 
 class Login(BaseModel):
-    user: str
-    token: str
+    # Bounded: the name becomes a rate-limit key in Redis (hashed, but still parsed).
+    user: str = Field(min_length=1, max_length=64)
+    token: str = Field(min_length=1, max_length=128)
 
 
 async def _json(request: Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise InvalidBody("body", "not valid JSON") from None
+    return await json_body(request)
 
 
 async def _principal(request: Request) -> tuple[Services, Principal]:
@@ -264,7 +262,7 @@ async def summary(request: Request) -> Response:
 async def report_link(request: Request) -> Response:
     services, _user, site = await _tenant(request)
     path = f"/files/site-{site}-work-orders.csv"
-    return JSONResponse({"url": sign_url(services.settings.secret_key, path, ttl_s=300)})
+    return JSONResponse({"url": sign_url(services.settings.url_key, path, ttl_s=300)})
 
 
 async def download(request: Request) -> Response:
@@ -272,7 +270,7 @@ async def download(request: Request) -> Response:
     services = services_of(request.app)
     try:
         path = verify_url(
-            services.settings.secret_key, str(request.url.path) + "?" + request.url.query
+            services.settings.url_key, str(request.url.path) + "?" + request.url.query
         )
     except SignatureError as exc:
         raise HTTPException(403, str(exc)) from None

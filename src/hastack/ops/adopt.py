@@ -189,7 +189,7 @@ def _etcd_member_healthy(stack: Stack, node: str) -> bool:
     """Members that died meanwhile are started first: none is healthy without a quorum."""
     _revive_etcd(stack)
     n = stack.plan.node(node)
-    url = f"http://{n.address}:{stack.plan.spec.etcd.client_port}"
+    url = stack.plan.etcd_url(n)
     return stack.etcd().member_status(url).healthy
 
 

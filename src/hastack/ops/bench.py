@@ -89,7 +89,7 @@ def bench_pg(
     )
     node = plan.node(leader)
     owner = tool.endpoint(
-        node.address,
+        str(node.paths.socket_dir),  # the superuser: only through the node's socket
         plan.spec.postgres.port,
         db,
         roles.SUPERUSER,

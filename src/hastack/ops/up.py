@@ -37,11 +37,12 @@ from hastack.runtime.layout import prepare_dirs
 from hastack.runtime.lifecycle import ensure_started
 from hastack.runtime.locks import exclusive
 from hastack.runtime.migrations import apply_migrations
-from hastack.runtime.ownership import Marker, claim_state_dir, ensure_users
+from hastack.runtime.ownership import Marker, claim_state_dir, ensure_users, require_features
 from hastack.runtime.preflight import preflight
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.snapshot import StackSnapshot
 from hastack.runtime.stack import Stack
+from hastack.runtime.tls import ensure_node_tls
 from hastack.spec.names import RO_BACKEND, RW_BACKEND
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ def up(stack: Stack, spec_file: Path | None = None, progress: Progress | None = 
     preflight(stack.plan)
     run.progress.step(f"preparing {stack.plan.paths.state_dir}")
     marker = claim_state_dir(stack.plan)
+    require_features(stack.plan, marker)
     with exclusive(stack.plan.paths.up_lock, "hastack up", 900, run.progress, stack.clock):
         _prepare(run, marker, spec_file)
         files = _render_and_write(run)
@@ -147,6 +149,7 @@ def _prepare(run: _Run, marker: Marker, spec_file: Path | None) -> None:
     run.result.created_users = ensure_users(plan, marker)
     prepare_dirs(plan)
     secret_store.load_or_create(plan.paths.secrets_dir)
+    ensure_node_tls(plan)
     if plan.app_instances:
         prepare_http(plan)
     if spec_file is not None and spec_file.resolve() != plan.paths.applied_spec:

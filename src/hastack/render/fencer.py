@@ -25,6 +25,11 @@ def render_watcher_config(plan: StackPlan) -> str:
         "leader_key": plan.leader_key(),
         "config_key": f"{plan.etcd_namespace}{plan.name}/config",
         "etcd_urls": list(plan.etcd_client_urls),
+        "etcd_identity": {
+            "ca": str(paths.ca_cert),
+            "cert": str(paths.client_cert),
+            "key": str(paths.client_key),
+        },
         "timings": asdict(plan.watcher),
         "supervisor_socket": str(paths.supervisor_socket),
         "supervisor_pidfile": str(paths.supervisor_pidfile),
@@ -64,9 +69,7 @@ def render_watcher_config(plan: StackPlan) -> str:
                 "rest_port": spec.patroni.rest_port,
                 "pg_port": spec.postgres.port,
                 "pgdata": str(n.paths.pgdata),
-                "etcd_url": f"http://{n.address}:{spec.etcd.client_port}"
-                if n.etcd_member
-                else None,
+                "etcd_url": plan.etcd_url(n) if n.etcd_member else None,
                 "etcd_program": program_of(n.name, "etcd"),
                 "patroni_program": program_of(n.name, "patroni"),
             }

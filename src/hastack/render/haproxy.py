@@ -132,6 +132,12 @@ def _edge_limit(plan: StackPlan, secrets: Secrets) -> str:
     )
 
 
+NOT_FOUND_AT_THE_EDGE = (
+    "    http-request return status 404 content-type application/json "
+    """string '{"error":"not found"}' if metrics_path"""
+)
+
+
 def _http_sections(plan: StackPlan, secrets: Secrets) -> str:
     """Frontends for HTTP (redirect) and HTTPS, and the app backend."""
     if not plan.app_instances:
@@ -168,6 +174,12 @@ frontend {WEB_FRONTEND}
     http-request set-header X-Forwarded-Proto https
 {_edge_limit(plan, secrets)}    # The exemption is HAProxy's business: the app never sees the token.
     http-request del-header {LOAD_TEST_HEADER}
+    # Only HAProxy says who the client is (`option forwardfor` adds it afterwards).
+    http-request del-header X-Forwarded-For
+    # The instances' metrics are for Prometheus, which scrapes each instance's own address.
+    acl metrics_path path /metrics
+    acl metrics_path path_beg /metrics/
+{NOT_FOUND_AT_THE_EDGE}
     http-response set-header Strict-Transport-Security "{HSTS}"
     http-response set-header X-Content-Type-Options nosniff
     http-response set-header X-Frame-Options DENY
@@ -184,6 +196,9 @@ backend {APP_BACKEND}
     timeout connect 1s
     timeout server {http.timeout_server_s}s
     timeout queue 10s
+    # From the services address, the one proxy the instances trust for X-Forwarded-For (on
+    # loopback the kernel would pick 127.0.0.1, which they must not trust).
+    source {addr}
     retries {http.retries}
     option redispatch 1
     # Replay a request on another instance when its connection fails or it died mid-way;

@@ -76,7 +76,9 @@ def pg_hba(plan: StackPlan) -> list[str]:
     # Every loopback client connects from 127.0.0.1 (HAProxy, PgBouncer, the nodes
     # themselves), so that and the stack's own /24 are the only networks allowed.
     networks = ("127.0.0.1/32", subnet)
-    lines = ["local all all scram-sha-256"]
+    # The superuser only through the node's Unix socket (a directory only the node's user
+    # and root can enter): its password alone never opens the cluster over TCP.
+    lines = ["local all all scram-sha-256", f"host all {roles.SUPERUSER} all reject"]
     lines += [f"host replication {roles.REPLICATION} {n} scram-sha-256" for n in networks]
     lines += [f"host all all {n} scram-sha-256" for n in networks]
     return lines
@@ -104,12 +106,19 @@ def render_patroni(plan: StackPlan, node: Node, secrets: Secrets) -> str:
         },
         "etcd3": {
             "hosts": [f"{n.address}:{spec.etcd.client_port}" for n in plan.etcd_nodes],
+            "protocol": "https",
+            "cacert": str(plan.paths.ca_cert),
+            "cert": str(node.paths.tls_cert),
+            "key": str(node.paths.tls_key),
         },
         "bootstrap": {"dcs": dcs_settings(plan), "initdb": initdb},
         "postgresql": {
             "listen": pg_addr,
             "connect_address": pg_addr,
             "data_dir": str(node.paths.pgdata),
+            # Patroni's own superuser connection goes through the socket: pg_hba refuses the
+            # superuser over TCP.
+            "use_unix_socket": True,
             "bin_dir": str(plan.postgres_bin_dir),
             "pgpass": str(node.paths.pgpass),
             "authentication": {

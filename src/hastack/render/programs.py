@@ -15,11 +15,13 @@ __all__ = ["Program", "stack_programs"]
 
 def etcd_argv(plan: StackPlan, node: Node) -> tuple[str, ...]:
     etcd = plan.spec.etcd
-    peers = ",".join(
-        f"{n.etcd_member}=http://{n.address}:{etcd.peer_port}" for n in plan.etcd_nodes
-    )
-    client_url = f"http://{node.address}:{etcd.client_port}"
-    peer_url = f"http://{node.address}:{etcd.peer_port}"
+    peers = ",".join(f"{n.etcd_member}={plan.etcd_peer_url(n)}" for n in plan.etcd_nodes)
+    client_url = plan.etcd_url(node)
+    peer_url = plan.etcd_peer_url(node)
+    cert, key, ca = node.paths.tls_cert, node.paths.tls_key, plan.paths.ca_cert
+    # Clients and peers alike must present a certificate from the stack's CA: without one,
+    # any local user could rewrite Patroni's configuration (archive_command runs as the
+    # node's user) or delete the leader key.
     return (
         str(plan.spec.binaries.etcd),
         f"--name={node.etcd_member}",
@@ -31,6 +33,14 @@ def etcd_argv(plan: StackPlan, node: Node) -> tuple[str, ...]:
         f"--initial-cluster={peers}",
         "--initial-cluster-state=new",
         f"--initial-cluster-token=hastack-{plan.name}",
+        f"--cert-file={cert}",
+        f"--key-file={key}",
+        f"--trusted-ca-file={ca}",
+        "--client-cert-auth",
+        f"--peer-cert-file={cert}",
+        f"--peer-key-file={key}",
+        f"--peer-trusted-ca-file={ca}",
+        "--peer-client-cert-auth",
         f"--heartbeat-interval={etcd.heartbeat_interval_ms}",
         f"--election-timeout={etcd.election_timeout_ms}",
         "--auto-compaction-mode=periodic",

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from hastack.spec.plan import WatcherTimings as Timings
+from hastack.tools.http import ClientCert
 
 Action = Literal["none", "suspect", "fence", "release", "readmit", "heal", "note"]
 Probe = Literal["ok", "refused", "timeout"]
@@ -67,6 +68,7 @@ class WatcherConfig:
     leader_key: str
     config_key: str
     etcd_urls: tuple[str, ...]
+    etcd_identity: ClientCert
     timings: Timings
     supervisor_socket: str
     supervisor_pidfile: str
@@ -95,6 +97,7 @@ class WatcherConfig:
                 "nodes": tuple(WatchNode(**n) for n in data["nodes"]),
                 "timings": Timings(**data["timings"]),
                 "etcd_urls": tuple(data["etcd_urls"]),
+                "etcd_identity": ClientCert(**data["etcd_identity"]),
                 "haproxy_backends": tuple(data["haproxy_backends"]),
                 "recover_command": tuple(data["recover_command"]),
                 "programs": tuple(data["programs"]),

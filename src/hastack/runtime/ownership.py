@@ -30,6 +30,8 @@ class Marker:
     created_at: str
     hastack_version: str
     users: list[str] = field(default_factory=list)
+    features: list[str] = field(default_factory=list)
+    """What the stack was created with that an older hastack did not do (`etcd-tls`)."""
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2) + "\n"
@@ -47,7 +49,29 @@ def read_marker(path: Path) -> Marker | None:
         created_at=str(data.get("created_at", "")),
         hastack_version=str(data.get("hastack_version", "")),
         users=[str(u) for u in data.get("users", [])],
+        features=[str(f) for f in data.get("features", [])],
     )
+
+
+ETCD_TLS = "etcd-tls"
+FEATURES = [ETCD_TLS]
+
+
+def require_features(plan: StackPlan, marker: Marker) -> None:
+    """A stack made by an older hastack runs etcd over plain HTTP; its members know each
+    other by http:// peer URLs, which cannot be switched to TLS one member at a time. Say so
+    rather than start members that can no longer reach each other."""
+    if ETCD_TLS in marker.features:
+        return
+    if any((n.paths.etcd_data / "member").exists() for n in plan.etcd_nodes):
+        raise OwnershipError(
+            f"stack {plan.name!r} was created by an older hastack: its etcd runs without TLS "
+            "and client certificates, and a running etcd cluster cannot be switched over",
+            "keep what you need (pg_dump through `hastack env` URLs), then "
+            "`hastack destroy --yes` and `hastack up` to re-create it",
+        )
+    marker.features = sorted({*marker.features, *FEATURES})
+    write_atomic(plan.paths.marker, marker.to_json(), "root", 0o644)
 
 
 def claim_state_dir(plan: StackPlan) -> Marker:
@@ -73,6 +97,7 @@ def claim_state_dir(plan: StackPlan) -> Marker:
         stack=plan.name,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         hastack_version=__version__,
+        features=list(FEATURES),
     )
     write_atomic(plan.paths.marker, marker.to_json(), "root", 0o644)
     return marker

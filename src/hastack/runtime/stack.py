@@ -30,6 +30,7 @@ from hastack.spec.plan import StackPlan
 from hastack.spec.secrets import Secrets
 from hastack.tools.etcd_api import EtcdClient, EtcdUnavailable
 from hastack.tools.haproxy_api import HAProxyAdmin
+from hastack.tools.http import ClientCert
 from hastack.tools.iptables import NetCut
 from hastack.tools.patroni_api import PatroniClient
 from hastack.tools.pgbench import PgBench
@@ -98,7 +99,17 @@ class Stack:
     # --- clients -------------------------------------------------------------------------
 
     def etcd(self, timeout_s: float = 1.0, urls: Sequence[str] | None = None) -> EtcdClient:
-        return EtcdClient(tuple(urls or self.plan.etcd_client_urls), timeout_s=timeout_s)
+        return EtcdClient(
+            tuple(urls or self.plan.etcd_client_urls),
+            timeout_s=timeout_s,
+            identity=self.client_cert,
+        )
+
+    @property
+    def client_cert(self) -> ClientCert:
+        """hastack's client certificate, for etcd."""
+        paths = self.plan.paths
+        return ClientCert(str(paths.ca_cert), str(paths.client_cert), str(paths.client_key))
 
     def patroni(self, node: str, timeout_s: float = 2.0) -> PatroniClient:
         """A node's Patroni REST API, with the credentials its write endpoints need when
@@ -139,12 +150,13 @@ class Stack:
     def connect(
         self, node: str, dbname: str | None = None, connect_timeout_s: int = 3
     ) -> Connection:
-        """A superuser connection straight to one node (no HAProxy, no pooler), autocommit.
-        A node that cannot be reached is an `Unavailable` (an expected failure)."""
+        """A superuser connection straight to one node (no HAProxy, no pooler), autocommit,
+        through the node's Unix socket (the only way pg_hba lets the superuser in). A node
+        that cannot be reached is an `Unavailable` (an expected failure)."""
         n = self.plan.node(node)
         try:
             return psycopg.connect(
-                host=n.address,
+                host=str(n.paths.socket_dir),
                 port=self.plan.spec.postgres.port,
                 dbname=dbname or self.plan.spec.postgres.database,
                 user=roles.SUPERUSER,

@@ -69,7 +69,11 @@ class Watcher:
     def __init__(self, config: WatcherConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
         self.clock = clock
-        self.etcd = EtcdClient(config.etcd_urls, timeout_s=config.timings.probe_timeout_s)
+        self.etcd = EtcdClient(
+            config.etcd_urls,
+            timeout_s=config.timings.probe_timeout_s,
+            identity=config.etcd_identity,
+        )
         self.haproxy = HAProxyAdmin(Path(config.haproxy_socket))
         self.sup = Supervisor(
             Path(config.supervisor_socket).with_name("supervisord.conf"),
@@ -251,7 +255,11 @@ class Watcher:
     def release(self, node: WatchNode) -> tuple[bool, str]:
         """Delete the leader key only if it still names `node`, through the surviving etcd
         members, retrying while etcd elects a leader."""
-        client = EtcdClient(self.config.etcd_urls_without(node.name), timeout_s=0.5)
+        client = EtcdClient(
+            self.config.etcd_urls_without(node.name),
+            timeout_s=0.5,
+            identity=self.config.etcd_identity,
+        )
 
         def attempt() -> tuple[str | None, str]:
             try:

@@ -58,6 +58,16 @@ class NodePaths:
     def pgpass(self) -> Path:
         return self.home / ".pgpass"
 
+    @property
+    def tls_cert(self) -> Path:
+        """The node's certificate (from the stack's CA): its etcd member serves with it and
+        authenticates to the other members with it; its Patroni authenticates to etcd."""
+        return self.root / "node.pem"
+
+    @property
+    def tls_key(self) -> Path:
+        return self.root / "node.key"
+
 
 @dataclass(frozen=True)
 class Node:
@@ -236,6 +246,15 @@ class StackPaths:
         return self.tls_dir / "ca.key"
 
     @property
+    def client_cert(self) -> Path:
+        """hastack's own client certificate (root: the CLI and the watcher) for etcd."""
+        return self.tls_dir / "hastack-client.pem"
+
+    @property
+    def client_key(self) -> Path:
+        return self.tls_dir / "hastack-client.key"
+
+    @property
     def haproxy_pem(self) -> Path:
         return self.service("haproxy") / "site.pem"
 
@@ -365,8 +384,15 @@ class StackPlan:
 
     @property
     def etcd_client_urls(self) -> tuple[str, ...]:
-        port = self.spec.etcd.client_port
-        return tuple(f"http://{n.address}:{port}" for n in self.etcd_nodes)
+        return tuple(self.etcd_url(n) for n in self.etcd_nodes)
+
+    def etcd_url(self, node: Node) -> str:
+        """A member's client URL: HTTPS, and it accepts only clients with a certificate from
+        the stack's CA."""
+        return f"https://{node.address}:{self.spec.etcd.client_port}"
+
+    def etcd_peer_url(self, node: Node) -> str:
+        return f"https://{node.address}:{self.spec.etcd.peer_port}"
 
     @property
     def pgbouncer_databases(self) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""etcd v3 through its JSON gateway (HTTP), with short timeouts.
+"""etcd v3 through its JSON gateway (HTTPS with a client certificate), with short timeouts.
 
 Not `etcdctl`: `etcdctl txn` 3.4 ignores --command-timeout and hung ~7 s during an etcd
 election in the prototype; the gateway honours our timeouts and can be retried.
@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from hastack.errors import Unavailable
-from hastack.tools.http import client
+from hastack.tools.http import ClientCert, client, tls_client
 
 DEFAULT_TIMEOUT_S = 1.0
 
@@ -44,13 +44,22 @@ class EtcdClient:
     """Talks to the given member URLs, first that answers wins (the last one that answered is
     asked first next time)."""
 
-    def __init__(self, urls: tuple[str, ...], timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        urls: tuple[str, ...],
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        identity: ClientCert | None = None,
+    ) -> None:
         self.urls = urls
         self.timeout_s = timeout_s
+        self.identity = identity
         self._answered = 0
 
+    def _http(self) -> httpx.Client:
+        return tls_client(self.identity) if self.identity is not None else client()
+
     def _post(self, url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = client().post(f"{url}{path}", json=body, timeout=self.timeout_s)
+        response = self._http().post(f"{url}{path}", json=body, timeout=self.timeout_s)
         response.raise_for_status()
         data: dict[str, Any] = response.json()
         return data
@@ -58,9 +67,9 @@ class EtcdClient:
     def member_status(self, url: str) -> EtcdMemberStatus:
         """Health (has a leader, serves requests) and raft role of one member."""
         try:
-            health = client().get(f"{url}/health", timeout=self.timeout_s).json()
+            health = self._http().get(f"{url}/health", timeout=self.timeout_s).json()
             status = self._post(url, "/v3/maintenance/status", {})
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError, OSError) as exc:  # OSError: no certificate yet
             return EtcdMemberStatus(url=url, healthy=False, error=_short(exc))
         return EtcdMemberStatus(
             url=url,
@@ -103,7 +112,7 @@ class EtcdClient:
         for url in self._in_turn():
             try:
                 data = self._post(url, path, body)
-            except (httpx.HTTPError, ValueError) as exc:
+            except (httpx.HTTPError, ValueError, OSError) as exc:
                 last = exc
                 continue
             self._answered = self.urls.index(url)

@@ -1,4 +1,5 @@
-"""One shared HTTP client for the plain-HTTP APIs of the stack (etcd, Patroni).
+"""Shared HTTP clients for the stack's APIs: one for plain HTTP (Patroni), one per client
+certificate for the mutual-TLS ones (etcd).
 
 httpx.get() builds a new client, with an SSL context, per call (~0.1 s here); a shared client
 costs ~3 ms a request, which matters for probes every 250 ms. httpx.Client is thread-safe.
@@ -6,9 +7,24 @@ costs ~3 ms a request, which matters for probes every 250 ms. httpx.Client is th
 
 from __future__ import annotations
 
+import ssl
+import threading
+from dataclasses import dataclass
+
 import httpx
 
 _client: httpx.Client | None = None
+_tls_clients: dict[ClientCert, httpx.Client] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ClientCert:
+    """Who we are to a mutual-TLS API, and the CA we trust it through."""
+
+    ca: str
+    cert: str
+    key: str
 
 
 def client() -> httpx.Client:
@@ -19,3 +35,20 @@ def client() -> httpx.Client:
             trust_env=False,
         )
     return _client
+
+
+def tls_client(identity: ClientCert) -> httpx.Client:
+    """A shared client that verifies the server against `identity.ca` and presents
+    `identity.cert`. The files are read once, when the client is first made."""
+    with _lock:
+        found = _tls_clients.get(identity)
+        if found is None:
+            context = ssl.create_default_context(cafile=identity.ca)
+            context.load_cert_chain(identity.cert, identity.key)
+            found = httpx.Client(
+                verify=context,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                trust_env=False,
+            )
+            _tls_clients[identity] = found
+        return found
