@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hastack.errors import HastackError
 
@@ -51,6 +52,14 @@ def primary_gid(user: str | None) -> int | None:
     return None if user is None else pwd.getpwnam(user).pw_gid
 
 
+def as_user(user: str | None) -> dict[str, Any]:
+    """`subprocess` arguments that drop to `user` with its own group and no other (root's
+    supplementary groups are not inherited); nothing when `user` is None."""
+    if user is None:
+        return {}
+    return {"user": user, "group": primary_gid(user), "extra_groups": []}
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -72,9 +81,7 @@ def run(
             env=full_env,
             input=input_text,
             check=False,
-            user=user,
-            group=primary_gid(user),
-            extra_groups=[] if user else None,
+            **as_user(user),
         )
     except FileNotFoundError:
         return ToolResult(tuple(argv), 127, "", f"{argv[0]}: not found", 0.0)
@@ -108,9 +115,7 @@ class Background:
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
-            user=user,
-            group=primary_gid(user),
-            extra_groups=[] if user else None,
+            **as_user(user),
         )
 
     def interrupt(self, timeout_s: float = 30.0) -> ToolResult:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from hastack.polling import WaitTimeout, poll
-from hastack.tools.base import ToolError, ToolResult, primary_gid, run
+from hastack.tools.base import ToolError, ToolResult, as_user, run
 
 _UNREACHABLE_DCS = re.compile(r"^etcd3?\.hosts\.\d+ .* is not reachable$")
 
@@ -70,9 +70,7 @@ def check_pgbouncer_config(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            user=user,
-            group=primary_gid(user),
-            extra_groups=[] if user else None,
+            **as_user(user),
         )
         try:
             out = _wait_listening_or_exit(proc, scratch_port, timeout_s=5.0)
