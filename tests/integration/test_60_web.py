@@ -298,3 +298,35 @@ def test_app_metrics_are_not_served_at_the_edge(stack: Stack, web: httpx.Client)
     assert web.get("/metrics").status_code == 404
     instance = stack.plan.app_instances[0]
     assert "http_requests" in httpx.get(f"{instance.url}/metrics").text  # for Prometheus
+
+
+def test_tokens_expire_and_can_be_revoked(stack: Stack, web: httpx.Client) -> None:
+    created = stack.run("app", "token", "create", "--user", "leaver", "--site", "s1", "--json")
+    assert created.code == 0, created.err
+    issued = created.json()
+    headers = {"Authorization": f"Bearer {issued['token']}", "X-Site-ID": str(issued["sites"][0])}
+    assert web.get("/whoami", headers=headers).status_code == 200
+    listed = stack.run("app", "token", "list", "--user", "leaver", "--json").json()
+    assert [(t["token_id"], t["state"]) for t in listed] == [(issued["token_id"], "active")]
+    assert issued["token"] not in json.dumps(listed)
+
+    revoked = stack.run("app", "token", "revoke", str(issued["token_id"]), "--json")
+    assert revoked.json() == {"revoked": 1}
+    # Each instance caches a lookup for token_cache_s (30 s): revocation is seen within it.
+    wait_until(lambda: web.get("/whoami", headers=headers).status_code == 401, 40, 1.0)
+    listed = stack.run("app", "token", "list", "--user", "leaver", "--json").json()
+    assert listed[0]["state"] == "revoked"
+
+    # A token past its expiry is refused (never looked up before, so nothing is cached).
+    fresh = stack.run("app", "token", "create", "--user", "leaver", "--site", "s1", "--json")
+    token = fresh.json()
+    with stack.hs.connect(stack.status()[1]["leader_key"]) as conn:
+        conn.execute("SET ROLE app_owner")
+        conn.execute(
+            "UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = %s",
+            (token["token_id"],),
+        )
+    expired = {"Authorization": f"Bearer {token['token']}", "X-Site-ID": str(token["sites"][0])}
+    assert web.get("/whoami", headers=expired).status_code == 401
+    states = {t["token_id"]: t["state"] for t in stack.run("app", "token", "list", "--json").json()}
+    assert states[token["token_id"]] == "expired"

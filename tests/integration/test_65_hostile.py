@@ -4,9 +4,11 @@ attempt must fail, for the reason docs/security.md names."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import pwd
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ import pytest
 from hastack.render.files import render_stack
 from hastack.spec import roles
 from tests.integration.conftest import Stack
+from tests.integration.helpers import wait_until
 
 PYTHON = "/usr/bin/python3"  # readable by every user, unlike the test venv
 
@@ -192,3 +195,57 @@ def test_the_superuser_password_alone_does_not_open_postgresql_over_tcp(stack: S
         )
     with stack.hs.connect("pg1") as conn:  # root, through the node's socket
         assert conn.execute("SELECT current_user").fetchone() == (roles.SUPERUSER,)
+
+
+def _audit(stack: Stack) -> dict[str, dict[str, object]]:
+    result = stack.run("audit", "--json")
+    report = result.json()
+    assert result.code == (0 if report["passed"] else 1)
+    return {c["name"]: c for c in report["checks"]}
+
+
+def test_audit_passes_on_the_running_stack(stack: Stack) -> None:
+    checks = _audit(stack)
+    assert len(checks) == 11
+    assert [name for name, c in checks.items() if not c["ok"]] == []
+
+
+def test_audit_fails_on_a_world_readable_secret_and_says_how_to_fix_it(stack: Stack) -> None:
+    secret = stack.plan.paths.secrets_dir / "redis_password"
+    secret.chmod(0o644)
+    try:
+        check = _audit(stack)["secrets and private keys: 0600, their owner's"]
+        assert not check["ok"] and str(secret) in str(check["detail"])
+        assert f"chmod 0600 {secret}" in str(check["fix"])
+    finally:
+        secret.chmod(0o600)
+
+
+def test_audit_fails_on_a_foreign_listener_on_the_stacks_addresses(stack: Stack) -> None:
+    """Anything else listening on the stack's subnet could pose as one of its parts."""
+    address = str(next(iter(ipaddress.ip_network(stack.plan.spec.network.subnet).hosts())))
+    address = address.rsplit(".", 1)[0] + ".77"
+    server = subprocess.Popen(
+        [PYTHON, "-m", "http.server", "--bind", address, "18077"],
+        user="nobody",
+        group=pwd.getpwnam("nobody").pw_gid,
+        extra_groups=[],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: _listening(address, 18077), 10)
+        check = _audit(stack)["every port on the stack's addresses belongs to the stack"]
+        assert not check["ok"] and f"{address}:18077" in str(check["detail"])
+        assert "user nobody" in str(check["detail"])
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def _listening(address: str, port: int) -> bool:
+    try:
+        socket.create_connection((address, port), timeout=1).close()
+    except OSError:
+        return False
+    return True

@@ -94,7 +94,9 @@ class Authenticator:
         async with self.db.transaction(readonly=True) as conn:
             row = await (
                 await conn.execute(
-                    "SELECT user_id FROM api_tokens WHERE token_hash = %s", (digest,)
+                    "SELECT user_id FROM api_tokens WHERE token_hash = %s "
+                    "AND revoked_at IS NULL AND expires_at > now()",
+                    (digest,),
                 )
             ).fetchone()
             principal = await self._load(conn, int(row[0])) if row else None

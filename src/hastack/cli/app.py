@@ -11,12 +11,14 @@ from typing import Any, TypeVar
 
 import psutil
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from hastack import __version__
 from hastack.cli import views
 from hastack.cli.output import ConsoleProgress, err, out, print_error, print_json
 from hastack.errors import HastackError
+from hastack.ops.audit import audit as audit_stack
 from hastack.ops.bench import bench_pg, idle_footprint
 from hastack.ops.env import env_settings
 from hastack.ops.init import write_example
@@ -227,6 +229,28 @@ def status(
     else:
         views.print_status(result)
     raise typer.Exit(result.exit_code)
+
+
+@app.command()
+@friendly_errors
+def audit(
+    ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")
+) -> None:
+    """Check the running stack against the threat model (docs/security.md). Exit 0 only
+    when every check passes; each failure says how to fix it."""
+    report = audit_stack(stack_of(ctx), _config(ctx))
+    if json_out:
+        print_json(report.as_dict())
+    else:
+        for check in report.checks:
+            mark = "[green]✓[/green]" if check.ok else "[red]✗[/red]"
+            out.print(f"{mark} {escape(check.name)}: {escape(check.detail)}")
+            if check.fix:
+                out.print(f"    fix: {check.fix}", markup=False)
+        failed = sum(1 for c in report.checks if not c.ok)
+        verdict = "every check passed" if report.passed else f"{failed} check(s) failed"
+        out.print(f"audit of stack {report.stack!r}: {verdict}", markup=False)
+    raise typer.Exit(0 if report.passed else 1)
 
 
 @app.command()

@@ -24,18 +24,60 @@ def token_create(
     ctx: typer.Context,
     user: str = typer.Option(..., "--user", help="User name (created if missing)."),
     site: list[str] = typer.Option(..., "--site", help="Site the user may access (repeatable)."),
+    days: int = typer.Option(90, "--days", help="Days until the token expires (1-3650)."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Create a user and sites if missing and issue an API token (shown once)."""
     from hastack.ops.app_tokens import create_token
 
-    issued = create_token(stack_of(ctx), user, site)
+    issued = create_token(stack_of(ctx), user, site, days)
     if json_out:
         print_json(asdict(issued))
         return
     out.print(f"user {issued.user} (id {issued.user_id}), sites {issued.sites}", markup=False)
-    out.print(f"token: {issued.token}", markup=False)
+    out.print(f"token {issued.token_id}: {issued.token}", markup=False)
+    out.print(f"expires {issued.expires_at}; revoke: hastack app token revoke {issued.token_id}")
     out.print("use it as `Authorization: Bearer <token>` with the X-Site-ID header", markup=False)
+
+
+@token_app.command("list")
+@friendly_errors
+def token_list(
+    ctx: typer.Context,
+    user: str = typer.Option(None, "--user", help="Only this user's tokens."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Every API token (id, user, dates, state), never the token itself."""
+    from hastack.ops.app_tokens import list_tokens
+
+    tokens = list_tokens(stack_of(ctx), user)
+    if json_out:
+        print_json([asdict(t) for t in tokens])
+        return
+    for t in tokens:
+        out.print(
+            f"{t.token_id:>6}  {t.state:<8} {t.user:<20} created {t.created_at}  "
+            f"expires {t.expires_at}" + (f"  revoked {t.revoked_at}" if t.revoked_at else ""),
+            markup=False,
+        )
+
+
+@token_app.command("revoke")
+@friendly_errors
+def token_revoke(
+    ctx: typer.Context,
+    token_id: int = typer.Argument(None, help="The token's id (`hastack app token list`)."),
+    user: str = typer.Option(None, "--user", help="Revoke every active token of this user."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Revoke a token (or all of a user's): refused by every instance within 30 s."""
+    from hastack.ops.app_tokens import revoke_tokens
+
+    count = revoke_tokens(stack_of(ctx), token_id, user)
+    if json_out:
+        print_json({"revoked": count})
+        return
+    out.print(f"revoked {count} token(s)", markup=False)
 
 
 @app_app.command("restart")

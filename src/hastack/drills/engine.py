@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+
 from hastack.drills import data as drill_data
 from hastack.drills.checker import CheckInput, Verdict, check
 from hastack.drills.events import History
@@ -30,7 +32,7 @@ from hastack.drills.scenarios import Scenario
 from hastack.drills.timeline import PhaseTimes, ReportInput, build_report
 from hastack.drills.workload import ALL_WORKERS, CANARY_WORKERS, Targets, Workload
 from hastack.errors import HastackError
-from hastack.ops.app_tokens import create_token
+from hastack.ops.app_tokens import create_token, revoke_tokens
 from hastack.ops.lifecycle import wait_healthy
 from hastack.polling import sleep_until
 from hastack.runtime.dcs import converge_dcs
@@ -178,7 +180,9 @@ class _Loads:
         self.watch: ServerWatch | None = None
         self.volume: Any = None
         if web:
-            issued = create_token(stack, "drill", ["drill-site"])
+            # A day is plenty; the token is revoked when the drill's load stops.
+            issued = create_token(stack, "drill", ["drill-site"], days=1)
+            self.token_id: int | None = issued.token_id
             target = HttpTarget(
                 stack.plan.app_url,
                 str(stack.plan.paths.ca_cert),
@@ -218,6 +222,8 @@ class _Loads:
         if self.http and self.watch:
             self.http.stop()
             self.watch.stop()
+            with contextlib.suppress(HastackError, psycopg.Error):
+                revoke_tokens(self.run.stack, token_id=self.token_id)
         stuck = self.sql.stop()
         self.monitor.stop()
         if stuck:

@@ -9,8 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import psycopg
+
 from hastack.errors import HastackError, Unavailable
-from hastack.ops.app_tokens import create_token
+from hastack.ops.app_tokens import create_token, revoke_tokens
 from hastack.runtime.bench_server import bare_server
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
@@ -132,28 +134,35 @@ def bench_http(
             stack.haproxy().clear_table(WEB_FRONTEND)
     if plan.app_is_demo:
         # Several users, so that the per-user tier (not the app) is not what is measured.
-        tokens = [create_token(stack, f"bench-{n}", ["bench-site"]) for n in range(BENCH_USERS)]
-        auth = {plan.spec.app.tenant_header: str(tokens[0].sites[0])}
-        rotate = ("Authorization", [f"Bearer {t.token}" for t in tokens])
-        # Token, Redis rate-limit tier and tenant check, no query: the full middleware path.
-        measure("app1 direct full path", f"{app1.url}/whoami", extra=auth, rotate=rotate)
-        measure(
-            "demo list (db, replicas) via haproxy",
-            f"{plan.app_url}/work-orders?limit=10",
-            extra=auth,
-            rotate=rotate,
-        )
-        # What HAProxy's checks see while the instances are busy: readiness, one client,
-        # next to a full load of database-backed requests.
-        with ThreadPoolExecutor(1) as pool:
-            background = pool.submit(
-                wrk,
+        tokens = [
+            create_token(stack, f"bench-{n}", ["bench-site"], days=1) for n in range(BENCH_USERS)
+        ]
+        try:
+            auth = {plan.spec.app.tenant_header: str(tokens[0].sites[0])}
+            rotate = ("Authorization", [f"Bearer {t.token}" for t in tokens])
+            # Token, Redis rate-limit tier and tenant check, no query: the full middleware path.
+            measure("app1 direct full path", f"{app1.url}/whoami", extra=auth, rotate=rotate)
+            measure(
+                "demo list (db, replicas) via haproxy",
                 f"{plan.app_url}/work-orders?limit=10",
-                duration_s=duration_s,
-                connections=connections,
-                headers={**headers, **auth},
+                extra=auth,
                 rotate=rotate,
             )
-            measure("ready under load", f"{app1.url}{plan.spec.app.health_path}", conns=1)
-            report.results["load next to ready"] = background.result()
+            # What HAProxy's checks see while the instances are busy: readiness, one client,
+            # next to a full load of database-backed requests.
+            with ThreadPoolExecutor(1) as pool:
+                background = pool.submit(
+                    wrk,
+                    f"{plan.app_url}/work-orders?limit=10",
+                    duration_s=duration_s,
+                    connections=connections,
+                    headers={**headers, **auth},
+                    rotate=rotate,
+                )
+                measure("ready under load", f"{app1.url}{plan.spec.app.health_path}", conns=1)
+                report.results["load next to ready"] = background.result()
+        finally:
+            for token in tokens:  # benchmark credentials do not outlive the benchmark
+                with contextlib.suppress(HastackError, psycopg.Error):
+                    revoke_tokens(stack, token_id=token.token_id)
     return report
