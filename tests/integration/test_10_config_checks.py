@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from hastack.render import render_stack
 from hastack.render.haproxy import render_haproxy
-from hastack.runtime.tls import TlsFiles, ensure_tls
+from hastack.runtime.tls import TlsFiles, ensure_tls, make_ca, make_server_cert
 from hastack.spec import StackSpec, derive_plan
 from hastack.tools.base import ToolError
 from hastack.tools.config_checks import (
@@ -73,18 +76,44 @@ def test_patroni_refuses_a_broken_config(tmp_path: Path) -> None:
         check_patroni_config(BIN.patroni, cfg, dcs_running=False)
 
 
-def test_pgbouncer_starts_with_the_rendered_config() -> None:
+def pgbouncer_config_in(scratch: Path) -> str:
+    """The rendered config with its TLS files (PgBouncer loads them at start) made in
+    `scratch` (a directory other users can enter), readable by the user the check runs
+    PgBouncer as."""
+    ca_key, ca_cert = make_ca(PLAN.name)
+    key, cert = make_server_cert(ca_key, ca_cert, [], [PLAN.services_address])
+    files = {
+        PLAN.paths.ca_cert: ca_cert.public_bytes(serialization.Encoding.PEM),
+        PLAN.paths.pgbouncer_tls_cert: cert.public_bytes(serialization.Encoding.PEM),
+        PLAN.paths.pgbouncer_tls_key: key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    }
+    text = FILES[PLAN.paths.pgbouncer_config]
+    nobody = pwd.getpwnam("nobody")
+    for path, pem in files.items():
+        local = scratch / path.name
+        local.write_bytes(pem)
+        local.chmod(0o600)
+        os.chown(local, nobody.pw_uid, nobody.pw_gid)
+        text = text.replace(str(path), str(local))
+    return text
+
+
+def test_pgbouncer_starts_with_the_rendered_config(open_tmp: Path) -> None:
     check_pgbouncer_config(
         BIN.pgbouncer,
-        FILES[PLAN.paths.pgbouncer_config],
+        pgbouncer_config_in(open_tmp),
         FILES[PLAN.paths.pgbouncer_auth_file],
         scratch_port=16499,
         user="nobody",
     )
 
 
-def test_pgbouncer_refuses_an_unknown_setting() -> None:
-    broken = FILES[PLAN.paths.pgbouncer_config] + "no_such_setting = 1\n"
+def test_pgbouncer_refuses_an_unknown_setting(open_tmp: Path) -> None:
+    broken = pgbouncer_config_in(open_tmp) + "no_such_setting = 1\n"
     with pytest.raises(ToolError, match="PgBouncer rejects"):
         check_pgbouncer_config(
             BIN.pgbouncer,

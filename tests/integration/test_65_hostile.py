@@ -11,6 +11,7 @@ import pwd
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,7 +123,9 @@ def test_hastack_logs_refuses_a_symlink_a_node_user_planted(stack: Stack, decoys
     secret = decoys / "secret"
     secret.write_text("TOPSECRET\n")
     secret.chmod(0o600)
-    link = node.paths.log_dir / "postgresql-Zzz.log"  # newest: the secret was just written
+    future = time.time() + 3600  # the newest log by far: the one `hastack logs` would pick
+    os.utime(secret, (future, future))
+    link = node.paths.log_dir / "postgresql-Zzz.log"
     assert as_user(node.user, TRY_SYMLINK, str(secret), str(link)) == "created"
     try:
         result = stack.run("logs", "pg1", "postgres")
@@ -249,3 +252,51 @@ def _listening(address: str, port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_dangerous_parameters_hold_even_when_patronis_dynamic_config_is_changed(
+    stack: Stack,
+) -> None:
+    """Should someone get past etcd's certificates or Patroni's password, the parameters that
+    run code as the node's user or make commits losable are pinned in each node's own file."""
+    leader = stack.status()[1]["leader_key"]
+    patroni = stack.hs.patroni(leader)
+    hostile = {
+        "archive_mode": "on",
+        "archive_command": "touch /tmp/hastack-pwned",
+        "session_preload_libraries": "auto_explain",
+        "fsync": "off",
+    }
+    patroni.patch_config({"postgresql": {"parameters": hostile}})
+    try:
+        # Patroni applies a dynamic change at its next loop (loop_wait 2 s); give it three.
+        time.sleep(3 * stack.plan.spec.patroni.loop_wait_s + 1)
+        for node in stack.plan.postgres_nodes:
+            with stack.hs.connect(node.name) as conn:
+                shown = {
+                    name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+                    for name in hostile
+                }
+            assert shown == {
+                "archive_mode": "off",
+                "archive_command": "(disabled)",  # how SHOW says "" while archiving is off
+                "session_preload_libraries": "",
+                "fsync": "on",
+            }, node.name
+    finally:
+        patroni.patch_config({"postgresql": {"parameters": dict.fromkeys(hostile)}})
+    assert not Path("/tmp/hastack-pwned").exists()
+
+
+def test_the_urls_hastack_env_prints_use_verified_tls_end_to_end(stack: Stack) -> None:
+    """Client -> PgBouncer and client -> HAProxy -> PostgreSQL with verify-full against the
+    stack's CA; PgBouncer -> PostgreSQL over TLS as well."""
+    urls = stack.hs.urls()
+    for name in ("DATABASE_URL", "DATABASE_URL_RO", "DATABASE_URL_DIRECT"):
+        assert "sslmode=verify-full" in urls[name], name
+        with psycopg.connect(urls[name]) as conn:
+            assert conn.pgconn.ssl_in_use, name
+            row = conn.execute(
+                "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+            ).fetchone()
+            assert row is not None and row[0] is True and row[1] in ("TLSv1.2", "TLSv1.3"), name

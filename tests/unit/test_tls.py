@@ -57,18 +57,19 @@ def test_operator_certificate_is_used_as_given(tmp_path: Path) -> None:
 def _tiny_plan(tmp: Path) -> StackPlan:
     """A plan under `tmp` whose node users are root (the test does not create users)."""
     plan = derive_plan(StackSpec(state_dir=tmp / "stack"))
-    for path in (plan.paths.state_dir, plan.paths.tls_dir, plan.paths.nodes_dir):
+    for path in (plan.paths.state_dir, plan.paths.tls_dir, plan.paths.service("pgbouncer")):
         path.mkdir(parents=True, exist_ok=True)
     nodes = tuple(replace(n, user="root") for n in plan.nodes)
     for node in nodes:
-        node.paths.root.mkdir()
-    return replace(plan, nodes=nodes)
+        node.paths.root.mkdir(parents=True)
+    services = dict.fromkeys(plan.service_users, "root")
+    return replace(plan, nodes=nodes, service_users=services)
 
 
 def test_each_node_gets_a_server_and_client_certificate_for_etcd(tmp_path: Path) -> None:
     plan = _tiny_plan(tmp_path)
     written = ensure_node_tls(plan)
-    assert len(written) == len(plan.nodes) + 1
+    assert len(written) == len(plan.nodes) + 2  # and PgBouncer's, and hastack's
     ca = x509.load_pem_x509_certificate(plan.paths.ca_cert.read_bytes())
     for node in plan.nodes:
         cert = x509.load_pem_x509_certificate(node.paths.tls_cert.read_bytes())
@@ -79,6 +80,7 @@ def test_each_node_gets_a_server_and_client_certificate_for_etcd(tmp_path: Path)
         assert {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} == {
             node.address,
             "127.0.0.1",
+            plan.services_address,  # PostgreSQL is reached through HAProxy too
         }
         assert node.paths.tls_key.stat().st_mode & 0o777 == 0o600
     client = x509.load_pem_x509_certificate(plan.paths.client_cert.read_bytes())

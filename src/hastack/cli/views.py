@@ -219,6 +219,7 @@ def print_pg_bench(report: PgBenchReport) -> None:
             f"{r.tps:,.0f}",
             f"{r.latency_avg_ms:.2f}",
             f"{report.ratio(r.workload, r.path):.2f}x",
+            _tls_cost(report.tls_ratio(r.workload, r.path)),
             str(r.failed),
         ]
         for r in report.results
@@ -226,10 +227,23 @@ def print_pg_bench(report: PgBenchReport) -> None:
     out.print(
         table(
             "transactions per second",
-            ["workload", "path", "endpoint", "tps", "latency ms", "vs direct", "failed"],
+            [
+                "workload",
+                "path",
+                "endpoint",
+                "tps",
+                "latency ms",
+                "vs direct",
+                "vs no TLS",
+                "failed",
+            ],
             rows,
         )
     )
+
+
+def _tls_cost(ratio: float | None) -> str:
+    return "" if ratio is None else f"{ratio:.2f}x"
 
 
 def print_idle(report: IdleReport) -> None:

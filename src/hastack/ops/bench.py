@@ -43,20 +43,37 @@ class PgBenchReport:
         tps = {r.path: r.tps for r in self.results if r.workload == workload}
         return tps[path] / tps[base] if tps.get(base) else 0.0
 
+    def tls_ratio(self, workload: str, path: str) -> float | None:
+        """A TLS path's throughput relative to the same path without TLS (same run)."""
+        if path.endswith(NO_TLS):
+            return None
+        return self.ratio(workload, path, base=path + NO_TLS)
+
+
+NO_TLS = " no-tls"
+
 
 def bench_paths(stack: Stack, leader: str) -> dict[str, Any]:
-    """The three ways an application can reach the primary, all as the `app` role."""
+    """The three ways an application can reach the primary, all as the `app` role, each with
+    TLS (verify-full, as `hastack env`'s URLs) and without: what TLS costs, in the same run."""
     plan = stack.plan
     endpoint = stack.pgbench().endpoint
     db = plan.spec.postgres.database
     node = plan.node(leader)
     svc = plan.services_address
     app = (roles.APP, stack.secrets.app_password)
-    return {
-        "direct": endpoint(node.address, plan.spec.postgres.port, db, *app),
-        "haproxy": endpoint(svc, plan.spec.haproxy.rw_port, db, *app),
-        "pgbouncer": endpoint(svc, plan.spec.pgbouncer.port, db, *app),
+    tls = {"sslmode": "verify-full", "sslrootcert": str(plan.paths.ca_cert)}
+    plain = {"sslmode": "disable"}
+    places = {
+        "direct": (node.address, plan.spec.postgres.port),
+        "haproxy": (svc, plan.spec.haproxy.rw_port),
+        "pgbouncer": (svc, plan.spec.pgbouncer.port),
     }
+    paths: dict[str, Any] = {}
+    for name, (host, port) in places.items():
+        paths[name] = endpoint(host, port, db, *app, **tls)
+        paths[name + NO_TLS] = endpoint(host, port, db, *app, **plain)
+    return paths
 
 
 def bench_pg(

@@ -46,10 +46,36 @@ def dcs_settings(plan: StackPlan) -> dict[str, Any]:
     }
 
 
+PINNED_PARAMETERS: dict[str, Any] = {
+    # Whoever can change Patroni's dynamic configuration (etcd, the REST API) could otherwise
+    # run code as the node's user (a command, a library loaded into every backend) or make
+    # an acknowledged commit losable. Patroni lets the local file win over the dynamic
+    # configuration, so these hold even then; the spec's `postgres.parameters` may still set
+    # them (the spec is root's).
+    "archive_mode": "off",
+    "archive_command": "",
+    "shared_preload_libraries": "",
+    "session_preload_libraries": "",
+    "local_preload_libraries": "",
+    "dynamic_library_path": "$libdir",
+    "ssl_passphrase_command": "",
+    "fsync": "on",
+    "full_page_writes": "on",
+    "synchronous_commit": "on",
+}
+
+
 def postgres_parameters(plan: StackPlan, node: Node) -> dict[str, Any]:
     t = plan.tuning
     params: dict[str, Any] = {
+        **PINNED_PARAMETERS,
         "unix_socket_directories": str(node.paths.socket_dir),
+        # TLS with the node's certificate from the stack's CA (it names the node's address
+        # and HAProxy's): clients verify the server with `sslmode=verify-full`.
+        "ssl": "on",
+        "ssl_cert_file": str(node.paths.tls_cert),
+        "ssl_key_file": str(node.paths.tls_key),
+        "ssl_min_protocol_version": "TLSv1.2",
         "password_encryption": "scram-sha-256",
         "shared_buffers": _kb(t.shared_buffers_kb),
         "effective_cache_size": _kb(t.effective_cache_size_kb),
@@ -85,6 +111,7 @@ def pg_hba(plan: StackPlan) -> list[str]:
 
 
 def render_patroni(plan: StackPlan, node: Node, secrets: Secrets) -> str:
+    verify = {"sslmode": "verify-full", "sslrootcert": str(plan.paths.ca_cert)}
     spec = plan.spec
     rest = f"{node.address}:{spec.patroni.rest_port}"
     pg_addr = f"{node.address}:{spec.postgres.port}"
@@ -123,11 +150,17 @@ def render_patroni(plan: StackPlan, node: Node, secrets: Secrets) -> str:
             "pgpass": str(node.paths.pgpass),
             "authentication": {
                 "superuser": {"username": roles.SUPERUSER, "password": secrets.postgres_password},
+                # Streaming, cloning and pg_rewind over TLS, the leader verified by name.
                 "replication": {
                     "username": roles.REPLICATION,
                     "password": secrets.replication_password,
+                    **verify,
                 },
-                "rewind": {"username": roles.REWIND, "password": secrets.rewind_password},
+                "rewind": {
+                    "username": roles.REWIND,
+                    "password": secrets.rewind_password,
+                    **verify,
+                },
             },
             # A new replica's pg_basebackup otherwise waits for a spread checkpoint (~90 s
             # measured here); fast makes bring-up and reinit take seconds.

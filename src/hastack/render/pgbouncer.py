@@ -38,6 +38,15 @@ server_connect_timeout = {pgb.server_connect_timeout_s}
 query_wait_timeout = {pgb.query_wait_timeout_s}
 server_reset_query = DISCARD ALL
 ignore_startup_parameters = extra_float_digits
+; TLS: clients that ask for it (the URLs `hastack env` prints do, with verify-full) get
+; PgBouncer's certificate; PgBouncer verifies PostgreSQL's (through HAProxy) by name.
+client_tls_sslmode = allow
+client_tls_cert_file = {plan.paths.pgbouncer_tls_cert}
+client_tls_key_file = {plan.paths.pgbouncer_tls_key}
+client_tls_protocols = tlsv1.2,tlsv1.3
+server_tls_sslmode = verify-full
+server_tls_ca_file = {plan.paths.ca_cert}
+server_tls_protocols = tlsv1.2,tlsv1.3
 log_connections = 0
 log_disconnections = 0
 log_pooler_errors = 1

@@ -16,7 +16,13 @@ def _escape(value: str) -> str:
 
 
 def _program_section(program: Program) -> str:
-    env = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(program.environment.items()))
+    # supervisord hands its own environment (root's: HOME=/root) to every program. A program
+    # run as another user gets a HOME of its own: libpq, for one, reads ~/.postgresql for a
+    # client certificate and fails on a home it may not enter.
+    environment = dict(program.environment)
+    if program.user != "root":
+        environment.setdefault("HOME", str(program.directory))
+    env = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(environment.items()))
     lines = [
         f"[program:{program.name}]",
         f"command={_escape(shlex.join(program.argv))}",

@@ -6,7 +6,9 @@ process is frozen, cut off or only slow, which the watcher must not take for dea
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass
@@ -71,8 +73,24 @@ def probe_pg(node: WatchNode, timeout_s: float) -> Probe:
         with socket.create_connection((node.address, node.pg_port), timeout=timeout_s) as sock:
             sock.settimeout(timeout_s)
             sock.sendall(SSL_REQUEST)
-            return "ok" if sock.recv(1) in (b"S", b"N") else "timeout"
+            answer = sock.recv(1)
+            if answer == b"S":
+                _finish_tls(sock)
+            return "ok" if answer in (b"S", b"N") else "timeout"
     except ConnectionRefusedError:
         return "refused"
     except OSError:
         return "timeout"
+
+
+_PROBE_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+_PROBE_TLS.check_hostname = False
+_PROBE_TLS.verify_mode = ssl.CERT_NONE  # liveness only: the answer 'S' already counted
+
+
+def _finish_tls(sock: socket.socket) -> None:
+    """Complete the TLS handshake PostgreSQL agreed to before closing: a client that hangs
+    up in the middle of it is logged by every node on every probe ("could not accept SSL
+    connection: EOF detected"), one that closes before its startup packet is not."""
+    with contextlib.suppress(OSError), _PROBE_TLS.wrap_socket(sock) as tls:
+        tls.unwrap()

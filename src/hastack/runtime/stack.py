@@ -178,7 +178,14 @@ class Stack:
         """The app role's DSN straight to one node (a client that bypasses the balancer)."""
         n = self.plan.node(node)
         pg = self.plan.spec.postgres
-        return pg_url(roles.APP, self.secrets.app_password, n.address, pg.port, pg.database)
+        return pg_url(
+            roles.APP,
+            self.secrets.app_password,
+            n.address,
+            pg.port,
+            pg.database,
+            self.plan.paths.ca_cert,
+        )
 
     # --- state ---------------------------------------------------------------------------
 

@@ -192,7 +192,8 @@ def _stale(pem: bytes | None, addresses: list[str]) -> bool:
 
 
 def ensure_node_tls(plan: StackPlan) -> list[Path]:
-    """A certificate for each node (server and client) and for hastack itself (client),
+    """A certificate for each node (server and client), for PgBouncer (server) and for
+    hastack itself (client),
     made when missing, expiring or not covering the node's address. The written paths."""
     paths = plan.paths
     ca_key, ca_cert = load_or_make_ca(paths.ca_cert, paths.ca_key, plan.name)
@@ -202,7 +203,9 @@ def ensure_node_tls(plan: StackPlan) -> list[Path]:
         np = node.paths
         # etcd checks a peer's certificate against the address it connects from, and on
         # loopback the kernel picks 127.0.0.1 as the source: it must be in the certificate.
-        addresses = [node.address, "127.0.0.1"]
+        # PostgreSQL serves with it too, also reached through HAProxy's address (a client
+        # verifying the name sees the services address then).
+        addresses = [node.address, "127.0.0.1", plan.services_address]
         if not _stale(_current(np.tls_cert), addresses):
             continue
         key, cert = make_server_cert(
@@ -211,6 +214,12 @@ def ensure_node_tls(plan: StackPlan) -> list[Path]:
         write_atomic(np.tls_key, _key_pem(key).decode(), node.user, 0o600)
         write_atomic(np.tls_cert, _cert_pem(cert), node.user, 0o644)
         written.append(np.tls_cert)
+    pgbouncer = plan.service_users["pgbouncer"]
+    if _stale(_current(paths.pgbouncer_tls_cert), [plan.services_address]):
+        key, cert = make_server_cert(ca_key, ca_cert, [], [plan.services_address])
+        write_atomic(paths.pgbouncer_tls_key, _key_pem(key).decode(), pgbouncer, 0o600)
+        write_atomic(paths.pgbouncer_tls_cert, _cert_pem(cert), pgbouncer, 0o644)
+        written.append(paths.pgbouncer_tls_cert)
     if _stale(_current(paths.client_cert), ["127.0.0.1"]):
         key, cert = make_server_cert(
             ca_key,

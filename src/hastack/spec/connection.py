@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 from hastack.spec import roles
@@ -9,9 +10,15 @@ from hastack.spec.plan import StackPlan
 from hastack.spec.secrets import Secrets
 
 
-def pg_url(user: str, password: str, host: str, port: int, dbname: str) -> str:
-    """A libpq URL; the password is quoted so that any character is safe."""
-    return f"postgresql://{quote(user)}:{quote(password, safe='')}@{host}:{port}/{dbname}"
+def pg_url(
+    user: str, password: str, host: str, port: int, dbname: str, ca: Path | None = None
+) -> str:
+    """A libpq URL; the password is quoted so that any character is safe. With `ca`, TLS
+    with the server verified by name against the stack's CA."""
+    url = f"postgresql://{quote(user)}:{quote(password, safe='')}@{host}:{port}/{dbname}"
+    if ca is not None:
+        url += f"?sslmode=verify-full&sslrootcert={quote(str(ca))}"
+    return url
 
 
 def connection_settings(plan: StackPlan, secrets: Secrets) -> dict[str, str]:
@@ -21,13 +28,14 @@ def connection_settings(plan: StackPlan, secrets: Secrets) -> dict[str, str]:
     host = plan.services_address
     rw_db, ro_db = plan.pgbouncer_databases
     pw = secrets.app_password
+    ca = plan.paths.ca_cert
     app = {"APP_URL": plan.app_url} if plan.app_instances else {}
     return {
         **app,
-        "DATABASE_URL": pg_url(roles.APP, pw, host, spec.pgbouncer.port, rw_db),
-        "DATABASE_URL_RO": pg_url(roles.APP, pw, host, spec.pgbouncer.port, ro_db),
+        "DATABASE_URL": pg_url(roles.APP, pw, host, spec.pgbouncer.port, rw_db, ca),
+        "DATABASE_URL_RO": pg_url(roles.APP, pw, host, spec.pgbouncer.port, ro_db, ca),
         "DATABASE_URL_DIRECT": pg_url(
-            roles.APP, pw, host, spec.haproxy.rw_port, spec.postgres.database
+            roles.APP, pw, host, spec.haproxy.rw_port, spec.postgres.database, ca
         ),
         "REDIS_URL": (
             f"redis://:{quote(secrets.redis_password, safe='')}@{host}:{spec.redis.port}/0"

@@ -255,6 +255,15 @@ class StackPaths:
         return self.tls_dir / "hastack-client.key"
 
     @property
+    def pgbouncer_tls_cert(self) -> Path:
+        """PgBouncer's server certificate (the services address), for its TLS clients."""
+        return self.service("pgbouncer") / "pgbouncer.pem"
+
+    @property
+    def pgbouncer_tls_key(self) -> Path:
+        return self.service("pgbouncer") / "pgbouncer.key"
+
+    @property
     def haproxy_pem(self) -> Path:
         return self.service("haproxy") / "site.pem"
 

@@ -23,6 +23,10 @@ class Endpoint:
     password: str
     options: str = ""
     """libpq `options` (e.g. `-c role=app_owner`); not for PgBouncer, which rejects it."""
+    sslmode: str = ""
+    """libpq `sslmode` (`verify-full` with `sslrootcert`, or `disable`); libpq's default
+    when empty."""
+    sslrootcert: str = ""
 
     def env(self) -> dict[str, str]:
         env = {
@@ -35,6 +39,10 @@ class Endpoint:
         }
         if self.options:
             env["PGOPTIONS"] = self.options
+        if self.sslmode:
+            env["PGSSLMODE"] = self.sslmode
+        if self.sslrootcert:
+            env["PGSSLROOTCERT"] = self.sslrootcert
         return env
 
 
