@@ -74,6 +74,13 @@ def audit(stack: Stack, spec_file: Path | None = None) -> AuditReport:
     return AuditReport(plan.name, tuple(_guarded(name, check) for name, check in checks))
 
 
+def _verdict(name: str, failures: list[str], failed: str, passed: str, fix: str) -> Check:
+    """Passed when nothing failed; the detail and the fix say only what applies."""
+    if failures:
+        return Check(name, False, failed.format(", ".join(failures)), fix)
+    return Check(name, True, passed)
+
+
 def _guarded(name: str, check: Callable[[], Check]) -> Check:
     """A check that cannot even run is a failed check, with the reason (an audit of a stack
     that is down fails, it does not pass)."""
@@ -232,14 +239,12 @@ def _etcd_refuses_anonymous(plan: StackPlan) -> Check:
             except httpx.TransportError:
                 continue
             accepted.append(target)
-    members = len(plan.etcd_client_urls)
-    return Check(
+    return _verdict(
         "etcd refuses clients without the stack's certificate",
-        not accepted,
-        f"answered without a client certificate: {', '.join(accepted)}"
-        if accepted
-        else f"{members} members refused TLS without a certificate, and plain HTTP",
-        "" if not accepted else "run `hastack up` (etcd runs with --client-cert-auth)",
+        accepted,
+        "answered without a client certificate: {}",
+        f"{len(plan.etcd_client_urls)} members refused TLS without a certificate, and plain HTTP",
+        "run `hastack up` (etcd runs with --client-cert-auth)",
     )
 
 
@@ -261,13 +266,12 @@ def _superuser_not_over_tcp(stack: Stack) -> Check:
         except psycopg.OperationalError as exc:
             if "pg_hba.conf rejects" not in str(exc):
                 raise  # not the refusal we expect (down?): a check that could not run
-    return Check(
+    return _verdict(
         "the PostgreSQL superuser only through each node's Unix socket",
-        not admitted,
-        f"admitted over TCP on {', '.join(admitted)}"
-        if admitted
-        else f"pg_hba rejected it on {len(plan.postgres_nodes)} nodes",
-        "" if not admitted else "run `hastack up` (pg_hba: host all postgres all reject)",
+        admitted,
+        "admitted over TCP on {}",
+        f"pg_hba rejected it on {len(plan.postgres_nodes)} nodes",
+        "run `hastack up` (pg_hba: host all postgres all reject)",
     )
 
 
@@ -277,11 +281,12 @@ def _patroni_writes_need_credentials(plan: StackPlan) -> Check:
         url = f"http://{node.address}:{plan.spec.patroni.rest_port}/switchover"
         if httpx.post(url, json={}, timeout=TIMEOUT_S).status_code != 401:
             open_.append(node.name)
-    return Check(
+    return _verdict(
         "Patroni's REST API refuses writes without its credentials",
-        not open_,
-        f"accepted on {', '.join(open_)}" if open_ else "401 on every node",
-        "" if not open_ else "run `hastack up` (restapi.authentication)",
+        open_,
+        "accepted on {}",
+        "401 on every node",
+        "run `hastack up` (restapi.authentication)",
     )
 
 
@@ -290,11 +295,12 @@ def _stats_need_login(plan: StackPlan) -> Check:
     open_ = [
         p for p in ("/", "/metrics") if httpx.get(base + p, timeout=TIMEOUT_S).status_code != 401
     ]
-    return Check(
+    return _verdict(
         "HAProxy's stats page and /metrics need the stats login",
-        not open_,
-        f"served without a login: {', '.join(open_)}" if open_ else "401 without a login",
-        "" if not open_ else "run `hastack up`",
+        open_,
+        "served without a login: {}",
+        "401 without a login",
+        "run `hastack up`",
     )
 
 
