@@ -145,6 +145,27 @@ def test_app_role_has_dml_only_and_readonly_cannot_write(stack: Stack) -> None:
         conn.execute("INSERT INTO it_rows VALUES ('x', 1)")
 
 
+def test_monitor_role_sees_replication_but_no_rows(stack: Stack) -> None:
+    """The role exporters use: pg_monitor's statistics, read-only, no application data."""
+    stack.ensure_scratch_table()
+    leader = stack.plan.node(stack.status()[1]["leader_key"])
+    with psycopg.connect(
+        host=leader.address,
+        port=stack.plan.spec.postgres.port,
+        dbname=stack.plan.spec.postgres.database,
+        user=roles.MONITOR,
+        password=secrets_of(stack).monitor_password,
+        sslmode="verify-full",
+        sslrootcert=str(stack.plan.paths.ca_cert),
+    ) as conn:
+        standbys = conn.execute(
+            "SELECT application_name, state FROM pg_stat_replication ORDER BY 1"
+        ).fetchall()
+        assert len(standbys) == 2 and all(state == "streaming" for _, state in standbys)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM it_rows")
+
+
 def test_only_scram_authentication(stack: Stack) -> None:
     leader = stack.status()[1]["leader_key"]
     with superuser(stack, leader, "postgres") as conn:

@@ -30,10 +30,15 @@ def ensure_database(stack: Stack, leader: str) -> None:
     db = stack.plan.spec.postgres.database
     secrets = stack.secrets
     app, ro, owner = roles.APP, roles.READONLY, roles.OWNER
+    logins = (
+        (app, secrets.app_password),
+        (ro, secrets.readonly_password),
+        (roles.MONITOR, secrets.monitor_password),
+    )
     try:
         with stack.connect(leader, "postgres") as conn:
             _ensure_role(conn, owner, login=False)
-            for role, password in ((app, secrets.app_password), (ro, secrets.readonly_password)):
+            for role, password in logins:
                 _ensure_role(conn, role, login=True)
                 # The same verifier PgBouncer holds, so it can log in with the client's proof.
                 conn.execute(
@@ -41,11 +46,14 @@ def ensure_database(stack: Stack, leader: str) -> None:
                         sql.Identifier(role), sql.Literal(secrets.scram(role, password))
                     )
                 )
-            conn.execute(
-                sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(
-                    sql.Identifier(ro)
+            for reader in (ro, roles.MONITOR):
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(
+                        sql.Identifier(reader)
+                    )
                 )
-            )
+            # Statistics and replication state for exporters, never the application's rows.
+            conn.execute(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(roles.MONITOR)))
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone():
                 conn.execute(
                     sql.SQL("CREATE DATABASE {} OWNER {}").format(
@@ -58,6 +66,11 @@ def ensure_database(stack: Stack, leader: str) -> None:
             conn.execute(
                 sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}, {}").format(
                     sql.Identifier(db), sql.Identifier(app), sql.Identifier(ro)
+                )
+            )
+            conn.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    sql.Identifier(db), sql.Identifier(roles.MONITOR)
                 )
             )
         with stack.connect(leader, db) as conn:

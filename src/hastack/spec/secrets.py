@@ -21,6 +21,7 @@ SECRET_PURPOSES = {
     "rewind_password": "PostgreSQL role `rewind` (pg_rewind after a failover)",
     "app_password": "PostgreSQL role `app` (applications: DML only, owns nothing)",
     "readonly_password": "PostgreSQL role `readonly` (SELECT only)",
+    "monitor_password": "PostgreSQL role `monitor` (pg_monitor: statistics, no table data)",
     "patroni_rest_password": "Patroni REST API user `patroni` (switchover, restart, config)",
     "pgbouncer_admin_password": "PgBouncer admin console user `pgbouncer_admin`",
     "haproxy_stats_password": "HAProxy stats page user `admin`",
@@ -41,6 +42,7 @@ class Secrets:
     rewind_password: str
     app_password: str
     readonly_password: str
+    monitor_password: str
     patroni_rest_password: str
     pgbouncer_admin_password: str
     haproxy_stats_password: str
