@@ -126,11 +126,21 @@ def test_supervisord_killed_then_up_leaves_exactly_one_set(stack: Stack) -> None
     result = stack.run("up", timeout_s=600)
     assert result.code == 0, result.err[-3000:]
     wait_until(lambda: stack.status()[0] == 0, 60)
-    assert count(f"bin/patroni {state}/") == 3
-    assert count(f"--data-dir={state}/") == 3  # etcd members
-    assert count(f"postgres -D {state}/") == 3
-    assert count(f"supervisord -c {state}/") == 1
-    assert count(f"runtime.watcher {state}/") == 1
+    # Exactly one set remains. A process can pass through briefly (a `postgres -D` that
+    # Patroni starts and that exits on the data directory's lock; seen once in ~10 runs):
+    # what counts is the set that stays, so each count must settle on its number.
+    expected = {
+        f"bin/patroni {state}/": 3,
+        f"--data-dir={state}/": 3,  # etcd members
+        f"postgres -D {state}/": 3,
+        f"supervisord -c {state}/": 1,
+        f"runtime.watcher {state}/": 1,
+    }
+    counts = lambda: {pattern: count(pattern) for pattern in expected}  # noqa: E731
+    try:
+        wait_until(lambda: counts() == expected, 30, 1.0)
+    except AssertionError:
+        assert counts() == expected  # says which process set did not settle
     assert stack.status()[1]["orphans"] == []
 
 
