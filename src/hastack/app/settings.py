@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,11 @@ class AppSettings:
     instance: str = ""
     """The instance name (app1..N), in logs and metrics."""
 
-    @property
+    @cached_property
     def session_key(self) -> str:
         return derive_key(self.secret_key, SESSIONS)
 
-    @property
+    @cached_property
     def url_key(self) -> str:
         return derive_key(self.secret_key, SIGNED_URLS)
 

@@ -179,10 +179,11 @@ class _Loads:
         self.http: HttpWorkload | None = None
         self.watch: ServerWatch | None = None
         self.volume: Any = None
+        self.token_id: int | None = None
         if web:
             # A day is plenty; the token is revoked when the drill's load stops.
             issued = create_token(stack, "drill", ["drill-site"], days=1)
-            self.token_id: int | None = issued.token_id
+            self.token_id = issued.token_id
             target = HttpTarget(
                 stack.plan.app_url,
                 str(stack.plan.paths.ca_cert),

@@ -47,30 +47,21 @@ def create_token(
     expires after `days`."""
     if not 0 < days <= 3650:
         raise HastackError(f"--days {days}: a token lives 1 to 3650 days", "--days 90")
-    leader = stack.leader()
-    if leader is None:
-        raise HastackError(f"stack {stack.name!r} has no leader", "hastack status")
     token = new_token()
-    try:
-        with stack.connect(leader) as conn:
-            conn.execute(f"SET ROLE {roles.OWNER}")
-            with conn.transaction():
-                user_id = _upsert(conn, "app_users", user)
-                sites = [_upsert(conn, "sites", name) for name in site_names]
-                for site in sites:
-                    conn.execute(
-                        "INSERT INTO user_sites (user_id, site_id) VALUES (%s, %s) "
-                        "ON CONFLICT DO NOTHING",
-                        (user_id, site),
-                    )
-                row = conn.execute(
-                    "INSERT INTO api_tokens (token_hash, user_id, expires_at) "
-                    "VALUES (%s, %s, now() + make_interval(days => %s)) "
-                    "RETURNING id, expires_at",
-                    (hash_token(token), user_id, days),
-                ).fetchone()
-    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
-        raise _no_tables() from None
+    with _owner(stack) as conn, conn.transaction():
+        user_id = _upsert(conn, "app_users", user)
+        sites = [_upsert(conn, "sites", name) for name in site_names]
+        for site in sites:
+            conn.execute(
+                "INSERT INTO user_sites (user_id, site_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (user_id, site),
+            )
+        row = conn.execute(
+            "INSERT INTO api_tokens (token_hash, user_id, expires_at) "
+            "VALUES (%s, %s, now() + make_interval(days => %s)) "
+            "RETURNING id, expires_at",
+            (hash_token(token), user_id, days),
+        ).fetchone()
     assert row is not None
     return IssuedToken(
         user=user,
@@ -91,11 +82,8 @@ def list_tokens(stack: Stack, user: str | None = None) -> list[TokenInfo]:
         "JOIN app_users u ON u.id = t.user_id WHERE %(user)s::text IS NULL OR u.name = %(user)s "
         "ORDER BY t.id DESC"
     )
-    try:
-        with _owner(stack) as conn:
-            rows = conn.execute(query, {"user": user}).fetchall()
-    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
-        raise _no_tables() from None
+    with _owner(stack) as conn:
+        rows = conn.execute(query, {"user": user}).fetchall()
     return [
         TokenInfo(
             int(str(r[0])),
@@ -119,29 +107,27 @@ def revoke_tokens(stack: Stack, token_id: int | None = None, user: str | None = 
         if token_id is not None
         else "user_id = (SELECT id FROM app_users WHERE name = %s)"
     )
-    try:
-        with _owner(stack) as conn:
-            return conn.execute(query, (token_id if token_id is not None else user,)).rowcount
-    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
-        raise _no_tables() from None
+    with _owner(stack) as conn:
+        return conn.execute(query, (token_id if token_id is not None else user,)).rowcount
 
 
 @contextlib.contextmanager
 def _owner(stack: Stack) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A connection to the leader as the tables' owner; missing tables (not the demo app, or
+    its migrations not applied) are said as such."""
     leader = stack.leader()
     if leader is None:
         raise HastackError(f"stack {stack.name!r} has no leader", "hastack status")
-    with stack.connect(leader) as conn:
-        conn.execute(f"SET ROLE {roles.OWNER}")
-        yield conn
-
-
-def _no_tables() -> HastackError:
-    return HastackError(
-        "the app's tables do not exist: tokens are for the demo app (app.module), whose "
-        "migrations `hastack up` applies",
-        "hastack up",
-    )
+    try:
+        with stack.connect(leader) as conn:
+            conn.execute(f"SET ROLE {roles.OWNER}")
+            yield conn
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+        raise HastackError(
+            "the app's tables do not exist: tokens are for the demo app (app.module), whose "
+            "migrations `hastack up` applies",
+            "hastack up",
+        ) from None
 
 
 def _iso(value: object) -> str:

@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 import psycopg
 
+from hastack.runtime.files import uid_gid
 from hastack.runtime.preflight import (
+    Problem,
     check_installed,
     check_programs_trusted,
     listeners,
@@ -98,22 +100,25 @@ def _spec_files(plan: StackPlan, spec_file: Path | None) -> Check:
     if spec_file is not None and spec_file.resolve() != plan.paths.applied_spec:
         paths.append(spec_file)
     problems = [p for p in (spec_file_problem(path) for path in paths) if p is not None]
-    return Check(
-        "spec files only root can change",
-        not problems,
-        "; ".join(p.what for p in problems) or ", ".join(str(p) for p in paths),
-        "; ".join(p.fix for p in problems),
+    return _from_problems(
+        "spec files only root can change", problems, ", ".join(str(p) for p in paths)
     )
 
 
 def _installed_code(plan: StackPlan) -> Check:
     problems = check_installed(plan) + check_programs_trusted(plan)
-    return Check(
-        "code root runs is root's alone",
-        not problems,
-        "; ".join(p.what for p in problems) or "hastack's venv and every binaries.* program",
-        "; ".join(p.fix for p in problems),
+    return _from_problems(
+        "code root runs is root's alone", problems, "hastack's venv and every binaries.* program"
     )
+
+
+def _from_problems(name: str, problems: list[Problem], passed: str) -> Check:
+    """A check made of preflight's problems: each says what is wrong and how to fix it."""
+    if problems:
+        return Check(
+            name, False, "; ".join(p.what for p in problems), "; ".join(p.fix for p in problems)
+        )
+    return Check(name, True, passed)
 
 
 def private_files(plan: StackPlan) -> list[tuple[Path, str]]:
@@ -122,27 +127,29 @@ def private_files(plan: StackPlan) -> list[tuple[Path, str]]:
     files = [(p, "root") for p in sorted(paths.secrets_dir.glob("*"))]
     files += [(paths.ca_key, "root"), (paths.client_key, "root"), (paths.client_cert, "root")]
     files += [(n.paths.tls_key, n.user) for n in plan.nodes]
+    files.append((paths.pgbouncer_tls_key, plan.service_users["pgbouncer"]))
     if plan.app_instances:
         files.append((paths.haproxy_pem, plan.service_users["haproxy"]))
     return files
 
 
 def _private_keys(plan: StackPlan) -> Check:
+    files = private_files(plan)
     bad = []
-    for path, owner in private_files(plan):
+    for path, owner in files:
         try:
             st = path.lstat()
         except FileNotFoundError:
             continue
         mode = stat.S_IMODE(st.st_mode)
-        if not stat.S_ISREG(st.st_mode) or mode & 0o077 or _user(st.st_uid) != owner:
+        if not stat.S_ISREG(st.st_mode) or mode & 0o077 or st.st_uid != uid_gid(owner)[0]:
             bad.append((path, owner, mode))
     detail = ", ".join(f"{p} ({m:04o}, owner {owner} expected)" for p, owner, m in bad)
     fix = "; ".join(f"chown {o} {p} && chmod 0600 {p}" for p, o, _ in bad)
     return Check(
         "secrets and private keys: 0600, their owner's",
         not bad,
-        detail or f"{len(private_files(plan))} files",
+        detail or f"{len(files)} files",
         fix,
     )
 
@@ -364,12 +371,3 @@ def _in(address: str, subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> 
         return ipaddress.ip_address(address) in subnet
     except ValueError:
         return False
-
-
-def _user(uid: int) -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)

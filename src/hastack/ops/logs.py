@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from hastack.errors import HastackError
-from hastack.runtime.files import UnsafePath, open_nofollow
+from hastack.runtime.files import UnsafePath, open_regular
 from hastack.spec.plan import StackPlan
 
 NODE_COMPONENTS = ("patroni", "etcd", "postgres")
@@ -64,9 +63,8 @@ def printable(line: str) -> str:
 def _open_log(path: Path) -> TextIO:
     """Open a log without following a symlink a service user may have put there, and only
     a regular file (a FIFO would block `hastack logs` forever)."""
-    fd = open_nofollow(path, os.O_RDONLY | os.O_NONBLOCK)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
+    fd = open_regular(path)
+    if fd is None:
         raise UnsafePath(f"refusing to read {path}: not a regular file", "remove it")
     return os.fdopen(fd, encoding="utf-8", errors="replace")
 

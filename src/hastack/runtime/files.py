@@ -100,6 +100,16 @@ def open_nofollow(path: Path, flags: int) -> int:
         return _open_in(parent, path.name, flags, path)
 
 
+def open_regular(path: Path) -> int | None:
+    """A read-only descriptor of `path`, reached as `open_nofollow` does, if it is a regular
+    file; None if something else is there (a FIFO would block the reader forever)."""
+    fd = open_nofollow(path, os.O_RDONLY | os.O_NONBLOCK)
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd
+    os.close(fd)
+    return None
+
+
 def write_atomic(path: Path, content: str, owner: str = "root", mode: int = 0o600) -> bool:
     """Write `content` to `path` through a temp file + rename. False if it was already equal
     (and owned as asked), so callers know whether a reload is due."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from hastack.runtime.files import open_nofollow, write_atomic
+from hastack.runtime.files import open_regular, write_atomic
 from hastack.spec.plan import StackPlan
 
 CA_DAYS = 3650
@@ -177,11 +176,13 @@ def _current(path: Path) -> bytes | None:
     """A certificate root wrote into a directory its node user owns, read without following
     a symlink that user may have put there."""
     try:
-        fd = open_nofollow(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = open_regular(path)
     except FileNotFoundError:
         return None
+    if fd is None:
+        return None
     with os.fdopen(fd, "rb") as handle:
-        return handle.read() if stat.S_ISREG(os.fstat(handle.fileno()).st_mode) else None
+        return handle.read()
 
 
 def _stale(pem: bytes | None, addresses: list[str]) -> bool:

@@ -30,10 +30,7 @@ class ClientCert:
 def client() -> httpx.Client:
     global _client
     if _client is None:
-        _client = httpx.Client(
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-            trust_env=False,
-        )
+        _client = _shared_client(verify=True)
     return _client
 
 
@@ -45,10 +42,13 @@ def tls_client(identity: ClientCert) -> httpx.Client:
         if found is None:
             context = ssl.create_default_context(cafile=identity.ca)
             context.load_cert_chain(identity.cert, identity.key)
-            found = httpx.Client(
-                verify=context,
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-                trust_env=False,
-            )
-            _tls_clients[identity] = found
+            found = _tls_clients[identity] = _shared_client(verify=context)
         return found
+
+
+def _shared_client(verify: ssl.SSLContext | bool) -> httpx.Client:
+    return httpx.Client(
+        verify=verify,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        trust_env=False,
+    )
