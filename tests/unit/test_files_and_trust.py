@@ -13,6 +13,7 @@ from hastack.ops.logs import printable, tail
 from hastack.runtime.files import UnsafePath, ensure_dir, write_atomic
 from hastack.runtime.preflight import (
     check_installed,
+    check_own_tls_trusted,
     check_programs_trusted,
     root_trusts,
     spec_file_problem,
@@ -131,3 +132,13 @@ def test_a_venv_in_a_checkout_others_can_write_is_refused(user_dir: Path) -> Non
     (problem,) = check_installed(plan)
     assert f"root would run hastack from {user_dir / 'venv'}" in problem.what
     assert "/opt/hastack/venv" in problem.fix
+
+
+def test_an_operator_certificate_a_user_could_swap_is_refused(user_dir: Path) -> None:
+    cert, key = user_dir / "site.crt", user_dir / "site.key"
+    cert.write_text("")
+    key.write_text("")
+    spec = StackSpec.model_validate({"http": {"tls": {"cert": str(cert), "key": str(key)}}})
+    problems = check_own_tls_trusted(derive_plan(spec))
+    assert [p.what.split(" = ")[0] for p in problems] == ["http.tls.cert", "http.tls.key"]
+    assert f"{user_dir} belongs to uid {NOBODY.pw_uid}, not root" in problems[0].what

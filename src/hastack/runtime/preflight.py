@@ -205,6 +205,25 @@ def check_programs_trusted(plan: StackPlan) -> list[Problem]:
     return problems
 
 
+def check_own_tls_trusted(plan: StackPlan) -> list[Problem]:
+    """Root reads the operator's certificate and key (`http.tls.cert`/`key`) and hands them
+    to HAProxy's user: a path another user could change would let them swap in any file
+    root can read (a symlink to /etc/shadow) and have it copied where they can read it."""
+    tls = plan.spec.http.tls
+    problems = []
+    for key, path in (("http.tls.cert", tls.cert), ("http.tls.key", tls.key)):
+        why = root_trusts_resolved(path) if path is not None else None
+        if why:
+            problems.append(
+                Problem(
+                    what=f"{key} = {path}: root would read it, but {why}",
+                    fix=f"keep it in a root-owned directory (`chown root:root`, `chmod go-w` "
+                    f"on it and every directory above), or point {key} there",
+                )
+            )
+    return problems
+
+
 def spec_file_problem(path: Path) -> Problem | None:
     """Root acts on the spec (it names programs, paths, users): a spec someone else can
     write is a way to root."""
@@ -253,6 +272,7 @@ def preflight(plan: StackPlan, *, check_ports_free: bool = True) -> None:
     problems += check_programs(plan)
     if not problems:
         problems += check_programs_trusted(plan)
+        problems += check_own_tls_trusted(plan)
         problems += check_installed(plan)
     problems += check_paths(plan)
     if check_ports_free:
