@@ -19,6 +19,7 @@ import httpx
 import psycopg
 import pytest
 
+from hastack.ops.audit import database_endpoints
 from hastack.render.files import render_stack
 from hastack.spec import roles
 from tests.integration.conftest import Stack
@@ -176,13 +177,18 @@ def test_etcd_refuses_clients_without_the_stacks_certificate(stack: Stack) -> No
     assert stack.hs.etcd().get("/hastack/x") is None
 
 
-def test_patroni_refuses_writes_without_its_credentials(stack: Stack) -> None:
+def test_patroni_speaks_only_https_and_refuses_writes_without_its_credentials(
+    stack: Stack,
+) -> None:
     node = stack.plan.node("pg1")
-    base = f"http://{node.address}:{stack.plan.spec.patroni.rest_port}"
+    ca = str(stack.plan.paths.ca_cert)
+    base = f"https://{node.address}:{stack.plan.spec.patroni.rest_port}"
     for method, path in (("POST", "/switchover"), ("PATCH", "/config"), ("POST", "/restart")):
-        response = httpx.request(method, f"{base}{path}", json={})
+        response = httpx.request(method, f"{base}{path}", json={}, verify=ca)
         assert response.status_code == 401, (method, path, response.text)
-    assert httpx.get(f"{base}/patroni").status_code == 200  # reads stay open to probes
+    assert httpx.get(f"{base}/patroni", verify=ca).status_code == 200  # reads: open to probes
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):  # not spoken to
+        httpx.get(base.replace("https://", "http://") + "/patroni")
 
 
 def test_the_superuser_password_alone_does_not_open_postgresql_over_tcp(stack: Stack) -> None:
@@ -200,6 +206,35 @@ def test_the_superuser_password_alone_does_not_open_postgresql_over_tcp(stack: S
         assert conn.execute("SELECT current_user").fetchone() == (roles.SUPERUSER,)
 
 
+def test_database_clients_without_tls_are_refused_everywhere(stack: Stack) -> None:
+    """pg_hba has only hostssl lines for TCP clients; PgBouncer requires TLS from clients."""
+    ends = database_endpoints(stack.plan)
+    for name, (host, port) in ends.items():
+        refusal = "SSL required" if name == "pgbouncer" else r"pg_hba\.conf entry .* no encryption"
+        with pytest.raises(psycopg.OperationalError, match=refusal):
+            psycopg.connect(
+                host=host,
+                port=port,
+                dbname=stack.plan.spec.postgres.database,
+                user=roles.APP,
+                password=stack.hs.secrets.app_password,
+                sslmode="disable",
+            )
+
+
+def test_audit_fails_on_a_plaintext_client_and_says_how_to_fix_it(stack: Stack) -> None:
+    """PgBouncer let clients in without TLS (as with postgres.require_tls: false)."""
+    admin = stack.hs.pgbouncer()
+    admin.command("SET client_tls_sslmode = 'allow'", 5)
+    try:
+        check = _audit(stack)["PostgreSQL and PgBouncer refuse clients without TLS"]
+        assert not check["ok"] and "let in on pgbouncer" in str(check["detail"])
+        assert "postgres.require_tls: true" in str(check["fix"])
+    finally:
+        admin.command("SET client_tls_sslmode = 'require'", 5)
+    assert _audit(stack)["PostgreSQL and PgBouncer refuse clients without TLS"]["ok"]
+
+
 def _audit(stack: Stack) -> dict[str, dict[str, object]]:
     result = stack.run("audit", "--json")
     report = result.json()
@@ -209,7 +244,7 @@ def _audit(stack: Stack) -> dict[str, dict[str, object]]:
 
 def test_audit_passes_on_the_running_stack(stack: Stack) -> None:
     checks = _audit(stack)
-    assert len(checks) == 11
+    assert len(checks) == 12
     assert [name for name, c in checks.items() if not c["ok"]] == []
 
 

@@ -58,3 +58,19 @@ def test_secrets_only_where_needed() -> None:
     assert secrets.scram("app", secrets.app_password) in files["services__pgbouncer__userlist.txt"]
     holders = [name for name, text in files.items() if secrets.app_password in text]
     assert holders == ["services__app__app.env"]
+
+
+def test_require_tls_off_lets_plaintext_clients_in_and_only_then() -> None:
+    """The golden files hold the default (TLS required); off is for measuring TLS's cost."""
+    spec = StackSpec.model_validate({"postgres": {"require_tls": False}})
+    plan = derive_plan(spec)
+    files = {
+        golden_name(f.path, plan.paths.state_dir): f.content
+        for f in render_stack(plan, fixed_secrets())
+    }
+    assert "hostssl" not in files["nodes__pg1__patroni.yml"]
+    assert "- host all all 127.0.0.1/32 scram-sha-256" in files["nodes__pg1__patroni.yml"]
+    assert "client_tls_sslmode = allow" in files["services__pgbouncer__pgbouncer.ini"]
+    defaults = rendered()
+    assert "- hostssl all all 127.0.0.1/32 scram-sha-256" in defaults["nodes__pg1__patroni.yml"]
+    assert "client_tls_sslmode = require" in defaults["services__pgbouncer__pgbouncer.ini"]

@@ -240,6 +240,11 @@ def print_pg_bench(report: PgBenchReport) -> None:
             rows,
         )
     )
+    if report.plaintext_refused:
+        out.print(
+            "no 'no-tls' rows: the stack refuses clients without TLS (postgres.require_tls); "
+            "to measure what TLS costs, bench a stack with require_tls: false"
+        )
 
 
 def _tls_cost(ratio: float | None) -> str:

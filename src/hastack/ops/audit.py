@@ -68,6 +68,7 @@ def audit(stack: Stack, spec_file: Path | None = None) -> AuditReport:
         ("program logs", lambda: _logs_root_only(stack)),
         ("etcd", lambda: _etcd_refuses_anonymous(plan)),
         ("superuser", lambda: _superuser_not_over_tcp(stack)),
+        ("database TLS", lambda: _database_refuses_plaintext(stack)),
         ("Patroni REST", lambda: _patroni_writes_need_credentials(plan)),
         ("HAProxy stats", lambda: _stats_need_login(plan)),
         ("HTTPS edge", lambda: _edge_tls_versions(plan)),
@@ -282,18 +283,67 @@ def _superuser_not_over_tcp(stack: Stack) -> Check:
     )
 
 
+PLAINTEXT_REFUSALS = ("no encryption", "SSL required")
+"""How PostgreSQL (pg_hba has no line for a client without TLS) and PgBouncer
+(client_tls_sslmode = require) refuse a client that does not ask for TLS."""
+
+
+def database_endpoints(plan: StackPlan) -> dict[str, tuple[str, int]]:
+    """Every TCP endpoint an application could reach the database on, by name."""
+    ends = {n.name: (n.address, plan.spec.postgres.port) for n in plan.postgres_nodes}
+    ends["haproxy read-write"] = (plan.services_address, plan.spec.haproxy.rw_port)
+    ends["haproxy read-only"] = (plan.services_address, plan.spec.haproxy.ro_port)
+    ends["pgbouncer"] = (plan.services_address, plan.spec.pgbouncer.port)
+    return ends
+
+
+def _database_refuses_plaintext(stack: Stack) -> Check:
+    plan = stack.plan
+    admitted = []
+    ends = database_endpoints(plan)
+    for name, (host, port) in ends.items():
+        try:
+            psycopg.connect(
+                host=host,
+                port=port,
+                dbname=plan.spec.postgres.database,
+                user=roles.APP,
+                password=stack.secrets.app_password,
+                connect_timeout=int(TIMEOUT_S),
+                sslmode="disable",
+            ).close()
+            admitted.append(name)
+        except psycopg.OperationalError as exc:
+            if not any(refusal in str(exc) for refusal in PLAINTEXT_REFUSALS):
+                raise  # not the refusal we expect (down?): a check that could not run
+    return _verdict(
+        "PostgreSQL and PgBouncer refuse clients without TLS",
+        admitted,
+        "a client without TLS was let in on {}",
+        f"{len(ends)} endpoints refused a client without TLS",
+        "set postgres.require_tls: true (the default) in the spec and run `hastack up`",
+    )
+
+
 def _patroni_writes_need_credentials(plan: StackPlan) -> Check:
     open_ = []
+    ca = str(plan.paths.ca_cert)
     for node in plan.postgres_nodes:
-        url = f"http://{node.address}:{plan.spec.patroni.rest_port}/switchover"
-        if httpx.post(url, json={}, timeout=TIMEOUT_S).status_code != 401:
-            open_.append(node.name)
+        base = f"{node.address}:{plan.spec.patroni.rest_port}"
+        write = httpx.post(f"https://{base}/switchover", json={}, timeout=TIMEOUT_S, verify=ca)
+        if write.status_code != 401:
+            open_.append(f"{node.name} (a write without credentials)")
+        try:
+            httpx.get(f"http://{base}/patroni", timeout=TIMEOUT_S)
+            open_.append(f"{node.name} (plain HTTP)")
+        except httpx.TransportError:
+            pass  # a TLS listener does not answer plain HTTP
     return _verdict(
-        "Patroni's REST API refuses writes without its credentials",
+        "Patroni's REST API: HTTPS only, writes need its credentials",
         open_,
         "accepted on {}",
-        "401 on every node",
-        "run `hastack up` (restapi.authentication)",
+        "every node refused plain HTTP and answered 401 to a write without credentials",
+        "run `hastack up` (restapi.certfile and restapi.authentication)",
     )
 
 

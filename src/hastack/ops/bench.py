@@ -37,6 +37,8 @@ class PgBenchReport:
     duration_s: int
     leader: str
     cpus: int
+    plaintext_refused: bool = False
+    """The stack refuses clients without TLS (postgres.require_tls): no " no-tls" rows."""
     results: list[PathResult] = field(default_factory=list)
 
     def ratio(self, workload: str, path: str, base: str = "direct") -> float:
@@ -55,7 +57,8 @@ NO_TLS = " no-tls"
 
 def bench_paths(stack: Stack, leader: str) -> dict[str, Any]:
     """The three ways an application can reach the primary, all as the `app` role, each with
-    TLS (verify-full, as `hastack env`'s URLs) and without: what TLS costs, in the same run."""
+    TLS (verify-full, as `hastack env`'s URLs) and, when the stack lets clients in without
+    TLS (postgres.require_tls: false), without: what TLS costs, in the same run."""
     plan = stack.plan
     endpoint = stack.pgbench().endpoint
     db = plan.spec.postgres.database
@@ -72,7 +75,8 @@ def bench_paths(stack: Stack, leader: str) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for name, (host, port) in places.items():
         paths[name] = endpoint(host, port, db, *app, **tls)
-        paths[name + NO_TLS] = endpoint(host, port, db, *app, **plain)
+        if not plan.spec.postgres.require_tls:
+            paths[name + NO_TLS] = endpoint(host, port, db, *app, **plain)
     return paths
 
 
@@ -103,6 +107,7 @@ def bench_pg(
         duration_s=duration_s,
         leader=leader,
         cpus=psutil.cpu_count() or 1,
+        plaintext_refused=plan.spec.postgres.require_tls,
     )
     node = plan.node(leader)
     owner = tool.endpoint(

@@ -48,7 +48,7 @@ def plan_sections(plan: StackPlan) -> dict[str, list[PlanRow]]:
         PlanRow("haproxy stats", f"http://{svc}:{hap.stats_port}/", "and /metrics, same login"),
         PlanRow("redis", f"{svc}:{spec.redis.port}", "REDIS_URL"),
         PlanRow("postgres (each node)", f"<node>:{spec.postgres.port}", "direct, for operators"),
-        PlanRow("patroni REST (each node)", f"<node>:{spec.patroni.rest_port}", ""),
+        PlanRow("patroni REST (each node)", f"https://<node>:{spec.patroni.rest_port}", "stack CA"),
         PlanRow(
             "etcd (each member)",
             f"<node>:{spec.etcd.client_port} (peer {spec.etcd.peer_port})",

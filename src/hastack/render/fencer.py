@@ -67,6 +67,7 @@ def render_watcher_config(plan: StackPlan) -> str:
                 "address": n.address,
                 "user": n.user,
                 "rest_port": spec.patroni.rest_port,
+                "rest_ca": str(paths.ca_cert),
                 "pg_port": spec.postgres.port,
                 "pgdata": str(n.paths.pgdata),
                 "etcd_url": plan.etcd_url(n) if n.etcd_member else None,

@@ -36,9 +36,11 @@ TLS_GLOBALS = (
 
 def _server_lines(plan: StackPlan) -> str:
     pg_port, rest_port = plan.spec.postgres.port, plan.spec.patroni.rest_port
+    # The checks ask Patroni's REST API, which speaks HTTPS only; its certificate must come
+    # from the stack's CA. The traffic itself is PostgreSQL's protocol (TLS end to end).
+    check = f"check port {rest_port} check-ssl verify required ca-file {plan.paths.ca_cert}"
     return "".join(
-        f"    server {n.name} {n.address}:{pg_port} check port {rest_port}\n"
-        for n in plan.postgres_nodes
+        f"    server {n.name} {n.address}:{pg_port} {check}\n" for n in plan.postgres_nodes
     )
 
 

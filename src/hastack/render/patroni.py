@@ -105,8 +105,10 @@ def pg_hba(plan: StackPlan) -> list[str]:
     # The superuser only through the node's Unix socket (a directory only the node's user
     # and root can enter): its password alone never opens the cluster over TCP.
     lines = ["local all all scram-sha-256", f"host all {roles.SUPERUSER} all reject"]
-    lines += [f"host replication {roles.REPLICATION} {n} scram-sha-256" for n in networks]
-    lines += [f"host all all {n} scram-sha-256" for n in networks]
+    # hostssl: a client that does not ask for TLS matches no line and is refused.
+    tcp = "hostssl" if plan.spec.postgres.require_tls else "host"
+    lines += [f"{tcp} replication {roles.REPLICATION} {n} scram-sha-256" for n in networks]
+    lines += [f"{tcp} all all {n} scram-sha-256" for n in networks]
     return lines
 
 
@@ -126,6 +128,13 @@ def render_patroni(plan: StackPlan, node: Node, secrets: Secrets) -> str:
         "restapi": {
             "listen": rest,
             "connect_address": rest,
+            # HTTPS only, with the node's certificate: the write endpoints' password never
+            # crosses a link in clear, and Patroni verifies its peers (leader race) by the
+            # stack's CA. Reads need no client certificate (HAProxy's checks, probes).
+            "certfile": str(node.paths.tls_cert),
+            "keyfile": str(node.paths.tls_key),
+            "cafile": str(plan.paths.ca_cert),
+            "verify_client": "none",
             "authentication": {
                 "username": roles.PATRONI_REST,
                 "password": secrets.patroni_rest_password,

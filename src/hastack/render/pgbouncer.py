@@ -10,6 +10,7 @@ from hastack.spec.secrets import Secrets
 def render_pgbouncer(plan: StackPlan) -> str:
     pgb = plan.spec.pgbouncer
     addr = plan.services_address
+    client_tls = "require" if plan.spec.postgres.require_tls else "allow"
     databases = "".join(
         f"{name} = host={addr} port={port} dbname={plan.spec.postgres.database}\n"
         for name, port in plan.pgbouncer_databases.items()
@@ -38,9 +39,9 @@ server_connect_timeout = {pgb.server_connect_timeout_s}
 query_wait_timeout = {pgb.query_wait_timeout_s}
 server_reset_query = DISCARD ALL
 ignore_startup_parameters = extra_float_digits
-; TLS: clients that ask for it (the URLs `hastack env` prints do, with verify-full) get
-; PgBouncer's certificate; PgBouncer verifies PostgreSQL's (through HAProxy) by name.
-client_tls_sslmode = allow
+; TLS: clients must use it (the URLs `hastack env` prints verify PgBouncer's certificate
+; by name); PgBouncer verifies PostgreSQL's (through HAProxy) by name.
+client_tls_sslmode = {client_tls}
 client_tls_cert_file = {plan.paths.pgbouncer_tls_cert}
 client_tls_key_file = {plan.paths.pgbouncer_tls_key}
 client_tls_protocols = tlsv1.2,tlsv1.3

@@ -54,12 +54,18 @@ class WatchNode:
     address: str
     user: str
     rest_port: int
+    rest_ca: str
+    """The CA Patroni's REST certificate is verified against (its API is HTTPS only)."""
     pg_port: int
     pgdata: str
     etcd_url: str | None
     etcd_program: str | None
     """Supervisor process name of the node's etcd member (`pg1:pg1-etcd`)."""
     patroni_program: str | None
+
+    @property
+    def rest_url(self) -> str:
+        return f"https://{self.address}:{self.rest_port}"
 
 
 @dataclass(frozen=True)

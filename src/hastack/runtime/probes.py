@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import httpx
 
 from hastack.runtime.fencing import Probe, WatchNode
-from hastack.tools.http import client as http_client
+from hastack.tools.http import ca_client
 
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
@@ -32,7 +32,7 @@ def probe_liveness(node: WatchNode, timeout_s: float) -> Probe:
     PostgreSQL is down (/patroni queries PostgreSQL and can take seconds then). Any status
     counts as an answer: the process runs."""
     try:
-        http_client().get(f"http://{node.address}:{node.rest_port}/liveness", timeout=timeout_s)
+        ca_client(node.rest_ca).get(f"{node.rest_url}/liveness", timeout=timeout_s)
     except httpx.HTTPError as exc:
         return _http_failure(exc)
     return "ok"
@@ -52,8 +52,7 @@ def probe_member(node: WatchNode, timeout_s: float) -> MemberInfo:
     """Role, PostgreSQL state and failsafe mode as /patroni reports them (all None when it
     does not answer in time: unknown, never "not primary")."""
     try:
-        url = f"http://{node.address}:{node.rest_port}/patroni"
-        body = http_client().get(url, timeout=timeout_s).json()
+        body = ca_client(node.rest_ca).get(f"{node.rest_url}/patroni", timeout=timeout_s).json()
     except (httpx.HTTPError, ValueError):
         return MemberInfo()
     role, state, seen = body.get("role"), body.get("state"), body.get("dcs_last_seen")

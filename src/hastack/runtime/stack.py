@@ -117,7 +117,8 @@ class Stack:
         n = self.plan.node(node)
         secrets = self.secrets_or_none()
         auth = (roles.PATRONI_REST, secrets.patroni_rest_password) if secrets else None
-        return PatroniClient(n.address, self.plan.spec.patroni.rest_port, auth, timeout_s)
+        port, ca = self.plan.spec.patroni.rest_port, str(self.plan.paths.ca_cert)
+        return PatroniClient(n.address, port, ca, auth, timeout_s)
 
     def haproxy(self) -> HAProxyAdmin:
         return HAProxyAdmin(self.plan.paths.haproxy_socket)
@@ -128,6 +129,7 @@ class Stack:
             self.plan.spec.pgbouncer.port,
             roles.PGBOUNCER_ADMIN,
             self.secrets.pgbouncer_admin_password,
+            self.plan.paths.ca_cert,
         )
 
     def redis(self, timeout_s: float = 1.0) -> RedisProbe:

@@ -112,6 +112,14 @@ class PostgresSpec(_Model):
         description="Keep the primary writable while etcd has no quorum but all Patroni see it.",
     )
     data_checksums: bool = True
+    require_tls: bool = Field(
+        default=True,
+        description=(
+            "Refuse clients that do not use TLS (pg_hba `hostssl`, PgBouncer "
+            "`client_tls_sslmode = require`). Turn off only to measure what TLS costs with "
+            "`hastack bench pg`; `hastack audit` fails while it is off."
+        ),
+    )
     wal_keep_size_mb: int = Field(default=256, ge=0)
     parameters: dict[str, str | int | float | bool] = Field(
         default_factory=dict,

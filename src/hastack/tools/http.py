@@ -1,5 +1,5 @@
-"""Shared HTTP clients for the stack's APIs: one for plain HTTP (Patroni), one per client
-certificate for the mutual-TLS ones (etcd).
+"""Shared HTTP clients for the stack's APIs: one per CA for server-verified TLS (Patroni), one
+per client certificate for the mutual-TLS ones (etcd), one for everything else.
 
 httpx.get() builds a new client, with an SSL context, per call (~0.1 s here); a shared client
 costs ~3 ms a request, which matters for probes every 250 ms. httpx.Client is thread-safe.
@@ -15,6 +15,7 @@ import httpx
 
 _client: httpx.Client | None = None
 _tls_clients: dict[ClientCert, httpx.Client] = {}
+_ca_clients: dict[str, httpx.Client] = {}
 _lock = threading.Lock()
 
 
@@ -32,6 +33,15 @@ def client() -> httpx.Client:
     if _client is None:
         _client = _shared_client(verify=True)
     return _client
+
+
+def ca_client(ca: str) -> httpx.Client:
+    """A shared client that verifies the server (by address or name) against `ca`."""
+    with _lock:
+        found = _ca_clients.get(ca)
+        if found is None:
+            found = _ca_clients[ca] = _shared_client(verify=ssl.create_default_context(cafile=ca))
+        return found
 
 
 def tls_client(identity: ClientCert) -> httpx.Client:

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from hastack.errors import Unavailable
-from hastack.tools.http import client
+from hastack.tools.http import ca_client
 
 DEFAULT_TIMEOUT_S = 2.0
 
@@ -23,16 +23,20 @@ class PatroniClient:
         self,
         address: str,
         port: int,
+        ca: str,
         auth: tuple[str, str] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
-        self.base = f"http://{address}:{port}"
+        # HTTPS only, Patroni's certificate verified against the stack's CA: the REST
+        # password never crosses a link in clear.
+        self.base = f"https://{address}:{port}"
+        self.ca = ca
         self.auth = httpx.BasicAuth(*auth) if auth else None
         self.timeout_s = timeout_s
 
     def _get(self, path: str) -> httpx.Response:
         try:
-            return client().get(f"{self.base}{path}", timeout=self.timeout_s)
+            return ca_client(self.ca).get(f"{self.base}{path}", timeout=self.timeout_s)
         except httpx.HTTPError as exc:
             raise PatroniUnavailable(f"{self.base}{path}: {type(exc).__name__}") from None
 
@@ -57,7 +61,7 @@ class PatroniClient:
         if self.auth is None:
             raise PatroniUnavailable(f"{path} needs the REST API credentials")
         try:
-            response = client().post(
+            response = ca_client(self.ca).post(
                 f"{self.base}{path}", json=body, auth=self.auth, timeout=timeout_s
             )
         except httpx.HTTPError as exc:
@@ -88,7 +92,7 @@ class PatroniClient:
         try:
             if self.auth is None:
                 raise PatroniUnavailable("changing the config needs the REST API credentials")
-            response = client().patch(
+            response = ca_client(self.ca).patch(
                 f"{self.base}/config", json=changes, auth=self.auth, timeout=self.timeout_s
             )
         except httpx.HTTPError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,11 +16,12 @@ class PgBouncerUnavailable(Unavailable):
 
 
 class PgBouncerAdmin:
-    def __init__(self, host: str, port: int, user: str, password: str) -> None:
+    def __init__(self, host: str, port: int, user: str, password: str, ca: Path) -> None:
         self.host = host
         self.port = port
         self.user = user
         self.password = password
+        self.ca = ca
 
     def _query(self, sql: str) -> list[dict[str, Any]]:
         try:
@@ -29,6 +31,9 @@ class PgBouncerAdmin:
                 dbname="pgbouncer",
                 user=self.user,
                 password=self.password,
+                # PgBouncer refuses clients without TLS; its certificate names this address.
+                sslmode="verify-full",
+                sslrootcert=str(self.ca),
                 connect_timeout=2,
                 autocommit=True,
             ) as conn:
