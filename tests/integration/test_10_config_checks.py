@@ -28,8 +28,8 @@ BIN = PLAN.spec.binaries
 
 
 def haproxy_config_in(scratch: Path, rendered: str | None = None) -> str:
-    """The rendered config, pointed at a real certificate and Lua file in `scratch` (haproxy -c
-    opens both)."""
+    """The rendered config, pointed at a real certificate, CA and Lua file in `scratch`
+    (haproxy -c opens them all)."""
     files = TlsFiles(scratch / "ca.crt", scratch / "ca.key", scratch / "site.pem")
     ensure_tls(files, PLAN.name, ["localhost"], [PLAN.services_address], "root")
     lua = scratch / "hold.lua"
@@ -38,6 +38,7 @@ def haproxy_config_in(scratch: Path, rendered: str | None = None) -> str:
         (rendered or FILES[PLAN.paths.haproxy_config])
         .replace(str(PLAN.paths.haproxy_pem), str(files.haproxy_pem))
         .replace(str(PLAN.paths.haproxy_hold_lua), str(lua))
+        .replace(str(PLAN.paths.ca_cert), str(files.ca_cert))
     )
 
 

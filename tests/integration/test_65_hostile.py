@@ -216,7 +216,7 @@ def test_database_clients_without_tls_are_refused_everywhere(stack: Stack) -> No
                 host=host,
                 port=port,
                 dbname=stack.plan.spec.postgres.database,
-                user=roles.APP,
+                user=stack.hs.secrets.app_login,
                 password=stack.hs.secrets.app_password,
                 sslmode="disable",
             )

@@ -16,12 +16,13 @@ from hastack.runtime.snapshot import (
 )
 from hastack.runtime.supervisor import ProcessInfo
 from hastack.spec import LoadedSpec, MachineFacts, StackSpec, derive_plan, load_spec
-from hastack.spec.secrets import Secrets
+from hastack.spec.secrets import INITIAL_VALUES, Secrets
 
 
 def fixed_secrets() -> Secrets:
     """Deterministic secrets so rendered files can be compared with golden files."""
-    return Secrets(**{name: f"{name}-VALUE" for name in Secrets.names()})
+    values = {name: f"{name}-VALUE" for name in Secrets.names()}
+    return Secrets(**{**values, **INITIAL_VALUES})
 
 
 def load_text(tmp_path: Path, text: str, machine: MachineFacts | None = None) -> LoadedSpec:

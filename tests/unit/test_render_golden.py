@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hastack.render import render_stack
-from hastack.spec import StackSpec, derive_plan
+from hastack.spec import StackSpec, derive_plan, roles
 from tests.unit.factories import fixed_secrets
 
 GOLDEN = Path(__file__).parent.parent / "golden"
@@ -55,7 +55,9 @@ def test_secrets_only_where_needed() -> None:
     files = rendered()
     secrets = fixed_secrets()
     assert secrets.app_password not in files["services__pgbouncer__userlist.txt"]
-    assert secrets.scram("app", secrets.app_password) in files["services__pgbouncer__userlist.txt"]
+    userlist = files["services__pgbouncer__userlist.txt"]
+    for login in roles.APP_LOGINS:  # both: a rotation moves the applications between them
+        assert secrets.scram(login, secrets.password_of(login)) in userlist
     holders = [name for name, text in files.items() if secrets.app_password in text]
     assert holders == ["services__app__app.env"]
 

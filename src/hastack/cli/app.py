@@ -25,7 +25,7 @@ from hastack.ops.init import write_example
 from hastack.ops.lifecycle import destroy, down, restart
 from hastack.ops.logs import follow, log_files, printable, tail
 from hastack.ops.plan import plan_as_dict
-from hastack.ops.secrets import show_secret
+from hastack.ops.secrets import rotate_secret, show_secret
 from hastack.ops.status import stack_status
 from hastack.ops.trust import refuse_untrusted_spec
 from hastack.ops.up import up
@@ -377,6 +377,39 @@ def secrets_show(
 ) -> None:
     """Print one secret's value."""
     out.print(show_secret(stack_of(ctx), name), markup=False)
+
+
+@secrets_app.command("rotate")
+@friendly_errors
+def secrets_rotate(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A secret name (hastack secrets list)."),
+    allow_disruption: bool = typer.Option(
+        False,
+        "--allow-disruption",
+        help="Rotate a secret whose rotation is not yet free of errors (it says what breaks).",
+    ),
+    json_out: bool = typer.Option(False, "--json", help="JSON output (progress on stderr)."),
+) -> None:
+    """Give a secret a new random value across the running stack, then check that the old
+    value is refused. Exit 0 only when it is."""
+    loaded = load_stack(ctx, machine=True)
+    stack = Stack(loaded.plan)
+    result = rotate_secret(
+        stack, name, loaded.path, ConsoleProgress(), allow_disruption=allow_disruption
+    )
+    if json_out:
+        print_json(result.as_dict())
+    else:
+        verdict = {True: "refused", False: "STILL ACCEPTED", None: "not checked"}
+        out.print(
+            f"{name} rotated in {result.elapsed_s:.1f} s; the old value: "
+            f"{verdict[result.old_refused]} ({result.evidence})",
+            markup=False,
+        )
+        if result.reloaded:
+            out.print("  reloaded: " + ", ".join(result.reloaded), markup=False)
+    raise typer.Exit(0 if result.old_refused else 1)
 
 
 bench_app = typer.Typer(help="Benchmarks that print numbers (run them on an idle machine).")

@@ -72,7 +72,9 @@ def print_up_summary(
     )
     out.print()
     out.print("  full connection settings:  hastack env   (eval $(hastack env))", markup=False)
-    out.print("  secrets:                   hastack secrets list | show NAME", markup=False)
+    out.print(
+        "  secrets:                   hastack secrets list | show NAME | rotate NAME", markup=False
+    )
     out.print("  health:                    hastack status", markup=False)
 
 

@@ -17,6 +17,7 @@ from hastack.drills.faults import Action, DrillContext, nothing
 from hastack.errors import HastackError
 from hastack.ops.app import restart_app
 from hastack.ops.cluster import switchover
+from hastack.ops.secrets import rotate_secret
 from hastack.runtime.apptier import reload_haproxy
 from hastack.spec.plan import StackPlan
 
@@ -124,6 +125,31 @@ def _rolling_restart(ctx: DrillContext) -> None:
     ctx.history.mark("fault", "rolling restart of every app instance")
     result = restart_app(ctx.stack, rolling=True)
     ctx.history.mark("note", f"rolling restart done in {result.elapsed_s:.1f} s")
+
+
+ROTATED_IN_DRILL = (
+    "app_password",
+    "redis_password",
+    "haproxy_stats_password",
+    "pgbouncer_admin_password",
+    "patroni_rest_password",
+    "monitor_password",
+    "readonly_password",
+    "rewind_password",
+    "replication_password",
+    "postgres_password",
+)
+"""Every secret whose rotation promises no error. Not the load-test token: the drill's own
+clients carry it, and would be rate limited once it changed."""
+
+
+def _rotate_secrets(ctx: DrillContext) -> None:
+    for name in ROTATED_IN_DRILL:
+        ctx.history.mark("fault", f"hastack secrets rotate {name}")
+        result = rotate_secret(ctx.stack, name)
+        if not result.old_refused:
+            raise HastackError(f"after rotating {name}, the old value: {result.evidence}")
+        ctx.history.mark("note", f"{name} rotated in {result.elapsed_s:.1f} s, old refused")
 
 
 ETCD_OUTAGE = Scenario(
@@ -268,6 +294,15 @@ WEB_SCENARIOS = [
         expect=Expectation(zero_failed_requests=True),
         tier="web",
         volume_load=True,
+    ),
+    Scenario(
+        "secret-rotation",
+        "every secret whose rotation promises no error rotated in turn under HTTP load "
+        "(Redis's password restarts every app instance, one at a time)",
+        inject=_rotate_secrets,
+        expect=Expectation(zero_failed_requests=True),
+        tier="web",
+        slow=True,
     ),
     Scenario(
         "db-failover-under-http-load",

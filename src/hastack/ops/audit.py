@@ -307,7 +307,7 @@ def _database_refuses_plaintext(stack: Stack) -> Check:
                 host=host,
                 port=port,
                 dbname=plan.spec.postgres.database,
-                user=roles.APP,
+                user=stack.secrets.app_login,
                 password=stack.secrets.app_password,
                 connect_timeout=int(TIMEOUT_S),
                 sslmode="disable",

@@ -64,7 +64,7 @@ def bench_paths(stack: Stack, leader: str) -> dict[str, Any]:
     db = plan.spec.postgres.database
     node = plan.node(leader)
     svc = plan.services_address
-    app = (roles.APP, stack.secrets.app_password)
+    app = (stack.secrets.app_login, stack.secrets.app_password)
     tls = {"sslmode": "verify-full", "sslrootcert": str(plan.paths.ca_cert)}
     plain = {"sslmode": "disable"}
     places = {

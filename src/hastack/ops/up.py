@@ -94,6 +94,7 @@ class _Run:
         self.sup = stack.supervisor
         self.t0 = stack.clock.monotonic()
         self.result = UpResult()
+        self.applied_live: frozenset[str] = frozenset()
 
     def since(self) -> float:
         return self.stack.clock.monotonic() - self.t0
@@ -118,10 +119,19 @@ class _Run:
         self.result.started += started
 
 
-def up(stack: Stack, spec_file: Path | None = None, progress: Progress | None = None) -> UpResult:
+def up(
+    stack: Stack,
+    spec_file: Path | None = None,
+    progress: Progress | None = None,
+    applied_live: frozenset[str] = frozenset(),
+) -> UpResult:
     """Bring `stack` to its spec. `spec_file`: the spec it was loaded from; a copy is kept
-    in the state directory for the installed CLI and the watcher."""
+    in the state directory for the installed CLI and the watcher. `applied_live`: programs
+    (by name) whose changed config the caller already applied to the running process, so
+    they are neither reloaded nor restarted (a secret rotation: Redis took its new password
+    through ACL SETUSER and must not restart)."""
     run = _Run(stack, progress or NullProgress())
+    run.applied_live = applied_live
     preflight(stack.plan)
     run.progress.step(f"preparing {stack.plan.paths.state_dir}")
     marker = claim_state_dir(stack.plan)
@@ -391,7 +401,7 @@ def _reload_changed(run: _Run, changed: list[RenderedFile]) -> bool:
     stack = run.stack
     programs = {p.name: p for p in stack.programs()}
     for name in sorted({f.program for f in changed if f.program}):
-        if name in run.result.started:
+        if name in run.result.started or name in run.applied_live:
             continue
         if name == "app":
             running = [p for p in stack.programs("app") if p.name not in run.result.started]

@@ -33,6 +33,9 @@ max_client_conn = {pgb.max_client_conn}
 default_pool_size = {plan.pool.default_pool_size}
 reserve_pool_size = {plan.pool.reserve_pool_size}
 reserve_pool_timeout = 3
+; Per database, whichever user: while a rotation moves applications from one login to the
+; other, two pools share what max_connections was sized for (PgBouncer evicts idle ones).
+max_db_connections = {plan.pool.default_pool_size + plan.pool.reserve_pool_size}
 ; A failover must not be stretched by PgBouncer's own back-off (default 15 s).
 server_login_retry = {pgb.server_login_retry_ms / 1000:g}
 server_connect_timeout = {pgb.server_connect_timeout_s}
@@ -58,7 +61,9 @@ def render_pgbouncer_auth(plan: StackPlan, secrets: Secrets) -> str:
     """auth_file with SCRAM verifiers identical to the server's, so PgBouncer can log in to
     PostgreSQL with the client's proof and never holds a plaintext password."""
     users = {
-        roles.APP: secrets.app_password,
+        # Both application logins: during a rotation of app_password, instances that have
+        # not restarted yet still use the other one.
+        **{login: secrets.password_of(login) for login in roles.APP_LOGINS},
         roles.READONLY: secrets.readonly_password,
         roles.PGBOUNCER_ADMIN: secrets.pgbouncer_admin_password,
     }

@@ -24,20 +24,26 @@ def _ensure_role(conn: psycopg.Connection[tuple[object, ...]], role: str, login:
         )
 
 
+def _member_of(conn: psycopg.Connection[tuple[object, ...]], member: str, role: str) -> bool:
+    row = conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (member, role)).fetchone()
+    return bool(row and row[0])
+
+
 def ensure_database(stack: Stack, leader: str) -> None:
     """`app_owner` owns the database and its objects; `app` gets DML through default
-    privileges and owns nothing, so row-level security applies to it; `readonly` reads."""
+    privileges and owns nothing, so row-level security applies to it, and applications log
+    in as one of its two members (APP_LOGINS); `readonly` reads."""
     db = stack.plan.spec.postgres.database
     secrets = stack.secrets
     app, ro, owner = roles.APP, roles.READONLY, roles.OWNER
-    logins = (
-        (app, secrets.app_password),
-        (ro, secrets.readonly_password),
-        (roles.MONITOR, secrets.monitor_password),
-    )
+    logins = [(login, secrets.password_of(login)) for login in roles.APP_LOGINS]
+    logins += [(ro, secrets.readonly_password), (roles.MONITOR, secrets.monitor_password)]
     try:
         with stack.connect(leader, "postgres") as conn:
             _ensure_role(conn, owner, login=False)
+            _ensure_role(conn, app, login=False)
+            # A stack from before the two logins had `app` log in itself.
+            conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(app)))
             for role, password in logins:
                 _ensure_role(conn, role, login=True)
                 # The same verifier PgBouncer holds, so it can log in with the client's proof.
@@ -46,6 +52,11 @@ def ensure_database(stack: Stack, leader: str) -> None:
                         sql.Identifier(role), sql.Literal(secrets.scram(role, password))
                     )
                 )
+            for login in roles.APP_LOGINS:
+                if not _member_of(conn, login, app):
+                    conn.execute(
+                        sql.SQL("GRANT {} TO {}").format(sql.Identifier(app), sql.Identifier(login))
+                    )
             for reader in (ro, roles.MONITOR):
                 conn.execute(
                     sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(

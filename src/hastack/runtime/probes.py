@@ -35,6 +35,8 @@ def probe_liveness(node: WatchNode, timeout_s: float) -> Probe:
         ca_client(node.rest_ca).get(f"{node.rest_url}/liveness", timeout=timeout_s)
     except httpx.HTTPError as exc:
         return _http_failure(exc)
+    except OSError:  # the CA cannot be read: nothing can be asked
+        return "timeout"
     return "ok"
 
 
@@ -53,7 +55,7 @@ def probe_member(node: WatchNode, timeout_s: float) -> MemberInfo:
     does not answer in time: unknown, never "not primary")."""
     try:
         body = ca_client(node.rest_ca).get(f"{node.rest_url}/patroni", timeout=timeout_s).json()
-    except (httpx.HTTPError, ValueError):
+    except (httpx.HTTPError, ValueError, OSError):
         return MemberInfo()
     role, state, seen = body.get("role"), body.get("state"), body.get("dcs_last_seen")
     return MemberInfo(

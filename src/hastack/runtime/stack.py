@@ -69,6 +69,10 @@ class Stack:
         """Every secret, read once; a HastackError when the stack was never brought up."""
         return secret_store.load(self.plan.paths.secrets_dir, self.name)
 
+    def forget_secrets(self) -> None:
+        """After a rotation: the next use reads the stored secrets again."""
+        self.__dict__.pop("secrets", None)
+
     def secrets_or_none(self) -> Secrets | None:
         """For read-only views (`status`): what can be probed without secrets still is."""
         try:
@@ -177,11 +181,12 @@ class Stack:
         return connection_settings(self.plan, self.secrets)
 
     def node_url(self, node: str) -> str:
-        """The app role's DSN straight to one node (a client that bypasses the balancer)."""
+        """The application login's DSN straight to one node (a client that bypasses the
+        balancer)."""
         n = self.plan.node(node)
         pg = self.plan.spec.postgres
         return pg_url(
-            roles.APP,
+            self.secrets.app_login,
             self.secrets.app_password,
             n.address,
             pg.port,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from hastack.spec import roles
 from hastack.spec.plan import StackPlan
 from hastack.spec.secrets import Secrets
 
@@ -23,19 +22,20 @@ def pg_url(
 
 def connection_settings(plan: StackPlan, secrets: Secrets) -> dict[str, str]:
     """DATABASE_URL (PgBouncer, read-write), DATABASE_URL_RO (PgBouncer, replicas),
-    DATABASE_URL_DIRECT (HAProxy read-write, no pooler), REDIS_URL. All as the `app` role."""
+    DATABASE_URL_DIRECT (HAProxy read-write, no pooler), REDIS_URL. All as the current
+    application login (a member of the `app` role)."""
     spec = plan.spec
     host = plan.services_address
     rw_db, ro_db = plan.pgbouncer_databases
-    pw = secrets.app_password
+    pw, login = secrets.app_password, secrets.app_login
     ca = plan.paths.ca_cert
     app = {"APP_URL": plan.app_url} if plan.app_instances else {}
     return {
         **app,
-        "DATABASE_URL": pg_url(roles.APP, pw, host, spec.pgbouncer.port, rw_db, ca),
-        "DATABASE_URL_RO": pg_url(roles.APP, pw, host, spec.pgbouncer.port, ro_db, ca),
+        "DATABASE_URL": pg_url(login, pw, host, spec.pgbouncer.port, rw_db, ca),
+        "DATABASE_URL_RO": pg_url(login, pw, host, spec.pgbouncer.port, ro_db, ca),
         "DATABASE_URL_DIRECT": pg_url(
-            roles.APP, pw, host, spec.haproxy.rw_port, spec.postgres.database, ca
+            login, pw, host, spec.haproxy.rw_port, spec.postgres.database, ca
         ),
         "REDIS_URL": (
             f"redis://:{quote(secrets.redis_password, safe='')}@{host}:{spec.redis.port}/0"

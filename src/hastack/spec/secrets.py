@@ -11,6 +11,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass, fields
 
+from hastack.spec import roles
+
 SCRAM_ITERATIONS = 4096
 """PostgreSQL's default iteration count for SCRAM-SHA-256."""
 
@@ -19,7 +21,13 @@ SECRET_PURPOSES = {
     "postgres_password": "PostgreSQL superuser `postgres`",
     "replication_password": "PostgreSQL role `replicator` (streaming replication)",
     "rewind_password": "PostgreSQL role `rewind` (pg_rewind after a failover)",
-    "app_password": "PostgreSQL role `app` (applications: DML only, owns nothing)",
+    "app_password": (
+        "the applications' PostgreSQL password: that of the login `app_login` names, which has "
+        "role `app`'s rights (DML only, owns nothing)"
+    ),
+    "app_login": "which login applications use now, app_a or app_b (a name, not a secret)",
+    "app_a_password": "PostgreSQL login `app_a` (app_password while app_login is app_a)",
+    "app_b_password": "PostgreSQL login `app_b` (app_password while app_login is app_b)",
     "readonly_password": "PostgreSQL role `readonly` (SELECT only)",
     "monitor_password": "PostgreSQL role `monitor` (pg_monitor: statistics, no table data)",
     "patroni_rest_password": "Patroni REST API user `patroni` (switchover, restart, config)",
@@ -30,7 +38,45 @@ SECRET_PURPOSES = {
     "load_test_token": "X-Hastack-Load value exempting drills and benchmarks from the edge limit",
     "scram_salt_seed": "seed of the per-role SCRAM salts, so verifiers are stable (not a password)",
 }
-"""Every secret of a stack and what it is for; `hastack secrets list` prints this."""
+"""Every secret of a stack and what it is for; `hastack secrets list` prints this. All are
+stored (a file each) but app_password, which is that of the login app_login names."""
+
+ROLE_PASSWORDS = {
+    "postgres_password": roles.SUPERUSER,
+    "replication_password": roles.REPLICATION,
+    "rewind_password": roles.REWIND,
+    "app_a_password": roles.APP_LOGINS[0],
+    "app_b_password": roles.APP_LOGINS[1],
+    "readonly_password": roles.READONLY,
+    "monitor_password": roles.MONITOR,
+}
+"""The stored secrets that are a PostgreSQL role's password, and that role."""
+
+INITIAL_VALUES = {"app_login": roles.APP_LOGINS[0]}
+"""Values a new stack starts with instead of a random one."""
+
+ROTATION_DISRUPTS = {
+    "app_secret_key": (
+        "every session cookie and signed download URL issued before is refused afterwards: "
+        "users sign in again"
+    ),
+}
+"""Secrets whose rotation is not yet free of errors, and what it breaks (`hastack secrets
+rotate` asks for --allow-disruption)."""
+
+NOT_ROTATED = {
+    "scram_salt_seed": (
+        "it is not a password (it only makes the SCRAM verifiers stable); rotate the "
+        "passwords themselves"
+    ),
+    "app_login": "it is not a secret: each rotation of app_password switches it",
+    **dict.fromkeys(
+        ("app_a_password", "app_b_password"),
+        "rotate app_password: it gives the idle login a new password, moves the "
+        "applications to it, then retires the other",
+    ),
+}
+"""Secrets `hastack secrets rotate` refuses, and why."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +86,9 @@ class Secrets:
     postgres_password: str
     replication_password: str
     rewind_password: str
-    app_password: str
+    app_a_password: str
+    app_b_password: str
+    app_login: str
     readonly_password: str
     monitor_password: str
     patroni_rest_password: str
@@ -54,6 +102,23 @@ class Secrets:
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+    @property
+    def app_password(self) -> str:
+        return self.password_of(self.app_login)
+
+    @property
+    def app_standby_login(self) -> str:
+        return next(login for login in roles.APP_LOGINS if login != self.app_login)
+
+    @property
+    def app_standby_password(self) -> str:
+        return self.password_of(self.app_standby_login)
+
+    def password_of(self, login: str) -> str:
+        """An application login's password (app_a, app_b)."""
+        value: str = getattr(self, f"{login}_password")
+        return value
 
     def scram(self, role: str, password: str) -> str:
         """The SCRAM-SHA-256 verifier PostgreSQL and PgBouncer store for `role`."""

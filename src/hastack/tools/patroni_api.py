@@ -34,9 +34,16 @@ class PatroniClient:
         self.auth = httpx.BasicAuth(*auth) if auth else None
         self.timeout_s = timeout_s
 
-    def _get(self, path: str) -> httpx.Response:
+    def _client(self) -> httpx.Client:
         try:
-            return ca_client(self.ca).get(f"{self.base}{path}", timeout=self.timeout_s)
+            return ca_client(self.ca)
+        except OSError:  # no CA yet: the stack was never brought up
+            raise PatroniUnavailable(f"{self.base}: no CA at {self.ca}", "hastack up") from None
+
+    def _get(self, path: str) -> httpx.Response:
+        client = self._client()
+        try:
+            return client.get(f"{self.base}{path}", timeout=self.timeout_s)
         except httpx.HTTPError as exc:
             raise PatroniUnavailable(f"{self.base}{path}: {type(exc).__name__}") from None
 
@@ -60,8 +67,9 @@ class PatroniClient:
     def _post(self, path: str, body: dict[str, Any], timeout_s: float) -> tuple[int, str]:
         if self.auth is None:
             raise PatroniUnavailable(f"{path} needs the REST API credentials")
+        client = self._client()
         try:
-            response = ca_client(self.ca).post(
+            response = client.post(
                 f"{self.base}{path}", json=body, auth=self.auth, timeout=timeout_s
             )
         except httpx.HTTPError as exc:
