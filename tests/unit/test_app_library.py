@@ -292,6 +292,31 @@ def test_one_key_per_purpose_derived_from_the_app_secret() -> None:
         derive_key("", SESSIONS)
 
 
+def test_a_rotation_accepts_other_keys_for_a_time_but_signs_with_one() -> None:
+    env = {
+        "DATABASE_URL": "postgresql://x",
+        "HASTACK_APP_SECRET": "new",
+        "HASTACK_APP_SECRETS_ACCEPTED": "old",
+        "HASTACK_APP_SECRETS_ACCEPTED_UNTIL": "2000",
+    }
+    settings = AppSettings.from_env(env)
+    assert settings.session_keys(now=1999) == (
+        derive_key("new", SESSIONS),
+        derive_key("old", SESSIONS),
+    )
+    assert settings.session_keys(now=2000) == (derive_key("new", SESSIONS),)  # grace over
+    old_url = sign_url(derive_key("old", SIGNED_URLS), "/files/a.csv", ttl_s=5000, now=1000)
+    assert verify_url(settings.url_keys(now=1999), old_url, now=1999) == "/files/a.csv"
+    with pytest.raises(SignatureError, match="bad signature"):
+        verify_url(settings.url_keys(now=2000), old_url, now=2000)
+    cookie = sign(derive_key("old", SESSIONS), "session-1")
+    assert unsign(settings.session_keys(now=1999), cookie) == "session-1"
+    assert unsign(settings.session_keys(now=2000), cookie) is None
+    # Without the variables: the one key, nothing else accepted.
+    plain = AppSettings.from_env({"DATABASE_URL": "postgresql://x", "HASTACK_APP_SECRET": "k"})
+    assert plain.session_keys() == (derive_key("k", SESSIONS),)
+
+
 def test_an_app_without_a_secret_refuses_to_start() -> None:
     with pytest.raises(RuntimeError, match="HASTACK_APP_SECRET is empty"):
         create_app([], settings=AppSettings(database_url="postgresql://x"), configure_logs=False)
@@ -306,5 +331,5 @@ def test_verifying_with_an_empty_secret_is_refused() -> None:
 def test_an_overlong_bearer_token_is_refused_without_a_lookup() -> None:
     import asyncio
 
-    auth = Authenticator(db=None, redis_client=None, secret="k", cache_s=30)  # type: ignore[arg-type]
+    auth = Authenticator(db=None, redis_client=None, keys=lambda: ("k",), cache_s=30)  # type: ignore[arg-type]
     assert asyncio.run(auth._from_token("hst_" + "x" * 10_000)) is None

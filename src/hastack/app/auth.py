@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +19,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from hastack.app.db import Database
+from hastack.app.keys import SESSION_TTL_S
 from hastack.app.tokens import hash_token
 
 SESSION_COOKIE = "hastack_session"
-SESSION_TTL_S = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,11 @@ def sign(secret: str, value: str) -> str:
     return f"{value}.{mac}"
 
 
-def unsign(secret: str, signed: str) -> str | None:
+def unsign(secret: str | Sequence[str], signed: str) -> str | None:
+    """The value, if any of the keys signed it (a rotation accepts more than one)."""
+    keys = [secret] if isinstance(secret, str) else secret
     value, _, _mac = signed.rpartition(".")
-    if value and hmac.compare_digest(sign(secret, value), signed):
+    if value and any(hmac.compare_digest(sign(key, value), signed) for key in keys):
         return value
     return None
 
@@ -57,11 +60,16 @@ WHERE u.id = %s GROUP BY u.id, u.name
 
 class Authenticator:
     def __init__(
-        self, db: Database, redis_client: aioredis.Redis | None, secret: str, cache_s: float
+        self,
+        db: Database,
+        redis_client: aioredis.Redis | None,
+        keys: Callable[[], Sequence[str]],
+        cache_s: float,
     ) -> None:
+        """`keys()`: the session key that signs, then those still accepted (a rotation)."""
         self.db = db
         self.redis = redis_client
-        self.secret = secret
+        self.keys = keys
         self.cache_s = cache_s
         # Bounded: unknown tokens are cached too (a miss costs a query), and random ones
         # must not grow the process without end.
@@ -111,7 +119,7 @@ class Authenticator:
         return Principal(user_id=int(row[0]), name=str(row[1]), sites=frozenset(row[2]))
 
     async def _from_session(self, cookie: str) -> Principal | None:
-        session_id = unsign(self.secret, cookie)
+        session_id = unsign(self.keys(), cookie)
         if session_id is None or self.redis is None:
             return None
         try:
@@ -141,7 +149,7 @@ class Authenticator:
             await self.redis.expire(f"hastack/session/{session_id}", SESSION_TTL_S)
         except redis.exceptions.RedisError:
             raise HTTPException(503, "sessions are unavailable while Redis is down") from None
-        return principal, sign(self.secret, session_id)
+        return principal, sign(self.keys()[0], session_id)
 
     async def logout(self, principal: Principal) -> None:
         if principal.session_id and self.redis is not None:

@@ -73,7 +73,7 @@ def create_app(
         db=db,
         redis=client,
         limiter=RateLimiter(settings.redis_url, settings.rate_limits, metrics),
-        auth=Authenticator(db, client, settings.session_key, settings.token_cache_s),
+        auth=Authenticator(db, client, settings.session_keys, settings.token_cache_s),
         cache=Cache(client, metrics),
     )
     health = Health(db, client, settings.degraded_without_redis)

@@ -9,6 +9,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 SESSIONS = "sessions"
 SIGNED_URLS = "signed-urls"
 
+SESSION_TTL_S = 24 * 3600
+"""A session's life; also how long a rotated-out key keeps verifying by default, so that no
+one is signed out by a rotation."""
+
 
 def derive_key(secret: str, purpose: str) -> str:
     """HKDF-SHA256 of the app secret for one purpose (hex)."""

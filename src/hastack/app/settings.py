@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -12,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from hastack.app.keys import SESSIONS, SIGNED_URLS, derive_key
+
+
+@functools.lru_cache(maxsize=16)
+def _derived(secret: str, purpose: str) -> str:
+    return derive_key(secret, purpose)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,13 @@ class AppSettings:
     redis_url: str | None = None
     secret_key: str = ""
     """Signs session cookies and download URLs (HASTACK_APP_SECRET)."""
+    accepted_secret_keys: tuple[str, ...] = ()
+    """Other keys whose cookies and URLs are still accepted, never used to sign
+    (HASTACK_APP_SECRETS_ACCEPTED, comma-separated): the next key while a rotation rolls
+    out, then the previous one for a grace period."""
+    accepted_until: float = 0.0
+    """Epoch seconds after which accepted_secret_keys are refused
+    (HASTACK_APP_SECRETS_ACCEPTED_UNTIL)."""
     tenant_header: str = "X-Site-ID"
     rate_limits: RateLimits = field(default_factory=RateLimits)
     replica_max_lag_s: float = 1.0
@@ -54,6 +68,18 @@ class AppSettings:
     def url_key(self) -> str:
         return derive_key(self.secret_key, SIGNED_URLS)
 
+    def session_keys(self, now: float | None = None) -> tuple[str, ...]:
+        """The signing key first, then every accepted one still within its time."""
+        return (self.session_key, *self._accepted(SESSIONS, now))
+
+    def url_keys(self, now: float | None = None) -> tuple[str, ...]:
+        return (self.url_key, *self._accepted(SIGNED_URLS, now))
+
+    def _accepted(self, purpose: str, now: float | None) -> tuple[str, ...]:
+        if (time.time() if now is None else now) >= self.accepted_until:
+            return ()
+        return tuple(_derived(key, purpose) for key in self.accepted_secret_keys)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AppSettings:
         env = os.environ if env is None else env
@@ -75,6 +101,10 @@ class AppSettings:
             database_url_ro=env.get("DATABASE_URL_RO"),
             redis_url=env.get("REDIS_URL"),
             secret_key=env.get("HASTACK_APP_SECRET", ""),
+            accepted_secret_keys=tuple(
+                k for k in env.get("HASTACK_APP_SECRETS_ACCEPTED", "").split(",") if k
+            ),
+            accepted_until=float(env.get("HASTACK_APP_SECRETS_ACCEPTED_UNTIL", "0") or 0),
             instance=env.get("HASTACK_INSTANCE", ""),
             **values,
         )

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 
@@ -27,9 +28,11 @@ def sign_url(secret: str, path: str, ttl_s: int, now: float | None = None) -> st
     return f"{path}?{query}"
 
 
-def verify_url(secret: str, url: str, now: float | None = None) -> str:
-    """The signed path, or SignatureError saying why not."""
-    if not secret:
+def verify_url(secret: str | Sequence[str], url: str, now: float | None = None) -> str:
+    """The signed path, or SignatureError saying why not. `secret` may be several keys (the
+    signing key and those still accepted during a rotation): any of them verifies."""
+    keys = [secret] if isinstance(secret, str) else list(secret)
+    if not all(keys) or not keys:
         raise ValueError("a secret key is needed to verify URLs")
     parts = urlsplit(url)
     query = parse_qs(parts.query)
@@ -38,7 +41,7 @@ def verify_url(secret: str, url: str, now: float | None = None) -> str:
         signature = query["signature"][0]
     except (KeyError, ValueError, IndexError):
         raise SignatureError("missing signature") from None
-    if not hmac.compare_digest(signature, _mac(secret, parts.path, expires)):
+    if not any(hmac.compare_digest(signature, _mac(k, parts.path, expires)) for k in keys):
         raise SignatureError("bad signature")
     if (time.time() if now is None else now) > expires:
         raise SignatureError("link expired")

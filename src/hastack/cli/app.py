@@ -25,7 +25,7 @@ from hastack.ops.init import write_example
 from hastack.ops.lifecycle import destroy, down, restart
 from hastack.ops.logs import follow, log_files, printable, tail
 from hastack.ops.plan import plan_as_dict
-from hastack.ops.secrets import rotate_secret, show_secret
+from hastack.ops.secrets import DEFAULT_GRACE_S, rotate_secret, show_secret
 from hastack.ops.status import stack_status
 from hastack.ops.trust import refuse_untrusted_spec
 from hastack.ops.up import up
@@ -384,32 +384,39 @@ def secrets_show(
 def secrets_rotate(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="A secret name (hastack secrets list)."),
-    allow_disruption: bool = typer.Option(
-        False,
-        "--allow-disruption",
-        help="Rotate a secret whose rotation is not yet free of errors (it says what breaks).",
+    grace_s: float = typer.Option(
+        DEFAULT_GRACE_S,
+        "--grace-s",
+        min=0,
+        help=(
+            "app_secret_key: seconds that cookies and URLs signed with the old key stay "
+            "valid (default: a session's life; 0 signs everyone out)."
+        ),
     ),
     json_out: bool = typer.Option(False, "--json", help="JSON output (progress on stderr)."),
 ) -> None:
     """Give a secret a new random value across the running stack, then check that the old
-    value is refused. Exit 0 only when it is."""
+    value is refused (app_secret_key: accepted until its grace period ends, then refused).
+    Exit 0 only when it is."""
     loaded = load_stack(ctx, machine=True)
     stack = Stack(loaded.plan)
-    result = rotate_secret(
-        stack, name, loaded.path, ConsoleProgress(), allow_disruption=allow_disruption
-    )
+    result = rotate_secret(stack, name, loaded.path, ConsoleProgress(), grace_s=grace_s)
     if json_out:
         print_json(result.as_dict())
     else:
-        verdict = {True: "refused", False: "STILL ACCEPTED", None: "not checked"}
+        verdict = {True: "refused", False: "STILL ACCEPTED", None: "not checked"}[
+            result.old_refused
+        ]
+        if result.grace_until is not None and result.ok:
+            verdict = "accepted until the grace period ends, refused after"
         out.print(
-            f"{name} rotated in {result.elapsed_s:.1f} s; the old value: "
-            f"{verdict[result.old_refused]} ({result.evidence})",
+            f"{name} rotated in {result.elapsed_s:.1f} s; the old value: {verdict} "
+            f"({result.evidence})",
             markup=False,
         )
         if result.reloaded:
             out.print("  reloaded: " + ", ".join(result.reloaded), markup=False)
-    raise typer.Exit(0 if result.old_refused else 1)
+    raise typer.Exit(0 if result.ok else 1)
 
 
 bench_app = typer.Typer(help="Benchmarks that print numbers (run them on an idle machine).")

@@ -270,7 +270,7 @@ async def download(request: Request) -> Response:
     services = services_of(request.app)
     try:
         path = verify_url(
-            services.settings.url_key, str(request.url.path) + "?" + request.url.query
+            services.settings.url_keys(), str(request.url.path) + "?" + request.url.query
         )
     except SignatureError as exc:
         raise HTTPException(403, str(exc)) from None

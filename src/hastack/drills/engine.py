@@ -251,6 +251,7 @@ def _targets(stack: Stack, primary: str, pinned: bool) -> Targets:
         ro=env["DATABASE_URL_RO"],
         pinned=stack.node_url(primary) if pinned else None,
         node_by_address={n.address: n.name for n in stack.plan.postgres_nodes},
+        login=lambda: (stack.secrets.app_login, stack.secrets.app_password),
     )
 
 

@@ -57,6 +57,10 @@ class Targets:
     pinned: str | None
     """A DSN straight to the primary at the start (a client with a stale route)."""
     node_by_address: dict[str, str]
+    login: Callable[[], tuple[str, str]] | None = None
+    """The application login and password as the stack stores them now: each new connection
+    uses them, as an application restarted with `hastack env`'s values would (a rotation of
+    app_password retires the login the drill started with)."""
 
 
 def node_name(targets: Targets, address: object) -> str | None:
@@ -65,17 +69,29 @@ def node_name(targets: Targets, address: object) -> str | None:
 
 
 class _Worker(threading.Thread):
-    def __init__(self, name: str, dsn: str, history: History, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        name: str,
+        dsn: str,
+        history: History,
+        stop: threading.Event,
+        login: Callable[[], tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(name=f"drill-{name}", daemon=True)
         self.writer = name
         self.dsn = dsn
+        self.login = login
         self.history = history
         self.stop_event = stop
         self.conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self.warned = False
 
     def connect(self) -> psycopg.Connection[tuple[Any, ...]]:
-        conn = psycopg.connect(self.dsn, **CONNECT_ARGS)
+        credentials: dict[str, Any] = {}
+        if self.login is not None:
+            user, password = self.login()
+            credentials = {"user": user, "password": password}
+        conn = psycopg.connect(self.dsn, **CONNECT_ARGS, **credentials)
         conn.add_notice_handler(self._notice)
         return conn
 
@@ -143,7 +159,7 @@ class Writer(_Worker):
         targets: Targets,
         interval_s: float,
     ) -> None:
-        super().__init__(name, dsn, history, stop)
+        super().__init__(name, dsn, history, stop, targets.login)
         self.ids = ids
         self.targets = targets
         self.interval_s = interval_s
@@ -242,7 +258,7 @@ class Workload:
             "url": lambda: Writer("url", targets.url, *args),
             "direct": lambda: Writer("direct", targets.direct, *args),
             "transfer": lambda: TransferWriter("transfer", targets.url, *args),
-            "ro": lambda: Reader("ro", targets.ro, history, self.stop_event),
+            "ro": lambda: Reader("ro", targets.ro, history, self.stop_event, targets.login),
             "pinned": lambda: Writer("pinned", targets.pinned or "", *args),
         }
         self.workers: list[_Worker] = [

@@ -19,7 +19,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from hastack.app.keys import SIGNED_URLS, derive_key
+from hastack.app.keys import SESSION_TTL_S, SIGNED_URLS, derive_key
 from hastack.app.signing import sign_url
 from hastack.errors import HastackError
 from hastack.ops.up import up
@@ -29,10 +29,15 @@ from hastack.runtime.locks import exclusive
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
 from hastack.spec import roles
-from hastack.spec.secrets import NOT_ROTATED, ROLE_PASSWORDS, ROTATION_DISRUPTS, SECRET_PURPOSES
+from hastack.spec.secrets import NOT_ROTATED, ROLE_PASSWORDS, SECRET_PURPOSES
 
 Answer = tuple[bool | None, str]
 """Whether the old value is refused (None: the question could not be asked), and the evidence."""
+
+
+DEFAULT_GRACE_S = float(SESSION_TTL_S)
+"""How long cookies and URLs signed with a rotated-out app key stay valid: a session's life,
+so that a rotation signs no one out."""
 
 
 def show_secret(stack: Stack, name: str) -> str:
@@ -56,15 +61,26 @@ class RotationResult:
     reloaded: list[str]
     """What `up` reloaded or restarted to take the new value."""
     old_refused: bool | None
-    """Whether the live component refuses the old value (None: it could not be asked)."""
+    """Whether the live component refuses the old value now (None: it could not be asked)."""
     evidence: str
+    grace_until: float | None = None
+    """app_secret_key: the old key is accepted until then, by design (epoch seconds)."""
+
+    @property
+    def ok(self) -> bool:
+        """The old value is treated as promised: refused, or within its grace accepted."""
+        if self.grace_until is not None and time.time() < self.grace_until:
+            return self.old_refused is False
+        return self.old_refused is True
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "secret": self.secret,
+            "ok": self.ok,
             "elapsed_s": self.elapsed_s,
             "reloaded": self.reloaded,
             "old_refused": self.old_refused,
+            "grace_until": self.grace_until,
             "evidence": self.evidence,
         }
 
@@ -74,30 +90,36 @@ def rotate_secret(
     name: str,
     spec_file: Path | None = None,
     progress: Progress | None = None,
-    allow_disruption: bool = False,
+    grace_s: float = DEFAULT_GRACE_S,
 ) -> RotationResult:
     """Give secret `name` a new random value across the running stack. `stack` reads the
-    secrets again afterwards (a drill goes on using it)."""
+    secrets again afterwards (a drill goes on using it). `grace_s` (app_secret_key only): how
+    long cookies and URLs signed with the old key stay valid (default: a session's life)."""
     progress = progress or NullProgress()
     _known(name)
     if name in NOT_ROTATED:
         raise HastackError(f"{name} is not rotated: {NOT_ROTATED[name]}")
-    if name in ROTATION_DISRUPTS and not allow_disruption:
-        raise HastackError(
-            f"rotating {name} is not yet free of errors: {ROTATION_DISRUPTS[name]}",
-            f"hastack secrets rotate {name} --allow-disruption (when that is acceptable)",
-        )
     t0 = time.monotonic()
     paths = stack.plan.paths
-    with exclusive(paths.state_dir / "rotate.lock", "hastack secrets rotate", 60, progress):
+    # `up`'s own lock, held across every step: no other `up` (an operator's, the watcher's)
+    # may render the configs half way through, with one value stored and not yet applied.
+    with exclusive(paths.up_lock, "hastack up or secrets rotate", 900, progress):
         rotation = _Rotation(stack, name, spec_file, progress)
         old = getattr(stack.secrets, name)
+        grace_until = None
         if name == "app_password":
             old_login = stack.secrets.app_login
             _move_app_login(rotation)
             refused, evidence = _refused_once_reloaded(
                 lambda: _app_login_refuses(stack, old_login, old)
             )
+        elif name == "app_secret_key":
+            grace_until = _move_app_key(rotation, grace_s)
+
+            def ask() -> Answer:
+                return old_secret_refused(stack, name, old)
+
+            refused, evidence = _refused_once_reloaded(ask) if grace_s <= 0 else ask()
         else:
             _replace(rotation, name)
             refused, evidence = _refused_once_reloaded(lambda: old_secret_refused(stack, name, old))
@@ -107,6 +129,7 @@ def rotate_secret(
         reloaded=sorted(set(rotation.reloaded)),
         old_refused=refused,
         evidence=evidence,
+        grace_until=grace_until if grace_s > 0 else None,
     )
 
 
@@ -156,6 +179,31 @@ def _replace(rotation: _Rotation, name: str) -> None:
     if name == "redis_password":
         progress.step("Redis drops the old password (every instance has restarted)")
         stack.redis().remove_password(old)
+
+
+ROLLOUT_S = 3600.0
+"""How long the next app key is accepted before it signs: enough for every instance to
+restart onto it; a rotation cut short leaves it accepted no longer than this."""
+
+
+def _move_app_key(rotation: _Rotation, grace_s: float) -> float:
+    """Two rollouts, so no instance ever meets a cookie it cannot verify: every instance
+    first accepts the new key (still signing with the old), then signs with the new one and
+    accepts the old for `grace_s` seconds. Returns when the old key stops being accepted."""
+    stack, progress = rotation.stack, rotation.progress
+    old, new = stack.secrets.app_secret_key, secret_store.new_value()
+    progress.step("every app instance accepts the new key (the old one still signs)")
+    rotation.store("app_secret_key_accepted_until", str(int(time.time() + ROLLOUT_S)))
+    rotation.store("app_secret_key_accepted", new)
+    rotation.converge()
+    progress.step(f"the new key signs; the old one is accepted for {grace_s:g} s more")
+    until = time.time() + grace_s
+    rotation.store("app_secret_key_accepted_until", str(int(until)))
+    # No grace: the old key is not even written down any more.
+    rotation.store("app_secret_key_accepted", old if grace_s > 0 else "")
+    rotation.store("app_secret_key", new)
+    rotation.converge()
+    return until
 
 
 def _move_app_login(rotation: _Rotation) -> None:
@@ -337,8 +385,9 @@ def _app_refuses_old_key(stack: Stack, old: str) -> tuple[bool | None, str]:
         return None, "only the demo app's signed URLs can be tried"
     path = sign_url(derive_key(old, SIGNED_URLS), "/files/site-1-work-orders.csv", ttl_s=60)
     response = httpx.get(f"{plan.app_url}{path}", verify=str(plan.paths.ca_cert), timeout=3)
-    refused = response.status_code == 403
-    return refused, f"a URL signed with the old key: HTTP {response.status_code}"
+    seen = f"a URL signed with the old key: HTTP {response.status_code}"
+    answers = {403: True, 200: False}  # refused / opened; anything else answers neither
+    return answers.get(response.status_code), seen
 
 
 def _asks_role(role: str) -> Callable[[Stack, str], Answer]:

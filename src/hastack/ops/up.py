@@ -138,10 +138,11 @@ def up(
     require_features(stack.plan, marker)
     with exclusive(stack.plan.paths.up_lock, "hastack up", 900, run.progress, stack.clock):
         _prepare(run, marker, spec_file)
-        files = _render_and_write(run)
-        # up stops and starts programs itself: the watcher must not take that for a dead
-        # leader, nor start what up is about to start.
+        # up stops and starts programs itself (and checks PgBouncer's config with a dry
+        # start as its user): the watcher must not take that for a dead leader or an orphan,
+        # nor start what up is about to start.
         with stack.hold(HOLD_S, "hastack up"):
+            files = _render_and_write(run)
             was_running = _ensure_supervisor(run)
             _start_data_tier(run)
             _start_services(run)

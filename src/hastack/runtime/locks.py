@@ -13,6 +13,10 @@ from hastack.errors import HastackError
 from hastack.polling import SYSTEM_CLOCK, Clock, WaitTimeout, until
 from hastack.runtime.progress import NullProgress, Progress
 
+_held: set[Path] = set()
+"""Locks this process holds: a nested `exclusive` of the same path passes through (a secret
+rotation holds `up`'s lock across several `up`s, so that no other `up` runs in between)."""
+
 
 def _holder(path: Path) -> str:
     try:
@@ -29,8 +33,12 @@ def exclusive(
     progress: Progress | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> Iterator[None]:
-    """Hold `path`'s lock for the block; wait up to `timeout_s` for another holder."""
+    """Hold `path`'s lock for the block; wait up to `timeout_s` for another holder. Within a
+    block that holds it already, the lock is simply still held."""
     progress = progress or NullProgress()
+    if path in _held:
+        yield
+        return
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
 
@@ -60,6 +68,10 @@ def exclusive(
                 ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
-        yield
+        _held.add(path)
+        try:
+            yield
+        finally:
+            _held.discard(path)
     finally:
         os.close(fd)

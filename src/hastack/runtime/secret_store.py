@@ -32,7 +32,7 @@ def load_or_create(secrets_dir: Path) -> Secrets:
         if path.exists():
             values[name] = path.read_text(encoding="utf-8").strip()
         else:
-            values[name] = INITIAL_VALUES.get(name) or new_value()
+            values[name] = INITIAL_VALUES[name] if name in INITIAL_VALUES else new_value()
             store(secrets_dir, name, values[name])
     return _checked(Secrets(**values), secrets_dir)
 

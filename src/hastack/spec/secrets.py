@@ -35,6 +35,11 @@ SECRET_PURPOSES = {
     "haproxy_stats_password": "HAProxy stats page user `admin`",
     "redis_password": "Redis `default` user",
     "app_secret_key": "signs the app's session cookies and download URLs",
+    "app_secret_key_accepted": (
+        "another app key still accepted (never used to sign) while a rotation of "
+        "app_secret_key rolls out and for its grace period; empty when none"
+    ),
+    "app_secret_key_accepted_until": "epoch seconds until which that key is accepted",
     "load_test_token": "X-Hastack-Load value exempting drills and benchmarks from the edge limit",
     "scram_salt_seed": "seed of the per-role SCRAM salts, so verifiers are stable (not a password)",
 }
@@ -52,17 +57,12 @@ ROLE_PASSWORDS = {
 }
 """The stored secrets that are a PostgreSQL role's password, and that role."""
 
-INITIAL_VALUES = {"app_login": roles.APP_LOGINS[0]}
-"""Values a new stack starts with instead of a random one."""
-
-ROTATION_DISRUPTS = {
-    "app_secret_key": (
-        "every session cookie and signed download URL issued before is refused afterwards: "
-        "users sign in again"
-    ),
+INITIAL_VALUES = {
+    "app_login": roles.APP_LOGINS[0],
+    "app_secret_key_accepted": "",
+    "app_secret_key_accepted_until": "0",
 }
-"""Secrets whose rotation is not yet free of errors, and what it breaks (`hastack secrets
-rotate` asks for --allow-disruption)."""
+"""Values a new stack starts with instead of a random one."""
 
 NOT_ROTATED = {
     "scram_salt_seed": (
@@ -70,6 +70,10 @@ NOT_ROTATED = {
         "passwords themselves"
     ),
     "app_login": "it is not a secret: each rotation of app_password switches it",
+    **dict.fromkeys(
+        ("app_secret_key_accepted", "app_secret_key_accepted_until"),
+        "rotate app_secret_key: these carry its rollout and grace period",
+    ),
     **dict.fromkeys(
         ("app_a_password", "app_b_password"),
         "rotate app_password: it gives the idle login a new password, moves the "
@@ -96,6 +100,8 @@ class Secrets:
     haproxy_stats_password: str
     redis_password: str
     app_secret_key: str
+    app_secret_key_accepted: str
+    app_secret_key_accepted_until: str
     load_test_token: str
     scram_salt_seed: str
 
