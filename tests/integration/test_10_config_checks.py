@@ -39,6 +39,7 @@ def haproxy_config_in(scratch: Path, rendered: str | None = None) -> str:
         .replace(str(PLAN.paths.haproxy_pem), str(files.haproxy_pem))
         .replace(str(PLAN.paths.haproxy_hold_lua), str(lua))
         .replace(str(PLAN.paths.ca_cert), str(files.ca_cert))
+        .replace(str(PLAN.paths.haproxy_stats_pem), str(files.haproxy_pem))
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import stat
 import subprocess
 import sys
@@ -215,14 +216,17 @@ def test_secrets_are_private_and_shown_only_on_request(stack: Stack) -> None:
     assert secrets_of(stack).app_password not in up_text
 
 
-def test_haproxy_stats_need_the_generated_credentials(stack: Stack) -> None:
-    base = f"http://{stack.plan.services_address}:{stack.plan.spec.haproxy.stats_port}"
-    assert httpx.get(f"{base}/").status_code == 401
-    auth = (roles.HAPROXY_STATS, secrets_of(stack).haproxy_stats_password)
-    assert httpx.get(f"{base}/", auth=auth).status_code == 200
-    assert httpx.get(f"{base}/metrics").status_code == 401  # the topology is not public
-    metrics = httpx.get(f"{base}/metrics", auth=auth)
-    assert metrics.status_code == 200 and "haproxy_backend_status" in metrics.text
+def test_haproxy_stats_need_the_generated_credentials_over_https(stack: Stack) -> None:
+    base = f"https://{stack.plan.services_address}:{stack.plan.spec.haproxy.stats_port}"
+    with httpx.Client(verify=ssl.create_default_context(cafile=stack.plan.paths.ca_cert)) as c:
+        assert c.get(f"{base}/").status_code == 401
+        auth = (roles.HAPROXY_STATS, secrets_of(stack).haproxy_stats_password)
+        assert c.get(f"{base}/", auth=auth).status_code == 200
+        assert c.get(f"{base}/metrics").status_code == 401  # the topology is not public
+        metrics = c.get(f"{base}/metrics", auth=auth)
+        assert metrics.status_code == 200 and "haproxy_backend_status" in metrics.text
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):  # the login never in clear
+        httpx.get(base.replace("https:", "http:") + "/")
 
 
 def test_logs_of_each_component(stack: Stack) -> None:

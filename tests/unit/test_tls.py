@@ -57,7 +57,8 @@ def test_operator_certificate_is_used_as_given(tmp_path: Path) -> None:
 def _tiny_plan(tmp: Path) -> StackPlan:
     """A plan under `tmp` whose node users are root (the test does not create users)."""
     plan = derive_plan(StackSpec(state_dir=tmp / "stack"))
-    for path in (plan.paths.state_dir, plan.paths.tls_dir, plan.paths.service("pgbouncer")):
+    services_dirs = [plan.paths.service(name) for name in ("pgbouncer", "haproxy")]
+    for path in (plan.paths.state_dir, plan.paths.tls_dir, *services_dirs):
         path.mkdir(parents=True, exist_ok=True)
     nodes = tuple(replace(n, user="root") for n in plan.nodes)
     for node in nodes:
@@ -69,7 +70,7 @@ def _tiny_plan(tmp: Path) -> StackPlan:
 def test_each_node_gets_a_server_and_client_certificate_for_etcd(tmp_path: Path) -> None:
     plan = _tiny_plan(tmp_path)
     written = ensure_node_tls(plan)
-    assert len(written) == len(plan.nodes) + 2  # and PgBouncer's, and hastack's
+    assert len(written) == len(plan.nodes) + 3  # and HAProxy stats', PgBouncer's, hastack's
     ca = x509.load_pem_x509_certificate(plan.paths.ca_cert.read_bytes())
     for node in plan.nodes:
         cert = x509.load_pem_x509_certificate(node.paths.tls_cert.read_bytes())
@@ -87,6 +88,12 @@ def test_each_node_gets_a_server_and_client_certificate_for_etcd(tmp_path: Path)
     usage = client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
     assert plan.paths.client_key.stat().st_mode & 0o777 == 0o600
+    stats = x509.load_pem_x509_certificate(plan.paths.haproxy_stats_pem.read_bytes())
+    stats.verify_directly_issued_by(ca)
+    san = stats.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == [plan.services_address]
+    assert b"PRIVATE KEY" in plan.paths.haproxy_stats_pem.read_bytes()  # HAProxy: one file
+    assert plan.paths.haproxy_stats_pem.stat().st_mode & 0o777 == 0o600
     assert ensure_node_tls(plan) == []  # valid and covering: kept
 
 

@@ -60,7 +60,7 @@ def print_up_summary(
         out.print(f"  {'CA certificate':20} {plan.paths.ca_cert} (curl --cacert ...)", markup=False)
     hap = plan.spec.haproxy
     out.print(
-        f"  {'HAProxy stats':20} http://{plan.services_address}:{hap.stats_port}/ "
+        f"  {'HAProxy stats':20} https://{plan.services_address}:{hap.stats_port}/ "
         f"(user {roles.HAPROXY_STATS}), metrics at /metrics (same login)",
         markup=False,
     )

@@ -129,6 +129,7 @@ def private_files(plan: StackPlan) -> list[tuple[Path, str]]:
     files += [(paths.ca_key, "root"), (paths.client_key, "root"), (paths.client_cert, "root")]
     files += [(n.paths.tls_key, n.user) for n in plan.nodes]
     files.append((paths.pgbouncer_tls_key, plan.service_users["pgbouncer"]))
+    files.append((paths.haproxy_stats_pem, plan.service_users["haproxy"]))
     if plan.app_instances:
         files.append((paths.haproxy_pem, plan.service_users["haproxy"]))
     return files
@@ -348,15 +349,23 @@ def _patroni_writes_need_credentials(plan: StackPlan) -> Check:
 
 
 def _stats_need_login(plan: StackPlan) -> Check:
-    base = f"http://{plan.services_address}:{plan.spec.haproxy.stats_port}"
+    base = f"https://{plan.services_address}:{plan.spec.haproxy.stats_port}"
+    ca = str(plan.paths.ca_cert)
     open_ = [
-        p for p in ("/", "/metrics") if httpx.get(base + p, timeout=TIMEOUT_S).status_code != 401
+        p
+        for p in ("/", "/metrics")
+        if httpx.get(base + p, timeout=TIMEOUT_S, verify=ca).status_code != 401
     ]
+    try:
+        httpx.get(base.replace("https:", "http:") + "/", timeout=TIMEOUT_S)
+        open_.append("plain HTTP")
+    except httpx.TransportError:
+        pass  # a TLS listener does not answer plain HTTP
     return _verdict(
-        "HAProxy's stats page and /metrics need the stats login",
+        "HAProxy's stats page and /metrics: HTTPS only, behind the stats login",
         open_,
-        "served without a login: {}",
-        "401 without a login",
+        "served without a login or TLS: {}",
+        "plain HTTP refused, 401 without a login",
         "run `hastack up`",
     )
 

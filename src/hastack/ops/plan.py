@@ -45,7 +45,7 @@ def plan_sections(plan: StackPlan) -> dict[str, list[PlanRow]]:
         PlanRow("pgbouncer", f"{svc}:{spec.pgbouncer.port}", "DATABASE_URL, DATABASE_URL_RO"),
         PlanRow("haproxy read-write", f"{svc}:{hap.rw_port}", "primary (Patroni /primary)"),
         PlanRow("haproxy read-only", f"{svc}:{hap.ro_port}", "replicas; primary if none"),
-        PlanRow("haproxy stats", f"http://{svc}:{hap.stats_port}/", "and /metrics, same login"),
+        PlanRow("haproxy stats", f"https://{svc}:{hap.stats_port}/", "and /metrics, same login"),
         PlanRow("redis", f"{svc}:{spec.redis.port}", "REDIS_URL"),
         PlanRow("postgres (each node)", f"<node>:{spec.postgres.port}", "direct, for operators"),
         PlanRow("patroni REST (each node)", f"https://<node>:{spec.patroni.rest_port}", "stack CA"),

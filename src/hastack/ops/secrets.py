@@ -351,8 +351,9 @@ def _patroni_refuses(stack: Stack, old: str) -> tuple[bool | None, str]:
 
 def _stats_refuse(stack: Stack, old: str) -> tuple[bool | None, str]:
     plan = stack.plan
-    url = f"http://{plan.services_address}:{plan.spec.haproxy.stats_port}/"
-    code = httpx.get(url, auth=(roles.HAPROXY_STATS, old), timeout=3).status_code
+    url = f"https://{plan.services_address}:{plan.spec.haproxy.stats_port}/"
+    ca = str(plan.paths.ca_cert)
+    code = httpx.get(url, auth=(roles.HAPROXY_STATS, old), timeout=3, verify=ca).status_code
     return code == 401, f"stats page with the old password: HTTP {code}"
 
 

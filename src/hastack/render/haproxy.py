@@ -281,7 +281,8 @@ userlist stats_users
 
 frontend stats
     mode http
-    bind {addr}:{hap.stats_port}
+    # HTTPS only: the Basic-auth login never crosses a link in clear.
+    bind {addr}:{hap.stats_port} ssl crt {plan.paths.haproxy_stats_pem}
     # One login for the page and /metrics: both show the topology and every server's state.
     http-request auth realm hastack unless {{ http_auth(stats_users) }}
     http-request use-service prometheus-exporter if {{ path /metrics }}

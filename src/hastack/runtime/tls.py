@@ -193,8 +193,8 @@ def _stale(pem: bytes | None, addresses: list[str]) -> bool:
 
 
 def ensure_node_tls(plan: StackPlan) -> list[Path]:
-    """A certificate for each node (server and client), for PgBouncer (server) and for
-    hastack itself (client),
+    """A certificate for each node (server and client), for PgBouncer and HAProxy's stats page
+    (server) and for hastack itself (client),
     made when missing, expiring or not covering the node's address. The written paths."""
     paths = plan.paths
     ca_key, ca_cert = load_or_make_ca(paths.ca_cert, paths.ca_key, plan.name)
@@ -215,6 +215,12 @@ def ensure_node_tls(plan: StackPlan) -> list[Path]:
         write_atomic(np.tls_key, _key_pem(key).decode(), node.user, 0o600)
         write_atomic(np.tls_cert, _cert_pem(cert), node.user, 0o644)
         written.append(np.tls_cert)
+    haproxy = plan.service_users["haproxy"]
+    if _stale(_current(paths.haproxy_stats_pem), [plan.services_address]):
+        key, cert = make_server_cert(ca_key, ca_cert, [], [plan.services_address])
+        pem = _cert_pem(cert) + _key_pem(key).decode()  # HAProxy wants both in one file
+        write_atomic(paths.haproxy_stats_pem, pem, haproxy, 0o600)
+        written.append(paths.haproxy_stats_pem)
     pgbouncer = plan.service_users["pgbouncer"]
     if _stale(_current(paths.pgbouncer_tls_cert), [plan.services_address]):
         key, cert = make_server_cert(ca_key, ca_cert, [], [plan.services_address])

@@ -268,6 +268,12 @@ class StackPaths:
         return self.service("haproxy") / "site.pem"
 
     @property
+    def haproxy_stats_pem(self) -> Path:
+        """The stats page's certificate (the services address, from the stack's CA) and key:
+        its login never crosses a link in clear."""
+        return self.service("haproxy") / "stats.pem"
+
+    @property
     def haproxy_hold_lua(self) -> Path:
         """The Lua action holding new connections during a failover."""
         return self.service("haproxy") / "hold.lua"
