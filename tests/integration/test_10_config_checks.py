@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from hastack.render import render_stack
-from hastack.render.haproxy import render_haproxy
+from hastack.render.haproxy import render_bench_haproxy, render_haproxy
 from hastack.runtime.tls import TlsFiles, ensure_tls, make_ca, make_server_cert
 from hastack.spec import StackSpec, derive_plan
 from hastack.tools.base import ToolError
@@ -54,6 +54,13 @@ def test_haproxy_accepts_secrets_that_look_like_flags(tmp_path: Path) -> None:
     secrets = replace(fixed_secrets(), load_test_token="-v", haproxy_stats_password="-f")
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(haproxy_config_in(tmp_path, render_haproxy(PLAN, secrets)))
+    assert check_haproxy_config(BIN.haproxy, cfg).ok
+
+
+def test_haproxy_accepts_the_bench_http_throwaway_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "haproxy.cfg"
+    bench = render_bench_haproxy(PLAN, "127.0.10.161", 8080, 8443)
+    cfg.write_text(haproxy_config_in(tmp_path, bench))
     assert check_haproxy_config(BIN.haproxy, cfg).ok
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hastack.ops.bench_http import EDGE_DENY, HttpBenchReport
+from hastack.ops.bench_http import BENCH_PLAIN, BENCH_TLS, EDGE_DENY, HttpBenchReport
 from hastack.tools.wrk import WrkResult, rotating_header_lua
 
 
@@ -21,10 +21,13 @@ def test_summary_ratios_and_added_latency() -> None:
             "low-load haproxy tls": result(1700, 0.52),
             "ready under load": result(900, 2.0),
             EDGE_DENY: result(40000, 0.5),
+            BENCH_PLAIN: result(8000, 1.0),
+            BENCH_TLS: result(7000, 1.1),
         }
     )
     assert report.summary() == {
         "haproxy_tls_vs_direct": 0.95,
+        "tls_vs_plain_at_haproxy": 0.875,
         "middleware_vs_bare": 0.8,
         "full_path_vs_bare": 0.65,
         "scale_n_vs_1": 1.184,

@@ -13,7 +13,7 @@ import psycopg
 
 from hastack.errors import HastackError, Unavailable
 from hastack.ops.app_tokens import create_token, revoke_tokens
-from hastack.runtime.bench_server import bare_server
+from hastack.runtime.bench_server import bare_server, bench_haproxy
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
 from hastack.spec.names import APP_BACKEND, LOAD_TEST_HEADER, WEB_FRONTEND
@@ -26,6 +26,9 @@ BENCH_USERS = 32
 
 
 EDGE_DENY = "edge limit deny path (429s)"
+BENCH_PLAIN = "bench haproxy plain x1"
+BENCH_TLS = "bench haproxy tls x1"
+"""A throwaway HAProxy with the two frontends identical but for TLS: what TLS costs."""
 
 
 @dataclass
@@ -54,6 +57,7 @@ class HttpBenchReport:
             added = round(low_proxy.p50_ms - low_direct.p50_ms, 3)
         return {
             "haproxy_tls_vs_direct": self.ratio("haproxy tls x1", "app1 direct"),
+            "tls_vs_plain_at_haproxy": self.ratio(BENCH_TLS, BENCH_PLAIN),
             "middleware_vs_bare": self.ratio("app1 direct", "bare direct"),
             "full_path_vs_bare": self.ratio("app1 direct full path", "bare direct"),
             "scale_n_vs_1": self.ratio(f"haproxy tls x{self.instances}", "haproxy tls x1"),
@@ -123,6 +127,9 @@ def bench_http(
         measure("haproxy tls x1", f"{plan.app_url}{live}")
         measure("low-load direct", f"{app1.url}{live}", conns=1)
         measure("low-load haproxy tls", f"{plan.app_url}{live}", conns=1)
+        with bench_haproxy(stack) as (plain, tls):
+            measure(BENCH_PLAIN, f"{plain}{live}")
+            measure(BENCH_TLS, f"{tls}{live}")
     if len(plan.app_instances) > 1:
         measure(f"haproxy tls x{len(plan.app_instances)}", f"{plan.app_url}{live}")
     # Without the load-test header: past the per-client limit, HAProxy answers 429 itself.
