@@ -203,17 +203,27 @@ def test_login_tier_limits_per_user(web: httpx.Client) -> None:
     assert denied.json()["error"] == "rate limit exceeded"
 
 
-def test_readiness_flips_when_postgresql_is_unreachable(stack: Stack) -> None:
+def test_the_database_unreachable_leaves_every_instance_in_rotation_degraded(
+    stack: Stack, web: httpx.Client, alice: User
+) -> None:
+    """A shared dependency down fails for every instance at once: HAProxy must keep them all,
+    so the routes that need no database keep answering and those that do answer 503 +
+    Retry-After themselves (not HAProxy's own 503 for everything)."""
     sup = stack.hs.supervisor
-    instance = stack.plan.app_instances[0]
-    url = f"{instance.url}/health/ready"
+    instances = stack.plan.app_instances
     # The watcher would start PgBouncer again after 2 s: keep it down on purpose, then let
     # the watcher bring it back.
     with stack.hs.hold(120, "test: PgBouncer down", scope=["pgbouncer:pgbouncer"]):
         sup.stop("pgbouncer:pgbouncer")
-        down = wait_until(lambda: (r := httpx.get(url)).status_code == 503 and r, 10)
-        assert "database" in down.json()["failing"]
-    wait_until(lambda: httpx.get(url).status_code == 200, 15)
+        wait_until(lambda: all(instance_readiness(i.url) == "degraded" for i in instances), 10)
+        ready = httpx.get(f"{instances[0].url}/health/ready")
+        assert ready.status_code == 200 and ready.json()["failing"] == ["database"]
+        time.sleep(2 * stack.plan.spec.http.check.inter_ms / 1000 * stack.plan.spec.http.check.fall)
+        assert all_in_rotation(stack)  # after more checks than it takes to mark one down
+        assert web.get("/health/live").status_code == 200
+        needs_db = web.get("/work-orders", headers=auth(alice))
+        assert needs_db.status_code == 503 and int(needs_db.headers["retry-after"]) >= 1
+    wait_until(lambda: all(instance_readiness(i.url) == "ready" for i in instances), 15)
     wait_until(lambda: all_in_rotation(stack), 15)
 
 

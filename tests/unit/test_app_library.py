@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -20,6 +22,7 @@ from hastack.app.auth import Authenticator, sign, unsign
 from hastack.app.body import json_body
 from hastack.app.errors import EXCEPTION_HANDLERS, BodyLimitMiddleware
 from hastack.app.factory import create_app
+from hastack.app.health import Health
 from hastack.app.keys import SESSIONS, SIGNED_URLS, derive_key
 from hastack.app.logs import AccessLog
 from hastack.app.metrics import AppMetrics
@@ -333,3 +336,43 @@ def test_an_overlong_bearer_token_is_refused_without_a_lookup() -> None:
 
     auth = Authenticator(db=None, redis_client=None, keys=lambda: ("k",), cache_s=30)  # type: ignore[arg-type]
     assert asyncio.run(auth._from_token("hst_" + "x" * 10_000)) is None
+
+
+class _Db:
+    def __init__(self, is_open: bool, answers: bool) -> None:
+        self.is_open = is_open
+        self.answers = answers
+
+    async def ping(self) -> None:
+        if not self.answers:
+            raise OSError("connection refused")
+
+
+class _Redis:
+    def __init__(self, answers: bool) -> None:
+        self.answers = answers
+
+    async def ping(self) -> None:
+        if not self.answers:
+            raise OSError("connection refused")
+
+
+def _readiness(db: _Db, redis: _Redis, degraded_ok: bool = True) -> tuple[int, dict[str, Any]]:
+    health = Health(db, redis, degraded_ok)  # type: ignore[arg-type]
+    return asyncio.run(health._probe())
+
+
+def test_readiness_asks_only_what_is_local_to_the_instance() -> None:
+    """A database failover must not take every instance out of HAProxy's rotation at once."""
+    assert _readiness(_Db(True, True), _Redis(True)) == (
+        200,
+        {"status": "ready", "checks": {"database": "ok", "redis": "ok"}},
+    )
+    status, body = _readiness(_Db(True, answers=False), _Redis(True))
+    assert status == 200 and body["status"] == "degraded" and body["failing"] == ["database"]
+    status, body = _readiness(_Db(True, True), _Redis(answers=False))
+    assert status == 200 and body["failing"] == ["redis"]
+    # What only this instance can get wrong: its pools are not open.
+    assert _readiness(_Db(is_open=False, answers=True), _Redis(True))[0] == 503
+    # An operator who asked for Redis to count (degraded_without_redis: false) gets that.
+    assert _readiness(_Db(True, True), _Redis(answers=False), degraded_ok=False)[0] == 503

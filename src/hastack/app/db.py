@@ -61,6 +61,12 @@ class Database:
             await self.ro.open(wait=False)
             self._lag_task = asyncio.create_task(self._watch_lag())
 
+    @property
+    def is_open(self) -> bool:
+        """The pools are open (they may still wait for a server: that is not this
+        instance's failure)."""
+        return not self.rw.closed
+
     async def close(self) -> None:
         if self._lag_task is not None:
             self._lag_task.cancel()

@@ -1,4 +1,11 @@
-"""/health/live (the process answers) and /health/ready (its dependencies answer)."""
+"""/health/live (the process answers) and /health/ready (this instance can serve; its
+dependencies' state in the body).
+
+HAProxy checks /health/ready, so it must ask only what is local to the instance. The database
+and Redis are shared: when they fail, they fail for every instance at once, and taking every
+instance out of rotation would turn a database failover into HAProxy's own 503 for every
+request, those that need no database included. The routes that need the database answer
+503 + Retry-After themselves; readiness reports the state as `degraded`."""
 
 from __future__ import annotations
 
@@ -37,13 +44,15 @@ class Health:
         return JSONResponse(body, status_code=status)
 
     async def _probe(self) -> tuple[int, dict[str, Any]]:
+        if not self.db.is_open:  # this instance cannot serve at all
+            return 503, {"status": "unavailable", "failing": ["pools"], "checks": {}}
         db_ok, redis_ok = await asyncio.gather(self._database(), self._redis())
         checks = {
             "database": "ok" if db_ok else "down",
             "redis": "ok" if redis_ok else ("down" if self.redis is not None else "absent"),
         }
         failing = [name for name, state in checks.items() if state == "down"]
-        if not db_ok or (failing and not self.degraded_ok):
+        if "redis" in failing and not self.degraded_ok:  # the operator asked for this
             return 503, {"status": "unavailable", "failing": failing, "checks": checks}
         if failing:
             return 200, {"status": "degraded", "failing": failing, "checks": checks}

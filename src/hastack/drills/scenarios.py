@@ -36,6 +36,9 @@ class Expectation:
     """Web: idempotent requests never fail (HAProxy retries them on another instance)."""
     zero_failed_requests: bool = False
     """Web: no request fails at all."""
+    instances_stay_in_rotation: bool = False
+    """Web: HAProxy never marks an app instance down (a shared dependency's fault must not
+    empty the pool)."""
 
 
 @dataclass(frozen=True)
@@ -312,7 +315,7 @@ WEB_SCENARIOS = [
         "db-failover-under-http-load",
         "the PostgreSQL primary's node lost under HTTP load: the error window clients see",
         inject=_on_primary(faults.lose_node),
-        expect=Expectation(leader_changes=True),
+        expect=Expectation(leader_changes=True, instances_stay_in_rotation=True),
         tier="web",
     ),
 ]

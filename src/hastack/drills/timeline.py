@@ -164,6 +164,20 @@ def _expectations(r: ReportInput, t0: float, end: float) -> list[dict[str, Any]]
     if expect.zero_failed_requests:
         failed = len(http_failures)
         found.append({"what": f"no failed request (saw {failed})", "ok": failed == 0})
+    if expect.instances_stay_in_rotation:
+        down = sorted(
+            {
+                m.text.split(":")[0]
+                for m in history.marks
+                if m.kind == "haproxy" and t0 <= m.t <= end and m.text.endswith(": DOWN")
+            }
+        )
+        found.append(
+            {
+                "what": f"no app instance left rotation (marked down: {down or 'none'})",
+                "ok": not down,
+            }
+        )
     if r.volume:
         bad = r.volume.get("non_2xx", 0) + r.volume.get("socket_errors", 0)
         total = r.volume.get("requests", 0)
