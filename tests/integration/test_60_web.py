@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from hastack.runtime.apptier import app_servers
+from hastack.runtime.bench_server import bench_haproxy
 from hastack.spec.names import LOAD_TEST_HEADER
 from tests.integration.conftest import Stack
 from tests.integration.helpers import wait_until
@@ -340,3 +341,22 @@ def test_tokens_expire_and_can_be_revoked(stack: Stack, web: httpx.Client) -> No
     assert web.get("/whoami", headers=expired).status_code == 401
     states = {t["token_id"]: t["state"] for t in stack.run("app", "token", "list", "--json").json()}
     assert states[token["token_id"]] == "expired"
+
+
+def test_bench_http_measures_tls_with_a_throwaway_haproxy_that_leaves_nothing(
+    stack: Stack,
+) -> None:
+    """The two frontends answer the same route, one plain, one TLS; afterwards no process of
+    it is left and the watcher saw no orphan (it was held)."""
+    with bench_haproxy(stack.hs) as (plain, tls):
+        assert httpx.get(f"{plain}/health/live").json() == {"status": "live"}
+        # The edge certificate names the stack's hostnames, not this scratch address: the
+        # handshake is what is measured, not who the server is.
+        assert httpx.get(f"{tls}/health/live", verify=False).json() == {"status": "live"}
+    left = [
+        p.info["cmdline"]
+        for p in psutil.process_iter(["cmdline"])
+        if p.info["cmdline"] and "hastack-bench-" in " ".join(p.info["cmdline"])
+    ]
+    assert left == []
+    assert stack.status()[0] == 0
