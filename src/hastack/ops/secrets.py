@@ -291,48 +291,54 @@ def _role_refuses(stack: Stack, role: str, old: str) -> Answer:
     leader = stack.leader() or plan.postgres_nodes[0].name
     node = plan.node(leader)
     # pg_hba lets the superuser in only through the node's socket, everyone else over TLS.
-    superuser = role == roles.SUPERUSER
-    try:
-        psycopg.connect(
-            host=str(node.paths.socket_dir) if superuser else node.address,
-            port=plan.spec.postgres.port,
-            dbname=plan.spec.postgres.database,
-            user=role,
-            password=old,
-            sslmode="disable" if superuser else "verify-full",
-            sslrootcert=str(plan.paths.ca_cert),
-            connect_timeout=3,
-        ).close()
-    except psycopg.OperationalError as exc:
-        if any(refusal in str(exc) for refusal in AUTH_REFUSALS):
-            return True, f"{leader} refused {role!r} with the old password"
-        raise
-    return False, f"{leader} admitted {role!r} with the old password"
+    if role == roles.SUPERUSER:
+        where = {"host": str(node.paths.socket_dir), "sslmode": "disable"}
+    else:
+        where = {"host": node.address, "sslmode": "verify-full"}
+    return _login_refused(
+        stack,
+        leader,
+        role,
+        old,
+        port=plan.spec.postgres.port,
+        dbname=plan.spec.postgres.database,
+        **where,
+    )
 
 
-def _pgbouncer_refuses(
-    stack: Stack, user: str, old: str, dbname: str = "pgbouncer"
-) -> tuple[bool | None, str]:
+def _pgbouncer_refuses(stack: Stack, user: str, old: str, dbname: str = "pgbouncer") -> Answer:
     plan = stack.plan
+    return _login_refused(
+        stack,
+        "PgBouncer",
+        user,
+        old,
+        host=plan.services_address,
+        port=plan.spec.pgbouncer.port,
+        dbname=dbname,
+        sslmode="verify-full",
+    )
+
+
+def _login_refused(stack: Stack, who: str, user: str, old: str, **where: Any) -> Answer:
+    """A login with the old password: refused for its password, or a definite no. Any other
+    failure (the server down) raises: that is no answer."""
     try:
         psycopg.connect(
-            host=plan.services_address,
-            port=plan.spec.pgbouncer.port,
-            dbname=dbname,
             user=user,
             password=old,
-            sslmode="verify-full",
-            sslrootcert=str(plan.paths.ca_cert),
+            sslrootcert=str(stack.plan.paths.ca_cert),
             connect_timeout=3,
+            **where,
         ).close()
     except psycopg.OperationalError as exc:
         if any(refusal in str(exc) for refusal in AUTH_REFUSALS):
-            return True, f"PgBouncer refused {user!r} with the old password"
+            return True, f"{who} refused {user!r} with the old password"
         raise
-    return False, f"PgBouncer admitted {user!r} with the old password"
+    return False, f"{who} admitted {user!r} with the old password"
 
 
-def _patroni_refuses(stack: Stack, old: str) -> tuple[bool | None, str]:
+def _patroni_refuses(stack: Stack, old: str) -> Answer:
     plan = stack.plan
     answers = {}
     for node in plan.postgres_nodes:
@@ -349,7 +355,7 @@ def _patroni_refuses(stack: Stack, old: str) -> tuple[bool | None, str]:
     return refused, f"POST /switchover with the old password: {answers}"
 
 
-def _stats_refuse(stack: Stack, old: str) -> tuple[bool | None, str]:
+def _stats_refuse(stack: Stack, old: str) -> Answer:
     plan = stack.plan
     url = f"https://{plan.services_address}:{plan.spec.haproxy.stats_port}/"
     ca = str(plan.paths.ca_cert)
@@ -357,13 +363,13 @@ def _stats_refuse(stack: Stack, old: str) -> tuple[bool | None, str]:
     return code == 401, f"stats page with the old password: HTTP {code}"
 
 
-def _redis_refuses(stack: Stack, old: str) -> tuple[bool | None, str]:
+def _redis_refuses(stack: Stack, old: str) -> Answer:
     if stack.redis().accepts(old):
         return False, "Redis accepted AUTH with the old password"
     return True, "Redis: AUTH with the old password refused (WRONGPASS)"
 
 
-def _haproxy_forgot_token(stack: Stack, old: str) -> tuple[bool | None, str]:
+def _haproxy_forgot_token(stack: Stack, old: str) -> Answer:
     """The token is an inline ACL pattern: HAProxy's runtime API lists every ACL's patterns."""
     admin = stack.haproxy()
     patterns: list[str] = []
@@ -379,7 +385,7 @@ def _haproxy_forgot_token(stack: Stack, old: str) -> tuple[bool | None, str]:
     return True, "HAProxy's ACLs hold the new load-test token, not the old one"
 
 
-def _app_refuses_old_key(stack: Stack, old: str) -> tuple[bool | None, str]:
+def _app_refuses_old_key(stack: Stack, old: str) -> Answer:
     """A download URL signed with the old key (the demo's protected files) must be refused."""
     plan = stack.plan
     if not (plan.app_is_demo and plan.app_instances):
