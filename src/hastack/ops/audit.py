@@ -259,22 +259,15 @@ def _etcd_refuses_anonymous(plan: StackPlan) -> Check:
 
 def _superuser_not_over_tcp(stack: Stack) -> Check:
     plan = stack.plan
-    admitted = []
-    for node in plan.postgres_nodes:
-        try:
-            psycopg.connect(
-                host=node.address,
-                port=plan.spec.postgres.port,
-                dbname=plan.spec.postgres.database,
-                user=roles.SUPERUSER,
-                password=stack.secrets.postgres_password,
-                connect_timeout=int(TIMEOUT_S),
-                sslmode="prefer",
-            ).close()
-            admitted.append(node.name)
-        except psycopg.OperationalError as exc:
-            if "pg_hba.conf rejects" not in str(exc):
-                raise  # not the refusal we expect (down?): a check that could not run
+    nodes = {n.name: (n.address, plan.spec.postgres.port) for n in plan.postgres_nodes}
+    admitted = _admitted(
+        nodes,
+        ("pg_hba.conf rejects",),
+        user=roles.SUPERUSER,
+        password=stack.secrets.postgres_password,
+        dbname=plan.spec.postgres.database,
+        sslmode="prefer",
+    )
     return _verdict(
         "the PostgreSQL superuser only through each node's Unix socket",
         admitted,
@@ -282,6 +275,22 @@ def _superuser_not_over_tcp(stack: Stack) -> Check:
         f"pg_hba rejected it on {len(plan.postgres_nodes)} nodes",
         "run `hastack up` (pg_hba: host all postgres all reject)",
     )
+
+
+def _admitted(
+    ends: dict[str, tuple[str, int]], refusals: tuple[str, ...], **login: Any
+) -> list[str]:
+    """The endpoints (by name) that let `login` in; each other one must refuse it with one of
+    `refusals`: any other failure (down?) raises, a check that could not run."""
+    admitted = []
+    for name, (host, port) in ends.items():
+        try:
+            psycopg.connect(host=host, port=port, connect_timeout=int(TIMEOUT_S), **login).close()
+            admitted.append(name)
+        except psycopg.OperationalError as exc:
+            if not any(refusal in str(exc) for refusal in refusals):
+                raise
+    return admitted
 
 
 PLAINTEXT_REFUSALS = ("no encryption", "SSL required")
@@ -300,23 +309,15 @@ def database_endpoints(plan: StackPlan) -> dict[str, tuple[str, int]]:
 
 def _database_refuses_plaintext(stack: Stack) -> Check:
     plan = stack.plan
-    admitted = []
     ends = database_endpoints(plan)
-    for name, (host, port) in ends.items():
-        try:
-            psycopg.connect(
-                host=host,
-                port=port,
-                dbname=plan.spec.postgres.database,
-                user=stack.secrets.app_login,
-                password=stack.secrets.app_password,
-                connect_timeout=int(TIMEOUT_S),
-                sslmode="disable",
-            ).close()
-            admitted.append(name)
-        except psycopg.OperationalError as exc:
-            if not any(refusal in str(exc) for refusal in PLAINTEXT_REFUSALS):
-                raise  # not the refusal we expect (down?): a check that could not run
+    admitted = _admitted(
+        ends,
+        PLAINTEXT_REFUSALS,
+        user=stack.secrets.app_login,
+        password=stack.secrets.app_password,
+        dbname=plan.spec.postgres.database,
+        sslmode="disable",
+    )
     return _verdict(
         "PostgreSQL and PgBouncer refuse clients without TLS",
         admitted,
