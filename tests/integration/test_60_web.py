@@ -222,7 +222,8 @@ def test_the_database_unreachable_leaves_every_instance_in_rotation_degraded(
         time.sleep(2 * stack.plan.spec.http.check.inter_ms / 1000 * stack.plan.spec.http.check.fall)
         assert all_in_rotation(stack)  # after more checks than it takes to mark one down
         assert web.get("/health/live").status_code == 200
-        needs_db = web.get("/work-orders", headers=auth(alice))
+        # The app waits for a pooled connection (its pool timeout, 5 s) before it gives up.
+        needs_db = web.get("/work-orders", headers=auth(alice), timeout=20)
         assert needs_db.status_code == 503 and int(needs_db.headers["retry-after"]) >= 1
     wait_until(lambda: all(instance_readiness(i.url) == "ready" for i in instances), 15)
     wait_until(lambda: all_in_rotation(stack), 15)

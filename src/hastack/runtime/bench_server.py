@@ -45,7 +45,8 @@ def bare_server(stack: Stack, target: str) -> Iterator[str]:
         "--log-level",
         "warning",
     ]
-    server = Background(argv, user=plan.service_users["app"])
+    # From /: the app user may not enter the caller's directory (a root-only checkout).
+    server = Background(argv, user=plan.service_users["app"], cwd=Path("/"))
 
     def listening() -> bool:
         with socket.socket() as sock:
@@ -80,8 +81,12 @@ def bench_haproxy(stack: Stack) -> Iterator[tuple[str, str]]:
             config, render_bench_haproxy(plan, address, plain_port, tls_port), "root", 0o644
         )
         with stack.hold(600, "hastack bench http (a throwaway HAProxy)"):
+            # Run from the scratch directory: HAProxy returns to its starting directory after
+            # reading the config, which the haproxy user may not enter (a root-only checkout).
             proxy = Background(
-                [str(plan.spec.binaries.haproxy), "-db", "-f", str(config)], user=user
+                [str(plan.spec.binaries.haproxy), "-db", "-f", str(config)],
+                user=user,
+                cwd=Path(scratch),
             )
 
             def listening() -> bool:

@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hastack.errors import HastackError
@@ -106,7 +107,11 @@ def run_checked(argv: Sequence[str], what: str, hint: str = "", **kwargs: object
 class Background:
     """A program running while the caller works (a load generator); stopped with SIGINT."""
 
-    def __init__(self, argv: Sequence[str], user: str | None = None) -> None:
+    def __init__(
+        self, argv: Sequence[str], user: str | None = None, cwd: Path | None = None
+    ) -> None:
+        """`cwd`: where it runs (a program run as another user may not be able to enter, or
+        return to, the caller's directory: a checkout under root's home)."""
         self.argv = tuple(argv)
         self.start = time.monotonic()
         self.proc = subprocess.Popen(
@@ -115,6 +120,7 @@ class Background:
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
+            cwd=cwd,
             **as_user(user),
         )
 
