@@ -22,7 +22,7 @@ from hastack.app.auth import Authenticator, sign, unsign
 from hastack.app.body import json_body
 from hastack.app.errors import EXCEPTION_HANDLERS, BodyLimitMiddleware
 from hastack.app.factory import create_app
-from hastack.app.health import Health
+from hastack.app.health import CACHE_S, Health
 from hastack.app.keys import SESSIONS, SIGNED_URLS, derive_key
 from hastack.app.logs import AccessLog
 from hastack.app.metrics import AppMetrics
@@ -339,11 +339,13 @@ def test_an_overlong_bearer_token_is_refused_without_a_lookup() -> None:
 
 
 class _Db:
-    def __init__(self, is_open: bool, answers: bool) -> None:
+    def __init__(self, is_open: bool, answers: bool, hangs_s: float = 0.0) -> None:
         self.is_open = is_open
         self.answers = answers
+        self.hangs_s = hangs_s
 
     async def ping(self) -> None:
+        await asyncio.sleep(self.hangs_s)
         if not self.answers:
             raise OSError("connection refused")
 
@@ -376,3 +378,30 @@ def test_readiness_asks_only_what_is_local_to_the_instance() -> None:
     assert _readiness(_Db(is_open=False, answers=True), _Redis(True))[0] == 503
     # An operator who asked for Redis to count (degraded_without_redis: false) gets that.
     assert _readiness(_Db(True, True), _Redis(answers=False), degraded_ok=False)[0] == 503
+
+
+def test_readiness_answers_at_once_while_a_dependency_hangs() -> None:
+    """HAProxy's check must never wait for the database (1 s probe timeout during a failover):
+    a check that times out takes the instance out of rotation. It answers with the last known
+    state while a background probe finds out."""
+    db = _Db(True, True)
+    health = Health(db, _Redis(True), True)  # type: ignore[arg-type]
+
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        await health.ready(None)  # type: ignore[arg-type]  # primes what is known
+        db.answers, db.hangs_s = False, 3600.0  # the database stops answering at all
+        await asyncio.sleep(CACHE_S + 0.05)  # the known state is stale now
+        # If readiness awaited the probe, this would wait for the hour.
+        response = await asyncio.wait_for(health.ready(None), timeout=30)  # type: ignore[arg-type]
+        db.hangs_s = 0.0  # the probe under way keeps hanging; the next one answers
+        assert health._refreshing is not None
+        health._refreshing.cancel()
+        await asyncio.sleep(CACHE_S + 0.05)
+        await health.ready(None)  # type: ignore[arg-type]  # starts a fresh probe
+        await asyncio.sleep(0.1)
+        later = await health.ready(None)  # type: ignore[arg-type]
+        return response.status_code, json.loads(bytes(later.body))
+
+    status, later = asyncio.run(scenario())
+    assert status == 200  # the last known state ("ready"), not the hanging probe
+    assert later["status"] == "degraded" and later["failing"] == ["database"]

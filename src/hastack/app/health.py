@@ -31,17 +31,30 @@ class Health:
         self.redis = client
         self.degraded_ok = degraded_ok
         self._cached: tuple[float, int, dict[str, Any]] | None = None
+        self._refreshing: asyncio.Task[tuple[float, int, dict[str, Any]]] | None = None
 
     async def live(self, _request: Request) -> Response:
         return JSONResponse({"status": "live"})
 
     async def ready(self, _request: Request) -> Response:
-        now = time.monotonic()
-        if self._cached is None or now - self._cached[0] > CACHE_S:
-            status, body = await self._probe()
-            self._cached = (now, status, body)
-        _, status, body = self._cached
+        """Answers at once with the last probe's result; a stale one is refreshed in the
+        background. A probe of a dependency that hangs (the database during a failover: up
+        to its 1 s timeout) must never make HAProxy's check time out: that would take every
+        instance out of rotation, the very thing readiness must not do."""
+        cached = self._cached
+        if cached is None:  # the first check after start: nothing known yet
+            cached = await self._refresh()
+        elif time.monotonic() - cached[0] > CACHE_S and (
+            self._refreshing is None or self._refreshing.done()
+        ):
+            self._refreshing = asyncio.create_task(self._refresh())
+        _, status, body = cached
         return JSONResponse(body, status_code=status)
+
+    async def _refresh(self) -> tuple[float, int, dict[str, Any]]:
+        status, body = await self._probe()
+        self._cached = (time.monotonic(), status, body)
+        return self._cached
 
     async def _probe(self) -> tuple[int, dict[str, Any]]:
         if not self.db.is_open:  # this instance cannot serve at all
