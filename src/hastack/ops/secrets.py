@@ -29,7 +29,7 @@ from hastack.runtime.locks import exclusive
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
 from hastack.spec import roles
-from hastack.spec.secrets import NOT_ROTATED, ROLE_PASSWORDS, SECRET_PURPOSES
+from hastack.spec.secrets import NOT_ROTATED, ROLE_PASSWORDS, SECRET_PURPOSES, Secrets
 
 Answer = tuple[bool | None, str]
 """Whether the old value is refused (None: the question could not be asked), and the evidence."""
@@ -105,31 +105,28 @@ def rotate_secret(
     # may render the configs half way through, with one value stored and not yet applied.
     with exclusive(paths.up_lock, "hastack up or secrets rotate", 900, progress):
         rotation = _Rotation(stack, name, spec_file, progress)
-        old = getattr(stack.secrets, name)
+        old = stack.secrets  # what the old value is asked with, once the new one is in place
         grace_until = None
         if name == "app_password":
-            old_login = stack.secrets.app_login
             _move_app_login(rotation)
-            refused, evidence = _refused_once_reloaded(
-                lambda: _app_login_refuses(stack, old_login, old)
-            )
         elif name == "app_secret_key":
-            grace_until = _move_app_key(rotation, grace_s)
-
-            def ask() -> Answer:
-                return old_secret_refused(stack, name, old)
-
-            refused, evidence = _refused_once_reloaded(ask) if grace_s <= 0 else ask()
+            until = _move_app_key(rotation, grace_s)
+            grace_until = until if grace_s > 0 else None
         else:
             _replace(rotation, name)
-            refused, evidence = _refused_once_reloaded(lambda: old_secret_refused(stack, name, old))
+
+        def ask() -> Answer:
+            return old_secret_refused(stack, name, old)
+
+        # Within a grace period the old key is meant to be accepted: one look says it is.
+        refused, evidence = ask() if grace_until is not None else _refused_once_reloaded(ask)
     return RotationResult(
         secret=name,
         elapsed_s=round(time.monotonic() - t0, 2),
         reloaded=sorted(set(rotation.reloaded)),
         old_refused=refused,
         evidence=evidence,
-        grace_until=grace_until if grace_s > 0 else None,
+        grace_until=grace_until,
     )
 
 
@@ -263,27 +260,21 @@ def _refused_once_reloaded(ask: Callable[[], Answer]) -> Answer:
         return ask()  # the verdict as it stands at the deadline
 
 
-def old_secret_refused(stack: Stack, name: str, old: str) -> Answer:
-    """Ask the component that checks secret `name` whether it still takes `old`."""
-    return _asked(lambda: _ASK[name](stack, old))
-
-
-def _asked(ask: Callable[[], Answer]) -> Answer:
+def old_secret_refused(stack: Stack, name: str, old: Secrets) -> Answer:
+    """Ask the component that checks secret `name` whether it still takes its value in `old`
+    (the secrets as they were before the rotation)."""
     try:
-        return ask()
+        return _ASK[name](stack, old)
     except Exception as exc:  # a question that cannot be asked is no proof either way
         return None, f"could not check: {type(exc).__name__}: {str(exc)[:200]}"
 
 
-def _app_login_refuses(stack: Stack, login: str, old: str) -> Answer:
+def _app_login_refuses(stack: Stack, old: Secrets) -> Answer:
     """The retired login with its old password: refused by PostgreSQL and by PgBouncer."""
-
-    def ask() -> Answer:
-        at_leader = _role_refuses(stack, login, old)
-        at_pooler = _pgbouncer_refuses(stack, login, old, dbname=stack.plan.spec.postgres.database)
-        return bool(at_leader[0] and at_pooler[0]), f"{at_leader[1]}; {at_pooler[1]}"
-
-    return _asked(ask)
+    login, password = old.app_login, old.app_password
+    at_leader = _role_refuses(stack, login, password)
+    at_pooler = _pgbouncer_refuses(stack, login, password, stack.plan.spec.postgres.database)
+    return bool(at_leader[0] and at_pooler[0]), f"{at_leader[1]}; {at_pooler[1]}"
 
 
 def _role_refuses(stack: Stack, role: str, old: str) -> Answer:
@@ -338,7 +329,7 @@ def _login_refused(stack: Stack, who: str, user: str, old: str, **where: Any) ->
     return False, f"{who} admitted {user!r} with the old password"
 
 
-def _patroni_refuses(stack: Stack, old: str) -> Answer:
+def _patroni_refuses(stack: Stack, old: Secrets) -> Answer:
     plan = stack.plan
     answers = {}
     for node in plan.postgres_nodes:
@@ -346,7 +337,7 @@ def _patroni_refuses(stack: Stack, old: str) -> Answer:
         response = httpx.post(
             url,
             json={},  # not a valid switchover: accepted credentials answer 400, not 401
-            auth=(roles.PATRONI_REST, old),
+            auth=(roles.PATRONI_REST, old.patroni_rest_password),
             verify=str(plan.paths.ca_cert),
             timeout=3,
         )
@@ -355,21 +346,22 @@ def _patroni_refuses(stack: Stack, old: str) -> Answer:
     return refused, f"POST /switchover with the old password: {answers}"
 
 
-def _stats_refuse(stack: Stack, old: str) -> Answer:
+def _stats_refuse(stack: Stack, old: Secrets) -> Answer:
     plan = stack.plan
     url = f"https://{plan.services_address}:{plan.spec.haproxy.stats_port}/"
     ca = str(plan.paths.ca_cert)
-    code = httpx.get(url, auth=(roles.HAPROXY_STATS, old), timeout=3, verify=ca).status_code
+    auth = (roles.HAPROXY_STATS, old.haproxy_stats_password)
+    code = httpx.get(url, auth=auth, timeout=3, verify=ca).status_code
     return code == 401, f"stats page with the old password: HTTP {code}"
 
 
-def _redis_refuses(stack: Stack, old: str) -> Answer:
-    if stack.redis().accepts(old):
+def _redis_refuses(stack: Stack, old: Secrets) -> Answer:
+    if stack.redis().accepts(old.redis_password):
         return False, "Redis accepted AUTH with the old password"
     return True, "Redis: AUTH with the old password refused (WRONGPASS)"
 
 
-def _haproxy_forgot_token(stack: Stack, old: str) -> Answer:
+def _haproxy_forgot_token(stack: Stack, old: Secrets) -> Answer:
     """The token is an inline ACL pattern: HAProxy's runtime API lists every ACL's patterns."""
     admin = stack.haproxy()
     patterns: list[str] = []
@@ -377,7 +369,7 @@ def _haproxy_forgot_token(stack: Stack, old: str) -> Answer:
         acl_id = line.split(" ", 1)[0]
         if acl_id.isdigit():
             patterns += admin.command(f"show acl #{acl_id}").split()
-    if old in patterns:
+    if old.load_test_token in patterns:
         return False, "HAProxy still matches the old load-test token"
     new = stack.secrets.load_test_token
     if new not in patterns:
@@ -385,28 +377,37 @@ def _haproxy_forgot_token(stack: Stack, old: str) -> Answer:
     return True, "HAProxy's ACLs hold the new load-test token, not the old one"
 
 
-def _app_refuses_old_key(stack: Stack, old: str) -> Answer:
+def _app_refuses_old_key(stack: Stack, old: Secrets) -> Answer:
     """A download URL signed with the old key (the demo's protected files) must be refused."""
     plan = stack.plan
     if not (plan.app_is_demo and plan.app_instances):
         return None, "only the demo app's signed URLs can be tried"
-    path = sign_url(derive_key(old, SIGNED_URLS), "/files/site-1-work-orders.csv", ttl_s=60)
+    path = sign_url(
+        derive_key(old.app_secret_key, SIGNED_URLS), "/files/site-1-work-orders.csv", ttl_s=60
+    )
     response = httpx.get(f"{plan.app_url}{path}", verify=str(plan.paths.ca_cert), timeout=3)
     seen = f"a URL signed with the old key: HTTP {response.status_code}"
     answers = {403: True, 200: False}  # refused / opened; anything else answers neither
     return answers.get(response.status_code), seen
 
 
-def _asks_role(role: str) -> Callable[[Stack, str], Answer]:
-    return lambda stack, old: _role_refuses(stack, role, old)
+def _pgbouncer_admin_refuses(stack: Stack, old: Secrets) -> Answer:
+    return _pgbouncer_refuses(stack, roles.PGBOUNCER_ADMIN, old.pgbouncer_admin_password)
 
 
-_ASK: dict[str, Callable[[Stack, str], Answer]] = {
-    **{name: _asks_role(role) for name, role in ROLE_PASSWORDS.items() if name not in NOT_ROTATED},
-    "app_password": lambda stack, old: _role_refuses(stack, stack.secrets.app_login, old),
-    "pgbouncer_admin_password": lambda stack, old: _pgbouncer_refuses(
-        stack, roles.PGBOUNCER_ADMIN, old
-    ),
+def _asks_role(name: str, role: str) -> Callable[[Stack, Secrets], Answer]:
+    return lambda stack, old: _role_refuses(stack, role, getattr(old, name))
+
+
+_ASK: dict[str, Callable[[Stack, Secrets], Answer]] = {
+    # app_a/app_b are asked through app_password (the login it names before the rotation).
+    **{
+        name: _asks_role(name, role)
+        for name, role in ROLE_PASSWORDS.items()
+        if name not in NOT_ROTATED
+    },
+    "app_password": _app_login_refuses,
+    "pgbouncer_admin_password": _pgbouncer_admin_refuses,
     "patroni_rest_password": _patroni_refuses,
     "haproxy_stats_password": _stats_refuse,
     "redis_password": _redis_refuses,
