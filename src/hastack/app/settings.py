@@ -9,7 +9,6 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ from hastack.app.keys import SESSIONS, SIGNED_URLS, derive_key
 
 @functools.lru_cache(maxsize=16)
 def _derived(secret: str, purpose: str) -> str:
+    """Keys are derived once per secret and purpose (the signing key and any accepted one
+    are asked for on every request that carries a cookie or a signed URL)."""
     return derive_key(secret, purpose)
 
 
@@ -60,13 +61,13 @@ class AppSettings:
     instance: str = ""
     """The instance name (app1..N), in logs and metrics."""
 
-    @cached_property
+    @property
     def session_key(self) -> str:
-        return derive_key(self.secret_key, SESSIONS)
+        return _derived(self.secret_key, SESSIONS)
 
-    @cached_property
+    @property
     def url_key(self) -> str:
-        return derive_key(self.secret_key, SIGNED_URLS)
+        return _derived(self.secret_key, SIGNED_URLS)
 
     def session_keys(self, now: float | None = None) -> tuple[str, ...]:
         """The signing key first, then every accepted one still within its time."""

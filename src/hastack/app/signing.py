@@ -32,7 +32,7 @@ def verify_url(secret: str | Sequence[str], url: str, now: float | None = None) 
     """The signed path, or SignatureError saying why not. `secret` may be several keys (the
     signing key and those still accepted during a rotation): any of them verifies."""
     keys = [secret] if isinstance(secret, str) else list(secret)
-    if not all(keys) or not keys:
+    if not keys or not all(keys):
         raise ValueError("a secret key is needed to verify URLs")
     parts = urlsplit(url)
     query = parse_qs(parts.query)

@@ -335,11 +335,8 @@ def _patroni_writes_need_credentials(plan: StackPlan) -> Check:
         write = httpx.post(f"https://{base}/switchover", json={}, timeout=TIMEOUT_S, verify=ca)
         if write.status_code != 401:
             open_.append(f"{node.name} (a write without credentials)")
-        try:
-            httpx.get(f"http://{base}/patroni", timeout=TIMEOUT_S)
+        if _answers_plain_http(f"http://{base}/patroni"):
             open_.append(f"{node.name} (plain HTTP)")
-        except httpx.TransportError:
-            pass  # a TLS listener does not answer plain HTTP
     return _verdict(
         "Patroni's REST API: HTTPS only, writes need its credentials",
         open_,
@@ -347,6 +344,14 @@ def _patroni_writes_need_credentials(plan: StackPlan) -> Check:
         "every node refused plain HTTP and answered 401 to a write without credentials",
         "run `hastack up` (restapi.certfile and restapi.authentication)",
     )
+
+
+def _answers_plain_http(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=TIMEOUT_S)
+    except httpx.TransportError:
+        return False  # a TLS listener does not answer plain HTTP
+    return True
 
 
 def _stats_need_login(plan: StackPlan) -> Check:
@@ -357,11 +362,8 @@ def _stats_need_login(plan: StackPlan) -> Check:
         for p in ("/", "/metrics")
         if httpx.get(base + p, timeout=TIMEOUT_S, verify=ca).status_code != 401
     ]
-    try:
-        httpx.get(base.replace("https:", "http:") + "/", timeout=TIMEOUT_S)
+    if _answers_plain_http(base.replace("https:", "http:") + "/"):
         open_.append("plain HTTP")
-    except httpx.TransportError:
-        pass  # a TLS listener does not answer plain HTTP
     return _verdict(
         "HAProxy's stats page and /metrics: HTTPS only, behind the stats login",
         open_,

@@ -87,14 +87,16 @@ class UpResult:
 class _Run:
     """State of one `up` run: the stack, its clock and what it has done so far."""
 
-    def __init__(self, stack: Stack, progress: Progress) -> None:
+    def __init__(
+        self, stack: Stack, progress: Progress, applied_live: frozenset[str] = frozenset()
+    ) -> None:
         self.stack = stack
         self.plan = stack.plan
         self.progress = progress
         self.sup = stack.supervisor
         self.t0 = stack.clock.monotonic()
         self.result = UpResult()
-        self.applied_live: frozenset[str] = frozenset()
+        self.applied_live = applied_live
 
     def since(self) -> float:
         return self.stack.clock.monotonic() - self.t0
@@ -130,8 +132,7 @@ def up(
     (by name) whose changed config the caller already applied to the running process, so
     they are neither reloaded nor restarted (a secret rotation: Redis took its new password
     through ACL SETUSER and must not restart)."""
-    run = _Run(stack, progress or NullProgress())
-    run.applied_live = applied_live
+    run = _Run(stack, progress or NullProgress(), applied_live)
     preflight(stack.plan)
     run.progress.step(f"preparing {stack.plan.paths.state_dir}")
     marker = claim_state_dir(stack.plan)

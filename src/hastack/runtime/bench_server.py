@@ -48,13 +48,14 @@ def bare_server(stack: Stack, target: str) -> Iterator[str]:
     # From /: the app user may not enter the caller's directory (a root-only checkout).
     server = Background(argv, user=plan.service_users["app"], cwd=Path("/"))
 
-    def listening() -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex((address, port)) == 0
-
     try:
         try:
-            stack.until(listening, what="the bare baseline server", timeout_s=15, interval_s=0.1)
+            stack.until(
+                lambda: _open(address, port),
+                what="the bare baseline server",
+                timeout_s=15,
+                interval_s=0.1,
+            )
         except WaitTimeout:
             raise HastackError(
                 f"the bare baseline server ({target}) did not start", "hastack logs app1"

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 _client: httpx.Client | None = None
-_tls_clients: dict[ClientCert, httpx.Client] = {}
-_ca_clients: dict[str, httpx.Client] = {}
+_verifying_clients: dict[str | ClientCert, httpx.Client] = {}
 _lock = threading.Lock()
 
 
@@ -37,22 +36,26 @@ def client() -> httpx.Client:
 
 def ca_client(ca: str) -> httpx.Client:
     """A shared client that verifies the server (by address or name) against `ca`."""
-    with _lock:
-        found = _ca_clients.get(ca)
-        if found is None:
-            found = _ca_clients[ca] = _shared_client(verify=ssl.create_default_context(cafile=ca))
-        return found
+    return _verifying_client(ca)
 
 
 def tls_client(identity: ClientCert) -> httpx.Client:
     """A shared client that verifies the server against `identity.ca` and presents
-    `identity.cert`. The files are read once, when the client is first made."""
+    `identity.cert`."""
+    return _verifying_client(identity)
+
+
+def _verifying_client(trust: str | ClientCert) -> httpx.Client:
+    """One shared client per CA (a path) or client identity; its files are read once, when
+    the client is first made."""
     with _lock:
-        found = _tls_clients.get(identity)
+        found = _verifying_clients.get(trust)
         if found is None:
-            context = ssl.create_default_context(cafile=identity.ca)
-            context.load_cert_chain(identity.cert, identity.key)
-            found = _tls_clients[identity] = _shared_client(verify=context)
+            ca = trust if isinstance(trust, str) else trust.ca
+            context = ssl.create_default_context(cafile=ca)
+            if isinstance(trust, ClientCert):
+                context.load_cert_chain(trust.cert, trust.key)
+            found = _verifying_clients[trust] = _shared_client(verify=context)
         return found
 
 
