@@ -3,7 +3,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hastack.runtime.preflight import Listener, check_paths, check_ports, check_programs
+from hastack.runtime.preflight import (
+    Listener,
+    check_paths,
+    check_ports,
+    check_programs,
+    ports_held,
+)
 from hastack.spec import StackSpec, derive_plan
 from hastack.spec.model import BinariesSpec
 
@@ -34,6 +40,37 @@ def test_other_addresses_and_our_own_processes_do_not_conflict() -> None:
         Listener("127.0.10.1", 5432, 9, "postgres", "hs-demo-pg1"),  # this stack, running
     ]
     assert check_ports(PLAN, others) == []
+
+
+def test_a_listener_seen_without_its_holder_once_is_asked_again() -> None:
+    """A socket opened while the listeners were read shows without a holder (pid None):
+    the second look finds it held by the stack's own user."""
+    reads = iter(
+        [
+            [Listener("127.0.10.1", 8008, None, "?", "?")],
+            [Listener("127.0.10.1", 8008, 11, "patroni", "hs-demo-pg1")],
+        ]
+    )
+    pauses: list[float] = []
+    assert ports_held(PLAN, lambda: next(reads), pauses.append) == []
+    assert len(pauses) == 1
+
+
+def test_a_port_still_held_by_someone_else_is_a_problem() -> None:
+    foreign = [Listener("127.0.10.100", 6432, 4242, "pgbouncer", "postgres")]
+    (problem,) = ports_held(PLAN, lambda: foreign, lambda _s: None)
+    assert "pid 4242" in problem.what
+
+
+def test_free_ports_are_read_once() -> None:
+    reads: list[int] = []
+
+    def read() -> list[Listener]:
+        reads.append(1)
+        return []
+
+    assert ports_held(PLAN, read, lambda _s: None) == []
+    assert reads == [1]
 
 
 def test_missing_program_names_the_package(tmp_path: Path) -> None:

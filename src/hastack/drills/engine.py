@@ -95,7 +95,8 @@ def run_drill(
         with ctx.held, _failsafe(run), _loads(run) as loads:
             _phases(run, ctx, loads, times)
     except HastackError as exc:
-        run.errors.append(exc.what)
+        # The details are the evidence (a preflight's problems, a program's output).
+        run.errors.append("; ".join([exc.what, *exc.details]))
     except Exception as exc:
         run.errors.append(f"{type(exc).__name__}: {exc}")
     times.end = times.end or clock.monotonic()
