@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -13,6 +15,9 @@ import psutil
 import psycopg
 import pytest
 
+from hastack.app.db import Database
+from hastack.app.metrics import AppMetrics
+from hastack.app.settings import AppSettings
 from hastack.runtime.apptier import app_servers
 from hastack.runtime.bench_server import bench_haproxy
 from hastack.spec.names import LOAD_TEST_HEADER
@@ -361,3 +366,78 @@ def test_bench_http_measures_tls_with_a_throwaway_haproxy_that_leaves_nothing(
     ]
     assert left == []
     assert stack.status()[0] == 0
+
+
+def test_pipelined_tenant_transactions_never_leak_a_tenant_through_pgbouncer(
+    stack: Stack, alice: User, bob: User
+) -> None:
+    """Hundreds of one-round-trip transactions, 24 at a time, for two tenants (and for none),
+    through PgBouncer's transaction pooling, with failing transactions mixed in: each sees
+    its own tenant's setting and rows only, and server connections did serve both tenants
+    (so the test would see a setting carried from one transaction to the next)."""
+    for user in (alice, bob):
+        created = httpx.post(
+            f"{stack.plan.app_url}/work-orders",
+            json={"title": f"{user.name}'s isolation probe"},
+            headers={**auth(user), LOAD_TEST_HEADER: stack.hs.secrets.load_test_token},
+            verify=str(stack.plan.paths.ca_cert),
+        )
+        assert created.status_code == 201, created.text
+    env = stack.run("env", "--json").json()
+    probe = (
+        "SELECT current_setting('app.current_site_id', true), pg_backend_pid(), "
+        "coalesce(array_agg(DISTINCT site_id), '{}') FROM work_orders"
+    )
+
+    async def run() -> tuple[list[tuple[int | None, str, int, list[int]]], int]:
+        db = Database(AppSettings(database_url=env["DATABASE_URL"]), AppMetrics(), pool_size=6)
+        await db.open()
+        seen: list[tuple[int | None, str, int, list[int]]] = []
+        failed = 0
+        # Four times the pool in flight: every connection always has the next transaction
+        # waiting for it, without waits long enough to hit the pool's timeout.
+        in_flight = asyncio.Semaphore(24)
+
+        async def one(i: int) -> None:
+            async with in_flight:
+                await transact(i)
+
+        async def transact(i: int) -> None:
+            nonlocal failed
+            site = (alice.site, bob.site, None)[i % 3]
+            if i % 11 == 0:  # no tenant set at all: a setting left on the server shows here
+                async with db.rw.connection() as conn:
+                    row = await (await conn.execute(probe)).fetchone()
+                assert row is not None and row[0] in ("", None), f"leaked: {row}"
+                return
+            if i % 7 == 0:  # an error inside a pipelined transaction leaves nothing behind
+                with contextlib.suppress(psycopg.errors.DivisionByZero):
+                    await db.fetch("SELECT 1 / 0", site_id=site)
+                    raise AssertionError("division by zero was not reported")
+                failed += 1
+                return
+            if i % 5 == 0:  # a result read inside the block, then a second statement
+                async with db.transaction(site) as conn:
+                    first = await (await conn.execute(probe)).fetchone()
+                    await conn.execute("SELECT pg_sleep(0.001)")
+                assert first is not None
+                setting, pid, sites = first
+            else:
+                ((setting, pid, sites),) = await db.fetch(probe, site_id=site)
+            seen.append((site, setting, pid, sites))
+
+        try:
+            await asyncio.gather(*(one(i) for i in range(600)))
+        finally:
+            await db.close()
+        return seen, failed
+
+    seen, failed = asyncio.run(run())
+    assert failed > 0 and len(seen) + failed == 600 - len(range(0, 600, 11))
+    for site, setting, _pid, sites in seen:
+        assert setting == ("" if site is None else str(site))
+        assert set(sites) <= ({site} if site is not None else set())
+    tenants_per_backend: dict[int, set[int | None]] = {}
+    for site, _setting, pid, _sites in seen:
+        tenants_per_backend.setdefault(pid, set()).add(site)
+    assert any(len(t) == 3 for t in tenants_per_backend.values()), tenants_per_backend

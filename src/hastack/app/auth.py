@@ -57,6 +57,13 @@ FROM app_users u LEFT JOIN user_sites s ON s.user_id = u.id
 WHERE u.id = %s GROUP BY u.id, u.name
 """
 
+# The token's user and that user's sites in one statement, so a lookup is one round trip.
+TOKEN_PRINCIPAL_SQL = PRINCIPAL_SQL.replace(
+    "WHERE u.id = %s",
+    "WHERE u.id = (SELECT user_id FROM api_tokens WHERE token_hash = %s "
+    "AND revoked_at IS NULL AND expires_at > now())",
+)
+
 
 class Authenticator:
     def __init__(
@@ -99,24 +106,10 @@ class Authenticator:
         digest = hash_token(token)
         if self.cache_s > 0 and digest in self._tokens:
             return self._tokens[digest]
-        async with self.db.transaction(readonly=True) as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT user_id FROM api_tokens WHERE token_hash = %s "
-                    "AND revoked_at IS NULL AND expires_at > now()",
-                    (digest,),
-                )
-            ).fetchone()
-            principal = await self._load(conn, int(row[0])) if row else None
+        principal = _principal(await self.db.fetch(TOKEN_PRINCIPAL_SQL, (digest,), readonly=True))
         if self.cache_s > 0:
             self._tokens[digest] = principal
         return principal
-
-    async def _load(self, conn: Any, user_id: int) -> Principal | None:
-        row = await (await conn.execute(PRINCIPAL_SQL, (user_id,))).fetchone()
-        if row is None:
-            return None
-        return Principal(user_id=int(row[0]), name=str(row[1]), sites=frozenset(row[2]))
 
     async def _from_session(self, cookie: str) -> Principal | None:
         session_id = unsign(self.keys(), cookie)
@@ -128,8 +121,7 @@ class Authenticator:
             return None  # sessions need Redis; bearer tokens keep working without it
         if user_id is None:
             return None
-        async with self.db.transaction(readonly=True) as conn:
-            principal = await self._load(conn, int(user_id))
+        principal = _principal(await self.db.fetch(PRINCIPAL_SQL, (int(user_id),), readonly=True))
         if principal is None:
             return None
         return Principal(principal.user_id, principal.name, principal.sites, session_id)
@@ -170,3 +162,10 @@ def tenant_id(request: Request, principal: Principal, header: str) -> int:
     if site not in principal.sites:
         raise HTTPException(403, f"site {site} is not allowed for this user")
     return site
+
+
+def _principal(rows: list[tuple[Any, ...]]) -> Principal | None:
+    if not rows:
+        return None
+    user_id, name, sites = rows[0]
+    return Principal(user_id=int(user_id), name=str(name), sites=frozenset(sites))

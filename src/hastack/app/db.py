@@ -11,12 +11,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
+from psycopg.abc import Params, QueryNoTemplate
 from psycopg_pool import AsyncConnectionPool
 
 from hastack.app.metrics import AppMetrics
 from hastack.app.settings import AppSettings
 
 LOG = logging.getLogger("hastack.db")
+
+SET_TENANT = "SELECT set_config('app.current_site_id', %s, true)"
 
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
 
@@ -31,7 +34,7 @@ END
 """
 
 
-def _pool(url: str, name: str, max_size: int) -> AsyncConnectionPool[AsyncConn]:
+def make_pool(url: str, name: str, max_size: int) -> AsyncConnectionPool[AsyncConn]:
     return AsyncConnectionPool(
         url,
         min_size=1,
@@ -40,7 +43,8 @@ def _pool(url: str, name: str, max_size: int) -> AsyncConnectionPool[AsyncConn]:
         open=False,
         timeout=5.0,
         # PgBouncer's transaction pooling cannot keep server-side prepared statements.
-        kwargs={"prepare_threshold": None, "connect_timeout": 2},
+        # Autocommit: `transaction()` says BEGIN itself; `fetch` needs no BEGIN at all.
+        kwargs={"prepare_threshold": None, "connect_timeout": 2, "autocommit": True},
     )
 
 
@@ -48,9 +52,11 @@ class Database:
     def __init__(self, settings: AppSettings, metrics: AppMetrics, pool_size: int = 10) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.rw = _pool(settings.database_url, "rw", pool_size)
+        self.rw = make_pool(settings.database_url, "rw", pool_size)
         self.ro = (
-            _pool(settings.database_url_ro, "ro", pool_size) if settings.database_url_ro else None
+            make_pool(settings.database_url_ro, "ro", pool_size)
+            if settings.database_url_ro
+            else None
         )
         self.replica_lag_s: float | None = None
         self._lag_task: asyncio.Task[None] | None = None
@@ -107,15 +113,38 @@ class Database:
     ) -> AsyncIterator[AsyncConn]:
         """A transaction scoped to one tenant: `app.current_site_id` is set for this
         transaction only (`set_config(..., true)`), so a pooled connection never carries
-        one tenant's setting into another's request."""
+        one tenant's setting into another's request.
+
+        Pipelined: BEGIN and the tenant setting leave with the first statement whose result
+        is read, COMMIT with whatever is still unread: one round trip per result read inside
+        the block, plus one (four before: each statement awaited). One statement: `fetch`.
+        Errors of queued statements surface when their result is read or the block ends."""
         pool = self.pick(readonly, primary)
         self.metrics.replica_routed.labels(pool.name).inc()
-        async with pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT set_config('app.current_site_id', %s, true)",
-                ("" if site_id is None else str(site_id),),
-            )
+        async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute(SET_TENANT, ("" if site_id is None else str(site_id),))
             yield conn
+
+    async def fetch(
+        self,
+        query: QueryNoTemplate,
+        params: Params | None = None,
+        *,
+        site_id: int | None = None,
+        readonly: bool = False,
+        primary: bool = False,
+    ) -> list[tuple[Any, ...]]:
+        """One statement for one tenant, in one round trip and without BEGIN or COMMIT: the
+        tenant setting and the statement are pipelined up to a single Sync, so PostgreSQL
+        runs both in one implicit transaction (committed at the Sync, the setting gone with
+        it) and PgBouncer hands the server connection back right after."""
+        pool = self.pick(readonly, primary)
+        self.metrics.replica_routed.labels(pool.name).inc()
+        async with pool.connection() as conn:
+            async with conn.pipeline():
+                await conn.execute(SET_TENANT, ("" if site_id is None else str(site_id),))
+                cursor = await conn.execute(query, params)
+            return await cursor.fetchall()
 
     async def ping(self, timeout_s: float = 1.0) -> None:
         async with self.rw.connection(timeout=timeout_s) as conn:

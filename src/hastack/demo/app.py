@@ -134,12 +134,16 @@ async def whoami(request: Request) -> Response:
 
 async def list_sites(request: Request) -> Response:
     services, principal = await _principal(request)
-    async with services.db.transaction(readonly=True) as conn:
-        cur = await conn.execute(
-            "SELECT id, name FROM sites WHERE id = ANY(%s) ORDER BY id", (sorted(principal.sites),)
-        )
-        rows = await cur.fetchall()
+    rows = await services.db.fetch(
+        "SELECT id, name FROM sites WHERE id = ANY(%s) ORDER BY id",
+        (sorted(principal.sites),),
+        readonly=True,
+    )
     return JSONResponse({"sites": [{"id": r[0], "name": r[1]} for r in rows]})
+
+
+LIST_SQL = "SELECT * FROM work_orders_page(%(status)s, %(before)s, %(limit)s)"
+"""A function, so the server connection keeps its plan (migration 004)."""
 
 
 async def list_work_orders(request: Request) -> Response:
@@ -153,16 +157,14 @@ async def list_work_orders(request: Request) -> Response:
         before = int(q["before"]) if "before" in q else None
     except ValueError:
         raise HTTPException(422, "limit and before must be whole numbers") from None
-    sql = (
-        "SELECT id, site_id, title, status, priority, created_at, updated_at FROM work_orders "
-        "WHERE (%(status)s::text IS NULL OR status = %(status)s) "
-        "AND (%(before)s::bigint IS NULL OR id < %(before)s) ORDER BY id DESC LIMIT %(limit)s"
+    found = await services.db.fetch(
+        LIST_SQL,
+        {"status": status, "before": before, "limit": limit},
+        site_id=site,
+        readonly=True,
+        primary=_after_own_write(request, services),
     )
-    async with services.db.transaction(
-        site, readonly=True, primary=_after_own_write(request, services)
-    ) as conn:
-        cur = await conn.execute(sql, {"status": status, "before": before, "limit": limit})
-        rows = [_row(r) for r in await cur.fetchall()]
+    rows = [_row(r) for r in found]
     next_before = rows[-1]["id"] if len(rows) == limit else None
     return JSONResponse({"items": rows, "next_before": next_before})
 
@@ -170,14 +172,12 @@ async def list_work_orders(request: Request) -> Response:
 async def create_work_order(request: Request) -> Response:
     services, _user, site = await _tenant(request)
     body = NewWorkOrder.model_validate(await _json(request))
-    async with services.db.transaction(site) as conn:
-        cur = await conn.execute(
-            "INSERT INTO work_orders (site_id, title, priority) VALUES (%s, %s, %s) "
-            "RETURNING id, site_id, title, status, priority, created_at, updated_at",
-            (site, body.title, body.priority),
-        )
-        row = await cur.fetchone()
-    assert row is not None
+    (row,) = await services.db.fetch(
+        "INSERT INTO work_orders (site_id, title, priority) VALUES (%s, %s, %s) "
+        "RETURNING id, site_id, title, status, priority, created_at, updated_at",
+        (site, body.title, body.priority),
+        site_id=site,
+    )
     await services.cache.invalidate(f"summary:{site}")
     return _wrote(JSONResponse(_row(row), status_code=201))
 
@@ -205,18 +205,17 @@ def _work_order_id(request: Request) -> int:
 
 async def get_work_order(request: Request) -> Response:
     services, _user, site = await _tenant(request)
-    async with services.db.transaction(
-        site, readonly=True, primary=_after_own_write(request, services)
-    ) as conn:
-        cur = await conn.execute(
-            "SELECT id, site_id, title, status, priority, created_at, updated_at "
-            "FROM work_orders WHERE id = %s",
-            (_work_order_id(request),),
-        )
-        row = await cur.fetchone()
-    if row is None:
+    found = await services.db.fetch(
+        "SELECT id, site_id, title, status, priority, created_at, updated_at "
+        "FROM work_orders WHERE id = %s",
+        (_work_order_id(request),),
+        site_id=site,
+        readonly=True,
+        primary=_after_own_write(request, services),
+    )
+    if not found:
         raise HTTPException(404, "no such work order")
-    return JSONResponse(_row(row))
+    return JSONResponse(_row(found[0]))
 
 
 async def change_status(request: Request) -> Response:
@@ -249,11 +248,11 @@ async def summary(request: Request) -> Response:
     services, _user, site = await _tenant(request)
 
     async def load() -> dict[str, Any]:
-        async with services.db.transaction(site, readonly=True) as conn:
-            cur = await conn.execute(
-                "SELECT status, count(*) FROM work_orders GROUP BY status ORDER BY status"
-            )
-            rows = await cur.fetchall()
+        rows = await services.db.fetch(
+            "SELECT status, count(*) FROM work_orders GROUP BY status ORDER BY status",
+            site_id=site,
+            readonly=True,
+        )
         return {"site_id": site, "by_status": {r[0]: r[1] for r in rows}}
 
     return JSONResponse(await services.cache.get_or_load(f"summary:{site}", load, ttl_s=10))
@@ -275,11 +274,11 @@ async def download(request: Request) -> Response:
     except SignatureError as exc:
         raise HTTPException(403, str(exc)) from None
     site = int(path.split("site-")[1].split("-")[0])
-    async with services.db.transaction(site, readonly=True) as conn:
-        cur = await conn.execute(
-            "SELECT id, title, status, priority, created_at FROM work_orders ORDER BY id"
-        )
-        rows = await cur.fetchall()
+    rows = await services.db.fetch(
+        "SELECT id, title, status, priority, created_at FROM work_orders ORDER BY id",
+        site_id=site,
+        readonly=True,
+    )
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["id", "title", "status", "priority", "created_at"])
