@@ -4,7 +4,7 @@ from pathlib import Path
 
 from hastack.ops.plan import plan_as_dict, plan_sections
 from hastack.spec import StackSpec, derive_plan
-from hastack.spec.model import EtcdSpec, PgBouncerSpec, PostgresSpec
+from hastack.spec.model import AppSpec, EtcdSpec, HttpSpec, PgBouncerSpec, PostgresSpec
 
 
 def test_default_addresses_users_and_paths() -> None:
@@ -82,3 +82,21 @@ def test_plan_output_shows_inputs_and_is_json_ready() -> None:
     assert rows["max_connections"].how == "pools 60 + direct 40"
     data = plan_as_dict(plan)
     assert data["derived"]["pgbouncer"]["default_pool_size"] == 25  # type: ignore[index]
+
+
+def test_admission_defaults_to_twice_the_pool_and_one_round_of_queue() -> None:
+    a = derive_plan(StackSpec()).admission
+    assert a.maxconn_per_instance == 2 * AppSpec().db_pool_size == 20
+    assert a.max_queue == 2 * 20  # two instances' worth
+    assert a.queue_timeout_ms == 2000
+
+
+def test_admission_follows_the_spec() -> None:
+    spec = StackSpec(
+        app=AppSpec(instances=3, db_pool_size=4, max_concurrent_requests=6),
+        http=HttpSpec(max_queue=5, queue_timeout_ms=500),
+    )
+    a = derive_plan(spec).admission
+    assert (a.maxconn_per_instance, a.max_queue, a.queue_timeout_ms) == (6, 5, 500)
+    derived = derive_plan(StackSpec(app=AppSpec(instances=3, db_pool_size=4))).admission
+    assert (derived.maxconn_per_instance, derived.max_queue) == (8, 24)

@@ -65,7 +65,7 @@ def create_app(
     if configure_logs:
         configure_logging(settings.instance)
     metrics = AppMetrics()
-    db = Database(settings, metrics)
+    db = Database(settings, metrics, pool_size=settings.db_pool_size)
     client = connect(settings.redis_url)
     services = Services(
         settings=settings,

@@ -58,6 +58,8 @@ class AppSettings:
     token_cache_s: float = 30.0
     """How long an API token lookup is cached in the process (revocation delay)."""
     access_log: bool = True
+    db_pool_size: int = 10
+    """Connections per database pool (read-write, read-only)."""
     instance: str = ""
     """The instance name (app1..N), in logs and metrics."""
 

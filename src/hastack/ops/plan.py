@@ -127,6 +127,26 @@ def plan_sections(plan: StackPlan) -> dict[str, list[PlanRow]]:
             f"quorum {spec.etcd.members // 2 + 1}",
         ),
     ]
+    a, app = plan.admission, spec.app
+    app_tier = [
+        PlanRow("instances", str(len(plan.app_instances)), "app.instances"),
+        PlanRow("database pool per instance", str(app.db_pool_size), "app.db_pool_size"),
+        PlanRow(
+            "maxconn per instance",
+            str(a.maxconn_per_instance),
+            "app.max_concurrent_requests"
+            if app.max_concurrent_requests
+            else "2 x app.db_pool_size (the rest queue in HAProxy)",
+        ),
+        PlanRow(
+            "queue bound",
+            f"{a.max_queue} requests",
+            "http.max_queue"
+            if spec.http.max_queue
+            else "maxconn x instances; beyond it: 503 + Retry-After at once",
+        ),
+        PlanRow("queue timeout", f"{a.queue_timeout_ms} ms", "then 503 + Retry-After"),
+    ]
     state = [
         PlanRow("state_dir", str(plan.paths.state_dir), ""),
         PlanRow("service users", ", ".join(plan.service_users.values()), ""),
@@ -142,6 +162,7 @@ def plan_sections(plan: StackPlan) -> dict[str, list[PlanRow]]:
         "postgres": pg,
         "pooling": pooling,
         "ha": ha,
+        **({"app tier": app_tier} if plan.app_instances else {}),
         "stack": state,
     }
 
@@ -177,6 +198,11 @@ def plan_as_dict(plan: StackPlan) -> dict[str, object]:
                 "default_pool_size": plan.pool.default_pool_size,
                 "reserve_pool_size": plan.pool.reserve_pool_size,
                 "server_connections_max": plan.pool.server_connections_max,
+            },
+            "admission": {
+                "maxconn_per_instance": plan.admission.maxconn_per_instance,
+                "max_queue": plan.admission.max_queue,
+                "queue_timeout_ms": plan.admission.queue_timeout_ms,
             },
             "state_dir": str(plan.paths.state_dir),
         },

@@ -35,6 +35,7 @@ def render_app_config(plan: StackPlan) -> str:
         "read_your_writes_s": a.read_your_writes_s,
         "max_body_bytes": a.max_body_kb * 1024,
         "access_log": a.access_log,
+        "db_pool_size": a.db_pool_size,
     }
     return json.dumps(data, indent=2) + "\n"
 

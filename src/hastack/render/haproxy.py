@@ -155,6 +155,7 @@ def _http_sections(plan: StackPlan, secrets: Secrets) -> str:
         for i in plan.app_instances
     )
     c = http.check
+    retry_after, busy = plan.admission.retry_after_s, BUSY_BODY
     return (
         f"""
 frontend web_http
@@ -186,7 +187,7 @@ frontend {WEB_FRONTEND}
     http-response set-header X-Content-Type-Options nosniff
     http-response set-header X-Frame-Options DENY
     http-response set-header Referrer-Policy no-referrer
-    default_backend {APP_BACKEND}
+{_admission(plan)}    default_backend {APP_BACKEND}
 
 backend {APP_BACKEND}
     mode http
@@ -197,7 +198,10 @@ backend {APP_BACKEND}
     http-reuse safe
     timeout connect 1s
     timeout server {http.timeout_server_s}s
-    timeout queue 10s
+    # Each instance works on at most `maxconn` requests (default-server below); the rest
+    # wait here, where they are counted and bounded, for at most this long.
+    timeout queue {plan.admission.queue_timeout_ms}ms
+    http-error status 503 content-type application/json hdr Retry-After {retry_after} string {busy}
     # From the services address, the one proxy the instances trust for X-Forwarded-For (on
     # loopback the kernel would pick 127.0.0.1, which they must not trust).
     source {addr}
@@ -213,8 +217,24 @@ backend {APP_BACKEND}
         # `fall` checks; the request itself is retried elsewhere.
         + (
             f"    default-server inter {c.inter_ms}ms fall {c.fall} rise {c.rise} "
+            f"maxconn {plan.admission.maxconn_per_instance} "
             "observe layer4 error-limit 1 on-error mark-down\n" + servers
         )
+    )
+
+
+BUSY_BODY = '"{\\"error\\": \\"the service is busy, try again shortly\\"}"'
+"""HAProxy's own 503 (queue full or timed out, no instance up), as the app's errors look."""
+
+
+def _admission(plan: StackPlan) -> str:
+    """Beyond `max_queue` waiting requests a new one is answered at once: a client waiting
+    longer would time out anyway, and a bounded queue bounds the wait of those admitted."""
+    a = plan.admission
+    return (
+        f"    http-request return status 503 content-type application/json "
+        f"hdr Retry-After {a.retry_after_s} string {BUSY_BODY} "
+        f"if {{ queue({APP_BACKEND}) ge {a.max_queue} }}\n"
     )
 
 

@@ -299,6 +299,22 @@ class AppSpec(_Model):
     read_your_writes_s: float = Field(default=5.0, ge=0)
     max_body_kb: int = Field(default=1024, ge=1)
     access_log: bool = True
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Database connections per pool (read-write, read-only) in each instance.",
+    )
+    max_concurrent_requests: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description=(
+            "Requests HAProxy lets one instance work on at once (its per-server maxconn); "
+            "the rest wait in HAProxy's queue, where they are counted, bounded and timed out. "
+            "Default: 2 x db_pool_size."
+        ),
+    )
     graceful_timeout_s: int = Field(
         default=10, ge=1, description="How long an instance may finish requests when stopped."
     )
@@ -358,6 +374,20 @@ class HttpSpec(_Model):
     timeout_server_s: int = Field(default=30, ge=1)
     timeout_http_request_s: int = Field(default=10, ge=1)
     timeout_keepalive_s: int = Field(default=30, ge=1)
+    queue_timeout_ms: int = Field(
+        default=2000,
+        ge=100,
+        description="How long a request may wait in HAProxy's queue before a 503 + Retry-After.",
+    )
+    max_queue: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Requests waiting in HAProxy's queue beyond which new ones are answered 503 + "
+            "Retry-After at once. Default: every instance's max_concurrent_requests summed "
+            "(a queued request waits about one round of the admitted ones)."
+        ),
+    )
     check: HttpCheckSpec = Field(default_factory=HttpCheckSpec)
 
 

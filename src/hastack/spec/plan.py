@@ -318,6 +318,20 @@ class PoolPlan:
 
 
 @dataclass(frozen=True)
+class AdmissionPlan:
+    """How HAProxy admits HTTP requests to the app instances: the queue lives in HAProxy
+    (visible, bounded, timed out), not in an instance's event loop, where it would delay the
+    health checks and hide the overload."""
+
+    maxconn_per_instance: int
+    """Requests one instance works on at once (HAProxy's per-server maxconn)."""
+    max_queue: int
+    """Queued requests beyond which new ones get 503 + Retry-After at once."""
+    queue_timeout_ms: int
+    retry_after_s: int = 1
+
+
+@dataclass(frozen=True)
 class WatcherTimings:
     """When the watcher acts, derived from Patroni's own timings (see runtime/fencing.py).
     One second is added where an etcd lease age is compared: leases count whole seconds."""
@@ -353,6 +367,7 @@ class StackPlan:
     pool: PoolPlan
     postgres_bin_dir: Path
     watcher: WatcherTimings
+    admission: AdmissionPlan
     app_instances: tuple[AppInstance, ...] = ()
     etcd_namespace: str = ETCD_NAMESPACE
 
@@ -491,6 +506,18 @@ def derive_app_instances(spec: StackSpec) -> tuple[AppInstance, ...]:
     )
 
 
+def derive_admission(spec: StackSpec) -> AdmissionPlan:
+    # Twice the pool: the pool stays busy while the next requests parse and authenticate;
+    # more would only wait for a connection inside the instance, unseen by HAProxy.
+    per_instance = spec.app.max_concurrent_requests or 2 * spec.app.db_pool_size
+    max_queue = spec.http.max_queue
+    return AdmissionPlan(
+        maxconn_per_instance=per_instance,
+        max_queue=per_instance * spec.app.instances if max_queue is None else max_queue,
+        queue_timeout_ms=spec.http.queue_timeout_ms,
+    )
+
+
 def derive_watcher(spec: StackSpec) -> WatcherTimings:
     p, f = spec.patroni, spec.fencing
     return WatcherTimings(
@@ -525,4 +552,5 @@ def derive_plan(spec: StackSpec) -> StackPlan:
         postgres_bin_dir=bin_dir,
         watcher=derive_watcher(spec),
         app_instances=derive_app_instances(spec),
+        admission=derive_admission(spec),
     )
