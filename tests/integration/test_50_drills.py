@@ -21,6 +21,7 @@ SHORTER_HOLD_S = {
     "etcd-quorum-loss": 10.0,
     "etcd-quorum-loss-no-failsafe": 10.0,
     "redis-down": 5.0,
+    "overload": 20.0,
 }
 
 

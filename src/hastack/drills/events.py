@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class History:
     samples: list[RoleSample] = field(default_factory=list)
     reads_ok: int = 0
     reads_failed: int = 0
+    facts: dict[str, Any] = field(default_factory=dict)
+    """What a scenario measured for its own expectation (the overload's counters)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ack(self, ack: Ack) -> None:

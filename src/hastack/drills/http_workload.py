@@ -76,7 +76,11 @@ class _Client(threading.Thread):
         t1 = time.monotonic()
         expected = 201 if self.write else 200
         if response.status_code != expected:
-            detail = f"HTTP {response.status_code}: {_what(response)}"
+            retry = response.headers.get("Retry-After")
+            # Retry-After is part of the answer's kind: a 503 that says when to come back is
+            # load shed on purpose (the overload drill counts them).
+            detail = f"HTTP {response.status_code}{f' Retry-After {retry}' if retry else ''}: "
+            detail += _what(response)
             self.history.fail(Failure(self.writer, None, t1, str(response.status_code), detail))
             return
         op_id = int(response.json()["id"]) if self.write else n

@@ -14,6 +14,7 @@ from typing import Literal
 
 from hastack.drills import faults
 from hastack.drills.faults import Action, DrillContext, nothing
+from hastack.drills.overload import OVERLOAD_FACTOR, OVERLOAD_S, end_overload, overload
 from hastack.errors import HastackError
 from hastack.ops.app import restart_app
 from hastack.ops.cluster import switchover
@@ -39,6 +40,9 @@ class Expectation:
     instances_stay_in_rotation: bool = False
     """Web: HAProxy never marks an app instance down (a shared dependency's fault must not
     empty the pool)."""
+    load_shed_by_haproxy: bool = False
+    """Web, overload: HAProxy answers the excess 503 + Retry-After itself, no instance
+    answers 5xx or is marked down, admitted requests stay fast (drills/overload.py)."""
 
 
 @dataclass(frozen=True)
@@ -310,6 +314,16 @@ WEB_SCENARIOS = [
         tier="web",
         slow=True,
         volume_load=True,
+    ),
+    Scenario(
+        "overload",
+        f"{OVERLOAD_FACTOR} x the connections the app tier admits, for {OVERLOAD_S:.0f} s, on "
+        "the database-backed list: HAProxy sheds the excess",
+        inject=overload,
+        heal=end_overload,
+        hold_s=lambda _plan: OVERLOAD_S,
+        expect=Expectation(instances_stay_in_rotation=True, load_shed_by_haproxy=True),
+        tier="web",
     ),
     Scenario(
         "db-failover-under-http-load",

@@ -10,6 +10,7 @@ from typing import Any
 from hastack.drills.checker import Verdict
 from hastack.drills.events import Ack, History
 from hastack.drills.metrics import buckets, error_kinds, failures_between, largest_gap
+from hastack.drills.overload import overload_expectations
 from hastack.drills.report import DrillReport, WriterStats
 from hastack.drills.scenarios import Expectation, Scenario
 from hastack.spec.plan import StackPlan
@@ -177,6 +178,15 @@ def _expectations(r: ReportInput, t0: float, end: float) -> list[dict[str, Any]]
                 "what": f"no app instance left rotation (marked down: {down or 'none'})",
                 "ok": not down,
             }
+        )
+    if expect.load_shed_by_haproxy:
+        admitted = [
+            (a.t_end - a.t_start) * 1000
+            for a in history.acks
+            if a.writer.startswith("http-get") and t0 <= a.t_end <= end
+        ]
+        found += overload_expectations(
+            r.plan, history.facts.get("overload", {}), http_failures, admitted
         )
     if r.volume:
         bad = r.volume.get("non_2xx", 0) + r.volume.get("socket_errors", 0)

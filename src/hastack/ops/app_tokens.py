@@ -40,6 +40,20 @@ class TokenInfo:
     """active, expired or revoked (by the database's clock)."""
 
 
+@contextlib.contextmanager
+def load_tokens(stack: Stack, prefix: str, count: int, site: str) -> Iterator[list[IssuedToken]]:
+    """`count` users (`prefix`-0..), one token each, all allowed `site`: load spread over
+    them measures the app, not the per-user rate-limit tier. Revoked afterwards (load
+    credentials do not outlive the load)."""
+    tokens = [create_token(stack, f"{prefix}-{n}", [site], days=1) for n in range(count)]
+    try:
+        yield tokens
+    finally:
+        for token in tokens:
+            with contextlib.suppress(HastackError, psycopg.Error):
+                revoke_tokens(stack, token_id=token.token_id)
+
+
 def create_token(
     stack: Stack, user: str, site_names: list[str], days: int = DEFAULT_DAYS
 ) -> IssuedToken:

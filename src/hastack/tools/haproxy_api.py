@@ -67,6 +67,16 @@ class HAProxyAdmin:
             if row.get("svname") not in ("FRONTEND", "BACKEND", None)
         ]
 
+    def counters(self, proxy: str) -> dict[str, dict[str, int]]:
+        """One proxy's numeric `show stat` counters by row (its servers, FRONTEND or
+        BACKEND): hrsp_5xx, chkdown, qmax, ... (empty fields as 0)."""
+        text = self.command("show stat").lstrip("# ")
+        return {
+            row["svname"]: {k: int(v) for k, v in row.items() if k and v and v.isdigit()}
+            for row in csv.DictReader(io.StringIO(text))
+            if row.get("pxname") == proxy and row.get("svname")
+        }
+
     def servers_of(self, backend: str) -> dict[str, ServerState]:
         """One backend's servers by name (empty when HAProxy does not answer)."""
         try:

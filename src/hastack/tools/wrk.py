@@ -120,11 +120,18 @@ class Wrk:
         return _parse(url, connections, result)
 
     def start(
-        self, url: str, *, duration_s: int, connections: int, headers: dict[str, str]
+        self,
+        url: str,
+        *,
+        duration_s: int,
+        connections: int,
+        headers: dict[str, str],
+        threads: int = 1,
+        rotate: tuple[str, list[str]] | None = None,
     ) -> WrkRun:
         """Load in the background until `WrkRun.stop()` (or `duration_s`)."""
-        script = _script(headers, None)
-        argv = self._argv(url, script, duration_s, connections, 1)
+        script = _script(headers, rotate)
+        argv = self._argv(url, script, duration_s, connections, threads)
         return WrkRun(url, connections, script, Background(argv))
 
 
