@@ -463,10 +463,17 @@ def bench_http_cmd(
         connections=connections,
         progress=ConsoleProgress(quiet=json_out),
     )
+    invalid = report.invalid()
     if json_out:
-        print_json({**asdict(report), "summary": report.summary()})
+        print_json({**asdict(report), "summary": report.summary(), "invalid": invalid})
     else:
         views.print_http_bench(report)
+    if invalid:
+        raise HastackError(
+            "the benchmark is not valid: some measurements failed",
+            "rerun it; `hastack status` and `hastack logs app1` say what broke",
+            invalid,
+        )
 
 
 @bench_app.command("idle")

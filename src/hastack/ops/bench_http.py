@@ -9,10 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import psycopg
-
 from hastack.errors import HastackError, Unavailable
-from hastack.ops.app_tokens import create_token, revoke_tokens
+from hastack.ops.app_tokens import load_tokens
 from hastack.runtime.bench_server import bare_server, bench_haproxy
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
@@ -29,6 +27,12 @@ EDGE_DENY = "edge limit deny path (429s)"
 BENCH_PLAIN = "bench haproxy plain x1"
 BENCH_TLS = "bench haproxy tls x1"
 """A throwaway HAProxy with the two frontends identical but for TLS: what TLS costs."""
+BARE_DB = "bare db direct"
+"""The demo list's SELECT from a bare Starlette route on a pool like the app's: what the
+database-backed request costs without the app tier (no token, tenant, limit, transaction)."""
+DEMO_LIST = "demo list haproxy tls"
+DEMO_LIST_DIRECT = "demo list direct x1"
+LIST_PATH = "/work-orders?limit=10"
 
 
 @dataclass
@@ -64,7 +68,27 @@ class HttpBenchReport:
             "added_latency_p50_ms": added,
             "edge_deny_per_s": self._figure(EDGE_DENY, "requests_per_s"),
             "ready_p99_under_load_ms": self._figure("ready under load", "p99_ms"),
+            "demo_list_vs_bare_db": self.ratio(self.demo_list_n, BARE_DB),
+            "demo_list_direct_vs_bare_db": self.ratio(DEMO_LIST_DIRECT, BARE_DB),
+            "demo_list_scale_n_vs_1": self.ratio(self.demo_list_n, f"{DEMO_LIST} x1"),
+            "demo_list_req_per_s": self._figure(self.demo_list_n, "requests_per_s"),
         }
+
+    def invalid(self) -> list[str]:
+        """Rows that measured something else than they claim: socket errors (a server that
+        died or refused), or answers other than 2xx (but the edge-limit row, which measures
+        HAProxy's 429s). A benchmark with one is a failed run."""
+        found = []
+        for label, r in self.results.items():
+            if r.socket_errors:
+                found.append(f"{label}: {r.socket_errors} socket errors in {r.requests} requests")
+            if r.non_2xx and label != EDGE_DENY:
+                found.append(f"{label}: {r.non_2xx} non-2xx answers in {r.requests} requests")
+        return found
+
+    @property
+    def demo_list_n(self) -> str:
+        return f"{DEMO_LIST} x{self.instances}"
 
 
 @contextlib.contextmanager
@@ -141,26 +165,25 @@ def bench_http(
             stack.haproxy().clear_table(WEB_FRONTEND)
     if plan.app_is_demo:
         # Several users, so that the per-user tier (not the app) is not what is measured.
-        tokens = [
-            create_token(stack, f"bench-{n}", ["bench-site"], days=1) for n in range(BENCH_USERS)
-        ]
-        try:
+        with load_tokens(stack, "bench", BENCH_USERS, "bench-site") as tokens:
             auth = {plan.spec.app.tenant_header: str(tokens[0].sites[0])}
             rotate = ("Authorization", [f"Bearer {t.token}" for t in tokens])
             # Token, Redis rate-limit tier and tenant check, no query: the full middleware path.
             measure("app1 direct full path", f"{app1.url}/whoami", extra=auth, rotate=rotate)
-            measure(
-                "demo list (db, replicas) via haproxy",
-                f"{plan.app_url}/work-orders?limit=10",
-                extra=auth,
-                rotate=rotate,
-            )
+            db_env = {"DATABASE_URL_RO": stack.urls()["DATABASE_URL_RO"]}
+            with bare_server(stack, "hastack.demo.baseline:app", env=db_env) as bare:
+                measure(BARE_DB, bare)
+            measure(DEMO_LIST_DIRECT, f"{app1.url}{LIST_PATH}", extra=auth, rotate=rotate)
+            with _only_instances(stack, 1):
+                measure(f"{DEMO_LIST} x1", f"{plan.app_url}{LIST_PATH}", extra=auth, rotate=rotate)
+            if len(plan.app_instances) > 1:
+                measure(report.demo_list_n, f"{plan.app_url}{LIST_PATH}", extra=auth, rotate=rotate)
             # What HAProxy's checks see while the instances are busy: readiness, one client,
             # next to a full load of database-backed requests.
             with ThreadPoolExecutor(1) as pool:
                 background = pool.submit(
                     wrk,
-                    f"{plan.app_url}/work-orders?limit=10",
+                    f"{plan.app_url}{LIST_PATH}",
                     duration_s=duration_s,
                     connections=connections,
                     headers={**headers, **auth},
@@ -168,8 +191,4 @@ def bench_http(
                 )
                 measure("ready under load", f"{app1.url}{plan.spec.app.health_path}", conns=1)
                 report.results["load next to ready"] = background.result()
-        finally:
-            for token in tokens:  # benchmark credentials do not outlive the benchmark
-                with contextlib.suppress(HastackError, psycopg.Error):
-                    revoke_tokens(stack, token_id=token.token_id)
     return report

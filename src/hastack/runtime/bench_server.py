@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,8 +27,9 @@ BENCH_PROXY_HOST = APP_HOST_BASE + 51
 
 
 @contextlib.contextmanager
-def bare_server(stack: Stack, target: str) -> Iterator[str]:
-    """Serve `target` (module:attribute) as the app user; yield its base URL."""
+def bare_server(stack: Stack, target: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Serve `target` (module:attribute) as the app user, with `env` added to its
+    environment; yield its base URL."""
     plan = stack.plan
     address = host_address(plan.spec.network.subnet, BARE_HOST)
     port = plan.spec.app.port
@@ -45,24 +46,28 @@ def bare_server(stack: Stack, target: str) -> Iterator[str]:
         "--log-level",
         "warning",
     ]
-    # From /: the app user may not enter the caller's directory (a root-only checkout).
-    server = Background(argv, user=plan.service_users["app"], cwd=Path("/"))
-
-    try:
+    # The watcher is held meanwhile: a process of the app user outside supervisord is an
+    # orphan to it, and it would stop the server mid-measurement (wrk then counted hundreds
+    # of thousands of write errors against a dead port).
+    with stack.hold(600, f"hastack bench http (bare server {target})"):
+        # From /: the app user may not enter the caller's directory (a root-only checkout).
+        server = Background(argv, user=plan.service_users["app"], cwd=Path("/"), env=env)
         try:
-            stack.until(
-                lambda: _open(address, port),
-                what="the bare baseline server",
-                timeout_s=15,
-                interval_s=0.1,
-            )
-        except WaitTimeout:
-            raise HastackError(
-                f"the bare baseline server ({target}) did not start", "hastack logs app1"
-            ) from None
-        yield f"http://{address}:{port}/"
-    finally:
-        server.terminate()
+            try:
+                stack.until(
+                    lambda: _open(address, port),
+                    what="the bare baseline server",
+                    timeout_s=15,
+                    interval_s=0.1,
+                )
+            except WaitTimeout:
+                output = server.interrupt(5).stderr.strip()[-500:]
+                raise HastackError(
+                    f"the bare baseline server ({target}) did not start: {output}"
+                ) from None
+            yield f"http://{address}:{port}/"
+        finally:
+            server.terminate()
 
 
 @contextlib.contextmanager

@@ -104,14 +104,30 @@ def run_checked(argv: Sequence[str], what: str, hint: str = "", **kwargs: object
     return result
 
 
+def _environment(user: str | None, extra: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The caller's environment plus `extra`; run as another user, that user's HOME (libpq,
+    for one, reads ~/.postgresql and fails on root's with "Permission denied")."""
+    if user is None and not extra:
+        return None
+    env = {**os.environ, **(extra or {})}
+    if user is not None:
+        env["HOME"] = pwd.getpwnam(user).pw_dir
+    return env
+
+
 class Background:
     """A program running while the caller works (a load generator); stopped with SIGINT."""
 
     def __init__(
-        self, argv: Sequence[str], user: str | None = None, cwd: Path | None = None
+        self,
+        argv: Sequence[str],
+        user: str | None = None,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """`cwd`: where it runs (a program run as another user may not be able to enter, or
-        return to, the caller's directory: a checkout under root's home)."""
+        return to, the caller's directory: a checkout under root's home). `env`: added to
+        the caller's environment (secrets go here, never into argv)."""
         self.argv = tuple(argv)
         self.start = time.monotonic()
         self.proc = subprocess.Popen(
@@ -121,6 +137,7 @@ class Background:
             stdin=subprocess.DEVNULL,
             text=True,
             cwd=cwd,
+            env=_environment(user, env),
             **as_user(user),
         )
 
