@@ -24,6 +24,7 @@ def test_summary_ratios_and_added_latency() -> None:
             BENCH_PLAIN: result(8000, 1.0),
             BENCH_TLS: result(7000, 1.1),
             "bare db direct": result(2000, 8.0),
+            "bare db tenant direct": result(1875, 8.5),
             "demo list direct x1": result(1500, 10.0),
             "demo list haproxy tls x1": result(1200, 12.0),
             "demo list haproxy tls x2": result(1300, 11.0),
@@ -40,6 +41,8 @@ def test_summary_ratios_and_added_latency() -> None:
         "ready_p99_under_load_ms": 6.0,
         "demo_list_vs_bare_db": 0.65,
         "demo_list_direct_vs_bare_db": 0.75,
+        "tenant_setting_vs_bare_db": 0.938,
+        "app_tier_vs_bare_db_tenant": 0.8,
         "demo_list_scale_n_vs_1": 1.083,
         "demo_list_req_per_s": 1300,
     }

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hastack.app.db import make_pool
+from hastack.app.db import SET_TENANT, make_pool
 from hastack.demo.app import LIST_SQL
 
 
@@ -29,11 +29,27 @@ async def _pool(app: Starlette) -> AsyncIterator[None]:
         await pool.close()
 
 
+PARAMS = {"status": None, "before": None, "limit": 10}
+
+
 async def list_rows(request: Request) -> JSONResponse:
     async with request.app.state.pool.connection() as conn:
-        cur = await conn.execute(LIST_SQL, {"status": None, "before": None, "limit": 10})
+        cur = await conn.execute(LIST_SQL, PARAMS)
         rows = await cur.fetchall()
     return JSONResponse({"items": [{"id": r[0], "title": r[2]} for r in rows]})
 
 
-app = Starlette(routes=[Route("/", list_rows)], lifespan=_pool)
+async def list_rows_for_tenant(request: Request) -> JSONResponse:
+    """The same with the tenant setting pipelined before it, as `services.db.fetch` sends
+    it (site 1): what the tenant transaction adds, without the app tier."""
+    async with request.app.state.pool.connection() as conn:
+        async with conn.pipeline():
+            await conn.execute(SET_TENANT, ("1",))
+            cur = await conn.execute(LIST_SQL, PARAMS)
+        rows = await cur.fetchall()
+    return JSONResponse({"items": [{"id": r[0], "title": r[2]} for r in rows]})
+
+
+app = Starlette(
+    routes=[Route("/", list_rows), Route("/tenant", list_rows_for_tenant)], lifespan=_pool
+)

@@ -30,6 +30,8 @@ BENCH_TLS = "bench haproxy tls x1"
 BARE_DB = "bare db direct"
 """The demo list's SELECT from a bare Starlette route on a pool like the app's: what the
 database-backed request costs without the app tier (no token, tenant, limit, transaction)."""
+BARE_DB_TENANT = "bare db tenant direct"
+"""The same with the tenant setting pipelined before the statement, as the app sends it."""
 DEMO_LIST = "demo list haproxy tls"
 DEMO_LIST_DIRECT = "demo list direct x1"
 LIST_PATH = "/work-orders?limit=10"
@@ -70,6 +72,8 @@ class HttpBenchReport:
             "ready_p99_under_load_ms": self._figure("ready under load", "p99_ms"),
             "demo_list_vs_bare_db": self.ratio(self.demo_list_n, BARE_DB),
             "demo_list_direct_vs_bare_db": self.ratio(DEMO_LIST_DIRECT, BARE_DB),
+            "tenant_setting_vs_bare_db": self.ratio(BARE_DB_TENANT, BARE_DB),
+            "app_tier_vs_bare_db_tenant": self.ratio(DEMO_LIST_DIRECT, BARE_DB_TENANT),
             "demo_list_scale_n_vs_1": self.ratio(self.demo_list_n, f"{DEMO_LIST} x1"),
             "demo_list_req_per_s": self._figure(self.demo_list_n, "requests_per_s"),
         }
@@ -173,6 +177,7 @@ def bench_http(
             db_env = {"DATABASE_URL_RO": stack.urls()["DATABASE_URL_RO"]}
             with bare_server(stack, "hastack.demo.baseline:app", env=db_env) as bare:
                 measure(BARE_DB, bare)
+                measure(BARE_DB_TENANT, f"{bare}tenant")
             measure(DEMO_LIST_DIRECT, f"{app1.url}{LIST_PATH}", extra=auth, rotate=rotate)
             with _only_instances(stack, 1):
                 measure(f"{DEMO_LIST} x1", f"{plan.app_url}{LIST_PATH}", extra=auth, rotate=rotate)
