@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hastack.app.db import SET_TENANT, make_pool
+from hastack.app.db import fetch_for_tenant, make_pool
 from hastack.demo.app import LIST_SQL
 
 
@@ -40,13 +40,11 @@ async def list_rows(request: Request) -> JSONResponse:
 
 
 async def list_rows_for_tenant(request: Request) -> JSONResponse:
-    """The same with the tenant setting pipelined before it, as `services.db.fetch` sends
-    it (site 1): what the tenant transaction adds, without the app tier."""
+    """The same for one tenant (`?site=N`), as `services.db.fetch` sends it: what the
+    tenant setting adds, without the app tier."""
+    site = int(request.query_params.get("site", "0"))
     async with request.app.state.pool.connection() as conn:
-        async with conn.pipeline():
-            await conn.execute(SET_TENANT, ("1",))
-            cur = await conn.execute(LIST_SQL, PARAMS)
-        rows = await cur.fetchall()
+        rows = await fetch_for_tenant(conn, site, LIST_SQL, PARAMS)
     return JSONResponse({"items": [{"id": r[0], "title": r[2]} for r in rows]})
 
 
