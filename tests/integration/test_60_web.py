@@ -368,10 +368,11 @@ def test_bench_http_measures_tls_with_a_throwaway_haproxy_that_leaves_nothing(
     assert stack.status()[0] == 0
 
 
-def test_pipelined_tenant_transactions_never_leak_a_tenant_through_pgbouncer(
+def test_one_round_trip_tenant_transactions_never_leak_a_tenant_through_pgbouncer(
     stack: Stack, alice: User, bob: User
 ) -> None:
-    """Hundreds of one-round-trip transactions, 24 at a time, for two tenants (and for none),
+    """Hundreds of one-round-trip transactions (`fetch`) and pipelined ones (`transaction`),
+    24 at a time, for two tenants (and for none),
     through PgBouncer's transaction pooling, with failing transactions mixed in: each sees
     its own tenant's setting and rows only, and server connections did serve both tenants
     (so the test would see a setting carried from one transaction to the next)."""
