@@ -16,6 +16,9 @@ from hastack.errors import Unavailable
 from hastack.runtime.stack import Stack
 from hastack.spec.names import APP_BACKEND, LOAD_TEST_HEADER
 
+NO_DB_CLIENT = "http-nodb"
+"""The client whose requests need no database (`/whoami`)."""
+
 
 @dataclass(frozen=True)
 class HttpTarget:
@@ -39,7 +42,13 @@ class _Client(threading.Thread):
     request is new: never retried by us (HAProxy may retry safe methods)."""
 
     def __init__(
-        self, name: str, target: HttpTarget, history: History, stop: threading.Event, write: bool
+        self,
+        name: str,
+        target: HttpTarget,
+        history: History,
+        stop: threading.Event,
+        write: bool,
+        path: str = "/work-orders",
     ) -> None:
         super().__init__(name=f"http-{name}", daemon=True)
         self.writer = name
@@ -47,6 +56,7 @@ class _Client(threading.Thread):
         self.history = history
         self.stop_event = stop
         self.write = write
+        self.path = path
         self.seq = itertools.count(1)
 
     def run(self) -> None:
@@ -65,9 +75,11 @@ class _Client(threading.Thread):
         t0 = time.monotonic()
         try:
             if self.write:
-                response = client.post("/work-orders", json={"title": f"drill {self.writer} {n}"})
+                response = client.post(self.path, json={"title": f"drill {self.writer} {n}"})
+            elif self.path == "/work-orders":
+                response = client.get(self.path, params={"limit": 5})
             else:
-                response = client.get("/work-orders", params={"limit": 5})
+                response = client.get(self.path)
         except httpx.HTTPError as exc:
             self.history.fail(
                 Failure(self.writer, None, time.monotonic(), None, type(exc).__name__)
@@ -99,6 +111,11 @@ class HttpWorkload:
             _Client(f"http-get{i}", target, history, self.stop_event, write=False)
             for i in range(1, readers + 1)
         ]
+        # A request that needs no database (token cached, rate-limit tier in Redis): a
+        # database failover must not fail it.
+        self.clients.append(
+            _Client(NO_DB_CLIENT, target, history, self.stop_event, write=False, path="/whoami")
+        )
 
     def start(self) -> None:
         for c in self.clients:

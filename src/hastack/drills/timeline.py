@@ -9,6 +9,7 @@ from typing import Any
 
 from hastack.drills.checker import Verdict
 from hastack.drills.events import Ack, History
+from hastack.drills.http_workload import NO_DB_CLIENT
 from hastack.drills.metrics import buckets, error_kinds, failures_between, largest_gap
 from hastack.drills.overload import overload_expectations
 from hastack.drills.report import DrillReport, WriterStats
@@ -177,6 +178,18 @@ def _expectations(r: ReportInput, t0: float, end: float) -> list[dict[str, Any]]
             {
                 "what": f"no app instance left rotation (marked down: {down or 'none'})",
                 "ok": not down,
+            }
+        )
+    if expect.no_database_requests_ok:
+        no_db_failed = [f for f in http_failures if f.writer == NO_DB_CLIENT]
+        served = sum(1 for a in history.acks if a.writer == NO_DB_CLIENT and t0 <= a.t_end <= end)
+        found.append(
+            {
+                "what": (
+                    f"requests that need no database kept succeeding ({served} served, "
+                    f"{len(no_db_failed)} failed)"
+                ),
+                "ok": not no_db_failed and served > 0,
             }
         )
     if expect.load_shed_by_haproxy:

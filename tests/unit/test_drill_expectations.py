@@ -1,0 +1,45 @@
+"""Scenario expectations computed from a drill's recorded history (pure)."""
+
+from __future__ import annotations
+
+from hastack.drills.checker import Verdict
+from hastack.drills.events import Ack, Failure, History
+from hastack.drills.http_workload import NO_DB_CLIENT
+from hastack.drills.scenarios import scenario
+from hastack.drills.timeline import PhaseTimes, ReportInput, build_report
+from hastack.spec import StackSpec, derive_plan
+
+PLAN = derive_plan(StackSpec())
+
+
+def report_of(history: History) -> dict[str, bool]:
+    r = ReportInput(
+        plan=PLAN,
+        scenario=scenario("db-failover-under-http-load"),
+        history=history,
+        verdict=Verdict(),
+        times=PhaseTimes(start=0.0, t0=10.0, end=30.0),
+        started_at="2026-11-27T00:00:00+00:00",
+        old_primary="pg1",
+        new_primary="pg2",
+        fencing=True,
+        fencer_marks=[],
+        timelines={},
+    )
+    return {e["what"].split(" (")[0]: e["ok"] for e in build_report(r).expectations}
+
+
+def test_requests_that_need_no_database_must_keep_succeeding_through_a_failover() -> None:
+    history = History()
+    for t in (11.0, 12.0, 13.0):
+        history.ack(Ack(NO_DB_CLIENT, int(t), t - 0.01, t, None))
+    history.fail(Failure("http-post1", None, 12.0, "503", "HTTP 503 Retry-After 1: database"))
+    found = report_of(history)
+    assert found["requests that need no database kept succeeding"] is True
+
+    history.fail(Failure(NO_DB_CLIENT, None, 12.5, "503", "HTTP 503: no server available"))
+    assert report_of(history)["requests that need no database kept succeeding"] is False
+
+
+def test_a_client_that_sent_nothing_proves_nothing() -> None:
+    assert report_of(History())["requests that need no database kept succeeding"] is False
