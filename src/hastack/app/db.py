@@ -20,8 +20,6 @@ from hastack.app.settings import AppSettings
 
 LOG = logging.getLogger("hastack.db")
 
-SET_TENANT = "SELECT set_config('app.current_site_id', %s, true)"
-
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
 
 # Bytes not yet replayed -> 0 lag; otherwise time since the last replayed commit. (Time alone
@@ -49,18 +47,17 @@ def make_pool(url: str, name: str, max_size: int) -> AsyncConnectionPool[AsyncCo
     )
 
 
-def for_tenant(site_id: int | None, query: LiteralString | sql.Composable) -> sql.Composed:
-    """`query` preceded by the transaction-local tenant setting, as one message."""
-    setting = "" if site_id is None else str(site_id)
-    statement = sql.SQL(query) if isinstance(query, str) else query
-    return sql.Composed(
-        [
-            sql.SQL("SELECT set_config('app.current_site_id', {}, true); ").format(
-                sql.Literal(setting)
-            ),
-            statement,
-        ]
+def tenant_setting(site_id: int | None) -> sql.Composed:
+    """The transaction-local tenant setting row-level security reads ('' for no tenant)."""
+    return sql.SQL("SELECT set_config('app.current_site_id', {}, true)").format(
+        sql.Literal("" if site_id is None else str(site_id))
     )
+
+
+def for_tenant(site_id: int | None, query: LiteralString | sql.Composable) -> sql.Composed:
+    """`query` preceded by the tenant setting, as one message."""
+    statement = sql.SQL(query) if isinstance(query, str) else query
+    return sql.Composed([tenant_setting(site_id), sql.SQL("; "), statement])
 
 
 async def fetch_for_tenant(
@@ -150,10 +147,9 @@ class Database:
         is read, COMMIT with whatever is still unread: one round trip per result read inside
         the block, plus one (four before: each statement awaited). One statement: `fetch`.
         Errors of queued statements surface when their result is read or the block ends."""
-        pool = self.pick(readonly, primary)
-        self.metrics.replica_routed.labels(pool.name).inc()
+        pool = self._routed(readonly, primary)
         async with pool.connection() as conn, conn.pipeline(), conn.transaction():
-            await conn.execute(SET_TENANT, ("" if site_id is None else str(site_id),))
+            await conn.execute(tenant_setting(site_id))
             yield conn
 
     async def fetch(
@@ -170,10 +166,14 @@ class Database:
         PostgreSQL runs both in one implicit transaction (the setting ends with it) and
         PgBouncer hands the server connection back right after. Parameters are bound by the
         client (psycopg's literal quoting); use %s or %(name)s placeholders as usual."""
+        async with self._routed(readonly, primary).connection() as conn:
+            return await fetch_for_tenant(conn, site_id, query, params)
+
+    def _routed(self, readonly: bool, primary: bool) -> AsyncConnectionPool[AsyncConn]:
+        """`pick`, counted in the metrics."""
         pool = self.pick(readonly, primary)
         self.metrics.replica_routed.labels(pool.name).inc()
-        async with pool.connection() as conn:
-            return await fetch_for_tenant(conn, site_id, query, params)
+        return pool
 
     async def ping(self, timeout_s: float = 1.0) -> None:
         async with self.rw.connection(timeout=timeout_s) as conn:

@@ -49,6 +49,7 @@ class _Client(threading.Thread):
         stop: threading.Event,
         write: bool,
         path: str = "/work-orders",
+        params: dict[str, int] | None = None,
     ) -> None:
         super().__init__(name=f"http-{name}", daemon=True)
         self.writer = name
@@ -57,6 +58,7 @@ class _Client(threading.Thread):
         self.stop_event = stop
         self.write = write
         self.path = path
+        self.params = params
         self.seq = itertools.count(1)
 
     def run(self) -> None:
@@ -76,10 +78,8 @@ class _Client(threading.Thread):
         try:
             if self.write:
                 response = client.post(self.path, json={"title": f"drill {self.writer} {n}"})
-            elif self.path == "/work-orders":
-                response = client.get(self.path, params={"limit": 5})
             else:
-                response = client.get(self.path)
+                response = client.get(self.path, params=self.params)
         except httpx.HTTPError as exc:
             self.history.fail(
                 Failure(self.writer, None, time.monotonic(), None, type(exc).__name__)
@@ -108,7 +108,9 @@ class HttpWorkload:
             _Client(f"http-post{i}", target, history, self.stop_event, write=True)
             for i in range(1, writers + 1)
         ] + [
-            _Client(f"http-get{i}", target, history, self.stop_event, write=False)
+            _Client(
+                f"http-get{i}", target, history, self.stop_event, write=False, params={"limit": 5}
+            )
             for i in range(1, readers + 1)
         ]
         # A request that needs no database (token cached, rate-limit tier in Redis): a

@@ -11,7 +11,8 @@ from typing import Any
 from hastack.drills.events import Failure
 from hastack.drills.faults import DrillContext
 from hastack.ops.app_tokens import load_tokens
-from hastack.spec.names import APP_BACKEND, LOAD_TEST_HEADER, WEB_FRONTEND
+from hastack.ops.bench_http import LIST_PATH
+from hastack.spec.names import APP_BACKEND, BUSY_MESSAGE, LOAD_TEST_HEADER, WEB_FRONTEND
 from hastack.spec.plan import StackPlan
 
 OVERLOAD_FACTOR = 4
@@ -20,9 +21,6 @@ MAX_OVERLOAD_S = 3600
 """wrk's own limit; the drill stops it after its hold (`--hold`, default OVERLOAD_S)."""
 OVERLOAD_USERS = 32
 """Load spread over this many users: the per-user tier (1000/s) is not what sheds it."""
-LIST_PATH = "/work-orders?limit=10"
-BUSY = "the service is busy"
-"""In HAProxy's own 503 body (render/haproxy.py BUSY_BODY)."""
 
 
 def capacity(plan: StackPlan) -> int:
@@ -166,7 +164,9 @@ def overload_expectations(
 
 def _shed_by_haproxy(failure: Failure) -> bool:
     return (
-        failure.sqlstate == "503" and "Retry-After" in failure.message and BUSY in failure.message
+        failure.sqlstate == "503"
+        and "Retry-After" in failure.message
+        and BUSY_MESSAGE in failure.message
     )
 
 

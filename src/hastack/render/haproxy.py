@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 from hastack.spec import roles
-from hastack.spec.names import APP_BACKEND, LOAD_TEST_HEADER, RO_BACKEND, RW_BACKEND, WEB_FRONTEND
+from hastack.spec.names import (
+    APP_BACKEND,
+    BUSY_MESSAGE,
+    LOAD_TEST_HEADER,
+    RO_BACKEND,
+    RW_BACKEND,
+    WEB_FRONTEND,
+)
 from hastack.spec.plan import StackPlan
 from hastack.spec.secrets import Secrets
 
@@ -223,7 +232,7 @@ backend {APP_BACKEND}
     )
 
 
-BUSY_BODY = '"{\\"error\\": \\"the service is busy, try again shortly\\"}"'
+BUSY_BODY = '"' + json.dumps({"error": BUSY_MESSAGE}).replace('"', '\\"') + '"'
 """HAProxy's own 503 (queue full or timed out, no instance up), as the app's errors look."""
 
 

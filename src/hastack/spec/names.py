@@ -16,3 +16,6 @@ WEB_FRONTEND = "web_https"
 """The HTTPS frontend; its stick table counts each client's requests (the edge limit)."""
 LOAD_TEST_HEADER = "X-Hastack-Load"
 """Requests carrying the stack's load-test token in this header bypass the edge limit."""
+
+BUSY_MESSAGE = "the service is busy, try again shortly"
+"""HAProxy's own 503 (its queue full or timed out) says this, as the app's errors do."""
