@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 import psycopg
 
 from hastack.ops.cluster import cluster_roles, switchover
+from hastack.ops.trust import refuse_untrusted_spec
 from hastack.runtime.stack import Stack
 from hastack.spec import derive_plan, load_spec
 from hastack.spec.names import RW_BACKEND
@@ -111,11 +113,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    stack = Stack(derive_plan(load_spec(Path(args.config)).spec))
+    spec = Path(args.config)
+    refuse_untrusted_spec(spec)  # root acts on it, like the CLI
+    stack = Stack(derive_plan(load_spec(spec).spec))
     runs = []
     for n in range(args.runs):
         runs.append(one_run(stack))
-        print(f"run {n + 1}: {runs[-1]}", flush=True)
+        print(f"run {n + 1}: {runs[-1]}", file=sys.stderr, flush=True)
         time.sleep(10)  # the old leader rejoins as a replica before the next run
     names = sorted(
         {k for r in runs for k in r},
