@@ -96,6 +96,8 @@ def test_restart_of_a_node_stops_patroni_first_and_starts_it_last() -> None:
         ("stop", "pg3:pg3-patroni"),
         ("stop", "pg3:pg3-etcd"),
         ("start", "pg3:pg3-etcd"),
+        ("stop", "pg3:pg3-pgbackrest"),
+        ("start", "pg3:pg3-pgbackrest"),
         ("start", "pg3:pg3-patroni"),
     ]
 
@@ -141,7 +143,9 @@ def test_status_reports_a_watcher_that_stopped_polling() -> None:
         last_error="EtcdUnavailable: no etcd member answered",
     )
     snap = replace(healthy_snapshot(), watcher=WatcherView(beat, (), clock.wall()))
-    status = stack_status(FakeStack(PLAN, [snap], clock=clock))
+    # Backups are read through pgBackRest itself (the integration tests): off here.
+    plan = derive_plan(StackSpec.model_validate({"backup": {"enabled": False}}))
+    status = stack_status(FakeStack(plan, [snap], clock=clock))
     assert status.health == "degraded"
     assert status.exit_code == 1
     [problem] = status.assessment.problems

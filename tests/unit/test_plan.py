@@ -22,7 +22,9 @@ def test_default_addresses_users_and_paths() -> None:
         "pgbouncer": "hs-demo-pgbouncer",
         "redis": "hs-demo-redis",
         "app": "hs-demo-app",
+        "backup": "hs-demo-backup",
     }
+    assert plan.backup_address == "127.0.10.105"
     assert [(a.name, a.address, a.port) for a in plan.app_instances] == [
         ("app1", "127.0.10.111", 8000),
         ("app2", "127.0.10.112", 8000),

@@ -5,7 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hastack.runtime.tls import TlsFiles, ensure_node_tls, ensure_tls, needs_renewal
 from hastack.spec import StackPlan, StackSpec, derive_plan
@@ -57,7 +57,7 @@ def test_operator_certificate_is_used_as_given(tmp_path: Path) -> None:
 def _tiny_plan(tmp: Path) -> StackPlan:
     """A plan under `tmp` whose node users are root (the test does not create users)."""
     plan = derive_plan(StackSpec(state_dir=tmp / "stack"))
-    services_dirs = [plan.paths.service(name) for name in ("pgbouncer", "haproxy")]
+    services_dirs = [plan.paths.service(name) for name in ("pgbouncer", "haproxy", "backup")]
     for path in (plan.paths.state_dir, plan.paths.tls_dir, *services_dirs):
         path.mkdir(parents=True, exist_ok=True)
     nodes = tuple(replace(n, user="root") for n in plan.nodes)
@@ -70,7 +70,8 @@ def _tiny_plan(tmp: Path) -> StackPlan:
 def test_each_node_gets_a_server_and_client_certificate_for_etcd(tmp_path: Path) -> None:
     plan = _tiny_plan(tmp_path)
     written = ensure_node_tls(plan)
-    assert len(written) == len(plan.nodes) + 3  # and HAProxy stats', PgBouncer's, hastack's
+    # and HAProxy stats', PgBouncer's, the backup repository host's, hastack's
+    assert len(written) == len(plan.nodes) + 4
     ca = x509.load_pem_x509_certificate(plan.paths.ca_cert.read_bytes())
     for node in plan.nodes:
         cert = x509.load_pem_x509_certificate(node.paths.tls_cert.read_bytes())
@@ -94,6 +95,13 @@ def test_each_node_gets_a_server_and_client_certificate_for_etcd(tmp_path: Path)
     assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == [plan.services_address]
     assert b"PRIVATE KEY" in plan.paths.haproxy_stats_pem.read_bytes()  # HAProxy: one file
     assert plan.paths.haproxy_stats_pem.stat().st_mode & 0o777 == 0o600
+    backup = x509.load_pem_x509_certificate(plan.paths.backup_tls_cert.read_bytes())
+    backup.verify_directly_issued_by(ca)
+    # The nodes' pgBackRest servers admit the repository host by this common name.
+    assert backup.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "backup"
+    san = backup.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert plan.backup_address in {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
+    assert plan.paths.backup_tls_key.stat().st_mode & 0o777 == 0o600
     assert ensure_node_tls(plan) == []  # valid and covering: kept
 
 

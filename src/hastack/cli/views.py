@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from rich.markup import escape
+
 from hastack.cli.output import out, table
 from hastack.ops.bench import IdleReport, PgBenchReport
 from hastack.ops.bench_http import HttpBenchReport
@@ -165,8 +167,48 @@ def print_status(status: StackStatus) -> None:
     else:
         out.print(f"[bold]redis[/]: [red]{snap.redis.error}[/]")
     _print_watcher(status)
+    _print_backups(status)
     for problem in status.assessment.problems:
         out.print(f"  [yellow]-[/] {problem}", markup=True)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _print_backups(status: StackStatus) -> None:
+    backups = status.backups
+    if backups is None:
+        return
+    parts = []
+    if backups.info is not None:
+        for kind in ("full", "diff", "incr"):
+            b = backups.info.last(kind)
+            if b is not None:
+                verified = ", verified" if b.verified_at else ""
+                parts.append(f"{kind} {_age(backups.now - b.stop)} ago{verified}")
+    out.print(
+        "[bold]backups[/]: " + (escape("; ".join(parts)) if parts else "none yet"), markup=True
+    )
+    archive = backups.archive
+    if archive is not None:
+        at = archive.last_archived_at
+        when = f"{_age(backups.now - at)} ago" if at else "never"
+        state = "[red]failing[/]" if archive.failing else "ok"
+        pending = archive.unarchived_bytes
+        behind = "" if pending is None else f", {pending / 1024:.0f} KiB of WAL past it"
+        out.print(
+            f"  WAL archive: {state}, last {escape(archive.last_archived_wal or '-')} "
+            f"{when}{behind}",
+            markup=True,
+        )
+    scheduler = backups.scheduler
+    if scheduler is not None and scheduler.get("last_decision"):
+        out.print(f"  scheduler: {scheduler['last_decision']}", markup=False)
 
 
 def _print_watcher(status: StackStatus) -> None:

@@ -222,6 +222,17 @@ class ReinitResult:
     assessment: Assessment
 
 
+def _postmaster_pid(stack: Stack, node: str) -> int | None:
+    return next((m.pid for m in stack.snapshot(services=False).members if m.name == node), None)
+
+
+def _restarted(stack: Stack, node: str, before: int | None) -> tuple[bool | None, str]:
+    pid = _postmaster_pid(stack, node)
+    if pid is not None and pid != before:
+        return True, ""
+    return None, f"postmaster pid {pid} (was {before})"
+
+
 def reinit(
     stack: Stack, node: str, *, progress: Progress | None = None, timeout_s: float = 300
 ) -> ReinitResult:
@@ -231,7 +242,8 @@ def reinit(
     if node == stack.leader():
         raise HastackError(f"{node} is the leader", f"switch over first, then reinit {node}")
     t0 = stack.clock.monotonic()
-    progress.step(f"reinitialising {node} from the leader")
+    before = _postmaster_pid(stack, node)
+    progress.step(f"reinitialising {node} (from the backup repository, else the leader)")
     try:
         code, text = stack.patroni(node).reinitialize()
     except Unavailable as exc:
@@ -240,6 +252,16 @@ def reinit(
         ) from None
     if code != 200:
         raise HastackError(f"Patroni refused to reinitialise {node} ({code}): {text}")
+    # Patroni answers at once and rebuilds in the background: until PostgreSQL runs from the
+    # new data directory (a new postmaster), the old one still looks healthy.
+    progress.step(f"waiting for {node}'s new data directory to run")
+    stack.wait(
+        lambda: _restarted(stack, node, before),
+        what=f"{node} running from its new data directory",
+        timeout_s=timeout_s,
+        interval_s=0.2,
+        hint=f"hastack logs {node} patroni",
+    )
     assessment = wait_healthy(stack, timeout_s, progress)
     elapsed = round(stack.clock.monotonic() - t0, 2)
     return ReinitResult(node=node, elapsed_s=elapsed, assessment=assessment)

@@ -13,8 +13,16 @@ from hastack.errors import HastackError
 from hastack.runtime.files import UnsafePath, open_regular
 from hastack.spec.plan import StackPlan
 
-NODE_COMPONENTS = ("patroni", "etcd", "postgres")
-SERVICES = ("haproxy", "pgbouncer", "redis", "supervisord", "fencer")
+NODE_COMPONENTS = ("patroni", "etcd", "postgres", "pgbackrest")
+SERVICES = (
+    "haproxy",
+    "pgbouncer",
+    "redis",
+    "supervisord",
+    "fencer",
+    "backup-repo",
+    "backup-scheduler",
+)
 
 
 class UnknownLog(HastackError):

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hastack.runtime.health import EXIT_CODES, Assessment, Health, assess
+from hastack.ops.backup import BackupStatus, backup_status
+from hastack.runtime.health import EXIT_CODES, Assessment, Health, assess, data_tier
 from hastack.runtime.snapshot import StackSnapshot
 from hastack.runtime.stack import Stack
 
@@ -18,6 +19,8 @@ class StackStatus:
     assessment: Assessment
     decisions: tuple[dict[str, Any], ...] = ()
     """The watcher's last decisions."""
+    backups: BackupStatus | None = None
+    """None when backups are off (or not looked at)."""
 
     @property
     def health(self) -> Health:
@@ -72,6 +75,7 @@ class StackStatus:
                 {"name": p.process_name, "state": p.state, "pid": p.pid, "uptime_s": p.uptime_s}
                 for p in snap.programs
             ],
+            "backups": self.backups.as_dict() if self.backups else None,
         }
 
 
@@ -128,4 +132,12 @@ def recent_decisions(stack: Stack, count: int = 5) -> list[dict[str, Any]]:
 
 def stack_status(stack: Stack) -> StackStatus:
     snap = stack.snapshot()
-    return StackStatus(snap, assess(snap), tuple(recent_decisions(stack)))
+    assessment = assess(snap)
+    backups = None
+    if snap.supervisor_running and stack.plan.backup_enabled:
+        backups = backup_status(stack, data_tier(snap).leader)
+        if backups is not None and backups.problems:
+            # Backups never take the stack down, but a stack without them is degraded.
+            health: Health = "down" if assessment.health == "down" else "degraded"
+            assessment = Assessment(health, assessment.problems + backups.problems)
+    return StackStatus(snap, assessment, tuple(recent_decisions(stack)), backups)

@@ -17,6 +17,7 @@ import psycopg
 from hastack.demo.migrations import demo_migrations
 from hastack.errors import HastackError
 from hastack.ops.adopt import adopt_orphans
+from hastack.ops.backup import ensure_first_backup, ensure_stanza
 from hastack.runtime import secret_store
 from hastack.runtime.apptier import (
     app_servers,
@@ -71,6 +72,8 @@ class UpResult:
     """Seconds from the start of `up` until each readiness milestone."""
     leader: str | None = None
     migrations: list[str] = field(default_factory=list)
+    first_backup: str | None = None
+    """The label of the full backup this run took (a stack's first)."""
 
     @property
     def nothing_changed(self) -> bool:
@@ -242,6 +245,8 @@ def _start_data_tier(run: _Run) -> None:
     run.start(stack.programs("etcd"))
     run.wait(lambda: _etcd_quorum(run), "etcd quorum", timeout_s=30, hint="hastack logs pg1 etcd")
     run.milestone("etcd_quorum", "etcd has quorum")
+    # pgBackRest's servers before PostgreSQL: a starting replica fetches WAL through them.
+    run.start(stack.programs("pgbackrest"))
 
     run.start(stack.programs("patroni"))
     leader = run.wait(
@@ -312,8 +317,22 @@ def _start_services(run: _Run) -> None:
         run.start(stack.programs("app"))
         _wait_app(run)
         run.milestone("app", f"{len(plan.app_instances)} app instances ready behind HAProxy")
+    if plan.backup_enabled:
+        _start_backups(run)
     run.start(stack.programs("fencer"))
     _wait_all_running(run)
+
+
+def _start_backups(run: _Run) -> None:
+    """pgBackRest's servers, the stanza (WAL archiving checked end to end), a first full
+    backup when the repository has none, then the scheduler."""
+    stack = run.stack
+    ensure_stanza(stack, run.progress)
+    first = ensure_first_backup(stack, run.progress)
+    if first is not None:
+        run.result.first_backup = first.label
+        run.milestone("backup", f"first full backup {first.label} taken")
+    run.start(stack.programs("backup"))
 
 
 def _wait_services(run: _Run) -> None:

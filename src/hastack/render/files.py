@@ -9,6 +9,12 @@ from hastack.render.app import render_app_config, render_app_env
 from hastack.render.fencer import render_watcher_config
 from hastack.render.haproxy import render_haproxy, render_haproxy_hold_lua
 from hastack.render.patroni import render_patroni
+from hastack.render.pgbackrest import (
+    render_node_pgbackrest,
+    render_pgbackrest_pgpass,
+    render_repo_pgbackrest,
+    render_scheduler_config,
+)
 from hastack.render.pgbouncer import render_pgbouncer, render_pgbouncer_auth
 from hastack.render.programs import stack_programs
 from hastack.render.redis import render_redis
@@ -67,6 +73,8 @@ def render_stack(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
             RenderedFile(plan.paths.app_env, render_app_env(plan, secrets), app_user, "app"),
             RenderedFile(plan.paths.app_config, render_app_config(plan), app_user, "app"),
         ]
+    if plan.backup_enabled:
+        files += _backup_files(plan, secrets)
     if plan.spec.haproxy.hold_new_connections_s:
         files.append(
             RenderedFile(
@@ -77,4 +85,35 @@ def render_stack(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
         files.append(
             RenderedFile(plan.paths.fencer_config, render_watcher_config(plan), "root", "fencer")
         )
+    return files
+
+
+def _backup_files(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
+    files = []
+    for node in plan.postgres_nodes:
+        files += [
+            RenderedFile(
+                node.paths.pgbackrest_config,
+                render_node_pgbackrest(plan, node),
+                node.user,
+                f"{node.name}-pgbackrest",
+            ),
+            # Read at each connection (nothing to reload).
+            RenderedFile(
+                node.paths.pgbackrest_pgpass,
+                render_pgbackrest_pgpass(plan, node, secrets),
+                node.user,
+                None,
+            ),
+        ]
+    user = plan.service_users["backup"]
+    paths = plan.paths
+    files += [
+        RenderedFile(
+            paths.backup_config, render_repo_pgbackrest(plan, secrets), user, "backup-repo"
+        ),
+        RenderedFile(
+            paths.backup_scheduler_config, render_scheduler_config(plan), user, "backup-scheduler"
+        ),
+    ]
     return files

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hastack.render.pgbackrest import archive_command, pgbackrest_command, restore_command
 from hastack.render.yamltext import to_yaml
 from hastack.spec import roles
 from hastack.spec.plan import Node, StackPlan
@@ -93,8 +94,36 @@ def postgres_parameters(plan: StackPlan, node: Node) -> dict[str, Any]:
         "log_line_prefix": "%m [%p] %q%u@%d ",
         "log_min_duration_statement": 1000,
     }
+    if plan.backup_enabled:
+        params.update(
+            {
+                # Local, like the pinned values: the archive command runs as the node's user,
+                # so only the spec (root's) may set it.
+                "archive_mode": "on",
+                "archive_command": archive_command(plan, node),
+                "archive_timeout": f"{plan.spec.backup.archive_timeout_s}s",
+            }
+        )
     params.update(plan.spec.postgres.parameters)
     return params
+
+
+def backup_methods(plan: StackPlan, node: Node) -> dict[str, Any]:
+    """Replicas are made (and remade) from the repository when a backup exists; pgBackRest
+    exits non-zero before the first one, and Patroni falls back to pg_basebackup."""
+    if not plan.backup_enabled:
+        return {}
+    return {
+        "create_replica_methods": ["pgbackrest", "basebackup"],
+        "pgbackrest": {
+            "command": pgbackrest_command(plan, node, "--delta", "restore"),
+            "keep_data": True,
+            "no_params": True,
+        },
+        # A replica too far behind for streaming fetches the segments it misses from the
+        # repository.
+        "recovery_conf": {"restore_command": restore_command(plan, node)},
+    }
 
 
 def pg_hba(plan: StackPlan) -> list[str]:
@@ -174,6 +203,7 @@ def render_patroni(plan: StackPlan, node: Node, secrets: Secrets) -> str:
             # A new replica's pg_basebackup otherwise waits for a spread checkpoint (~90 s
             # measured here); fast makes bring-up and reinit take seconds.
             "basebackup": {"checkpoint": "fast"},
+            **backup_methods(plan, node),
             # A node that returns after a fence rejoins with pg_rewind; when rewind fails or
             # cannot run, Patroni wipes the data directory and clones the node again instead
             # of leaving it broken (the node was not the leader: the data lives elsewhere).

@@ -132,6 +132,64 @@ def service_programs(plan: StackPlan) -> list[Program]:
     ]
 
 
+def backup_programs(plan: StackPlan) -> list[Program]:
+    """pgBackRest's TLS servers (one per node, as the node's user: backups read its data
+    directory through it; one on the repository host, which keeps the repository) and the
+    backup scheduler (the repository host's user)."""
+    if not plan.backup_enabled:
+        return []
+    binary = str(plan.spec.binaries.pgbackrest)
+    paths = plan.paths
+    programs = [
+        Program(
+            name=f"{node.name}-pgbackrest",
+            group=node.name,
+            component="pgbackrest",
+            argv=(binary, f"--config={node.paths.pgbackrest_config}", "server"),
+            user=node.user,
+            directory=node.paths.root,
+            log_file=paths.program_log(f"{node.name}-pgbackrest"),
+            environment={
+                "HOME": str(node.paths.home),
+                "PGPASSFILE": str(node.paths.pgbackrest_pgpass),
+            },
+        )
+        for node in plan.postgres_nodes
+    ]
+    user = plan.service_users["backup"]
+    env = {"HOME": str(paths.backup_dir)}
+    programs += [
+        Program(
+            name="backup-repo",
+            group="backup",
+            component="pgbackrest",
+            argv=(binary, f"--config={paths.backup_config}", "server"),
+            user=user,
+            directory=paths.backup_dir,
+            log_file=paths.program_log("backup-repo"),
+            environment=env,
+        ),
+        Program(
+            name="backup-scheduler",
+            group="backup",
+            component="backup",
+            argv=(
+                str(plan.spec.binaries.hastack_python),
+                "-m",
+                "hastack.runtime.backup_scheduler",
+                str(paths.backup_scheduler_config),
+            ),
+            user=user,
+            directory=paths.backup_dir,
+            log_file=paths.program_log("backup-scheduler"),
+            environment=env,
+            # A backup in progress ends cleanly on TERM (pgBackRest stops and removes it).
+            stop_wait_s=30,
+        ),
+    ]
+    return programs
+
+
 def fencer_programs(plan: StackPlan) -> list[Program]:
     """The watcher, when enabled: it fences, releases and heals. Root: it must stop and kill
     other users' processes (it listens on no port)."""
@@ -164,4 +222,11 @@ def stack_programs(plan: StackPlan) -> list[Program]:
     per_node = [node_programs(plan, n) for n in plan.nodes]
     etcd = [p for progs in per_node for p in progs if p.component == "etcd"]
     patroni = [p for progs in per_node for p in progs if p.component == "patroni"]
-    return etcd + patroni + service_programs(plan) + app_programs(plan) + fencer_programs(plan)
+    return (
+        etcd
+        + patroni
+        + service_programs(plan)
+        + backup_programs(plan)
+        + app_programs(plan)
+        + fencer_programs(plan)
+    )

@@ -31,7 +31,16 @@ from dataclasses import dataclass, field, replace
 RUNNING_STATES = frozenset({"RUNNING", "STARTING", "BACKOFF", "STOPPING"})
 """States in which supervisord is already taking care of the program."""
 
-START_ORDER = {"etcd": 0, "patroni": 1, "haproxy": 2, "pgbouncer": 3, "redis": 4, "app": 5}
+START_ORDER = {
+    "etcd": 0,
+    "patroni": 1,
+    "haproxy": 2,
+    "pgbouncer": 3,
+    "redis": 4,
+    "app": 5,
+    "pgbackrest": 6,
+    "backup": 7,
+}
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hastack.render.pgbackrest import PGBACKREST_WORK_DIRS
 from hastack.runtime.files import ensure_dir
 from hastack.spec.plan import StackPlan
 
@@ -22,7 +23,17 @@ def prepare_dirs(plan: StackPlan) -> None:
         ensure_dir(np.root, node.user, 0o700)
         for sub in (np.socket_dir, np.log_dir, np.home):
             ensure_dir(sub, node.user, 0o700)
+        if plan.backup_enabled and node.runs_postgres:
+            ensure_dir(np.pgbackrest_dir, node.user, 0o700)
+            for work in PGBACKREST_WORK_DIRS:
+                ensure_dir(np.pgbackrest_dir / work, node.user, 0o700)
     ensure_dir(paths.state_dir / "services", "root", 0o755)
     for service, user in plan.service_users.items():
         ensure_dir(paths.service(service), user, 0o700)
     ensure_dir(paths.redis_data, plan.service_users["redis"], 0o700)
+    if plan.backup_enabled:
+        backup = plan.service_users["backup"]
+        for path in (paths.backup_repo, paths.backup_work_dir, paths.backup_scratch_dir):
+            ensure_dir(path, backup, 0o700)
+        for work in PGBACKREST_WORK_DIRS:
+            ensure_dir(paths.backup_work_dir / work, backup, 0o700)

@@ -122,7 +122,17 @@ def stop_all(stack: Stack, progress: Progress | None = None) -> StopResult:
     return result
 
 
-ORPHAN_STOP_ORDER = ("watcher", "app", "haproxy", "pgbouncer", "redis", "other", "patroni")
+ORPHAN_STOP_ORDER = (
+    "watcher",
+    "app",
+    "backup",
+    "haproxy",
+    "pgbouncer",
+    "redis",
+    "pgbackrest",
+    "other",
+    "patroni",
+)
 
 
 def stop_orphans(

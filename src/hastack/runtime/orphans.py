@@ -9,7 +9,9 @@ Patroni adopts it, as in the kill-patroni drill), services and app instances sto
 gracefully and started again at once.
 
 PostgreSQL is never an orphan: it is Patroni's detached child (re-parented to init) whether
-supervisord lives or not, and a supervised Patroni adopts it.
+supervisord lives or not, and a supervised Patroni adopts it. Nor is a pgBackRest job (an
+asynchronous archive-push detaches from PostgreSQL; a backup or restore the CLI started runs
+outside supervisord): each ends by itself. Only pgBackRest's TLS servers are programs.
 """
 
 from __future__ import annotations
@@ -28,9 +30,23 @@ from hastack.spec.plan import StackPlan
 
 TERM_GRACE_S = 10.0
 
-ADOPT_ORDER = ("watcher", "etcd", "patroni", "haproxy", "pgbouncer", "redis", "app", "other")
+ADOPT_ORDER = (
+    "watcher",
+    "etcd",
+    "patroni",
+    "haproxy",
+    "pgbouncer",
+    "redis",
+    "pgbackrest",
+    "backup",
+    "app",
+    "other",
+)
 """Stop-and-restart order: the watcher first (it must not act on a cluster being handed
 over), etcd before Patroni, HAProxy before the app instances it routes to."""
+
+
+NEVER_ORPHANS = frozenset({"postgres", "pgbackrest-job"})
 
 
 @dataclass(frozen=True)
@@ -38,7 +54,8 @@ class StackProcess:
     pid: int
     user: str
     component: str
-    """etcd, patroni, postgres, haproxy, pgbouncer, redis, app, watcher or other."""
+    """etcd, patroni, postgres, pgbackrest (a TLS server), pgbackrest-job, haproxy,
+    pgbouncer, redis, backup (the scheduler), app, watcher or other."""
     unit: str
     """The node (pg1), service (haproxy) or app instance (app1) it belongs to."""
     name: str
@@ -87,6 +104,12 @@ def identity_of(plan: StackPlan) -> Identity:
 def classify(identity: Identity, proc: psutil.Process, user: str, name: str) -> StackProcess | None:
     """What a process of the stack is, by its user and command line; None if not the
     stack's."""
+    if name == "pgbackrest":
+        unit = identity.nodes.get(user) or identity.services.get(user)
+        if unit is None:
+            return None
+        component = "pgbackrest" if "server" in _cmdline(proc) else "pgbackrest-job"
+        return StackProcess(proc.pid, user, component, unit, name)
     if user in identity.nodes:
         if name == "etcd":
             component = "etcd"
@@ -135,10 +158,12 @@ def supervised_pids(supervisord_pid: int | None) -> set[int]:
 
 def find_orphans(identity: Identity, supervisord_pid: int | None) -> list[StackProcess]:
     """Stack processes no running supervisord owns (all of them when none runs), except
-    PostgreSQL, which belongs to its node's Patroni."""
+    PostgreSQL, which belongs to its node's Patroni, and pgBackRest's jobs."""
     owned = supervised_pids(supervisord_pid)
     return [
-        p for p in stack_processes(identity) if p.pid not in owned and p.component != "postgres"
+        p
+        for p in stack_processes(identity)
+        if p.pid not in owned and p.component not in NEVER_ORPHANS
     ]
 
 

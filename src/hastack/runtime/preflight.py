@@ -50,6 +50,7 @@ def required_programs(plan: StackPlan) -> list[tuple[Path, str, str]]:
         (b.haproxy, "binaries.haproxy", "apt-get install haproxy"),
         (b.pgbouncer, "binaries.pgbouncer", "apt-get install pgbouncer"),
         (b.redis_server, "binaries.redis_server", "apt-get install redis-server"),
+        (b.pgbackrest, "binaries.pgbackrest", "apt-get install pgbackrest"),
         (b.patroni, "binaries.patroni", "run `make up` (it creates /opt/hastack/venv)"),
         (b.hastack_python, "binaries.hastack_python", "run `make up` (it installs hastack)"),
     ]
@@ -115,6 +116,10 @@ def wanted_ports(plan: StackPlan) -> list[tuple[str, int, str]]:
         if node.runs_postgres:
             wanted.append((node.address, spec.postgres.port, "postgres.port"))
             wanted.append((node.address, spec.patroni.rest_port, "patroni.rest_port"))
+            if plan.backup_enabled:
+                wanted.append((node.address, spec.backup.port, "backup.port"))
+    if plan.backup_enabled:
+        wanted.append((plan.backup_address, spec.backup.port, "backup.port"))
     return wanted
 
 

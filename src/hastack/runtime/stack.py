@@ -33,6 +33,7 @@ from hastack.tools.haproxy_api import HAProxyAdmin
 from hastack.tools.http import ClientCert
 from hastack.tools.iptables import NetCut
 from hastack.tools.patroni_api import PatroniClient
+from hastack.tools.pgbackrest import PgBackRest
 from hastack.tools.pgbench import PgBench
 from hastack.tools.pgbouncer_admin import PgBouncerAdmin
 from hastack.tools.redis_probe import RedisProbe
@@ -152,6 +153,18 @@ class Stack:
 
     def wrk(self) -> Wrk:
         return Wrk()
+
+    def pgbackrest(self) -> PgBackRest:
+        """pgBackRest on the repository host: as its user, with its config (the one that
+        holds the repository's passphrase and names every node)."""
+        paths = self.plan.paths
+        return PgBackRest(
+            self.plan.spec.binaries.pgbackrest,
+            paths.backup_config,
+            self.plan.stanza,
+            user=self.plan.service_users["backup"],
+            env={"HOME": str(paths.backup_dir)},
+        )
 
     def connect(
         self, node: str, dbname: str | None = None, connect_timeout_s: int = 3

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from hastack.render.pgbackrest import BACKUP_CERT_NAME
 from hastack.runtime.files import open_regular, write_atomic
 from hastack.spec.plan import StackPlan
 
@@ -185,9 +186,9 @@ def _current(path: Path) -> bytes | None:
         return handle.read()
 
 
-def _stale(pem: bytes | None, addresses: list[str]) -> bool:
+def _stale(pem: bytes | None, addresses: list[str], hostnames: list[str] | None = None) -> bool:
     try:
-        return pem is None or needs_renewal(pem, [], addresses)
+        return pem is None or needs_renewal(pem, hostnames or [], addresses)
     except ValueError:
         return True  # not a certificate: make a new one
 
@@ -207,10 +208,13 @@ def ensure_node_tls(plan: StackPlan) -> list[Path]:
         # PostgreSQL serves with it too, also reached through HAProxy's address (a client
         # verifying the name sees the services address then).
         addresses = [node.address, "127.0.0.1", plan.services_address]
-        if not _stale(_current(np.tls_cert), addresses):
+        # pgBackRest (2.45) matches the address it connects to against the certificate's
+        # DNS names only, never its IP addresses: the address is a DNS name too.
+        hostnames = [node.address]
+        if not _stale(_current(np.tls_cert), addresses, hostnames):
             continue
         key, cert = make_server_cert(
-            ca_key, ca_cert, [], addresses, common_name=node.name, usages=both
+            ca_key, ca_cert, hostnames, addresses, common_name=node.name, usages=both
         )
         write_atomic(np.tls_key, _key_pem(key).decode(), node.user, 0o600)
         write_atomic(np.tls_cert, _cert_pem(cert), node.user, 0o644)
@@ -227,6 +231,22 @@ def ensure_node_tls(plan: StackPlan) -> list[Path]:
         write_atomic(paths.pgbouncer_tls_key, _key_pem(key).decode(), pgbouncer, 0o600)
         write_atomic(paths.pgbouncer_tls_cert, _cert_pem(cert), pgbouncer, 0o644)
         written.append(paths.pgbouncer_tls_cert)
+    backup_names = [plan.backup_address]
+    if plan.backup_enabled and _stale(_current(paths.backup_tls_cert), backup_names, backup_names):
+        # The repository host's: it serves the nodes (archive-push, restore) and is their
+        # client (backups); the nodes admit it by its common name.
+        key, cert = make_server_cert(
+            ca_key,
+            ca_cert,
+            backup_names,
+            [plan.backup_address, "127.0.0.1"],
+            common_name=BACKUP_CERT_NAME,
+            usages=both,
+        )
+        backup = plan.service_users["backup"]
+        write_atomic(paths.backup_tls_key, _key_pem(key).decode(), backup, 0o600)
+        write_atomic(paths.backup_tls_cert, _cert_pem(cert), backup, 0o644)
+        written.append(paths.backup_tls_cert)
     if _stale(_current(paths.client_cert), ["127.0.0.1"]):
         key, cert = make_server_cert(
             ca_key,

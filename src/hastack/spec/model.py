@@ -391,6 +391,55 @@ class HttpSpec(_Model):
     check: HttpCheckSpec = Field(default_factory=HttpCheckSpec)
 
 
+class BackupScheduleSpec(_Model):
+    """When the scheduler takes each type of backup (it acts through the repository host,
+    and pgBackRest backs up whichever node is the leader then: a failover moves it)."""
+
+    full_every_h: float = Field(default=168, gt=0, description="A full backup this often.")
+    diff_every_h: float = Field(
+        default=24, gt=0, description="A differential (changes since the last full) this often."
+    )
+    incr_every_h: float = Field(
+        default=1, gt=0, description="An incremental (changes since the last backup) this often."
+    )
+
+
+class BackupSpec(_Model):
+    """pgBackRest: a repository host (its own user and address) keeps the encrypted
+    repository; every node archives its WAL there through pgBackRest's TLS protocol."""
+
+    enabled: bool = Field(
+        default=True,
+        description="WAL archiving, scheduled backups and restores. Off: replication only.",
+    )
+    port: Port = Field(
+        default=8432,
+        description=(
+            "pgBackRest's TLS server port, on the repository host (.105) and on each node."
+        ),
+    )
+    archive_timeout_s: int = Field(
+        default=10,
+        ge=1,
+        le=3600,
+        description=(
+            "PostgreSQL switches to a new WAL segment (and archives it) at least this often "
+            "while writes flow: the most a whole-cluster loss can lose, plus the push time."
+        ),
+    )
+    retention_full: int = Field(default=2, ge=1, le=100, description="Full backups kept.")
+    retention_diff: int = Field(
+        default=7, ge=1, le=100, description="Differential backups kept (per full)."
+    )
+    compress_level: int = Field(
+        default=3, ge=1, le=19, description="zstd level of the repository's files."
+    )
+    process_max: int = Field(
+        default=2, ge=1, le=32, description="Parallel processes for backup and restore."
+    )
+    schedule: BackupScheduleSpec = Field(default_factory=BackupScheduleSpec)
+
+
 class BinariesSpec(_Model):
     """Where the external programs are. Defaults match Debian 12 packages and `make up`."""
 
@@ -398,6 +447,7 @@ class BinariesSpec(_Model):
     haproxy: Path = Path("/usr/sbin/haproxy")
     pgbouncer: Path = Path("/usr/sbin/pgbouncer")
     redis_server: Path = Path("/usr/bin/redis-server")
+    pgbackrest: Path = Path("/usr/bin/pgbackrest")
     postgres_bin_dir: Path | None = Field(
         default=None, description="Default: /usr/lib/postgresql/<version>/bin."
     )
@@ -444,6 +494,7 @@ class StackSpec(_Model):
     fencing: FencingSpec = Field(default_factory=FencingSpec)
     app: AppSpec = Field(default_factory=AppSpec)
     http: HttpSpec = Field(default_factory=HttpSpec)
+    backup: BackupSpec = Field(default_factory=BackupSpec)
     binaries: BinariesSpec = Field(default_factory=BinariesSpec)
 
     @field_validator("state_dir")

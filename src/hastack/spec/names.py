@@ -19,3 +19,6 @@ LOAD_TEST_HEADER = "X-Hastack-Load"
 
 BUSY_MESSAGE = "the service is busy, try again shortly"
 """HAProxy's own 503 (its queue full or timed out) says this, as the app's errors do."""
+
+BACKUP_TYPES = ("full", "diff", "incr")
+"""pgBackRest's backup types: everything, changes since the last full, since the last backup."""

@@ -15,6 +15,9 @@ from hastack.spec.model import DEMO_APP_MODULE, StackSpec
 SERVICES_HOST = 100
 """Host number of the shared services address inside the stack's /24."""
 
+BACKUP_HOST = 105
+"""Host number of the backup repository host (pgBackRest's TLS server, the scheduler)."""
+
 APP_HOST_BASE = 110
 """App instance N listens on host APP_HOST_BASE + N (.111, .112, ...)."""
 
@@ -57,6 +60,23 @@ class NodePaths:
     @property
     def pgpass(self) -> Path:
         return self.home / ".pgpass"
+
+    @property
+    def pgbackrest_config(self) -> Path:
+        """The node's pgBackRest config: its data directory and the repository host."""
+        return self.root / "pgbackrest.conf"
+
+    @property
+    def pgbackrest_dir(self) -> Path:
+        """pgBackRest's spool, lock and log directories for this node (one per node: the
+        default lock directory would be shared by every node on one host)."""
+        return self.root / "pgbackrest"
+
+    @property
+    def pgbackrest_pgpass(self) -> Path:
+        """The superuser's password for pgBackRest's local (socket) connection, which the
+        node's pgBackRest server opens for backups taken by the repository host."""
+        return self.root / "pgbackrest.pgpass"
 
     @property
     def tls_cert(self) -> Path:
@@ -233,6 +253,48 @@ class StackPaths:
         return self.service("app") / "app.json"
 
     @property
+    def backup_dir(self) -> Path:
+        """The repository host's directory (its user only): repository, config, logs."""
+        return self.service("backup")
+
+    @property
+    def backup_repo(self) -> Path:
+        return self.backup_dir / "repo"
+
+    @property
+    def backup_config(self) -> Path:
+        """The repository host's pgBackRest config (holds the cipher passphrase)."""
+        return self.backup_dir / "pgbackrest.conf"
+
+    @property
+    def backup_work_dir(self) -> Path:
+        """Spool, lock and log directories of the repository host's pgBackRest."""
+        return self.backup_dir / "work"
+
+    @property
+    def backup_tls_cert(self) -> Path:
+        return self.backup_dir / "tls.pem"
+
+    @property
+    def backup_tls_key(self) -> Path:
+        return self.backup_dir / "tls.key"
+
+    @property
+    def backup_scratch_dir(self) -> Path:
+        """Scratch restores (verification, point-in-time restores to look at)."""
+        return self.backup_dir / "scratch"
+
+    @property
+    def backup_scheduler_config(self) -> Path:
+        """What the scheduler needs (JSON): the schedule, pgBackRest's command line."""
+        return self.backup_dir / "scheduler-config.json"
+
+    @property
+    def backup_scheduler_state(self) -> Path:
+        """The scheduler's last runs and verifications (JSON, read by `status`)."""
+        return self.backup_dir / "scheduler.json"
+
+    @property
     def tls_dir(self) -> Path:
         return self.state_dir / "tls"
 
@@ -361,6 +423,7 @@ class StackPlan:
     paths: StackPaths
     nodes: tuple[Node, ...]
     services_address: str
+    backup_address: str
     service_users: dict[str, str]
     """Service name (haproxy, pgbouncer, redis) -> system user running it."""
     tuning: PostgresTuning
@@ -423,6 +486,15 @@ class StackPlan:
 
     def etcd_peer_url(self, node: Node) -> str:
         return f"https://{node.address}:{self.spec.etcd.peer_port}"
+
+    @property
+    def stanza(self) -> str:
+        """pgBackRest's name for the cluster in the repository."""
+        return self.name
+
+    @property
+    def backup_enabled(self) -> bool:
+        return self.spec.backup.enabled
 
     @property
     def pgbouncer_databases(self) -> dict[str, int]:
@@ -543,9 +615,16 @@ def derive_plan(spec: StackSpec) -> StackPlan:
         paths=paths,
         nodes=derive_nodes(spec, paths),
         services_address=host_address(spec.network.subnet, SERVICES_HOST),
+        backup_address=host_address(spec.network.subnet, BACKUP_HOST),
         service_users={
             s: system_user(spec.name, s)
-            for s in ("haproxy", "pgbouncer", "redis", *(("app",) if spec.app.instances else ()))
+            for s in (
+                "haproxy",
+                "pgbouncer",
+                "redis",
+                *(("app",) if spec.app.instances else ()),
+                *(("backup",) if spec.backup.enabled else ()),
+            )
         },
         tuning=derive_tuning(spec, pool),
         pool=pool,

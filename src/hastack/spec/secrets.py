@@ -42,6 +42,9 @@ SECRET_PURPOSES = {
     "app_secret_key_accepted_until": "epoch seconds until which that key is accepted",
     "load_test_token": "X-Hastack-Load value exempting drills and benchmarks from the edge limit",
     "scram_salt_seed": "seed of the per-role SCRAM salts, so verifiers are stable (not a password)",
+    "backup_cipher_pass": (
+        "encrypts the backup repository (pgBackRest aes-256-cbc); without it no backup restores"
+    ),
 }
 """Every secret of a stack and what it is for; `hastack secrets list` prints this. All are
 stored (a file each) but app_password, which is that of the login app_login names."""
@@ -65,6 +68,10 @@ INITIAL_VALUES = {
 """Values a new stack starts with instead of a random one."""
 
 NOT_ROTATED = {
+    "backup_cipher_pass": (
+        "every backup and archived WAL segment in the repository is encrypted with it; a new "
+        "passphrase means a new repository (keep a copy of this one off the machine)"
+    ),
     "scram_salt_seed": (
         "it is not a password (it only makes the SCRAM verifiers stable); rotate the "
         "passwords themselves"
@@ -104,6 +111,7 @@ class Secrets:
     app_secret_key_accepted_until: str
     load_test_token: str
     scram_salt_seed: str
+    backup_cipher_pass: str
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -50,7 +50,14 @@ class ToolError(HastackError):
 
 def primary_gid(user: str | None) -> int | None:
     """The user's own group: a program run as another user keeps none of root's groups."""
-    return None if user is None else pwd.getpwnam(user).pw_gid
+    if user is None:
+        return None
+    try:
+        return pwd.getpwnam(user).pw_gid
+    except KeyError:
+        raise HastackError(
+            f"system user {user} does not exist", "run `hastack up` (it creates the users)"
+        ) from None
 
 
 def as_user(user: str | None) -> dict[str, Any]:

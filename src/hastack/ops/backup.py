@@ -1,0 +1,342 @@
+"""Backups: the stanza, taking one, listing them, and what `status` says of them.
+
+pgBackRest does the work on the repository host (`Stack.pgbackrest()`); this module turns
+its answers into data: sizes, durations, ages, the archive's lag, and problems in sentences.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from hastack.errors import HastackError, Unavailable
+from hastack.runtime.files import open_regular
+from hastack.runtime.progress import NullProgress, Progress
+from hastack.runtime.stack import Stack
+
+if TYPE_CHECKING:
+    from hastack.spec.model import BackupSpec
+    from hastack.tools.pgbackrest import BackupSet, StanzaInfo
+
+WAL_SEGMENT_BYTES = 16 * 1024 * 1024
+GRACE_S = 3600.0
+"""A backup is overdue this long after it was due (the scheduler retries every minute)."""
+
+
+def _require_backups(stack: Stack) -> None:
+    if not stack.plan.backup_enabled:
+        raise HastackError(
+            f"stack {stack.name!r} has backups turned off (backup.enabled: false)",
+            "set backup.enabled: true in the spec, then `hastack up`",
+        )
+
+
+def ensure_stanza(stack: Stack, progress: Progress | None = None) -> None:
+    """Create the stanza if it is new (idempotent), then check that WAL archiving reaches
+    the repository (`pgbackrest check` switches a segment and waits for it)."""
+    _require_backups(stack)
+    progress = progress or NullProgress()
+    tool = stack.pgbackrest()
+    progress.step("pgBackRest: stanza-create and check (a WAL segment reaches the repository)")
+    hint = "hastack logs backup-repo; hastack logs pg1 pgbackrest"
+    tool.checked("stanza-create", timeout_s=120, hint=hint)
+    tool.checked("check", timeout_s=120, hint=hint)
+
+
+@dataclass(frozen=True)
+class BackupRun:
+    label: str
+    type: str
+    duration_s: float
+    size_bytes: int
+    repo_bytes: int
+    wal_start: str
+    wal_stop: str
+
+    @property
+    def mb_per_s(self) -> float:
+        return round(self.size_bytes / 1e6 / self.duration_s, 1) if self.duration_s else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "mb_per_s": self.mb_per_s}
+
+
+def take_backup(stack: Stack, backup_type: str, progress: Progress | None = None) -> BackupRun:
+    """One backup now, from whichever node leads (pgBackRest finds it). A diff or incr
+    with no full backup yet becomes a full one (pgBackRest's rule), and says so."""
+    _require_backups(stack)
+    progress = progress or NullProgress()
+    tool = stack.pgbackrest()
+    before = {b.label for b in tool.info().backups}
+    article = "an" if backup_type == "incr" else "a"
+    progress.step(f"taking {article} {backup_type} backup (pgBackRest, from the leader)")
+    result = tool.backup(backup_type)
+    if not result.ok:
+        raise HastackError(
+            f"the {backup_type} backup failed (pgbackrest exit {result.returncode})",
+            "hastack status (is there a leader?); hastack logs backup-repo",
+            result.tail().splitlines(),
+        )
+    new = [b for b in tool.info().backups if b.label not in before]
+    if not new:
+        raise HastackError(
+            "pgbackrest backup succeeded but no new backup is in the repository",
+            "hastack backups; hastack logs backup-repo",
+        )
+    backup = new[-1]
+    progress.done(f"backup {backup.label} ({backup.type}) in {result.duration_s:.1f} s")
+    return BackupRun(
+        label=backup.label,
+        type=backup.type,
+        duration_s=round(result.duration_s, 2),
+        size_bytes=backup.size_bytes,
+        repo_bytes=backup.repo_bytes,
+        wal_start=backup.wal_start,
+        wal_stop=backup.wal_stop,
+    )
+
+
+def ensure_first_backup(stack: Stack, progress: Progress | None = None) -> BackupRun | None:
+    """A stack with no full backup takes one now (a fresh stack is small: seconds)."""
+    _require_backups(stack)
+    if stack.pgbackrest().info().last("full") is not None:
+        return None
+    return take_backup(stack, "full", progress)
+
+
+# --- what the repository holds --------------------------------------------------------
+
+
+def set_dict(b: BackupSet, now: float) -> dict[str, Any]:
+    return {
+        "label": b.label,
+        "type": b.type,
+        "prior": b.prior,
+        "started_at": _iso(b.start),
+        "stopped_at": _iso(b.stop),
+        "age_s": round(now - b.stop, 1),
+        "duration_s": round(b.duration_s, 1),
+        "size_bytes": b.size_bytes,
+        "repo_bytes": b.repo_bytes,
+        "wal_start": b.wal_start,
+        "wal_stop": b.wal_stop,
+        "lsn_start": b.lsn_start,
+        "lsn_stop": b.lsn_stop,
+        "error": b.error,
+        "verified_at": b.verified_at,
+    }
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class BackupsView:
+    """`hastack backups`: every set, the archive, and the time range a restore can reach."""
+
+    info: StanzaInfo
+    now: float
+
+    @property
+    def restorable_from(self) -> float | None:
+        """The oldest point a restore reaches: the end of the oldest good backup."""
+        good = [b.stop for b in self.info.backups if not b.error]
+        return min(good) if good else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stanza": self.info.name,
+            "status": self.info.status_message,
+            "backup_running": self.info.backup_running,
+            "backups": [set_dict(b, self.now) for b in self.info.backups],
+            "wal_archive": {"min": self.info.wal_min, "max": self.info.wal_max},
+            "restorable": {
+                "from": _iso(self.restorable_from),
+                "to": "the newest archived WAL segment" if self.info.wal_max else None,
+            },
+        }
+
+
+def list_backups(stack: Stack) -> BackupsView:
+    _require_backups(stack)
+    return BackupsView(stack.pgbackrest().info(), stack.clock.wall())
+
+
+# --- status ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArchiveState:
+    """pg_stat_archiver on the leader, and how much WAL is not in the repository yet."""
+
+    node: str
+    last_archived_wal: str | None
+    last_archived_at: float | None
+    failed_count: int
+    last_failed_wal: str | None
+    last_failed_at: float | None
+    unarchived_bytes: int | None
+    """WAL positions past the end of the last archived segment (None when the last file
+    archived was not a segment: a timeline history file). Losing every node now loses the
+    writes in them; `archive_timeout` bounds it while writes flow (a forced switch counts
+    the rest of its segment, unused, too)."""
+
+    @property
+    def failing(self) -> bool:
+        return self.last_failed_at is not None and (
+            self.last_archived_at is None or self.last_failed_at > self.last_archived_at
+        )
+
+
+def segment_end_lsn(wal_name: str) -> int | None:
+    """The LSN just past a WAL segment, from its file name (16 MiB segments); a backup
+    label (`<segment>.<offset>.backup`) names its segment. None for a timeline history
+    file (`00000002.history`) or anything else."""
+    segment = wal_name[:24]
+    if len(segment) != 24 or any(c not in "0123456789ABCDEF" for c in segment):
+        return None
+    log_id, seg = int(segment[8:16], 16), int(segment[16:24], 16)
+    return (log_id << 32) + (seg + 1) * WAL_SEGMENT_BYTES
+
+
+def archive_state(stack: Stack, leader: str) -> ArchiveState:
+    with stack.connect(leader, connect_timeout_s=2) as conn:
+        row = conn.execute(
+            "SELECT last_archived_wal, extract(epoch FROM last_archived_time),"
+            " failed_count, last_failed_wal, extract(epoch FROM last_failed_time),"
+            " pg_current_wal_lsn() - '0/0'::pg_lsn FROM pg_stat_archiver"
+        ).fetchone()
+    assert row is not None
+    wal, at, failed, failed_wal, failed_at, current = row
+    archived_end = segment_end_lsn(str(wal)) if wal else 0
+    unarchived = None if archived_end is None else max(0, int(current) - archived_end)  # type: ignore[call-overload]
+    return ArchiveState(
+        node=leader,
+        last_archived_wal=wal,  # type: ignore[arg-type]
+        last_archived_at=float(at) if at is not None else None,  # type: ignore[arg-type]
+        failed_count=int(failed),  # type: ignore[call-overload]
+        last_failed_wal=failed_wal,  # type: ignore[arg-type]
+        last_failed_at=float(failed_at) if failed_at is not None else None,  # type: ignore[arg-type]
+        unarchived_bytes=unarchived,
+    )
+
+
+@dataclass(frozen=True)
+class BackupStatus:
+    """What `status` shows of backups: newest set of each type, the archive, the scheduler."""
+
+    now: float
+    info: StanzaInfo | None
+    info_error: str | None
+    archive: ArchiveState | None
+    archive_error: str | None
+    scheduler: dict[str, Any] | None
+    problems: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        last = {}
+        if self.info is not None:
+            for kind in ("full", "diff", "incr"):
+                b = self.info.last(kind)
+                last[kind] = set_dict(b, self.now) if b else None
+        return {
+            "last": last,
+            "repository_error": self.info_error,
+            "backup_running": self.info.backup_running if self.info else None,
+            "archive": None
+            if self.archive is None
+            else {
+                **asdict(self.archive),
+                "last_archived_at": _iso(self.archive.last_archived_at),
+                "last_failed_at": _iso(self.archive.last_failed_at),
+                "failing": self.archive.failing,
+            },
+            "archive_error": self.archive_error,
+            "scheduler": self.scheduler,
+            "problems": list(self.problems),
+        }
+
+
+def backup_problems(
+    spec: BackupSpec,
+    now: float,
+    info: StanzaInfo | None,
+    archive: ArchiveState | None,
+    scheduler: dict[str, Any] | None,
+) -> tuple[str, ...]:
+    """One sentence per problem: no or overdue backups, archiving failing, a scheduler that
+    keeps failing. Pure."""
+    problems = []
+    hour = 3600.0
+    if info is not None:
+        full, last = info.last("full"), info.last()
+        if full is None:
+            problems.append("backup: no full backup in the repository; `hastack backup`")
+        elif now - full.stop > spec.schedule.full_every_h * hour + GRACE_S:
+            age_h = (now - full.stop) / hour
+            problems.append(f"backup: the last full backup is overdue ({age_h:.1f} h old)")
+        if last is not None and now - last.stop > spec.schedule.incr_every_h * hour + GRACE_S:
+            age_h = (now - last.stop) / hour
+            problems.append(f"backup: the newest backup is overdue ({age_h:.1f} h old)")
+    if archive is not None and archive.failing:
+        problems.append(
+            f"backup: WAL archiving on {archive.node} is failing (last failed segment "
+            f"{archive.last_failed_wal}); `hastack logs {archive.node} postgres`"
+        )
+    if scheduler is not None and int(scheduler.get("consecutive_failures") or 0) >= 2:
+        error_lines = str(scheduler.get("last_run_error") or "").strip().splitlines()
+        last_error = error_lines[-1].strip() if error_lines else "no output"
+        problems.append(
+            f"backup: the scheduler's last {scheduler['consecutive_failures']} backups failed "
+            f"({last_error}); `hastack logs backup-scheduler`"
+        )
+    return tuple(problems)
+
+
+def _scheduler_state(stack: Stack) -> dict[str, Any] | None:
+    """The scheduler's state file (its user writes it: read without following a link,
+    and at most 64 KiB)."""
+    try:
+        fd = open_regular(stack.plan.paths.backup_scheduler_state)
+    except OSError:
+        return None
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        raw = handle.read(65536)
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def backup_status(stack: Stack, leader: str | None) -> BackupStatus | None:
+    """None when backups are off."""
+    if not stack.plan.backup_enabled:
+        return None
+    now = stack.clock.wall()
+    info = archive = None
+    info_error = archive_error = None
+    try:
+        info = stack.pgbackrest().info()
+    except HastackError as exc:
+        info_error = exc.what
+    if leader is not None:
+        try:
+            archive = archive_state(stack, leader)
+        except Unavailable as exc:
+            archive_error = exc.what
+    else:
+        archive_error = "no leader"
+    scheduler = _scheduler_state(stack)
+    problems = backup_problems(stack.plan.spec.backup, now, info, archive, scheduler)
+    if info_error:
+        problems = (f"backup: cannot read the repository ({info_error})", *problems)
+    return BackupStatus(now, info, info_error, archive, archive_error, scheduler, problems)

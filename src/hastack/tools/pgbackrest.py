@@ -1,0 +1,159 @@
+"""pgBackRest: its command lines in one place, and what `info --output=json` says, typed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hastack.tools.base import ToolError, ToolResult, run
+
+
+@dataclass(frozen=True)
+class BackupSet:
+    """One backup in the repository."""
+
+    label: str
+    type: str
+    """full, diff or incr."""
+    start: float
+    """Epoch seconds the backup started."""
+    stop: float
+    """Epoch seconds it stopped: the earliest point it restores to."""
+    size_bytes: int
+    """The database's size at backup time."""
+    repo_bytes: int
+    """What this set added to the repository (compressed, encrypted)."""
+    wal_start: str
+    wal_stop: str
+    lsn_start: str
+    lsn_stop: str
+    error: bool
+    """A page checksum error was found while copying."""
+    annotations: dict[str, str] = field(default_factory=dict)
+    prior: str | None = None
+    """The set a diff or incr builds on."""
+
+    @property
+    def duration_s(self) -> float:
+        return self.stop - self.start
+
+    @property
+    def verified_at(self) -> str | None:
+        return self.annotations.get("verified_at")
+
+
+@dataclass(frozen=True)
+class StanzaInfo:
+    """`pgbackrest info` for one stanza."""
+
+    name: str
+    status_code: int
+    status_message: str
+    backup_running: bool
+    backups: tuple[BackupSet, ...]
+    wal_min: str | None
+    """Oldest WAL segment in the archive (of the current database)."""
+    wal_max: str | None
+    """Newest archived WAL segment."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code == 0
+
+    def last(self, *types: str) -> BackupSet | None:
+        """The newest good backup of one of `types` (any type when none given)."""
+        good = [b for b in self.backups if not b.error and (not types or b.type in types)]
+        return max(good, key=lambda b: b.stop, default=None)
+
+
+def _backup_set(raw: dict[str, Any]) -> BackupSet:
+    info = raw.get("info", {})
+    archive = raw.get("archive", {}) or {}
+    lsn = raw.get("lsn", {}) or {}
+    annotations = raw.get("annotation") or {}
+    return BackupSet(
+        label=raw["label"],
+        type=raw["type"],
+        start=float(raw["timestamp"]["start"]),
+        stop=float(raw["timestamp"]["stop"]),
+        size_bytes=int(info.get("size", 0)),
+        repo_bytes=int(info.get("repository", {}).get("delta", 0)),
+        wal_start=archive.get("start") or "",
+        wal_stop=archive.get("stop") or "",
+        lsn_start=lsn.get("start") or "",
+        lsn_stop=lsn.get("stop") or "",
+        error=bool(raw.get("error", False)),
+        annotations={str(k): str(v) for k, v in annotations.items()},
+        prior=raw.get("prior"),
+    )
+
+
+def parse_info(text: str, stanza: str) -> StanzaInfo:
+    """The stanza's entry of `pgbackrest info --output=json`. ValueError if it is not there
+    or not pgBackRest's JSON."""
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"pgbackrest info printed no JSON ({exc})") from None
+    entry = next((e for e in entries if e.get("name") == stanza), None)
+    if entry is None:
+        raise ValueError(f"stanza {stanza!r} is not in pgbackrest info's output")
+    status = entry.get("status", {})
+    archives = entry.get("archive", [])
+    # The current database's archive is the last entry (an upgrade adds one).
+    current = archives[-1] if archives else {}
+    return StanzaInfo(
+        name=stanza,
+        status_code=int(status.get("code", -1)),
+        status_message=str(status.get("message", "")),
+        backup_running=bool(status.get("lock", {}).get("backup", {}).get("held", False)),
+        backups=tuple(_backup_set(b) for b in entry.get("backup", [])),
+        wal_min=current.get("min"),
+        wal_max=current.get("max"),
+    )
+
+
+@dataclass(frozen=True)
+class PgBackRest:
+    """pgBackRest with one config file, run as the user that owns what the config names."""
+
+    binary: Path
+    config: Path
+    stanza: str
+    user: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def argv(self, command: str, *options: str) -> tuple[str, ...]:
+        return (
+            str(self.binary),
+            f"--config={self.config}",
+            f"--stanza={self.stanza}",
+            *options,
+            command,
+        )
+
+    def run(self, command: str, *options: str, timeout_s: float = 600.0) -> ToolResult:
+        return run(self.argv(command, *options), timeout_s=timeout_s, env=self.env, user=self.user)
+
+    def checked(
+        self, command: str, *options: str, timeout_s: float = 600.0, hint: str = ""
+    ) -> ToolResult:
+        result = self.run(command, *options, timeout_s=timeout_s)
+        if not result.ok:
+            raise ToolError(f"pgbackrest {command} failed", result, hint)
+        return result
+
+    def info(self, *options: str) -> StanzaInfo:
+        result = self.checked("info", "--output=json", *options, timeout_s=60)
+        try:
+            return parse_info(result.stdout, self.stanza)
+        except ValueError as exc:
+            raise ToolError(str(exc), result) from None
+
+    def backup(
+        self, backup_type: str, options: Sequence[str] = (), timeout_s: float = 3600.0
+    ) -> ToolResult:
+        return self.run("backup", f"--type={backup_type}", *options, timeout_s=timeout_s)

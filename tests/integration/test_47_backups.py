@@ -1,0 +1,106 @@
+"""Backups on the shared stack: the first full backup `up` took, WAL archiving through the
+repository host (across the switchovers of test_45), a backup on demand, a replica rebuilt
+from the repository, and who may reach the repository."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+
+from tests.integration.conftest import Stack
+
+
+def _leader(stack: Stack) -> str:
+    return str(stack.status()[1]["leader_key"])
+
+
+def test_up_took_a_first_full_backup_and_archives_wal(stack: Stack) -> None:
+    assert stack.up["first_backup"], stack.up  # taken by `up` itself
+    result = stack.run("backups", "--json")
+    assert result.code == 0, result.err
+    view = result.json()
+    fulls = [b for b in view["backups"] if b["type"] == "full"]
+    assert fulls and fulls[0]["label"] == stack.up["first_backup"]
+    assert view["restorable"]["from"] is not None
+    # A segment switched on the leader now reaches the repository (pgbackrest check waits
+    # for it), whoever leads after test_45's switchovers.
+    check = stack.hs.pgbackrest().run("check", timeout_s=120)
+    assert check.ok, check.tail()
+    code, status = stack.status()
+    backups = status["backups"]
+    assert backups["last"]["full"] is not None
+    assert backups["archive"]["node"] == _leader(stack)
+    assert backups["archive"]["failing"] is False, backups["archive"]
+    assert backups["archive"]["last_archived_wal"]
+    assert not backups["problems"], backups["problems"]
+    assert code == 0, status["problems"]
+
+
+def test_backup_on_demand_after_writes(stack: Stack) -> None:
+    stack.ensure_scratch_table()
+    with stack.hs.connect(_leader(stack)) as conn:
+        conn.execute("INSERT INTO it_rows SELECT 'backup-' || g, g FROM generate_series(1, 500) g")
+    result = stack.run("backup", "--type", "incr", "--json")
+    assert result.code == 0, result.err
+    run = result.json()
+    assert run["type"] == "incr"
+    assert run["size_bytes"] > 0 and run["duration_s"] > 0
+    labels = [b["label"] for b in stack.run("backups", "--json").json()["backups"]]
+    assert run["label"] in labels
+
+
+def test_bad_backup_type_is_refused(stack: Stack) -> None:
+    result = stack.run("backup", "--type", "weekly")
+    assert result.code == 2
+    assert "'weekly' is not a backup type" in result.err
+
+
+def test_a_replica_is_rebuilt_from_the_repository(stack: Stack) -> None:
+    replica = next(m["name"] for m in stack.status()[1]["postgres"] if m["role"] == "replica")
+    log = stack.plan.paths.program_log(f"{replica}-patroni")
+    before = log.read_text().count("replica has been created using pgbackrest")
+    result = stack.run("reinit", replica, timeout_s=300)
+    assert result.code == 0, result.err
+    after = log.read_text().count("replica has been created using pgbackrest")
+    assert after == before + 1, "Patroni did not use the pgbackrest method"
+    code, status = stack.status()
+    assert code == 0, status["problems"]
+
+
+def test_only_the_repository_host_holds_the_passphrase(stack: Stack) -> None:
+    secret = stack.hs.secrets.backup_cipher_pass
+    paths = stack.plan.paths
+    for node in stack.plan.postgres_nodes:
+        assert secret not in node.paths.pgbackrest_config.read_text()
+    st = paths.backup_config.stat()
+    assert st.st_mode & 0o777 == 0o600
+    assert secret in paths.backup_config.read_text()
+
+
+def test_the_repository_host_refuses_a_certificate_it_does_not_admit(stack: Stack) -> None:
+    """hastack's own client certificate is from the stack's CA, but its name is not one of
+    the nodes': the repository host refuses it."""
+    paths = stack.plan.paths
+    with tempfile.TemporaryDirectory() as work:
+        proc = subprocess.run(
+            [
+                str(stack.plan.spec.binaries.pgbackrest),
+                "--no-config",
+                f"--stanza={stack.plan.stanza}",
+                f"--repo1-host={stack.plan.backup_address}",
+                "--repo1-host-type=tls",
+                f"--repo1-host-port={stack.plan.spec.backup.port}",
+                f"--repo1-host-cert-file={paths.client_cert}",
+                f"--repo1-host-key-file={paths.client_key}",
+                f"--repo1-host-ca-file={paths.ca_cert}",
+                f"--repo1-host-config={paths.backup_config}",
+                f"--lock-path={work}",
+                f"--log-path={work}",
+                "info",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert "access denied" in proc.stdout + proc.stderr

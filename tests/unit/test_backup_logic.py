@@ -1,0 +1,144 @@
+"""Backups, pure parts: what `pgbackrest info` says, which backup is due, which problems
+`status` reports. The info JSON is pgBackRest 2.45's own (a stack's full + incr)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hastack.ops.backup import ArchiveState, backup_problems, segment_end_lsn
+from hastack.runtime.backup_scheduler import Schedule, due
+from hastack.spec.model import BackupSpec
+from hastack.tools.pgbackrest import StanzaInfo, parse_info
+
+INFO_JSON = (Path(__file__).parent / "data" / "pgbackrest_info.json").read_text()
+HOUR = 3600.0
+SCHEDULE = Schedule(full_every_s=168 * HOUR, diff_every_s=24 * HOUR, incr_every_s=HOUR)
+
+
+def info() -> StanzaInfo:
+    return parse_info(INFO_JSON, "hsdev")
+
+
+def test_parse_info_reads_sets_archive_and_status() -> None:
+    parsed = info()
+    assert parsed.ok and not parsed.backup_running
+    full, incr = parsed.backups
+    assert (full.type, incr.type) == ("full", "incr")
+    assert incr.prior == full.label
+    assert full.size_bytes == 31216536 and full.repo_bytes == 3842896
+    assert full.wal_start == "00000003000000000000000B"
+    assert full.lsn_stop == "0/C000088"
+    assert full.duration_s == 3
+    assert parsed.wal_min == "000000010000000000000001"
+    assert parsed.wal_max == "00000003000000000000000E"
+    assert parsed.last("full") == full
+    assert parsed.last() == incr
+    assert parsed.last("diff") is None
+    assert full.verified_at is None
+
+
+def test_parse_info_refuses_other_stanzas_and_non_json() -> None:
+    with pytest.raises(ValueError, match="stanza 'other' is not in"):
+        parse_info(INFO_JSON, "other")
+    with pytest.raises(ValueError, match="printed no JSON"):
+        parse_info("ERROR: [041]: unable to open file", "hsdev")
+
+
+def test_errored_backups_never_count_as_the_last_good_one() -> None:
+    parsed = info()
+    full, incr = parsed.backups
+    broken = replace(parsed, backups=(full, replace(incr, error=True)))
+    assert broken.last() == full
+
+
+def _at(parsed: StanzaInfo, label_age_s: dict[str, float], now: float) -> StanzaInfo:
+    """The same sets, stopped `age` seconds before `now`."""
+    return replace(
+        parsed,
+        backups=tuple(replace(b, stop=now - label_age_s[b.type]) for b in parsed.backups),
+    )
+
+
+NOW = 2_000_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("ages", "failed_ago", "expected", "sentence"),
+    [
+        ({"full": 60, "incr": 30}, None, None, "nothing due"),
+        ({"full": 2 * HOUR, "incr": 1.5 * HOUR}, None, "incr", "the last backup is 90 min old"),
+        ({"full": 25 * HOUR, "incr": 10}, None, "diff", "full or differential backup is 25.0 h"),
+        ({"full": 169 * HOUR, "incr": 10}, None, "full", "the last full backup is 169.0 h old"),
+        ({"full": 2 * HOUR, "incr": 1.5 * HOUR}, 30, None, "next attempt in 30 s"),
+        ({"full": 2 * HOUR, "incr": 1.5 * HOUR}, 61, "incr", "the last backup is 90 min old"),
+    ],
+)
+def test_due_picks_the_backup_the_schedule_asks_for(
+    ages: dict[str, float], failed_ago: float | None, expected: str | None, sentence: str
+) -> None:
+    failed_at = None if failed_ago is None else NOW - failed_ago
+    decision = due(_at(info(), ages, NOW), NOW, SCHEDULE, failed_at)
+    assert decision.backup_type == expected
+    assert sentence in decision.sentence
+
+
+def test_due_takes_a_full_first_and_waits_for_a_running_backup() -> None:
+    empty = replace(info(), backups=())
+    assert due(empty, NOW, SCHEDULE).backup_type == "full"
+    running = replace(empty, backup_running=True)
+    assert due(running, NOW, SCHEDULE).sentence == "a backup is running"
+
+
+def test_segment_end_lsn_from_wal_file_names() -> None:
+    assert segment_end_lsn("00000003000000000000000B") == 0x0C000000
+    assert segment_end_lsn("000000030000000100000002") == (1 << 32) + 3 * 16 * 1024 * 1024
+    # a backup label names its segment; a history file names none
+    assert segment_end_lsn("00000003000000000000000B.00000028.backup") == 0x0C000000
+    assert segment_end_lsn("00000002.history") is None
+
+
+def _archive(**changes: object) -> ArchiveState:
+    base = ArchiveState(
+        node="pg2",
+        last_archived_wal="00000003000000000000000E",
+        last_archived_at=NOW - 5,
+        failed_count=0,
+        last_failed_wal=None,
+        last_failed_at=None,
+        unarchived_bytes=0,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_a_fresh_stack_with_its_first_backup_has_no_problem() -> None:
+    fresh = _at(info(), {"full": 60, "incr": 30}, NOW)
+    assert backup_problems(BackupSpec(), NOW, fresh, _archive(), {"consecutive_failures": 0}) == ()
+
+
+def test_problems_name_what_is_missing_overdue_or_failing() -> None:
+    spec = BackupSpec()
+    empty = replace(info(), backups=())
+    assert backup_problems(spec, NOW, empty, None, None) == (
+        "backup: no full backup in the repository; `hastack backup`",
+    )
+    old = _at(info(), {"full": 200 * HOUR, "incr": 3 * HOUR}, NOW)
+    problems = backup_problems(spec, NOW, old, None, None)
+    assert "backup: the last full backup is overdue (200.0 h old)" in problems
+    assert "backup: the newest backup is overdue (3.0 h old)" in problems
+    failing = _archive(last_failed_wal="00000003000000000000000F", last_failed_at=NOW - 1)
+    [problem] = backup_problems(spec, NOW, None, failing, None)
+    assert "WAL archiving on pg2 is failing" in problem
+    recovered = _archive(last_failed_at=NOW - 60)  # archived since it failed
+    assert backup_problems(spec, NOW, None, recovered, None) == ()
+    scheduler = {"consecutive_failures": 3, "last_run_error": "ERROR: [056]: no primary"}
+    [problem] = backup_problems(spec, NOW, None, None, scheduler)
+    assert "the scheduler's last 3 backups failed" in problem
+    assert "(ERROR: [056]: no primary)" in problem
+
+
+def test_info_json_fixture_is_pgbackrests() -> None:
+    assert json.loads(INFO_JSON)[0]["backup"][0]["backrest"]["version"] == "2.45"
