@@ -45,6 +45,7 @@ def test_up_reached_every_milestone(stack: Stack) -> None:
         "pgbouncer",
         "redis",
         "app",
+        "backup",
     ]
     assert stack.up["created_users"]  # a fresh stack: its users were created
 
@@ -197,7 +198,7 @@ def test_env_is_shell_exportable(stack: Stack) -> None:
 
 def test_second_up_changes_nothing_and_says_so(stack: Stack) -> None:
     result = stack.run("up")
-    assert result.code == 0, result.err
+    assert result.code == 0, result.out + result.err
     assert "was already up: nothing changed" in result.out
     again = stack.run("up", "--json")
     assert again.json()["up"]["nothing_changed"] is True

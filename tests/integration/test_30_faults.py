@@ -72,7 +72,11 @@ def test_restart_a_service_and_a_replica_node(stack: Stack) -> None:
     replica = next(m["name"] for m in status["postgres"] if m["role"] == "replica")
     result = stack.run("restart", replica, "--json")
     assert result.code == 0, result.out + result.err
-    assert result.json()["restarted"] == [f"{replica}-patroni", f"{replica}-etcd"]
+    assert result.json()["restarted"] == [
+        f"{replica}-patroni",
+        f"{replica}-etcd",
+        f"{replica}-pgbackrest",
+    ]
     unknown = stack.run("restart", "pg7")
     assert unknown.code == 1 and "unknown target 'pg7'" in unknown.err
 

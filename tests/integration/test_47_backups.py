@@ -104,3 +104,49 @@ def test_the_repository_host_refuses_a_certificate_it_does_not_admit(stack: Stac
             check=False,
         )
     assert "access denied" in proc.stdout + proc.stderr
+
+
+def test_restore_to_a_restore_point_into_the_scratch_instance(stack: Stack) -> None:
+    stack.ensure_scratch_table()
+    leader = _leader(stack)
+    with stack.hs.connect(leader) as conn:
+        conn.execute("INSERT INTO it_rows VALUES ('pitr-before', 1)")
+    point = stack.run("restore-point", "it_before_drop", "--json")
+    assert point.code == 0, point.err
+    with stack.hs.connect(leader) as conn:
+        conn.execute("INSERT INTO it_rows VALUES ('pitr-after', 2)")
+    result = stack.run("restore", "--to-name", "it_before_drop", "--json", timeout_s=600)
+    assert result.code == 0, result.err
+    restored = result.json()
+    assert restored["url"].startswith("postgresql://postgres@")
+    try:
+        again = stack.run("restore", "--latest")
+        assert again.code == 1 and "a scratch instance already exists" in again.err
+        with stack.hs.scratch().connect() as conn:
+            ids = {r[0] for r in conn.execute("SELECT id FROM it_rows WHERE id LIKE 'pitr-%'")}
+            in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        assert ids == {"pitr-before"}
+        assert in_recovery == (False,)
+        # the cluster was not touched
+        with stack.hs.connect(leader) as conn:
+            count = conn.execute("SELECT count(*) FROM it_rows WHERE id LIKE 'pitr-%'").fetchone()
+        assert count == (2,)
+    finally:
+        cleaned = stack.run("restore", "--cleanup")
+    assert cleaned.code == 0 and "removed" in cleaned.out
+    assert not stack.plan.paths.scratch_pgdata.exists()
+    assert stack.run("restore", "--cleanup").out.strip() == "no scratch instance to remove"
+
+
+def test_bad_restore_targets_are_refused_before_anything_is_touched(stack: Stack) -> None:
+    early = stack.run("restore", "--to-time", "2020-01-01 00:00:00")
+    assert early.code == 1 and "is before the oldest backup ends" in early.err
+    future = stack.run("restore", "--to-time", "2999-01-01 00:00:00+00")
+    assert future.code == 1 and "is in the future" in future.err
+    lsn = stack.run("restore", "--to-lsn", "12345")
+    assert lsn.code == 1 and "is not an LSN" in lsn.err
+    two = stack.run("restore", "--latest", "--to-name", "x")
+    assert two.code == 1 and "give exactly one restore target" in two.err
+    cluster = stack.run("restore", "--latest", "--target", "cluster")
+    assert cluster.code == 2 and "only 'scratch'" in cluster.err
+    assert not stack.plan.paths.scratch_pgdata.exists()

@@ -48,7 +48,8 @@ def test_every_drill_passes_and_the_stack_heals_itself(stack: Stack, name: str) 
     assert checker["invariant_ok"] and checker["converged"]
     assert report["healthy_again_s"] is not None, "the stack did not heal by itself"
     assert Path(str(report["report_path"])).exists()
-    assert stack.status()[0] == 0
+    code, status = stack.status()
+    assert code == 0, status["problems"]
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ import pytest
 
 from hastack.ops.audit import database_endpoints
 from hastack.render.files import render_stack
+from hastack.render.pgbackrest import archive_command
 from hastack.spec import roles
 from tests.integration.conftest import Stack
 from tests.integration.helpers import wait_until
@@ -312,9 +313,10 @@ def test_dangerous_parameters_hold_even_when_patronis_dynamic_config_is_changed(
                     name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
                     for name in hostile
                 }
+            # The spec's own values: WAL archiving into the backup repository.
             assert shown == {
-                "archive_mode": "off",
-                "archive_command": "(disabled)",  # how SHOW says "" while archiving is off
+                "archive_mode": "on",
+                "archive_command": archive_command(stack.plan, node),
                 "session_preload_libraries": "",
                 "fsync": "on",
             }, node.name

@@ -70,7 +70,7 @@ def test_plan_json_has_every_section(tmp_path: Path) -> None:
     assert code == 0
     data = json.loads(out)
     assert set(data["sections"]) == {
-        *("nodes", "endpoints", "postgres", "pooling", "ha", "app tier", "stack")
+        *("nodes", "endpoints", "postgres", "pooling", "ha", "app tier", "backups", "stack")
     }
     assert data["derived"]["admission"]["maxconn_per_instance"] == 20
     assert data["derived"]["postgres"]["shared_buffers_kb"] == 65536

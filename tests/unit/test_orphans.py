@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from hastack.runtime.orphans import StackProcess, adoption_order
+from hastack.runtime.orphans import (
+    NEVER_ORPHANS,
+    Identity,
+    StackProcess,
+    adoption_order,
+    classify,
+)
 
 PIDS = iter(range(1000, 2000))
 
@@ -87,3 +93,55 @@ def test_one_batch_holds_every_process_of_one_unit() -> None:
 
 def test_nothing_to_adopt_gives_no_batch() -> None:
     assert adoption_order([], leader="pg1") == []
+
+
+class _Proc:
+    """What `classify` reads of a process: its pid and command line."""
+
+    def __init__(self, *argv: str) -> None:
+        self.pid = next(PIDS)
+        self.argv = list(argv)
+
+    def cmdline(self) -> list[str]:
+        return self.argv
+
+
+IDENTITY = Identity(
+    nodes={"hs-demo-pg1": "pg1"},
+    services={"hs-demo-backup": "backup", "hs-demo-haproxy": "haproxy"},
+    apps={},
+    watcher_config="/var/lib/hastack/demo/fencing/watcher.json",
+)
+
+
+@pytest.mark.parametrize(
+    ("user", "name", "argv", "component", "unit"),
+    [
+        ("hs-demo-pg1", "pgbackrest", ("pgbackrest", "--config=x", "server"), "pgbackrest", "pg1"),
+        ("hs-demo-backup", "pgbackrest", ("pgbackrest", "server"), "pgbackrest", "backup"),
+        # detached archive-push, a backup or restore the CLI started: they end by themselves
+        (
+            "hs-demo-pg1",
+            "pgbackrest",
+            ("pgbackrest", "archive-push:async"),
+            "pgbackrest-job",
+            "pg1",
+        ),
+        ("hs-demo-backup", "pgbackrest", ("pgbackrest", "backup"), "pgbackrest-job", "backup"),
+        # the scratch instance of a restore, like a node's PostgreSQL, is never an orphan
+        ("hs-demo-backup", "postgres", ("postgres", "-D", "x"), "postgres", "backup"),
+        ("hs-demo-backup", "python3", ("python3", "-m", "scheduler"), "backup", "backup"),
+        ("hs-demo-pg1", "etcd", ("etcd",), "etcd", "pg1"),
+    ],
+)
+def test_classify_backup_processes(
+    user: str, name: str, argv: tuple[str, ...], component: str, unit: str
+) -> None:
+    found = classify(IDENTITY, _Proc(*argv), user, name)  # type: ignore[arg-type]
+    assert found is not None
+    assert (found.component, found.unit) == (component, unit)
+    assert (component in NEVER_ORPHANS) == (component in ("postgres", "pgbackrest-job"))
+
+
+def test_pgbackrest_of_another_user_is_not_the_stacks() -> None:
+    assert classify(IDENTITY, _Proc("pgbackrest", "server"), "postgres", "pgbackrest") is None  # type: ignore[arg-type]

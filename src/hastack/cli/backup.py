@@ -1,6 +1,9 @@
-"""`hastack backup` and `hastack backups`: take a backup now, list what the repository holds."""
+"""`hastack backup`, `backups`, `restore`, `restore-point`: take a backup, list what the
+repository holds, restore a point in time into a scratch instance, mark a restore point."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import typer
 from rich.markup import escape
@@ -8,6 +11,12 @@ from rich.markup import escape
 from hastack.cli.app import app, friendly_errors, stack_of
 from hastack.cli.output import ConsoleProgress, out, print_json, table
 from hastack.ops.backup import list_backups, take_backup
+from hastack.ops.restore import (
+    cleanup_scratch,
+    create_restore_point,
+    parse_target,
+    restore_scratch,
+)
 from hastack.spec.names import BACKUP_TYPES
 
 
@@ -77,3 +86,77 @@ def backups_cmd(
     restorable = data["restorable"]
     if restorable["from"]:
         out.print(f"restorable from {restorable['from']} to {restorable['to']}", markup=False)
+
+
+@app.command("restore")
+@friendly_errors
+def restore_cmd(
+    ctx: typer.Context,
+    to_time: str | None = typer.Option(
+        None, "--to-time", help="A point in time, e.g. '2026-11-27 14:05:00+00' (UTC if no offset)."
+    ),
+    to_lsn: str | None = typer.Option(None, "--to-lsn", help="A WAL position, e.g. 0/5000060."),
+    to_name: str | None = typer.Option(
+        None, "--to-name", help="A restore point made with `hastack restore-point NAME`."
+    ),
+    latest: bool = typer.Option(False, "--latest", help="Everything archived."),
+    target: str = typer.Option(
+        "scratch",
+        "--target",
+        help="scratch: a separate instance on the repository host's address, to look at "
+        "and copy from (the cluster is not touched).",
+    ),
+    cleanup: bool = typer.Option(
+        False, "--cleanup", help="Stop and remove the scratch instance instead."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="JSON output (progress on stderr)."),
+) -> None:
+    """Restore a backup to a point in time into a scratch instance (or remove it)."""
+    stack = stack_of(ctx)
+    if cleanup:
+        removed = cleanup_scratch(stack)
+        if json_out:
+            print_json({"removed": removed})
+        else:
+            out.print("scratch instance removed" if removed else "no scratch instance to remove")
+        return
+    if target != "scratch":
+        raise typer.BadParameter(
+            f"{target!r}: only 'scratch' restores here (the cluster is never overwritten by "
+            "this command)",
+            param_hint="--target",
+        )
+    result = restore_scratch(
+        stack, parse_target(to_time, to_lsn, to_name, latest), ConsoleProgress()
+    )
+    if json_out:
+        print_json(result.as_dict())
+        return
+    done = result.restore
+    out.print(
+        f"restored {done.target} in {done.total_s:.1f} s (restore {done.restore_s:.1f} s, "
+        f"start {done.start_s:.1f} s, promote {done.promote_s:.1f} s)",
+        markup=False,
+    )
+    out.print(f"  url:    {done.url}  (the superuser's password as of that backup)", markup=False)
+    out.print(f"  socket: psql -h {done.socket_dir} -U postgres (as root)", markup=False)
+    out.print("  remove it with: hastack restore --cleanup", markup=False)
+
+
+@app.command("restore-point")
+@friendly_errors
+def restore_point_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Letters, digits and _ . : - (at most 63)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Mark a named point in the WAL (before a risky migration), for `restore --to-name`."""
+    point = create_restore_point(stack_of(ctx), name)
+    if json_out:
+        print_json(asdict(point))
+        return
+    out.print(
+        f"restore point {point.name!r} at {point.lsn} on {point.node} ({point.created_at}); "
+        f"restore with: hastack restore --to-name {point.name}",
+        markup=False,
+    )

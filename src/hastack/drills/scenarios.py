@@ -15,6 +15,7 @@ from typing import Literal
 from hastack.drills import faults
 from hastack.drills.faults import Action, DrillContext, nothing
 from hastack.drills.overload import OVERLOAD_FACTOR, OVERLOAD_S, end_overload, overload
+from hastack.drills.pitr import pitr_fault, pitr_restore
 from hastack.errors import HastackError
 from hastack.ops.app import restart_app
 from hastack.ops.cluster import switchover
@@ -42,6 +43,9 @@ class Expectation:
     empty the pool)."""
     no_database_requests_ok: bool = False
     """Web: requests that need no database (the `http-nodb` client's `/whoami`) never fail."""
+    pitr_exact: bool = False
+    """pitr: the restored copy holds exactly what was acknowledged before the restore point
+    (drills/pitr.py)."""
     load_shed_by_haproxy: bool = False
     """Web, overload: HAProxy answers the excess 503 + Retry-After itself, no instance
     answers 5xx or is marked down, admitted requests stay fast (drills/overload.py)."""
@@ -270,6 +274,15 @@ DATA_SCENARIOS = [
         "PgBouncer stopped and started under load",
         inject=faults.restart_pooler,
         expect=Expectation(leader_changes=False),
+    ),
+    Scenario(
+        "pitr",
+        "a restore point, then DROP TABLE under write load: the restore point restored into "
+        "a scratch instance holds every write acknowledged before it and none begun after",
+        inject=pitr_fault,
+        heal=pitr_restore,
+        hold_s=lambda _plan: 3.0,
+        expect=Expectation(leader_changes=False, pitr_exact=True),
     ),
 ]
 

@@ -12,6 +12,7 @@ from hastack.drills.events import Ack, History
 from hastack.drills.http_workload import NO_DB_CLIENT
 from hastack.drills.metrics import buckets, error_kinds, failures_between, largest_gap
 from hastack.drills.overload import overload_expectations
+from hastack.drills.pitr import pitr_expectations
 from hastack.drills.report import DrillReport, WriterStats
 from hastack.drills.scenarios import Expectation, Scenario
 from hastack.spec.plan import StackPlan
@@ -201,6 +202,8 @@ def _expectations(r: ReportInput, t0: float, end: float) -> list[dict[str, Any]]
         found += overload_expectations(
             r.plan, history.facts.get("overload", {}), http_failures, admitted
         )
+    if expect.pitr_exact:
+        found += pitr_expectations(history.facts)
     if r.volume:
         bad = r.volume.get("non_2xx", 0) + r.volume.get("socket_errors", 0)
         total = r.volume.get("requests", 0)

@@ -26,7 +26,7 @@ GRACE_S = 3600.0
 """A backup is overdue this long after it was due (the scheduler retries every minute)."""
 
 
-def _require_backups(stack: Stack) -> None:
+def require_backups(stack: Stack) -> None:
     if not stack.plan.backup_enabled:
         raise HastackError(
             f"stack {stack.name!r} has backups turned off (backup.enabled: false)",
@@ -34,16 +34,33 @@ def _require_backups(stack: Stack) -> None:
         )
 
 
-def ensure_stanza(stack: Stack, progress: Progress | None = None) -> None:
-    """Create the stanza if it is new (idempotent), then check that WAL archiving reaches
-    the repository (`pgbackrest check` switches a segment and waits for it)."""
-    _require_backups(stack)
+STANZA_MISSING = (1, 3)
+"""pgBackRest info status codes: 1 missing stanza path, 3 missing stanza data."""
+STANZA_USABLE = (0, 2)
+"""0 ok, 2 no valid backup yet."""
+
+
+def ensure_stanza(stack: Stack, progress: Progress | None = None) -> bool:
+    """Create the stanza when the repository has none, then check that WAL archiving
+    reaches it (`pgbackrest check` switches a segment and waits for it). An existing stanza
+    is left alone: a backup or check the scheduler runs holds its locks. True if created."""
+    require_backups(stack)
     progress = progress or NullProgress()
     tool = stack.pgbackrest()
-    progress.step("pgBackRest: stanza-create and check (a WAL segment reaches the repository)")
     hint = "hastack logs backup-repo; hastack logs pg1 pgbackrest"
+    info = tool.info()
+    if info.status_code in STANZA_USABLE:
+        return False
+    if info.status_code not in STANZA_MISSING:
+        raise HastackError(
+            f"the backup repository is not usable: {info.status_message} "
+            f"(pgBackRest status {info.status_code})",
+            hint,
+        )
+    progress.step("pgBackRest: stanza-create and check (a WAL segment reaches the repository)")
     tool.checked("stanza-create", timeout_s=120, hint=hint)
     tool.checked("check", timeout_s=120, hint=hint)
+    return True
 
 
 @dataclass(frozen=True)
@@ -67,7 +84,7 @@ class BackupRun:
 def take_backup(stack: Stack, backup_type: str, progress: Progress | None = None) -> BackupRun:
     """One backup now, from whichever node leads (pgBackRest finds it). A diff or incr
     with no full backup yet becomes a full one (pgBackRest's rule), and says so."""
-    _require_backups(stack)
+    require_backups(stack)
     progress = progress or NullProgress()
     tool = stack.pgbackrest()
     before = {b.label for b in tool.info().backups}
@@ -101,8 +118,9 @@ def take_backup(stack: Stack, backup_type: str, progress: Progress | None = None
 
 def ensure_first_backup(stack: Stack, progress: Progress | None = None) -> BackupRun | None:
     """A stack with no full backup takes one now (a fresh stack is small: seconds)."""
-    _require_backups(stack)
-    if stack.pgbackrest().info().last("full") is not None:
+    require_backups(stack)
+    info = stack.pgbackrest().info()
+    if info.last("full") is not None or info.backup_running:
         return None
     return take_backup(stack, "full", progress)
 
@@ -164,7 +182,7 @@ class BackupsView:
 
 
 def list_backups(stack: Stack) -> BackupsView:
-    _require_backups(stack)
+    require_backups(stack)
     return BackupsView(stack.pgbackrest().info(), stack.clock.wall())
 
 

@@ -163,8 +163,43 @@ def plan_sections(plan: StackPlan) -> dict[str, list[PlanRow]]:
         "pooling": pooling,
         "ha": ha,
         **({"app tier": app_tier} if plan.app_instances else {}),
+        **({"backups": _backup_rows(plan)} if plan.backup_enabled else {}),
         "stack": state,
     }
+
+
+def _backup_rows(plan: StackPlan) -> list[PlanRow]:
+    backup = plan.spec.backup
+    every = backup.schedule
+    return [
+        PlanRow(
+            "repository host",
+            f"{plan.backup_address}:{backup.port}",
+            f"user {plan.service_users['backup']}; pgBackRest TLS server",
+        ),
+        PlanRow("repository", str(plan.paths.backup_repo), "aes-256-cbc, zstd"),
+        PlanRow(
+            "WAL archive",
+            f"archive_timeout {backup.archive_timeout_s} s",
+            "the most a loss of every node loses (plus the push)",
+        ),
+        PlanRow(
+            "schedule",
+            f"full {every.full_every_h:g} h, diff {every.diff_every_h:g} h, "
+            f"incr {every.incr_every_h:g} h",
+            "backup.schedule",
+        ),
+        PlanRow(
+            "retention",
+            f"{backup.retention_full} full, {backup.retention_diff} diff",
+            "backup.retention_full, retention_diff",
+        ),
+        PlanRow(
+            "scratch restores",
+            f"{plan.backup_address}:{plan.spec.postgres.port}",
+            "hastack restore",
+        ),
+    ]
 
 
 def plan_as_dict(plan: StackPlan) -> dict[str, object]:

@@ -13,6 +13,7 @@ from hastack.render.pgbackrest import (
     render_node_pgbackrest,
     render_pgbackrest_pgpass,
     render_repo_pgbackrest,
+    render_restore_pgbackrest,
     render_scheduler_config,
 )
 from hastack.render.pgbouncer import render_pgbouncer, render_pgbouncer_auth
@@ -114,6 +115,10 @@ def _backup_files(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
         ),
         RenderedFile(
             paths.backup_scheduler_config, render_scheduler_config(plan), user, "backup-scheduler"
+        ),
+        # Read by each restore (nothing to reload).
+        RenderedFile(
+            paths.backup_restore_config, render_restore_pgbackrest(plan, secrets), user, None
         ),
     ]
     return files

@@ -122,6 +122,9 @@ def classify(identity: Identity, proc: psutil.Process, user: str, name: str) -> 
         return StackProcess(proc.pid, user, component, identity.nodes[user], name)
     service = identity.services.get(user)
     if service is not None:
+        if name in ("postgres", "postmaster"):
+            # The scratch instance a restore started (the repository host's user).
+            return StackProcess(proc.pid, user, "postgres", service, name)
         if service != "app":
             return StackProcess(proc.pid, user, service, service, name)
         argv = _cmdline(proc)

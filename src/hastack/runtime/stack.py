@@ -22,6 +22,7 @@ from hastack.render.programs import Program, stack_programs
 from hastack.runtime import holds, secret_store
 from hastack.runtime.health import Assessment, assess
 from hastack.runtime.orphans import Identity, identity_of
+from hastack.runtime.scratch import Scratch
 from hastack.runtime.snapshot import StackSnapshot, take_snapshot
 from hastack.runtime.supervisor import Supervisor
 from hastack.spec import roles
@@ -153,6 +154,10 @@ class Stack:
 
     def wrk(self) -> Wrk:
         return Wrk()
+
+    def scratch(self) -> Scratch:
+        """The scratch instance backups are restored into (the repository host's)."""
+        return Scratch(self.plan)
 
     def pgbackrest(self) -> PgBackRest:
         """pgBackRest on the repository host: as its user, with its config (the one that

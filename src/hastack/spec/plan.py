@@ -285,6 +285,25 @@ class StackPaths:
         return self.backup_dir / "scratch"
 
     @property
+    def backup_restore_config(self) -> Path:
+        """pgBackRest's config for restores into the scratch directory."""
+        return self.backup_dir / "restore.conf"
+
+    @property
+    def scratch_pgdata(self) -> Path:
+        return self.backup_scratch_dir / "pgdata"
+
+    @property
+    def scratch_socket_dir(self) -> Path:
+        return self.backup_scratch_dir / "run"
+
+    @property
+    def scratch_marker(self) -> Path:
+        """Written by `hastack restore` before it restores into scratch_pgdata: proof the
+        directory is hastack's to remove."""
+        return self.backup_scratch_dir / "restored-by-hastack.json"
+
+    @property
     def backup_scheduler_config(self) -> Path:
         """What the scheduler needs (JSON): the schedule, pgBackRest's command line."""
         return self.backup_dir / "scheduler-config.json"

@@ -1,0 +1,234 @@
+"""The scratch instance: a backup restored on the repository host, started as a plain
+PostgreSQL (no Patroni) on the repository host's address, as the repository user.
+
+A restored data directory is a copy of a Patroni node's: its postgresql.conf names that
+node's port, socket and log directories, its certificate, `archive_mode = on` into the
+cluster's own stanza and a synchronous standby that will never connect (every commit would
+hang). Each of those is overridden on the command line (`scratch_settings`), the restore
+turns archiving off, and the restore target's action is `promote` (pgBackRest's default
+pauses at the target, read-only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from hastack.errors import HastackError
+from hastack.runtime.files import ensure_dir, open_regular, write_atomic
+from hastack.spec import roles
+from hastack.spec.plan import StackPlan
+from hastack.tools.base import ToolError
+from hastack.tools.pg_ctl import PgCtl
+from hastack.tools.pgbackrest import PgBackRest
+
+SCRATCH_HBA = """\
+# hastack scratch instance: the socket directory is the repository user's (0700), so only
+# it and root reach the socket; over TCP, the roles' passwords as of the backup, with TLS.
+local all all trust
+hostssl all all 127.0.0.1/32 scram-sha-256
+hostssl all all {address}/32 scram-sha-256
+"""
+
+
+def scratch_settings(plan: StackPlan) -> dict[str, str]:
+    """What the scratch server runs with instead of the restored node's settings."""
+    paths = plan.paths
+    scratch = paths.backup_scratch_dir
+    return {
+        "port": str(plan.spec.postgres.port),
+        "listen_addresses": plan.backup_address,
+        "unix_socket_directories": str(paths.scratch_socket_dir),
+        "hba_file": str(scratch / "pg_hba.conf"),
+        "ident_file": str(scratch / "pg_ident.conf"),
+        "ssl_cert_file": str(paths.backup_tls_cert),
+        "ssl_key_file": str(paths.backup_tls_key),
+        "synchronous_standby_names": "",
+        "archive_mode": "off",
+        "archive_command": "",
+        "cluster_name": f"{plan.name}-scratch",
+        "logging_collector": "off",
+    }
+
+
+TARGET_TYPES = {"time": "time", "lsn": "lsn", "name": "name", "latest": "default"}
+
+
+def restore_options(kind: str, target: str | None) -> list[str]:
+    """pgBackRest restore options for a target kind (time, lsn, name, latest). No `--set`
+    with a time target: pgBackRest then picks the newest backup that ends before it (a set
+    that ends after the target would silently restore past it)."""
+    if kind not in TARGET_TYPES:
+        raise ValueError(f"unknown restore target kind {kind!r}")
+    options = [f"--type={TARGET_TYPES[kind]}", "--archive-mode=off"]
+    if kind != "latest":
+        options += [f"--target={target}", "--target-action=promote"]
+    return options
+
+
+@dataclass(frozen=True)
+class ScratchRestore:
+    target: str
+    restore_s: float
+    start_s: float
+    promote_s: float
+    pgdata: str
+    url: str
+    """The superuser's DSN over TLS (its password as of the backup)."""
+    socket_dir: str
+
+    @property
+    def total_s(self) -> float:
+        return round(self.restore_s + self.start_s + self.promote_s, 2)
+
+
+class Scratch:
+    """The one scratch instance of a stack."""
+
+    def __init__(self, plan: StackPlan) -> None:
+        self.plan = plan
+        self.user = plan.service_users["backup"]
+        self.pg_ctl = PgCtl(plan.postgres_bin_dir, self.user)
+        paths = plan.paths
+        self.tool = PgBackRest(
+            plan.spec.binaries.pgbackrest,
+            paths.backup_restore_config,
+            plan.stanza,
+            user=self.user,
+            env={"HOME": str(paths.backup_dir)},
+        )
+
+    @property
+    def log_file(self) -> Path:
+        return self.plan.paths.backup_scratch_dir / "postgresql.log"
+
+    def exists(self) -> bool:
+        return self.plan.paths.scratch_marker.exists()
+
+    def running(self) -> bool:
+        return self.pg_ctl.status(self.plan.paths.scratch_pgdata).returncode == 0
+
+    def url(self, dbname: str) -> str:
+        plan = self.plan
+        return (
+            f"postgresql://{roles.SUPERUSER}@{plan.backup_address}:{plan.spec.postgres.port}/"
+            f"{dbname}?sslmode=verify-full&sslrootcert={plan.paths.ca_cert}"
+        )
+
+    def connect(self, dbname: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(
+            host=str(self.plan.paths.scratch_socket_dir),
+            port=self.plan.spec.postgres.port,
+            dbname=dbname or self.plan.spec.postgres.database,
+            user=roles.SUPERUSER,
+            connect_timeout=3,
+            autocommit=True,
+        )
+
+    def restore(self, kind: str, target: str | None, description: str) -> ScratchRestore:
+        """Restore to the target into an empty scratch directory, start it, wait until it
+        has promoted (reached the target). Refuses while a scratch instance exists."""
+        paths = self.plan.paths
+        if self.exists() or paths.scratch_pgdata.exists():
+            raise HastackError(
+                f"a scratch instance already exists ({paths.scratch_pgdata})",
+                "look at it, then `hastack restore --cleanup`",
+            )
+        ensure_dir(paths.backup_scratch_dir, self.user, 0o700)
+        ensure_dir(paths.scratch_socket_dir, self.user, 0o700)
+        marker = {"target": description, "created_at": time.time()}
+        write_atomic(paths.scratch_marker, json.dumps(marker) + "\n", self.user, 0o600)
+        hba = SCRATCH_HBA.format(address=self.plan.backup_address)
+        write_atomic(paths.backup_scratch_dir / "pg_hba.conf", hba, self.user, 0o600)
+        write_atomic(paths.backup_scratch_dir / "pg_ident.conf", "", self.user, 0o600)
+        t0 = time.monotonic()
+        result = self.tool.run("restore", *restore_options(kind, target), timeout_s=3600)
+        if not result.ok:
+            raise ToolError(
+                f"the restore to {description} failed", result, "hastack backups (what exists)"
+            )
+        t1 = time.monotonic()
+        started = self.pg_ctl.start(
+            paths.scratch_pgdata, self.log_file, scratch_settings(self.plan)
+        )
+        t2 = time.monotonic()
+        if not started.ok:
+            raise ToolError(
+                f"the restored instance did not start (log: {self.log_file})",
+                started,
+                self._log_hint(),
+            )
+        self._wait_promoted(description)
+        t3 = time.monotonic()
+        return ScratchRestore(
+            target=description,
+            restore_s=round(t1 - t0, 2),
+            start_s=round(t2 - t1, 2),
+            promote_s=round(t3 - t2, 2),
+            pgdata=str(paths.scratch_pgdata),
+            url=self.url(self.plan.spec.postgres.database),
+            socket_dir=str(paths.scratch_socket_dir),
+        )
+
+    def _log_hint(self) -> str:
+        return f"tail {self.log_file}"
+
+    def _wait_promoted(self, description: str, timeout_s: float = 600) -> None:
+        """Until recovery has reached the target and promoted. Recovery that ends before
+        the target (WAL not archived yet) shuts the server down: reported, with its log."""
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                with self.connect("postgres") as conn:
+                    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                if row is not None and row[0] is False:
+                    return
+                last = "still recovering"
+            except psycopg.OperationalError as exc:
+                last = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+                if not self.running():
+                    raise HastackError(
+                        f"the restored instance stopped before reaching {description}",
+                        f"{self._log_hint()} (a target newer than the archived WAL ends "
+                        "recovery early: `hastack backups` shows the newest segment)",
+                        self._log_tail(),
+                    ) from None
+            time.sleep(0.2)
+        raise HastackError(
+            f"the restored instance did not promote within {timeout_s:.0f} s: {last}"
+        )
+
+    def _log_tail(self, lines: int = 8) -> list[str]:
+        fd = open_regular(self.log_file)
+        if fd is None:
+            return []
+        with os.fdopen(fd, "r", errors="replace") as handle:
+            return handle.read().splitlines()[-lines:]
+
+    def cleanup(self) -> bool:
+        """Stop the scratch instance and remove its directory. False if there was none."""
+        paths = self.plan.paths
+        if not self.exists():
+            if paths.scratch_pgdata.exists():
+                raise HastackError(
+                    f"{paths.scratch_pgdata} exists but hastack did not restore into it "
+                    f"(no {paths.scratch_marker.name}): left alone",
+                    "remove it by hand if it is yours to remove",
+                )
+            return False
+        if self.running():
+            stopped = self.pg_ctl.stop(paths.scratch_pgdata)
+            if not stopped.ok:
+                raise ToolError("the scratch instance did not stop", stopped)
+        shutil.rmtree(paths.scratch_pgdata, ignore_errors=True)
+        for name in ("pg_hba.conf", "pg_ident.conf", "postgresql.log"):
+            (paths.backup_scratch_dir / name).unlink(missing_ok=True)
+        paths.scratch_marker.unlink(missing_ok=True)
+        return True
