@@ -21,6 +21,7 @@ def test_up_took_a_first_full_backup_and_archives_wal(stack: Stack) -> None:
     view = result.json()
     fulls = [b for b in view["backups"] if b["type"] == "full"]
     assert fulls and fulls[0]["label"] == stack.up["first_backup"]
+    assert fulls[0]["verified_at"], "up verifies the first backup"
     assert view["restorable"]["from"] is not None
     # A segment switched on the leader now reaches the repository (pgbackrest check waits
     # for it), whoever leads after test_45's switchovers.
@@ -149,4 +150,29 @@ def test_bad_restore_targets_are_refused_before_anything_is_touched(stack: Stack
     assert two.code == 1 and "give exactly one restore target" in two.err
     cluster = stack.run("restore", "--latest", "--target", "cluster")
     assert cluster.code == 2 and "only 'scratch'" in cluster.err
+    assert not stack.plan.paths.scratch_pgdata.exists()
+
+
+def test_verify_backup_catches_a_corrupted_repository_file(stack: Stack) -> None:
+    first = str(stack.up["first_backup"])
+    backup_dir = stack.plan.paths.backup_repo / "backup" / stack.plan.stanza / first
+    victim = sorted((backup_dir / "pg_data").glob("PG_VERSION*"))[0]
+    original = victim.read_bytes()
+    try:
+        corrupted = bytearray(original)
+        corrupted[len(corrupted) // 2] ^= 0xFF
+        victim.write_bytes(bytes(corrupted))
+        result = stack.run("verify-backup", first, "--json", timeout_s=600)
+        assert result.code == 1, result.out
+        report = result.json()
+        assert report["ok"] is False
+        assert any("pgbackrest verify" in p for p in report["problems"]), report["problems"]
+    finally:
+        victim.write_bytes(original)
+    again = stack.run("verify-backup", first, "--json", timeout_s=600)
+    assert again.code == 0, again.out + again.err
+    report = again.json()
+    assert report["ok"] is True and report["tables"] > 0
+    # the same set restores the same rows as when up verified it
+    assert report["rows_recorded_before"] == report["rows"]
     assert not stack.plan.paths.scratch_pgdata.exists()

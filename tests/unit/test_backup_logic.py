@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hastack.ops.backup import ArchiveState, backup_problems, segment_end_lsn
-from hastack.runtime.backup_scheduler import Schedule, due
+from hastack.runtime.backup_scheduler import Schedule, due, unverified_full
 from hastack.spec.model import BackupSpec
 from hastack.tools.pgbackrest import StanzaInfo, parse_info
 
@@ -142,3 +142,21 @@ def test_problems_name_what_is_missing_overdue_or_failing() -> None:
 
 def test_info_json_fixture_is_pgbackrests() -> None:
     assert json.loads(INFO_JSON)[0]["backup"][0]["backrest"]["version"] == "2.45"
+
+
+def test_the_newest_full_backup_is_verified_once() -> None:
+    parsed = info()
+    full, incr = parsed.backups
+    assert unverified_full(parsed) == full.label
+    tried = replace(full, annotations={"verify": "failed", "verify_attempted_at": "x"})
+    assert unverified_full(replace(parsed, backups=(tried, incr))) is None
+    assert unverified_full(replace(parsed, backups=())) is None
+
+
+def test_a_failed_verification_is_a_problem() -> None:
+    parsed = info()
+    full, incr = parsed.backups
+    failed = replace(full, stop=NOW - 60, annotations={"verify": "failed"})
+    fresh = replace(parsed, backups=(failed, replace(incr, stop=NOW - 30)))
+    [problem] = backup_problems(BackupSpec(), NOW, fresh, None, None)
+    assert f"the newest full backup {full.label} failed its verification" in problem

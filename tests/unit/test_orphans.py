@@ -128,6 +128,15 @@ IDENTITY = Identity(
             "pg1",
         ),
         ("hs-demo-backup", "pgbackrest", ("pgbackrest", "backup"), "pgbackrest-job", "backup"),
+        # PostgreSQL's archive_command and restore_command run through sh -c
+        (
+            "hs-demo-pg1",
+            "sh",
+            ("sh", "-c", "/usr/bin/pgbackrest --stanza=demo archive-push pg_wal/0001"),
+            "pgbackrest-job",
+            "pg1",
+        ),
+        ("hs-demo-pg1", "sh", ("sh", "-c", "sleep 100"), "other", "pg1"),
         # the scratch instance of a restore, like a node's PostgreSQL, is never an orphan
         ("hs-demo-backup", "postgres", ("postgres", "-D", "x"), "postgres", "backup"),
         ("hs-demo-backup", "python3", ("python3", "-m", "scheduler"), "backup", "backup"),

@@ -30,8 +30,10 @@ def test_wildcard_listeners_conflict_too() -> None:
         Listener("::", 2379, 8, "etcd", "etcd"),
     ]
     found = [p.what for p in check_ports(PLAN, others)]
-    assert len(found) == 6  # 3 nodes x postgres.port, 3 members x etcd.client_port
+    # 3 nodes and the scratch restores' address x postgres.port, 3 members x etcd.client_port
+    assert len(found) == 7
     assert any("port 5432 on 127.0.10.2 (postgres.port)" in w for w in found)
+    assert any("port 5432 on 127.0.10.105 (postgres.port)" in w for w in found)
 
 
 def test_other_addresses_and_our_own_processes_do_not_conflict() -> None:

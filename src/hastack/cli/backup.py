@@ -17,6 +17,7 @@ from hastack.ops.restore import (
     parse_target,
     restore_scratch,
 )
+from hastack.ops.verify import verify_backup
 from hastack.spec.names import BACKUP_TYPES
 
 
@@ -160,3 +161,29 @@ def restore_point_cmd(
         f"restore with: hastack restore --to-name {point.name}",
         markup=False,
     )
+
+
+@app.command("verify-backup")
+@friendly_errors
+def verify_backup_cmd(
+    ctx: typer.Context,
+    label: str | None = typer.Argument(None, help="A backup set (default: the newest)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output (progress on stderr)."),
+) -> None:
+    """Prove a backup: check the repository's files, restore the set into the scratch
+    instance, pg_amcheck --heapallindexed every database, count the rows; the result is
+    recorded in the repository. Exit 0 only when all of it passed."""
+    result = verify_backup(stack_of(ctx), label, ConsoleProgress())
+    if json_out:
+        print_json(result.as_dict())
+    else:
+        verdict = "verified" if result.ok else "FAILED"
+        out.print(
+            f"backup {result.label} ({result.type}): {verdict} in {result.total_s} s "
+            f"(restore {result.restore_s} s, amcheck {result.amcheck_s} s, counting "
+            f"{result.count_s} s); {result.tables} tables, {result.rows} rows",
+            markup=False,
+        )
+        for problem in result.problems:
+            out.print(f"  - {problem}", markup=False)
+    raise typer.Exit(0 if result.ok else 1)

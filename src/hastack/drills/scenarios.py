@@ -16,6 +16,7 @@ from hastack.drills import faults
 from hastack.drills.faults import Action, DrillContext, nothing
 from hastack.drills.overload import OVERLOAD_FACTOR, OVERLOAD_S, end_overload, overload
 from hastack.drills.pitr import pitr_fault, pitr_restore
+from hastack.drills.rebuild import await_rebuild, lose_data_directory
 from hastack.errors import HastackError
 from hastack.ops.app import restart_app
 from hastack.ops.cluster import switchover
@@ -43,6 +44,9 @@ class Expectation:
     empty the pool)."""
     no_database_requests_ok: bool = False
     """Web: requests that need no database (the `http-nodb` client's `/whoami`) never fail."""
+    rebuilt_from_repository: bool = False
+    """replica-rebuild: Patroni recreates the replica from the backup repository
+    (drills/rebuild.py)."""
     pitr_exact: bool = False
     """pitr: the restored copy holds exactly what was acknowledged before the restore point
     (drills/pitr.py)."""
@@ -274,6 +278,14 @@ DATA_SCENARIOS = [
         "PgBouncer stopped and started under load",
         inject=faults.restart_pooler,
         expect=Expectation(leader_changes=False),
+    ),
+    Scenario(
+        "replica-rebuild",
+        "an asynchronous replica's data directory destroyed: Patroni rebuilds it from the "
+        "backup repository by itself",
+        inject=lose_data_directory,
+        heal=await_rebuild,
+        expect=Expectation(leader_changes=False, rebuilt_from_repository=True),
     ),
     Scenario(
         "pitr",

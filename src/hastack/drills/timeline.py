@@ -13,6 +13,7 @@ from hastack.drills.http_workload import NO_DB_CLIENT
 from hastack.drills.metrics import buckets, error_kinds, failures_between, largest_gap
 from hastack.drills.overload import overload_expectations
 from hastack.drills.pitr import pitr_expectations
+from hastack.drills.rebuild import rebuild_expectations
 from hastack.drills.report import DrillReport, WriterStats
 from hastack.drills.scenarios import Expectation, Scenario
 from hastack.spec.plan import StackPlan
@@ -204,6 +205,8 @@ def _expectations(r: ReportInput, t0: float, end: float) -> list[dict[str, Any]]
         )
     if expect.pitr_exact:
         found += pitr_expectations(history.facts)
+    if expect.rebuilt_from_repository:
+        found += rebuild_expectations(history.facts)
     if r.volume:
         bad = r.volume.get("non_2xx", 0) + r.volume.get("socket_errors", 0)
         total = r.volume.get("requests", 0)

@@ -302,6 +302,12 @@ def backup_problems(
         if last is not None and now - last.stop > spec.schedule.incr_every_h * hour + GRACE_S:
             age_h = (now - last.stop) / hour
             problems.append(f"backup: the newest backup is overdue ({age_h:.1f} h old)")
+    full = info.last("full") if info is not None else None
+    if full is not None and full.annotations.get("verify") == "failed":
+        problems.append(
+            f"backup: the newest full backup {full.label} failed its verification; "
+            f"`hastack verify-backup {full.label}`"
+        )
     if archive is not None and archive.failing:
         problems.append(
             f"backup: WAL archiving on {archive.node} is failing (last failed segment "

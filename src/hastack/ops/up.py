@@ -18,6 +18,7 @@ from hastack.demo.migrations import demo_migrations
 from hastack.errors import HastackError
 from hastack.ops.adopt import adopt_orphans
 from hastack.ops.backup import ensure_first_backup, ensure_stanza
+from hastack.ops.verify import verify_backup
 from hastack.runtime import secret_store
 from hastack.runtime.apptier import (
     app_servers,
@@ -331,7 +332,16 @@ def _start_backups(run: _Run) -> None:
     first = ensure_first_backup(stack, run.progress)
     if first is not None:
         run.result.first_backup = first.label
-        run.milestone("backup", f"first full backup {first.label} taken")
+        checked = verify_backup(stack, first.label, run.progress)
+        if not checked.ok:
+            raise HastackError(
+                f"the first full backup {first.label} did not verify: "
+                + "; ".join(checked.problems),
+                f"hastack verify-backup {first.label}; hastack logs backup-repo",
+            )
+        run.milestone(
+            "backup", f"first full backup {first.label} taken and verified ({checked.total_s} s)"
+        )
     run.start(stack.programs("backup"))
 
 

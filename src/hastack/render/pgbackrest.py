@@ -195,6 +195,10 @@ def render_scheduler_config(plan: StackPlan) -> str:
             "diff_every_s": schedule.diff_every_h * hour,
             "incr_every_s": schedule.incr_every_h * hour,
             "retry_s": 60.0,
+            "verify_after_full": schedule.verify_after_full,
         },
+        # The spec (it holds no secret): verifying a backup restores it into the scratch
+        # instance, whose paths and settings derive from it.
+        "spec": plan.spec.model_dump(mode="json"),
     }
     return json.dumps(config, indent=2, sort_keys=True) + "\n"

@@ -16,11 +16,15 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from hastack.errors import HastackError
+from hastack.runtime.stack import Stack
+from hastack.runtime.verify import verify_backup
+from hastack.spec import StackSpec, derive_plan
 from hastack.tools.base import ToolError
 from hastack.tools.pgbackrest import PgBackRest, StanzaInfo
 
@@ -34,6 +38,7 @@ class Schedule:
     incr_every_s: float
     retry_s: float = 60.0
     """After a failed backup, wait this long before the next attempt."""
+    verify_after_full: bool = True
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,10 @@ class SchedulerState:
     last_run_error: str | None = None
     failed_at: float | None = None
     consecutive_failures: int = 0
+    last_verify_label: str | None = None
+    last_verify_ok: bool | None = None
+    last_verify_s: float | None = None
+    last_verify_problems: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,7 @@ class SchedulerConfig:
     state_file: str
     poll_s: float
     schedule: Schedule
+    spec: dict[str, Any]
 
     @classmethod
     def load(cls, path: Path) -> SchedulerConfig:
@@ -107,8 +117,19 @@ def _write_state(path: Path, state: SchedulerState) -> None:
     os.replace(tmp, path)
 
 
-def poll(tool: PgBackRest, schedule: Schedule, state: SchedulerState) -> SchedulerState:
-    """One round: read the repository, decide, take the backup that is due."""
+def unverified_full(info: StanzaInfo) -> str | None:
+    """The newest full backup, when it was never verified (nor tried). Pure."""
+    full = info.last("full")
+    if full is None or "verify" in full.annotations:
+        return None
+    return full.label
+
+
+def poll(
+    tool: PgBackRest, schedule: Schedule, state: SchedulerState, stack: Stack | None = None
+) -> SchedulerState:
+    """One round: read the repository, decide, take the backup that is due; else verify the
+    newest full backup if it never was."""
     now = time.time()
     try:
         info = tool.info()
@@ -118,6 +139,9 @@ def poll(tool: PgBackRest, schedule: Schedule, state: SchedulerState) -> Schedul
     decision = due(info, now, schedule, state.failed_at)
     state.last_decision = decision.sentence
     if decision.backup_type is None:
+        label = unverified_full(info) if schedule.verify_after_full else None
+        if label is not None and stack is not None:
+            _verify(stack, label, state)
         return state
     print(f"taking a backup ({decision.backup_type}): {decision.sentence}", flush=True)
     state.last_run_type, state.last_run_started_at = decision.backup_type, now
@@ -135,12 +159,30 @@ def poll(tool: PgBackRest, schedule: Schedule, state: SchedulerState) -> Schedul
     return state
 
 
+def _verify(stack: Stack, label: str, state: SchedulerState) -> None:
+    print(f"verifying full backup {label}", flush=True)
+    try:
+        result = verify_backup(stack, label)
+    except HastackError as exc:
+        problems = [exc.what]
+        ok, took = False, None
+    else:
+        problems, ok, took = result.problems, result.ok, result.total_s
+    state.last_verify_label, state.last_verify_ok = label, ok
+    state.last_verify_s, state.last_verify_problems = took, problems
+    print(
+        f"backup {label}: " + ("verified" if ok else "FAILED: " + "; ".join(problems)), flush=True
+    )
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m hastack.runtime.backup_scheduler CONFIG.json", file=sys.stderr)
         return 2
     config = SchedulerConfig.load(Path(argv[1]))
     tool = PgBackRest(Path(config.pgbackrest), Path(config.config), config.stanza)
+    # This user's view of the stack: the repository host's pgBackRest and scratch instance.
+    stack = Stack(derive_plan(StackSpec.model_validate(config.spec)))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # subprocess.run kills a running backup when this unwinds it.
@@ -150,7 +192,7 @@ def main(argv: list[str]) -> int:
     state = SchedulerState()
     print(f"backup scheduler for stanza {config.stanza}: polling every {config.poll_s:.0f} s")
     while True:
-        state = poll(tool, config.schedule, state)
+        state = poll(tool, config.schedule, state, stack)
         state.updated_at = time.time()
         _write_state(Path(config.state_file), state)
         time.sleep(config.poll_s)

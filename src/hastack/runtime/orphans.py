@@ -65,6 +65,15 @@ class StackProcess:
         return f"{self.unit} {self.component} (pid {self.pid}, {self.user})"
 
 
+SHELLS = ("sh", "dash", "bash")
+
+
+def _runs_pgbackrest(proc: psutil.Process) -> bool:
+    """PostgreSQL runs archive_command and restore_command through `sh -c`."""
+    argv = _cmdline(proc)
+    return len(argv) >= 3 and argv[1] == "-c" and "pgbackrest" in argv[2]
+
+
 def _cmdline(proc: psutil.Process) -> list[str]:
     try:
         return proc.cmdline()
@@ -104,12 +113,14 @@ def identity_of(plan: StackPlan) -> Identity:
 def classify(identity: Identity, proc: psutil.Process, user: str, name: str) -> StackProcess | None:
     """What a process of the stack is, by its user and command line; None if not the
     stack's."""
-    if name == "pgbackrest":
+    if name == "pgbackrest" or (name in SHELLS and _runs_pgbackrest(proc)):
         unit = identity.nodes.get(user) or identity.services.get(user)
         if unit is None:
             return None
-        component = "pgbackrest" if "server" in _cmdline(proc) else "pgbackrest-job"
-        return StackProcess(proc.pid, user, component, unit, name)
+        server = name == "pgbackrest" and _cmdline(proc)[-1:] == ["server"]
+        return StackProcess(
+            proc.pid, user, "pgbackrest" if server else "pgbackrest-job", unit, name
+        )
     if user in identity.nodes:
         if name == "etcd":
             component = "etcd"

@@ -120,6 +120,8 @@ def wanted_ports(plan: StackPlan) -> list[tuple[str, int, str]]:
                 wanted.append((node.address, spec.backup.port, "backup.port"))
     if plan.backup_enabled:
         wanted.append((plan.backup_address, spec.backup.port, "backup.port"))
+        # where `hastack restore` starts its scratch instance
+        wanted.append((plan.backup_address, spec.postgres.port, "postgres.port"))
     return wanted
 
 

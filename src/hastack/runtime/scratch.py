@@ -24,7 +24,8 @@ from hastack.errors import HastackError
 from hastack.runtime.files import ensure_dir, open_regular, write_atomic
 from hastack.spec import roles
 from hastack.spec.plan import StackPlan
-from hastack.tools.base import ToolError
+from hastack.tools.base import ToolError, ToolResult
+from hastack.tools.pg_amcheck import PgAmcheck
 from hastack.tools.pg_ctl import PgCtl
 from hastack.tools.pgbackrest import PgBackRest
 
@@ -57,18 +58,32 @@ def scratch_settings(plan: StackPlan) -> dict[str, str]:
     }
 
 
-TARGET_TYPES = {"time": "time", "lsn": "lsn", "name": "name", "latest": "default"}
+TARGET_TYPES = {
+    "time": "time",
+    "lsn": "lsn",
+    "name": "name",
+    "latest": "default",
+    "immediate": "immediate",
+}
+"""hastack's target kinds -> pgBackRest's restore types. immediate: the end of one backup
+(a verification restores exactly the set it checks)."""
 
 
-def restore_options(kind: str, target: str | None) -> list[str]:
-    """pgBackRest restore options for a target kind (time, lsn, name, latest). No `--set`
-    with a time target: pgBackRest then picks the newest backup that ends before it (a set
-    that ends after the target would silently restore past it)."""
+def restore_options(kind: str, target: str | None, set_label: str | None = None) -> list[str]:
+    """pgBackRest restore options for a target kind (time, lsn, name, latest, immediate).
+    No `--set` with a time target: pgBackRest then picks the newest backup that ends before
+    it (a set that ends after the target would silently restore past it)."""
     if kind not in TARGET_TYPES:
         raise ValueError(f"unknown restore target kind {kind!r}")
     options = [f"--type={TARGET_TYPES[kind]}", "--archive-mode=off"]
+    if kind in ("time", "lsn", "name"):
+        options += [f"--target={target}"]
     if kind != "latest":
-        options += [f"--target={target}", "--target-action=promote"]
+        options.append("--target-action=promote")
+    if set_label is not None:
+        if kind == "time":
+            raise ValueError("a time target picks its own backup set")
+        options.append(f"--set={set_label}")
     return options
 
 
@@ -131,7 +146,9 @@ class Scratch:
             autocommit=True,
         )
 
-    def restore(self, kind: str, target: str | None, description: str) -> ScratchRestore:
+    def restore(
+        self, kind: str, target: str | None, description: str, set_label: str | None = None
+    ) -> ScratchRestore:
         """Restore to the target into an empty scratch directory, start it, wait until it
         has promoted (reached the target). Refuses while a scratch instance exists."""
         paths = self.plan.paths
@@ -148,7 +165,8 @@ class Scratch:
         write_atomic(paths.backup_scratch_dir / "pg_hba.conf", hba, self.user, 0o600)
         write_atomic(paths.backup_scratch_dir / "pg_ident.conf", "", self.user, 0o600)
         t0 = time.monotonic()
-        result = self.tool.run("restore", *restore_options(kind, target), timeout_s=3600)
+        options = restore_options(kind, target, set_label)
+        result = self.tool.run("restore", *options, timeout_s=3600)
         if not result.ok:
             raise ToolError(
                 f"the restore to {description} failed", result, "hastack backups (what exists)"
@@ -211,6 +229,13 @@ class Scratch:
             return []
         with os.fdopen(fd, "r", errors="replace") as handle:
             return handle.read().splitlines()[-lines:]
+
+    def amcheck(self) -> ToolResult:
+        """pg_amcheck --heapallindexed over every database of the running instance."""
+        checker = PgAmcheck(self.plan.postgres_bin_dir, self.user)
+        return checker.check_all(
+            str(self.plan.paths.scratch_socket_dir), self.plan.spec.postgres.port, roles.SUPERUSER
+        )
 
     def cleanup(self) -> bool:
         """Stop the scratch instance and remove its directory. False if there was none."""

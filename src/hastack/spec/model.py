@@ -402,6 +402,13 @@ class BackupScheduleSpec(_Model):
     incr_every_h: float = Field(
         default=1, gt=0, description="An incremental (changes since the last backup) this often."
     )
+    verify_after_full: bool = Field(
+        default=True,
+        description=(
+            "Verify each new full backup (restore into the scratch instance, pg_amcheck "
+            "--heapallindexed, row counts; `hastack verify-backup`)."
+        ),
+    )
 
 
 class BackupSpec(_Model):

@@ -63,9 +63,18 @@ def primary_gid(user: str | None) -> int | None:
 def as_user(user: str | None) -> dict[str, Any]:
     """`subprocess` arguments that drop to `user` with its own group and no other (root's
     supplementary groups are not inherited); nothing when `user` is None."""
-    if user is None:
+    if user is None or _is_me(user):
         return {}
     return {"user": user, "group": primary_gid(user), "extra_groups": []}
+
+
+def _is_me(user: str) -> bool:
+    """A program of the stack already running as `user` (the backup scheduler) runs others
+    as itself: dropping groups needs root."""
+    try:
+        return pwd.getpwnam(user).pw_uid == os.geteuid() != 0
+    except KeyError:
+        return False
 
 
 def run(
