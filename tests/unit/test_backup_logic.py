@@ -12,7 +12,7 @@ import pytest
 from hastack.ops.backup import ArchiveState, backup_problems, segment_end_lsn
 from hastack.runtime.backup_scheduler import Schedule, due, unverified_full
 from hastack.spec.model import BackupSpec
-from hastack.tools.pgbackrest import StanzaInfo, parse_info
+from hastack.tools.pgbackrest import StanzaInfo, parse_info, parse_verify
 
 INFO_JSON = (Path(__file__).parent / "data" / "pgbackrest_info.json").read_text()
 HOUR = 3600.0
@@ -160,3 +160,20 @@ def test_a_failed_verification_is_a_problem() -> None:
     fresh = replace(parsed, backups=(failed, replace(incr, stop=NOW - 30)))
     [problem] = backup_problems(BackupSpec(), NOW, fresh, None, None)
     assert f"the newest full backup {full.label} failed its verification" in problem
+
+
+VERIFY_ERROR = """stanza: hstest
+status: error
+  archiveId: 15-1, total WAL checked: 63, total valid WAL: 63
+    missing: 0, checksum invalid: 0, size invalid: 0, other: 0
+  backup: 20261127-165908F, status: invalid, total files checked: 1324, total valid files: 1323
+    missing: 0, checksum invalid: 1, size invalid: 0, other: 0
+"""
+
+
+def test_verify_output_names_what_is_wrong() -> None:
+    # pgbackrest verify exits 0 either way: the verdict is in what it prints
+    assert parse_verify(VERIFY_ERROR) == ["backup: 20261127-165908F: checksum invalid 1"]
+    assert parse_verify("") == []  # nothing printed: nothing wrong
+    assert parse_verify(VERIFY_ERROR.replace("status: error", "status: ok")) == []
+    assert parse_verify("stanza: x\nstatus: error\n") == ["status: error"]

@@ -446,6 +446,31 @@ def bench_pg_cmd(
         views.print_pg_bench(report)
 
 
+@bench_app.command("backup")
+@friendly_errors
+def bench_backup_cmd(
+    ctx: typer.Context,
+    scale: int = typer.Option(70, help="pgbench scale factor (70 = 7M accounts, ~1 GB)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Backups of a database of a given size: full and diff backup, point-in-time restore,
+    verification, in one run (the pgbench tables are dropped after)."""
+    from hastack.ops.bench_backup import bench_backup
+
+    report = bench_backup(stack_of(ctx), scale, ConsoleProgress(quiet=json_out))
+    if json_out:
+        print_json(report.as_dict())
+        return
+    out.print(
+        f"database {report.database_bytes / 1e6:.0f} MB (pgbench scale {report.scale}, "
+        f"loaded in {report.init_s} s) on {report.leader}",
+        markup=False,
+    )
+    for name, row in report.rows.items():
+        rest = ", ".join(f"{k} {v}" for k, v in row.items() if k != "seconds")
+        out.print(f"  {name}: {row['seconds']} s ({rest})", markup=False)
+
+
 @bench_app.command("http")
 @friendly_errors
 def bench_http_cmd(

@@ -98,8 +98,7 @@ def bench_pg(
     if leader is None:
         raise HastackError(f"stack {plan.name!r} has no leader", "hastack status")
     tool = stack.pgbench()
-    db = plan.spec.postgres.database
-    _refuse_existing_tables(stack, leader)
+    refuse_existing_tables(stack, leader)
     report = PgBenchReport(
         scale=scale,
         clients=clients,
@@ -109,18 +108,9 @@ def bench_pg(
         cpus=psutil.cpu_count() or 1,
         plaintext_refused=plan.spec.postgres.require_tls,
     )
-    node = plan.node(leader)
-    owner = tool.endpoint(
-        str(node.paths.socket_dir),  # the superuser: only through the node's socket
-        plan.spec.postgres.port,
-        db,
-        roles.SUPERUSER,
-        stack.secrets.postgres_password,
-        options=f"-c role={roles.OWNER}",
-    )
     try:
         progress.step(f"pgbench -i -s {scale} on {leader}")
-        tool.initialise(owner, scale)
+        initialise_as_owner(stack, leader, scale)
         for workload, select_only in (("select-only", True), ("tpc-b", False)):
             for path, endpoint in bench_paths(stack, leader).items():
                 progress.step(f"{workload} via {path} ({duration_s} s, {clients} clients)")
@@ -144,11 +134,27 @@ def bench_pg(
                 )
                 progress.done(f"{workload} via {path}: {result.tps:.0f} tps")
     finally:
-        _drop_tables(stack, leader)
+        drop_tables(stack, leader)
     return report
 
 
-def _refuse_existing_tables(stack: Stack, leader: str) -> None:
+def initialise_as_owner(stack: Stack, leader: str, scale: int) -> None:
+    """pgbench's tables in the application database, owned by app_owner (the app role may
+    use them), created through the leader's socket (the superuser's only way in)."""
+    plan = stack.plan
+    tool = stack.pgbench()
+    owner = tool.endpoint(
+        str(plan.node(leader).paths.socket_dir),
+        plan.spec.postgres.port,
+        plan.spec.postgres.database,
+        roles.SUPERUSER,
+        stack.secrets.postgres_password,
+        options=f"-c role={roles.OWNER}",
+    )
+    tool.initialise(owner, scale)
+
+
+def refuse_existing_tables(stack: Stack, leader: str) -> None:
     with stack.connect(leader) as conn:
         row = conn.execute("SELECT to_regclass('public.pgbench_accounts')").fetchone()
     if row and row[0] is not None:
@@ -159,7 +165,7 @@ def _refuse_existing_tables(stack: Stack, leader: str) -> None:
         )
 
 
-def _drop_tables(stack: Stack, leader: str) -> None:
+def drop_tables(stack: Stack, leader: str) -> None:
     try:
         with stack.connect(leader) as conn:
             conn.execute("DROP TABLE IF EXISTS " + ", ".join(PGBENCH_TABLES))

@@ -156,6 +156,12 @@ def up(
                 restarted = _restart_older_code(run)
                 if reloaded or restarted:
                     _wait_services(run)
+                _restart_pending(run, files)
+            # After any restart a changed setting needed: archiving may just have been
+            # turned on (a stack from before backups).
+            if stack.plan.backup_enabled:
+                _start_backups(run)
+            _wait_all_running(run)
     run.result.elapsed_s = round(run.since(), 2)
     return run.result
 
@@ -318,10 +324,7 @@ def _start_services(run: _Run) -> None:
         run.start(stack.programs("app"))
         _wait_app(run)
         run.milestone("app", f"{len(plan.app_instances)} app instances ready behind HAProxy")
-    if plan.backup_enabled:
-        _start_backups(run)
     run.start(stack.programs("fencer"))
-    _wait_all_running(run)
 
 
 def _start_backups(run: _Run) -> None:
@@ -352,7 +355,6 @@ def _wait_services(run: _Run) -> None:
     _wait_redis(run)
     if run.plan.app_instances:
         _wait_app(run)
-    _wait_all_running(run)
     run.progress.done("services answer after the reload")
 
 
@@ -452,6 +454,41 @@ def _reload_changed(run: _Run, changed: list[RenderedFile]) -> bool:
     if run.result.reloaded:
         run.progress.done("reloaded " + ", ".join(run.result.reloaded))
     return bool(run.result.reloaded)
+
+
+def _restart_pending(run: _Run, changed: list[RenderedFile]) -> None:
+    """A reloaded Patroni config that changed a setting PostgreSQL reads only at start
+    (archive_mode, shared_buffers, ...) leaves the member "pending restart": restart them
+    in place, replicas first, each back streaming before the next."""
+    stack = run.stack
+    patronis = {p.name for p in stack.programs("patroni")}
+    if not any(f.program in patronis for f in changed):
+        return
+    # Patroni applies a reload at its next loop.
+    stack.clock.sleep(2 * run.plan.spec.patroni.loop_wait_s + 1)
+    leader = stack.leader()
+    pending = []
+    for node in run.plan.postgres_nodes:
+        try:
+            if stack.patroni(node.name).member().get("pending_restart"):
+                pending.append(node.name)
+        except HastackError:
+            continue
+    for name in sorted(pending, key=lambda n: n == leader):
+        run.progress.step(f"restarting PostgreSQL on {name} (a changed setting needs it)")
+        code, text = stack.patroni(name).restart()
+        if code != 200:
+            raise HastackError(
+                f"Patroni did not restart PostgreSQL on {name} ({code}): {text}",
+                f"hastack logs {name} patroni",
+            )
+        run.result.reloaded.append(f"{name}-postgres")
+        run.wait(
+            lambda: _replicas_streaming(run),
+            f"{name} back in the cluster",
+            timeout_s=180,
+            hint=f"hastack logs {name} patroni",
+        )
 
 
 def _restart_older_code(run: _Run) -> bool:

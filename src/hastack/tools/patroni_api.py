@@ -92,6 +92,11 @@ class PatroniClient:
         """POST /failover: promote `candidate` whatever the leader's state."""
         return self._post("/failover", {"candidate": candidate}, timeout_s=30)
 
+    def restart(self) -> tuple[int, str]:
+        """POST /restart: restart this member's PostgreSQL in place (a setting that needs a
+        restart applies); the leader keeps its key. 200 when done."""
+        return self._post("/restart", {}, timeout_s=120)
+
     def reinitialize(self) -> tuple[int, str]:
         """POST /reinitialize on this (replica) node: wipe and clone it again."""
         return self._post("/reinitialize", {"force": True}, timeout_s=10)

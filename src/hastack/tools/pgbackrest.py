@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +118,26 @@ def parse_info(text: str, stanza: str) -> StanzaInfo:
     )
 
 
+_COUNTS = re.compile(r"(missing|checksum invalid|size invalid|other): (\d+)")
+
+
+def parse_verify(text: str) -> list[str]:
+    """What `pgbackrest verify --output=text` found wrong, one line per backup or WAL
+    archive with a non-zero count; [] when it printed nothing or `status: ok`. (verify exits
+    0 either way: its verdict is in its output.)"""
+    if "status: error" not in text:
+        return []
+    lines = [ln.strip() for ln in text.splitlines()]
+    found = []
+    for header, detail in itertools.pairwise(lines):
+        if not header.startswith(("backup:", "archiveId:")):
+            continue
+        bad = [f"{kind} {n}" for kind, n in _COUNTS.findall(detail) if n != "0"]
+        if bad:
+            found.append(f"{header.split(',')[0]}: {', '.join(bad)}")
+    return found or ["status: error"]
+
+
 @dataclass(frozen=True)
 class PgBackRest:
     """pgBackRest with one config file, run as the user that owns what the config names."""
@@ -152,6 +174,11 @@ class PgBackRest:
             return parse_info(result.stdout, self.stanza)
         except ValueError as exc:
             raise ToolError(str(exc), result) from None
+
+    def verify(self) -> list[str]:
+        """Every file of the repository against its checksum: what is wrong ([] = nothing)."""
+        result = self.checked("verify", "--output=text", timeout_s=3600)
+        return parse_verify(result.stdout)
 
     def backup(
         self, backup_type: str, options: Sequence[str] = (), timeout_s: float = 3600.0
