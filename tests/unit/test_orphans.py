@@ -124,19 +124,22 @@ IDENTITY = Identity(
             "hs-demo-pg1",
             "pgbackrest",
             ("pgbackrest", "archive-push:async"),
-            "pgbackrest-job",
+            "job",
             "pg1",
         ),
-        ("hs-demo-backup", "pgbackrest", ("pgbackrest", "backup"), "pgbackrest-job", "backup"),
+        ("hs-demo-backup", "pgbackrest", ("pgbackrest", "backup"), "job", "backup"),
         # PostgreSQL's archive_command and restore_command run through sh -c
         (
             "hs-demo-pg1",
             "sh",
             ("sh", "-c", "/usr/bin/pgbackrest --stanza=demo archive-push pg_wal/0001"),
-            "pgbackrest-job",
+            "job",
             "pg1",
         ),
         ("hs-demo-pg1", "sh", ("sh", "-c", "sleep 100"), "other", "pg1"),
+        # what a verification runs as the repository user, outside supervisord
+        ("hs-demo-backup", "pg_amcheck", ("pg_amcheck", "--all"), "job", "backup"),
+        ("hs-demo-backup", "pg_ctl", ("pg_ctl", "start"), "job", "backup"),
         # the scratch instance of a restore, like a node's PostgreSQL, is never an orphan
         ("hs-demo-backup", "postgres", ("postgres", "-D", "x"), "postgres", "backup"),
         ("hs-demo-backup", "python3", ("python3", "-m", "scheduler"), "backup", "backup"),
@@ -149,7 +152,7 @@ def test_classify_backup_processes(
     found = classify(IDENTITY, _Proc(*argv), user, name)  # type: ignore[arg-type]
     assert found is not None
     assert (found.component, found.unit) == (component, unit)
-    assert (component in NEVER_ORPHANS) == (component in ("postgres", "pgbackrest-job"))
+    assert (component in NEVER_ORPHANS) == (component in ("postgres", "job"))
 
 
 def test_pgbackrest_of_another_user_is_not_the_stacks() -> None:

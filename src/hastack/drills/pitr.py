@@ -50,7 +50,7 @@ def pitr_restore(ctx: DrillContext) -> None:
     history.facts[RESULT] = result
     scratch = ctx.stack.scratch()
     try:
-        done = restore_scratch(ctx.stack, Target("name", point["name"])).restore
+        done = restore_scratch(ctx.stack, Target("name", point["name"]), scratch=scratch).restore
         result.update(
             restore_s=done.restore_s,
             start_s=done.start_s,
@@ -68,7 +68,7 @@ def pitr_restore(ctx: DrillContext) -> None:
         result["error"] = getattr(exc, "what", None) or str(exc).strip()[:300]
         return
     finally:
-        scratch.cleanup()
+        scratch.cleanup(only_mine=True)
     writes = [a for a in history.acks if a.writer != "transfer" and not a.writer.startswith("http")]
     acked_before = {a.op_id for a in writes if a.t_end < point["before"]}
     begun_after = {a.op_id for a in writes if a.t_start > point["after"]}

@@ -67,14 +67,15 @@ def bench_backup(stack: Stack, scale: int = 70, progress: Progress | None = None
         diff = take_backup(stack, "diff", progress)
         report.rows["diff backup"] = _row(diff.duration_s, diff.size_bytes, diff.repo_bytes)
         point = create_restore_point(stack, f"bench-{int(stack.clock.wall())}")
-        restored = restore_scratch(stack, Target("name", point.name), progress).restore
+        scratch = stack.scratch()
+        restored = restore_scratch(stack, Target("name", point.name), progress, scratch).restore
         report.rows["point-in-time restore"] = {
             "seconds": restored.total_s,
             "restore_s": restored.restore_s,
             "start_s": restored.start_s,
             "recovery_s": restored.promote_s,
         }
-        stack.scratch().cleanup()
+        scratch.cleanup(only_mine=True)
         checked = verify_backup(stack, full.label, progress)
         report.rows["verify-backup (full)"] = {
             "seconds": checked.total_s,
@@ -84,7 +85,6 @@ def bench_backup(stack: Stack, scale: int = 70, progress: Progress | None = None
             "ok": checked.ok,
         }
     finally:
-        stack.scratch().cleanup()
         drop_tables(stack, leader)
     return report
 

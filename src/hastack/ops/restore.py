@@ -16,7 +16,7 @@ from typing import Any
 from hastack.errors import HastackError
 from hastack.ops.backup import require_backups
 from hastack.runtime.progress import NullProgress, Progress
-from hastack.runtime.scratch import ScratchRestore
+from hastack.runtime.scratch import Scratch, ScratchRestore
 from hastack.runtime.stack import Stack
 
 LSN = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
@@ -117,12 +117,16 @@ class RestoreResult:
 
 
 def restore_scratch(
-    stack: Stack, target: Target, progress: Progress | None = None
+    stack: Stack,
+    target: Target,
+    progress: Progress | None = None,
+    scratch: Scratch | None = None,
 ) -> RestoreResult:
-    """Restore `target` into the scratch instance and start it there."""
+    """Restore `target` into the scratch instance and start it there. `scratch`: the handle
+    that will own it (and may remove it with `cleanup(only_mine=True)`)."""
     require_backups(stack)
     progress = progress or NullProgress()
-    scratch = stack.scratch()
+    scratch = scratch or stack.scratch()
     if scratch.exists():
         raise HastackError(
             f"a scratch instance already exists ({stack.plan.paths.scratch_pgdata})",

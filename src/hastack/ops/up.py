@@ -492,19 +492,21 @@ def _restart_pending(run: _Run, changed: list[RenderedFile]) -> None:
 
 
 def _restart_older_code(run: _Run) -> bool:
-    """After hastack was installed again (`make up` of a newer checkout), the watcher and
-    the app instances still run the old code: restart them (the instances one at a time).
+    """After hastack was installed again (`make up` of a newer checkout), the watcher, the
+    backup scheduler and the app instances still run the old code: restart them (the
+    instances one at a time).
     True if any was restarted."""
     stack = run.stack
     installed = installed_at(stack.plan.spec.binaries.hastack_python)
     if installed is None:
         return False
-    older = running_older_code(run.sup, stack.programs("fencer") + stack.programs("app"), installed)
+    ours = stack.programs("fencer") + stack.programs("app") + stack.programs("backup")
+    older = running_older_code(run.sup, ours, installed)
     apps = [p for p in older if p.component == "app" and p.name not in run.result.reloaded]
     if apps:
         run.progress.step("app instances run an older hastack: restarting them one at a time")
         rolling_restart(stack, apps, run.progress)
-    for program in (p for p in older if p.component == "fencer"):
+    for program in (p for p in older if p.component in ("fencer", "backup")):
         run.sup.stop(program.process_name)
         run.sup.start(program.process_name)
     restarted = [p.name for p in older if p.name not in run.result.reloaded]

@@ -9,8 +9,8 @@ Patroni adopts it, as in the kill-patroni drill), services and app instances sto
 gracefully and started again at once.
 
 PostgreSQL is never an orphan: it is Patroni's detached child (re-parented to init) whether
-supervisord lives or not, and a supervised Patroni adopts it. Nor is a pgBackRest job (an
-asynchronous archive-push detaches from PostgreSQL; a backup or restore the CLI started runs
+supervisord lives or not, and a supervised Patroni adopts it. Nor is a job (an asynchronous
+archive-push detaches from PostgreSQL; a backup, restore or pg_amcheck the CLI started runs
 outside supervisord): each ends by itself. Only pgBackRest's TLS servers are programs.
 """
 
@@ -46,7 +46,12 @@ ADOPT_ORDER = (
 over), etcd before Patroni, HAProxy before the app instances it routes to."""
 
 
-NEVER_ORPHANS = frozenset({"postgres", "pgbackrest-job"})
+NEVER_ORPHANS = frozenset({"postgres", "job"})
+
+JOB_PROGRAMS = ("pgbackrest", "pg_amcheck", "pg_ctl")
+"""Programs hastack runs as a stack user for one task (a backup, a restore, a verification):
+they end by themselves, and killing one as an orphan would fail the task (pgBackRest's TLS
+servers, `pgbackrest server`, are programs, not jobs)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class StackProcess:
     pid: int
     user: str
     component: str
-    """etcd, patroni, postgres, pgbackrest (a TLS server), pgbackrest-job, haproxy,
+    """etcd, patroni, postgres, pgbackrest (a TLS server), job (JOB_PROGRAMS), haproxy,
     pgbouncer, redis, backup (the scheduler), app, watcher or other."""
     unit: str
     """The node (pg1), service (haproxy) or app instance (app1) it belongs to."""
@@ -113,14 +118,12 @@ def identity_of(plan: StackPlan) -> Identity:
 def classify(identity: Identity, proc: psutil.Process, user: str, name: str) -> StackProcess | None:
     """What a process of the stack is, by its user and command line; None if not the
     stack's."""
-    if name == "pgbackrest" or (name in SHELLS and _runs_pgbackrest(proc)):
+    if name in JOB_PROGRAMS or (name in SHELLS and _runs_pgbackrest(proc)):
         unit = identity.nodes.get(user) or identity.services.get(user)
         if unit is None:
             return None
         server = name == "pgbackrest" and _cmdline(proc)[-1:] == ["server"]
-        return StackProcess(
-            proc.pid, user, "pgbackrest" if server else "pgbackrest-job", unit, name
-        )
+        return StackProcess(proc.pid, user, "pgbackrest" if server else "job", unit, name)
     if user in identity.nodes:
         if name == "etcd":
             component = "etcd"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 import psycopg
 
 from hastack.errors import HastackError
-from hastack.runtime.files import ensure_dir, open_regular, write_atomic
+from hastack.runtime.files import ensure_dir, open_nofollow, open_regular, uid_gid, write_atomic
 from hastack.spec import roles
 from hastack.spec.plan import StackPlan
 from hastack.tools.base import ToolError, ToolResult
@@ -108,6 +109,7 @@ class Scratch:
 
     def __init__(self, plan: StackPlan) -> None:
         self.plan = plan
+        self.token: str | None = None
         self.user = plan.service_users["backup"]
         self.pg_ctl = PgCtl(plan.postgres_bin_dir, self.user)
         paths = plan.paths
@@ -159,8 +161,7 @@ class Scratch:
             )
         ensure_dir(paths.backup_scratch_dir, self.user, 0o700)
         ensure_dir(paths.scratch_socket_dir, self.user, 0o700)
-        marker = {"target": description, "created_at": time.time()}
-        write_atomic(paths.scratch_marker, json.dumps(marker) + "\n", self.user, 0o600)
+        self._claim(description)
         hba = SCRATCH_HBA.format(address=self.plan.backup_address)
         write_atomic(paths.backup_scratch_dir / "pg_hba.conf", hba, self.user, 0o600)
         write_atomic(paths.backup_scratch_dir / "pg_ident.conf", "", self.user, 0o600)
@@ -193,6 +194,35 @@ class Scratch:
             url=self.url(self.plan.spec.postgres.database),
             socket_dir=str(paths.scratch_socket_dir),
         )
+
+    def _claim(self, description: str) -> None:
+        """Create the marker, exclusively: of two restores (a verification by the scheduler,
+        one by the CLI) only one gets the scratch instance; the other is told it is busy."""
+        paths = self.plan.paths
+        self.token = secrets.token_hex(8)
+        marker = {"target": description, "created_at": time.time(), "token": self.token}
+        try:
+            fd = open_nofollow(paths.scratch_marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            raise HastackError(
+                "the scratch instance is in use (a restore or a verification)",
+                "wait, or look at it and `hastack restore --cleanup`",
+            ) from None
+        uid, gid = uid_gid(self.user)
+        with os.fdopen(fd, "w") as handle:
+            os.fchown(handle.fileno(), uid, gid)
+            handle.write(json.dumps(marker) + "\n")
+
+    def mine(self) -> bool:
+        """The scratch instance is the one this object restored."""
+        fd = open_regular(self.plan.paths.scratch_marker) if self.exists() else None
+        if fd is None or self.token is None:
+            return False
+        with os.fdopen(fd, "rb") as handle:
+            try:
+                return bool(json.loads(handle.read(4096)).get("token") == self.token)
+            except ValueError:
+                return False
 
     def _log_hint(self) -> str:
         return f"tail {self.log_file}"
@@ -237,9 +267,12 @@ class Scratch:
             str(self.plan.paths.scratch_socket_dir), self.plan.spec.postgres.port, roles.SUPERUSER
         )
 
-    def cleanup(self) -> bool:
-        """Stop the scratch instance and remove its directory. False if there was none."""
+    def cleanup(self, only_mine: bool = False) -> bool:
+        """Stop the scratch instance and remove its directory. False if there was none (or,
+        `only_mine`, if another restore holds it)."""
         paths = self.plan.paths
+        if only_mine and not self.mine():
+            return False
         if not self.exists():
             if paths.scratch_pgdata.exists():
                 raise HastackError(

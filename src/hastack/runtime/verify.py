@@ -116,7 +116,7 @@ def verify_backup(
     except HastackError as exc:
         result.problems.append(exc.what)
     finally:
-        scratch.cleanup()
+        scratch.cleanup(only_mine=True)
     recorded = chosen.annotations.get("rows")
     if recorded is not None and result.rows is not None:
         result.rows_recorded_before = int(recorded)
