@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar, overload
 
 from hastack.errors import HastackError
 
@@ -38,6 +39,19 @@ class SystemClock:
 
 
 SYSTEM_CLOCK: Clock = SystemClock()
+
+
+@overload
+def iso_utc(wall: float) -> str: ...
+@overload
+def iso_utc(wall: None) -> None: ...
+@overload
+def iso_utc(wall: float | None) -> str | None: ...
+
+
+def iso_utc(wall: float | None) -> str | None:
+    """Wall-clock seconds for display: ISO 8601 in UTC, to the second."""
+    return None if wall is None else datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds")
 
 
 class WaitTimeout(HastackError):

@@ -16,7 +16,6 @@ import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -34,7 +33,7 @@ from hastack.drills.workload import ALL_WORKERS, CANARY_WORKERS, Targets, Worklo
 from hastack.errors import HastackError
 from hastack.ops.app_tokens import create_token, revoke_tokens
 from hastack.ops.lifecycle import wait_healthy
-from hastack.polling import sleep_until
+from hastack.polling import iso_utc, sleep_until
 from hastack.runtime.dcs import converge_dcs
 from hastack.runtime.health import data_tier
 from hastack.runtime.progress import NullProgress, Progress
@@ -86,7 +85,7 @@ def run_drill(
     run = _Run(stack, scenario, options or DrillOptions(), progress or NullProgress())
     clock = stack.clock
     times = PhaseTimes(start=clock.monotonic())
-    started_at = datetime.fromtimestamp(clock.wall(), UTC).isoformat(timespec="seconds")
+    started_at = iso_utc(clock.wall())
     sync: str | None = None
     try:
         run.primary, sync = _precheck(run)

@@ -7,13 +7,12 @@ its answers into data: sizes, durations, ages, the archive's lag, and problems i
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hastack.errors import HastackError, Unavailable
-from hastack.runtime.files import open_regular
+from hastack.polling import iso_utc
+from hastack.runtime.files import read_regular
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
 
@@ -40,17 +39,18 @@ STANZA_USABLE = (0, 2)
 """0 ok, 2 no valid backup yet."""
 
 
-def ensure_stanza(stack: Stack, progress: Progress | None = None) -> bool:
+def ensure_stanza(stack: Stack, progress: Progress | None = None) -> StanzaInfo:
     """Create the stanza when the repository has none, then check that WAL archiving
     reaches it (`pgbackrest check` switches a segment and waits for it). An existing stanza
-    is left alone: a backup or check the scheduler runs holds its locks. True if created."""
+    is left alone: a backup or check the scheduler runs holds its locks. What the
+    repository holds afterwards."""
     require_backups(stack)
     progress = progress or NullProgress()
     tool = stack.pgbackrest()
     hint = "hastack logs backup-repo; hastack logs pg1 pgbackrest"
     info = tool.info()
     if info.status_code in STANZA_USABLE:
-        return False
+        return info
     if info.status_code not in STANZA_MISSING:
         raise HastackError(
             f"the backup repository is not usable: {info.status_message} "
@@ -60,7 +60,7 @@ def ensure_stanza(stack: Stack, progress: Progress | None = None) -> bool:
     progress.step("pgBackRest: stanza-create and check (a WAL segment reaches the repository)")
     tool.checked("stanza-create", timeout_s=120, hint=hint)
     tool.checked("check", timeout_s=120, hint=hint)
-    return True
+    return tool.info()
 
 
 @dataclass(frozen=True)
@@ -116,10 +116,12 @@ def take_backup(stack: Stack, backup_type: str, progress: Progress | None = None
     )
 
 
-def ensure_first_backup(stack: Stack, progress: Progress | None = None) -> BackupRun | None:
-    """A stack with no full backup takes one now (a fresh stack is small: seconds)."""
+def ensure_first_backup(
+    stack: Stack, info: StanzaInfo, progress: Progress | None = None
+) -> BackupRun | None:
+    """A stack whose repository (`info`) has no full backup takes one now (a fresh stack is
+    small: seconds)."""
     require_backups(stack)
-    info = stack.pgbackrest().info()
     if info.last("full") is not None or info.backup_running:
         return None
     return take_backup(stack, "full", progress)
@@ -133,8 +135,8 @@ def set_dict(b: BackupSet, now: float) -> dict[str, Any]:
         "label": b.label,
         "type": b.type,
         "prior": b.prior,
-        "started_at": _iso(b.start),
-        "stopped_at": _iso(b.stop),
+        "started_at": iso_utc(b.start),
+        "stopped_at": iso_utc(b.stop),
         "age_s": round(now - b.stop, 1),
         "duration_s": round(b.duration_s, 1),
         "size_bytes": b.size_bytes,
@@ -146,12 +148,6 @@ def set_dict(b: BackupSet, now: float) -> dict[str, Any]:
         "error": b.error,
         "verified_at": b.verified_at,
     }
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -175,7 +171,7 @@ class BackupsView:
             "backups": [set_dict(b, self.now) for b in self.info.backups],
             "wal_archive": {"min": self.info.wal_min, "max": self.info.wal_max},
             "restorable": {
-                "from": _iso(self.restorable_from),
+                "from": iso_utc(self.restorable_from),
                 "to": "the newest archived WAL segment" if self.info.wal_max else None,
             },
         }
@@ -271,8 +267,8 @@ class BackupStatus:
             if self.archive is None
             else {
                 **asdict(self.archive),
-                "last_archived_at": _iso(self.archive.last_archived_at),
-                "last_failed_at": _iso(self.archive.last_failed_at),
+                "last_archived_at": iso_utc(self.archive.last_archived_at),
+                "last_failed_at": iso_utc(self.archive.last_failed_at),
                 "failing": self.archive.failing,
             },
             "archive_error": self.archive_error,
@@ -292,8 +288,9 @@ def backup_problems(
     keeps failing. Pure."""
     problems = []
     hour = 3600.0
+    full = info.last("full") if info is not None else None
     if info is not None:
-        full, last = info.last("full"), info.last()
+        last = info.last()
         if full is None:
             problems.append("backup: no full backup in the repository; `hastack backup`")
         elif now - full.stop > spec.schedule.full_every_h * hour + GRACE_S:
@@ -302,7 +299,6 @@ def backup_problems(
         if last is not None and now - last.stop > spec.schedule.incr_every_h * hour + GRACE_S:
             age_h = (now - last.stop) / hour
             problems.append(f"backup: the newest backup is overdue ({age_h:.1f} h old)")
-    full = info.last("full") if info is not None else None
     if full is not None and full.annotations.get("verify") == "failed":
         problems.append(
             f"backup: the newest full backup {full.label} failed its verification; "
@@ -327,13 +323,11 @@ def _scheduler_state(stack: Stack) -> dict[str, Any] | None:
     """The scheduler's state file (its user writes it: read without following a link,
     and at most 64 KiB)."""
     try:
-        fd = open_regular(stack.plan.paths.backup_scheduler_state)
+        raw = read_regular(stack.plan.paths.backup_scheduler_state, 65536)
     except OSError:
         return None
-    if fd is None:
+    if raw is None:
         return None
-    with os.fdopen(fd, "rb") as handle:
-        raw = handle.read(65536)
     try:
         data = json.loads(raw)
     except ValueError:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from hastack.ops.backup import BackupStatus, backup_status
+from hastack.polling import iso_utc
 from hastack.runtime.health import EXIT_CODES, Assessment, Health, assess, data_tier
 from hastack.runtime.snapshot import StackSnapshot
 from hastack.runtime.stack import Stack
@@ -35,7 +35,7 @@ class StackStatus:
         plan = snap.plan
         return {
             "stack": plan.name,
-            "taken_at": _iso(snap.taken_at),
+            "taken_at": iso_utc(snap.taken_at),
             "health": self.health,
             "healthy": self.assessment.healthy,
             "problems": list(self.assessment.problems),
@@ -79,10 +79,6 @@ class StackStatus:
         }
 
 
-def _iso(wall: float | None) -> str | None:
-    return None if wall is None else datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds")
-
-
 def watcher_dict(snap: StackSnapshot) -> dict[str, Any] | None:
     """The watcher's heartbeat and the holds on file, as `status --json` shows them."""
     view = snap.watcher
@@ -90,14 +86,14 @@ def watcher_dict(snap: StackSnapshot) -> dict[str, Any] | None:
         return None
     beat = view.heartbeat
     return {
-        "last_poll_at": _iso(beat.last_poll_at) if beat else None,
+        "last_poll_at": iso_utc(beat.last_poll_at) if beat else None,
         "last_poll_age_s": round(view.now - beat.last_poll_at, 1)
         if beat and beat.last_poll_at
         else None,
         "polls": beat.polls if beat else 0,
         "failed_polls": beat.failed_polls if beat else 0,
         "last_error": beat.last_error if beat else None,
-        "last_error_at": _iso(beat.last_error_at) if beat else None,
+        "last_error_at": iso_utc(beat.last_error_at) if beat else None,
         "supervisord": beat.supervisord if beat else None,
         "fenced_not_back": beat.fenced if beat else [],
         "waiting": beat.waiting if beat else [],

@@ -331,8 +331,8 @@ def _start_backups(run: _Run) -> None:
     """pgBackRest's servers, the stanza (WAL archiving checked end to end), a first full
     backup when the repository has none, then the scheduler."""
     stack = run.stack
-    ensure_stanza(stack, run.progress)
-    first = ensure_first_backup(stack, run.progress)
+    info = ensure_stanza(stack, run.progress)
+    first = ensure_first_backup(stack, info, run.progress)
     if first is not None:
         run.result.first_backup = first.label
         checked = verify_backup(stack, first.label, run.progress)

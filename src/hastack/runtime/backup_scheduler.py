@@ -12,7 +12,6 @@ Run: `python -m hastack.runtime.backup_scheduler CONFIG.json` (rendered by hasta
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -22,6 +21,7 @@ from types import FrameType
 from typing import Any
 
 from hastack.errors import HastackError
+from hastack.runtime.files import write_atomic
 from hastack.runtime.stack import Stack
 from hastack.runtime.verify import verify_backup
 from hastack.spec import StackSpec, derive_plan
@@ -111,12 +111,6 @@ class SchedulerConfig:
         return cls(**{**raw, "schedule": Schedule(**raw["schedule"])})
 
 
-def _write_state(path: Path, state: SchedulerState) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def unverified_full(info: StanzaInfo) -> str | None:
     """The newest full backup, when it was never verified (nor tried). Pure."""
     full = info.last("full")
@@ -194,7 +188,8 @@ def main(argv: list[str]) -> int:
     while True:
         state = poll(tool, config.schedule, state, stack)
         state.updated_at = time.time()
-        _write_state(Path(config.state_file), state)
+        state_json = json.dumps(asdict(state), indent=2) + "\n"
+        write_atomic(Path(config.state_file), state_json, stack.plan.service_users["backup"])
         time.sleep(config.poll_s)
 
 

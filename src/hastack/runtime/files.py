@@ -110,6 +110,20 @@ def open_regular(path: Path) -> int | None:
     return None
 
 
+def read_regular(path: Path, limit_bytes: int = -1) -> bytes | None:
+    """The bytes of `path` (at most `limit_bytes`), reached as `open_regular` does: for files
+    another user writes (a node's certificate, the backup scheduler's state). None when it
+    is missing or not a regular file."""
+    try:
+        fd = open_regular(path)
+    except FileNotFoundError:
+        return None
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(limit_bytes)
+
+
 def write_atomic(path: Path, content: str, owner: str = "root", mode: int = 0o600) -> bool:
     """Write `content` to `path` through a temp file + rename. False if it was already equal
     (and owned as asked), so callers know whether a reload is due."""

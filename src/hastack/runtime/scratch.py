@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 
 from hastack.errors import HastackError
-from hastack.runtime.files import ensure_dir, open_nofollow, open_regular, uid_gid, write_atomic
+from hastack.runtime.files import ensure_dir, open_nofollow, read_regular, uid_gid, write_atomic
 from hastack.spec import roles
 from hastack.spec.plan import StackPlan
 from hastack.tools.base import ToolError, ToolResult
@@ -215,14 +215,13 @@ class Scratch:
 
     def mine(self) -> bool:
         """The scratch instance is the one this object restored."""
-        fd = open_regular(self.plan.paths.scratch_marker) if self.exists() else None
-        if fd is None or self.token is None:
+        raw = read_regular(self.plan.paths.scratch_marker, 4096)
+        if raw is None or self.token is None:
             return False
-        with os.fdopen(fd, "rb") as handle:
-            try:
-                return bool(json.loads(handle.read(4096)).get("token") == self.token)
-            except ValueError:
-                return False
+        try:
+            return bool(json.loads(raw).get("token") == self.token)
+        except ValueError:
+            return False
 
     def _log_hint(self) -> str:
         return f"tail {self.log_file}"
@@ -254,11 +253,8 @@ class Scratch:
         )
 
     def _log_tail(self, lines: int = 8) -> list[str]:
-        fd = open_regular(self.log_file)
-        if fd is None:
-            return []
-        with os.fdopen(fd, "r", errors="replace") as handle:
-            return handle.read().splitlines()[-lines:]
+        raw = read_regular(self.log_file)
+        return [] if raw is None else raw.decode(errors="replace").splitlines()[-lines:]
 
     def amcheck(self) -> ToolResult:
         """pg_amcheck --heapallindexed over every database of the running instance."""

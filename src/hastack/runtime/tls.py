@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hastack.render.pgbackrest import BACKUP_CERT_NAME
-from hastack.runtime.files import open_regular, write_atomic
+from hastack.runtime.files import read_regular, write_atomic
 from hastack.spec.plan import StackPlan
 
 CA_DAYS = 3650
@@ -176,14 +175,7 @@ def _cert_pem(cert: x509.Certificate) -> str:
 def _current(path: Path) -> bytes | None:
     """A certificate root wrote into a directory its node user owns, read without following
     a symlink that user may have put there."""
-    try:
-        fd = open_regular(path)
-    except FileNotFoundError:
-        return None
-    if fd is None:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        return handle.read()
+    return read_regular(path)
 
 
 def _stale(pem: bytes | None, addresses: list[str], hostnames: list[str] | None = None) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hastack.tools.base import ToolError, ToolResult, run
+from hastack.tools.base import ToolError, ToolResult, run, run_checked
 
 
 @dataclass(frozen=True)
@@ -163,10 +163,14 @@ class PgBackRest:
     def checked(
         self, command: str, *options: str, timeout_s: float = 600.0, hint: str = ""
     ) -> ToolResult:
-        result = self.run(command, *options, timeout_s=timeout_s)
-        if not result.ok:
-            raise ToolError(f"pgbackrest {command} failed", result, hint)
-        return result
+        return run_checked(
+            self.argv(command, *options),
+            f"pgbackrest {command} failed",
+            hint,
+            timeout_s=timeout_s,
+            env=self.env,
+            user=self.user,
+        )
 
     def info(self, *options: str) -> StanzaInfo:
         result = self.checked("info", "--output=json", *options, timeout_s=60)
