@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import psycopg
+
 from hastack.errors import HastackError, Unavailable
 from hastack.polling import iso_utc
 from hastack.runtime.files import read_regular
@@ -220,14 +222,29 @@ def segment_end_lsn(wal_name: str) -> int | None:
 
 
 def archive_state(stack: Stack, leader: str) -> ArchiveState:
-    with stack.connect(leader, connect_timeout_s=2) as conn:
-        row = conn.execute(
-            "SELECT last_archived_wal, extract(epoch FROM last_archived_time),"
-            " failed_count, last_failed_wal, extract(epoch FROM last_failed_time),"
-            " pg_current_wal_lsn() - '0/0'::pg_lsn FROM pg_stat_archiver"
-        ).fetchone()
+    """The WAL archive as the leader sees it. The leader named by a snapshot may have been
+    demoted since (a failover under way): that, and a query cut short, is `Unavailable`,
+    never an exception out of `status`."""
+    try:
+        with stack.connect(leader, connect_timeout_s=2) as conn:
+            row = conn.execute(
+                "SELECT last_archived_wal, extract(epoch FROM last_archived_time),"
+                " failed_count, last_failed_wal, extract(epoch FROM last_failed_time),"
+                " CASE WHEN pg_is_in_recovery() THEN NULL"
+                " ELSE pg_current_wal_lsn() - '0/0'::pg_lsn END FROM pg_stat_archiver"
+            ).fetchone()
+    except psycopg.Error as exc:
+        raise Unavailable(
+            f"cannot read the WAL archive state on {leader}: {str(exc).strip()[:200]}",
+            "hastack status (again, once the leader is settled)",
+        ) from None
     assert row is not None
     wal, at, failed, failed_wal, failed_at, current = row
+    if current is None:
+        raise Unavailable(
+            f"{leader} is in recovery: it is no longer the leader (a failover under way)",
+            "hastack status (again, once the leader is settled)",
+        )
     archived_end = segment_end_lsn(str(wal)) if wal else 0
     unarchived = None if archived_end is None else max(0, int(current) - archived_end)  # type: ignore[call-overload]
     return ArchiveState(
