@@ -46,6 +46,7 @@ def hastack(spec: Path, *args: str, timeout_s: float = 300) -> Result:
     """Run the real CLI in a subprocess, as a user would."""
     proc = subprocess.run(
         [sys.executable, "-m", "hastack", "-c", str(spec), *args],
+        stdin=subprocess.DEVNULL,  # a question gets end of input (no), never a hang
         capture_output=True,
         text=True,
         timeout=timeout_s,

@@ -148,8 +148,8 @@ def test_bad_restore_targets_are_refused_before_anything_is_touched(stack: Stack
     assert lsn.code == 1 and "is not an LSN" in lsn.err
     two = stack.run("restore", "--latest", "--to-name", "x")
     assert two.code == 1 and "give exactly one restore target" in two.err
-    cluster = stack.run("restore", "--latest", "--target", "cluster")
-    assert cluster.code == 2 and "only 'scratch'" in cluster.err
+    elsewhere = stack.run("restore", "--latest", "--target", "elsewhere")
+    assert elsewhere.code == 2 and "use scratch or cluster" in elsewhere.err
     assert not stack.plan.paths.scratch_pgdata.exists()
 
 
@@ -181,3 +181,45 @@ def test_verify_backup_catches_a_corrupted_repository_file(stack: Stack) -> None
     assert not stack.plan.paths.scratch_pgdata.exists()
     code, status = stack.status()
     assert code == 0, status["problems"]
+
+
+def _it_rows(stack: Stack, prefix: str) -> set[str]:
+    with stack.hs.connect(_leader(stack)) as conn:
+        rows = conn.execute("SELECT id FROM it_rows WHERE id LIKE %s", (f"{prefix}%",))
+        return {str(r[0]) for r in rows}
+
+
+def test_the_whole_cluster_restored_to_a_time_before_a_mistake(stack: Stack) -> None:
+    stack.ensure_scratch_table()
+    with stack.hs.connect(_leader(stack)) as conn:
+        conn.execute("INSERT INTO it_rows VALUES ('cluster-before', 1)")
+        row = conn.execute(
+            "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+        ).fetchone()
+        assert row is not None
+        target = f"{row[0]}+00:00"
+        conn.execute("SELECT pg_sleep(1)")
+        conn.execute("INSERT INTO it_rows VALUES ('cluster-after', 2)")
+    timeline = max(m["timeline"] for m in stack.status()[1]["postgres"])
+    # It asks first; without a yes (end of input) nothing is touched.
+    asked = stack.run("restore", "--to-time", target, "--target", "cluster")
+    assert asked.code == 1, asked.out + asked.err
+    assert "Replace the data of every node" in asked.err
+    assert _it_rows(stack, "cluster-") == {"cluster-before", "cluster-after"}
+
+    result = stack.run(
+        "restore", "--to-time", target, "--target", "cluster", "--yes", "--json", timeout_s=900
+    )
+    assert result.code == 0, result.err[-3000:]
+    done = result.json()
+    assert done["dcs"].endswith("keys deleted")  # etcd kept quorum: only its keys went
+    assert len(done["set_aside"]) == len(stack.plan.postgres_nodes)
+    assert done["removed"] == [a["moved_to"] for a in done["set_aside"]]
+    assert done["backup"]
+    assert _it_rows(stack, "cluster-") == {"cluster-before"}
+    code, status = stack.status()
+    assert code == 0, status["problems"]
+    assert all(m["timeline"] > timeline for m in status["postgres"])
+    assert not any(
+        ".before-restore-" in p.name for n in stack.plan.nodes for p in n.paths.root.iterdir()
+    )

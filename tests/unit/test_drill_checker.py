@@ -145,3 +145,21 @@ def test_dual_primary_probe_samples_are_counted() -> None:
 def test_an_unreadable_primary_fails_the_check() -> None:
     verdict = check(healthy_input(primary="pg9"))
     assert not verdict.passed and "pg9 could not be read" in verdict.problems[0]
+
+
+def test_cluster_loss_may_lose_only_writes_acknowledged_inside_its_window() -> None:
+    """Writes 1..100 acknowledged 10 ms apart from t=0; the restored cluster holds 1..80."""
+    kept = list(range(1, 81))
+    nodes = [node(n, kept, [1001, 1002]) for n in ("pg1", "pg2", "pg3")]
+    # Loss allowed from t=0.75 on: ids 76.. may go; 81..100 went (all inside the window).
+    verdict = check(healthy_input(nodes=nodes, loss_allowed_after=0.75))
+    assert verdict.passed, verdict.problems
+    assert verdict.rpo_lost_acked_writes == 20 and verdict.lost_allowed == 20
+    # The window starting later: ids 81..85 were acknowledged before it and are a failure.
+    verdict = check(healthy_input(nodes=nodes, loss_allowed_after=0.85))
+    assert not verdict.passed
+    assert verdict.lost_allowed == 15
+    assert any("5 acknowledged writes missing" in p for p in verdict.problems), verdict.problems
+    # Without a window, every lost write fails the run.
+    verdict = check(healthy_input(nodes=nodes))
+    assert any("20 acknowledged writes missing" in p for p in verdict.problems)

@@ -43,3 +43,43 @@ def test_requests_that_need_no_database_must_keep_succeeding_through_a_failover(
 
 def test_a_client_that_sent_nothing_proves_nothing() -> None:
     assert report_of(History())["requests that need no database kept succeeding"] is False
+
+
+def cluster_loss_expectations_of(history: History, lost: list[int]) -> dict[str, bool]:
+    verdict = Verdict()
+    verdict.lost_acked_writes = lost
+    r = ReportInput(
+        plan=PLAN,
+        scenario=scenario("cluster-loss"),
+        history=history,
+        verdict=verdict,
+        times=PhaseTimes(start=0.0, t0=10.0, end=60.0),
+        started_at="2026-11-27T00:00:00+00:00",
+        old_primary="pg1",
+        new_primary="pg1",
+        fencing=True,
+        fencer_marks=[],
+        timelines={},
+    )
+    return {e["what"].split(":")[0].split(" (")[0]: e["ok"] for e in build_report(r).expectations}
+
+
+def test_cluster_loss_rpo_is_held_against_archive_timeout() -> None:
+    history = History()
+    for i in range(1, 201):  # one write every 0.1 s, from t=0 to the fault at t=20
+        history.ack(Ack("url", i, i * 0.1 - 0.01, i * 0.1, "pg1"))
+    history.facts["cluster_loss"] = {"t_fault": 20.0, "restore_streaming_s": 25.0}
+    bound = PLAN.spec.backup.archive_timeout_s + 2.0
+    within = [i for i in range(1, 201) if i * 0.1 > 20.0 - bound + 0.5]
+    found = cluster_loss_expectations_of(history, within)
+    assert found == {
+        "the cluster restored from the repository, every node streaming": True,
+        "RPO": True,
+    }
+    found = cluster_loss_expectations_of(history, list(range(1, 201)))
+    assert found["RPO"] is False  # writes 20 s old were lost: more than the archive lag
+    history.facts["cluster_loss"] = {"t_fault": 20.0, "error": "the restore failed"}
+    assert (
+        cluster_loss_expectations_of(history, [])["the cluster restored from the repository"]
+        is False
+    )

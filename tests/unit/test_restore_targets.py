@@ -3,12 +3,18 @@ gets for each; what a restored node's settings become on the scratch instance.""
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
+import yaml
 
 from hastack.errors import HastackError
 from hastack.ops.restore import Target, parse_target, refuse_out_of_range
-from hastack.runtime.scratch import restore_options, scratch_settings
+from hastack.render.patroni import RestoreBootstrap, render_patroni, restore_bootstrap
+from hastack.render.pgbackrest import restore_options
+from hastack.runtime.scratch import scratch_settings
 from hastack.spec import StackSpec, derive_plan
+from tests.unit.factories import fixed_secrets
 
 
 def test_exactly_one_target() -> None:
@@ -79,3 +85,42 @@ def test_the_scratch_instance_drops_what_ties_it_to_the_cluster() -> None:
     assert settings["listen_addresses"] == plan.backup_address
     assert settings["unix_socket_directories"].startswith(str(plan.paths.backup_dir))
     assert settings["ssl_key_file"] == str(plan.paths.backup_tls_key)
+
+
+def test_a_cluster_restored_from_the_repository_bootstraps_with_pgbackrest() -> None:
+    plan = derive_plan(StackSpec())
+    node = plan.node("pg1")
+    boot = restore_bootstrap(plan, node, RestoreBootstrap("time", "2026-11-27 10:00:00+00:00"))
+    argv = shlex.split(boot["command"])
+    assert argv[-1] == "restore"
+    assert "--type=time" in argv and "--target=2026-11-27 10:00:00+00:00" in argv
+    assert not any(a.startswith(("--set", "--archive-mode")) for a in argv)  # archiving stays on
+    assert f"--config={node.paths.pgbackrest_config}" in argv
+    assert boot["no_params"] is True and boot["keep_existing_recovery_conf"] is False
+    recovery = boot["recovery_conf"]
+    assert recovery["recovery_target_time"] == "2026-11-27 10:00:00+00:00"
+    assert recovery["recovery_target_action"] == "promote"
+    assert recovery["recovery_target_timeline"] == "latest"
+    assert "archive-get" in recovery["restore_command"]
+    latest = restore_bootstrap(plan, node, RestoreBootstrap("latest"))
+    assert "--type=default" in shlex.split(latest["command"])
+    assert not any(
+        k.startswith("recovery_target_") and k != "recovery_target_timeline"
+        for k in latest["recovery_conf"]
+    )
+    with pytest.raises(ValueError):
+        restore_bootstrap(plan, node, RestoreBootstrap("immediate"))
+
+
+def test_only_the_restore_config_bootstraps_from_the_repository() -> None:
+    plan = derive_plan(StackSpec())
+    secrets = fixed_secrets()
+    node = plan.node("pg1")
+    normal = yaml.safe_load(render_patroni(plan, node, secrets))
+    assert "method" not in normal["bootstrap"]
+    restoring = yaml.safe_load(render_patroni(plan, node, secrets, RestoreBootstrap("latest")))
+    assert restoring["bootstrap"]["method"] == "pgbackrest"
+    assert restoring["bootstrap"]["pgbackrest"]["command"].endswith(" restore")
+    restoring["bootstrap"].pop("method")
+    restoring["bootstrap"].pop("pgbackrest")
+    assert restoring == normal

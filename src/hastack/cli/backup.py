@@ -11,13 +11,16 @@ from rich.markup import escape
 from hastack.cli.app import app, friendly_errors, stack_of
 from hastack.cli.output import ConsoleProgress, out, print_json, table
 from hastack.ops.backup import list_backups, take_backup
+from hastack.ops.cluster_restore import restore_cluster
 from hastack.ops.restore import (
+    Target,
     cleanup_scratch,
     create_restore_point,
     parse_target,
     restore_scratch,
 )
 from hastack.ops.verify import verify_backup
+from hastack.runtime.stack import Stack
 from hastack.spec.names import BACKUP_TYPES
 
 
@@ -105,14 +108,17 @@ def restore_cmd(
         "scratch",
         "--target",
         help="scratch: a separate instance on the repository host's address, to look at "
-        "and copy from (the cluster is not touched).",
+        "and copy from (the cluster is not touched). cluster: every node rebuilt from the "
+        "repository (the current data set aside until the restored cluster is healthy).",
     ),
+    yes: bool = typer.Option(False, "--yes", help="With --target cluster: do not ask first."),
     cleanup: bool = typer.Option(
         False, "--cleanup", help="Stop and remove the scratch instance instead."
     ),
     json_out: bool = typer.Option(False, "--json", help="JSON output (progress on stderr)."),
 ) -> None:
-    """Restore a backup to a point in time into a scratch instance (or remove it)."""
+    """Restore a backup to a point in time into a scratch instance (or remove it), or
+    rebuild the whole cluster from the repository."""
     stack = stack_of(ctx)
     if cleanup:
         removed = cleanup_scratch(stack)
@@ -121,15 +127,13 @@ def restore_cmd(
         else:
             out.print("scratch instance removed" if removed else "no scratch instance to remove")
         return
-    if target != "scratch":
-        raise typer.BadParameter(
-            f"{target!r}: only 'scratch' restores here (the cluster is never overwritten by "
-            "this command)",
-            param_hint="--target",
-        )
-    result = restore_scratch(
-        stack, parse_target(to_time, to_lsn, to_name, latest), ConsoleProgress()
-    )
+    if target not in ("scratch", "cluster"):
+        raise typer.BadParameter(f"{target!r}: use scratch or cluster", param_hint="--target")
+    point = parse_target(to_time, to_lsn, to_name, latest)
+    if target == "cluster":
+        _restore_cluster(stack, point, yes, json_out)
+        return
+    result = restore_scratch(stack, point, ConsoleProgress())
     if json_out:
         print_json(result.as_dict())
         return
@@ -142,6 +146,26 @@ def restore_cmd(
     out.print(f"  url:    {done.url}  (the superuser's password as of that backup)", markup=False)
     out.print(f"  socket: psql -h {done.socket_dir} -U postgres (as root)", markup=False)
     out.print("  remove it with: hastack restore --cleanup", markup=False)
+
+
+def _restore_cluster(stack: Stack, point: Target, yes: bool, json_out: bool) -> None:
+    question = (
+        f"Replace the data of every node of {stack.name} with {point.describe()} from the "
+        "backup repository? Writes after it are lost; the current data is set aside until "
+        "the restored cluster is healthy, then removed."
+    )
+    if not yes and not typer.confirm(question, default=False, err=True):
+        raise typer.Exit(1)
+    result = restore_cluster(stack, point, ConsoleProgress())
+    if json_out:
+        print_json(result.as_dict())
+        return
+    out.print(
+        f"cluster restored to {result.target}: {result.bootstrap_node} writable after "
+        f"{result.leader_writable_s} s, every node streaming after {result.all_streaming_s} s; "
+        f"full backup {result.backup} taken of the restored cluster",
+        markup=False,
+    )
 
 
 @app.command("restore-point")

@@ -34,6 +34,10 @@ class CheckInput:
     nodes: Sequence[NodeData]
     expected_total: int
     samples: Sequence[RoleSample] = ()
+    loss_allowed_after: float | None = None
+    """Writes acknowledged at or after this time may be missing: the cluster-loss drill, where
+    the WAL not yet archived when every node was lost is gone with them. They still count in
+    the RPO; a missing write acknowledged before it is a failure as always."""
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Verdict:
     can do that briefly after waking from a freeze and still be unable to acknowledge a commit
     (its synchronous standby is gone); the ack-based check below is the verdict."""
     problems: list[str] = field(default_factory=list)
+    lost_allowed: int = 0
+    """Of the lost writes and transfers, those acknowledged inside the allowed window."""
 
     @property
     def rpo_lost_acked_writes(self) -> int:
@@ -75,25 +81,32 @@ def check(data: CheckInput) -> Verdict:
 
 
 def _check_lost_and_duplicates(data: CheckInput, primary: NodeData, verdict: Verdict) -> None:
-    verdict.lost_acked_writes = sorted(
-        a.op_id for a in data.acked_writes if primary.write_ids[a.op_id] == 0
-    )
-    verdict.lost_acked_transfers = sorted(
-        a.op_id for a in data.acked_transfers if primary.transfer_ids[a.op_id] == 0
-    )
+    lost_writes = [a for a in data.acked_writes if primary.write_ids[a.op_id] == 0]
+    lost_transfers = [a for a in data.acked_transfers if primary.transfer_ids[a.op_id] == 0]
+    verdict.lost_acked_writes = sorted(a.op_id for a in lost_writes)
+    verdict.lost_acked_transfers = sorted(a.op_id for a in lost_transfers)
     verdict.duplicates = sorted(
         {i for i, n in primary.write_ids.items() if n > 1}
         | {i for i, n in primary.transfer_ids.items() if n > 1}
     )
-    if verdict.lost_acked_writes:
+    since = data.loss_allowed_after
+
+    def forbidden(acks: list[Ack]) -> list[int]:
+        return sorted(a.op_id for a in acks if since is None or a.t_end < since)
+
+    bad_writes, bad_transfers = forbidden(lost_writes), forbidden(lost_transfers)
+    verdict.lost_allowed = len(lost_writes) + len(lost_transfers) - len(bad_writes)
+    verdict.lost_allowed -= len(bad_transfers)
+    window = "" if since is None else " (acknowledged before the window where loss is allowed)"
+    if bad_writes:
         verdict.problems.append(
-            f"{len(verdict.lost_acked_writes)} acknowledged writes missing on {primary.node} "
-            f"(first ids: {verdict.lost_acked_writes[:5]})"
+            f"{len(bad_writes)} acknowledged writes missing on {primary.node}{window} "
+            f"(first ids: {bad_writes[:5]})"
         )
-    if verdict.lost_acked_transfers:
+    if bad_transfers:
         verdict.problems.append(
-            f"{len(verdict.lost_acked_transfers)} acknowledged transfers missing on "
-            f"{primary.node} (first ids: {verdict.lost_acked_transfers[:5]})"
+            f"{len(bad_transfers)} acknowledged transfers missing on {primary.node}{window} "
+            f"(first ids: {bad_transfers[:5]})"
         )
     if verdict.duplicates:
         verdict.problems.append(

@@ -22,6 +22,7 @@ import psycopg
 
 from hastack.drills import data as drill_data
 from hastack.drills.checker import CheckInput, Verdict, check
+from hastack.drills.cluster_loss import loss_allowed_after
 from hastack.drills.events import History
 from hastack.drills.faults import DrillContext
 from hastack.drills.http_workload import HttpTarget, HttpWorkload, ServerWatch
@@ -258,7 +259,8 @@ def _targets(stack: Stack, primary: str, pinned: bool) -> Targets:
 def _phases(run: _Run, ctx: DrillContext, loads: _Loads, times: PhaseTimes) -> None:
     stack, scenario, options, progress = run.stack, run.scenario, run.options, run.progress
     clock, history = stack.clock, run.history
-    progress.step(f"load running; warming up {options.warmup_s:g} s")
+    warmup_s = max(options.warmup_s, scenario.warmup_s(stack.plan))
+    progress.step(f"load running; warming up {warmup_s:g} s")
     stack.until(
         lambda: len(history.acks_of_prefix(run.acks_prefix)) >= 20,
         what="the first acknowledged writes",
@@ -266,7 +268,7 @@ def _phases(run: _Run, ctx: DrillContext, loads: _Loads, times: PhaseTimes) -> N
         hint="hastack status",
     )
     loads.start_volume()
-    clock.sleep(options.warmup_s)
+    clock.sleep(warmup_s)
     times.t0 = clock.monotonic()
     hold_s = options.hold_s if options.hold_s is not None else scenario.hold_s(stack.plan)
     unfenced = contextlib.ExitStack()
@@ -409,6 +411,11 @@ def _check(
             nodes=nodes,
             expected_total=drill_data.EXPECTED_TOTAL,
             samples=list(history.samples),
+            loss_allowed_after=(
+                loss_allowed_after(stack.plan, history)
+                if run.scenario.expect.restored_within_archive_bound
+                else None
+            ),
         )
     )
     return verdict, leader, timelines, lost

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from hastack.drills import faults
+from hastack.drills.cluster_loss import lose_every_node, restore_from_repository
 from hastack.drills.faults import Action, DrillContext, nothing
 from hastack.drills.overload import OVERLOAD_FACTOR, OVERLOAD_S, end_overload, overload
 from hastack.drills.pitr import pitr_fault, pitr_restore
@@ -50,6 +51,10 @@ class Expectation:
     pitr_exact: bool = False
     """pitr: the restored copy holds exactly what was acknowledged before the restore point
     (drills/pitr.py)."""
+    restored_within_archive_bound: bool = False
+    """cluster-loss: the cluster comes back from the repository, and the acknowledged writes
+    lost were all acknowledged within archive_timeout (+ a margin) of the fault
+    (drills/cluster_loss.py)."""
     load_shed_by_haproxy: bool = False
     """Web, overload: HAProxy answers the excess 503 + Retry-After itself, no instance
     answers 5xx or is marked down, admitted requests stay fast (drills/overload.py)."""
@@ -64,6 +69,9 @@ class Scenario:
     """Ends the fault; never repairs (the stack does)."""
     hold_s: Callable[[StackPlan], float] = field(default=lambda _plan: 0.0)
     """Minimum time the fault stays in place before `heal`."""
+    warmup_s: Callable[[StackPlan], float] = field(default=lambda _plan: 0.0)
+    """Minimum time writes flow before the fault (cluster-loss: past one archive_timeout, so
+    the drill shows writes the repository kept and writes it could not)."""
     recover_before_heal: bool = True
     """Writes must resume while the fault is still in place (a failover); otherwise only
     after the fault ends (e.g. a lost etcd quorum without failsafe mode)."""
@@ -295,6 +303,19 @@ DATA_SCENARIOS = [
         heal=pitr_restore,
         hold_s=lambda _plan: 3.0,
         expect=Expectation(leader_changes=False, pitr_exact=True),
+    ),
+    Scenario(
+        "cluster-loss",
+        "every node lost at once under write load (processes killed, PostgreSQL and etcd data "
+        "deleted); `hastack restore --target cluster --latest` brings it back from the "
+        "repository, losing only writes not yet archived",
+        inject=lose_every_node,
+        heal=restore_from_repository,
+        hold_s=lambda _plan: 2.0,
+        warmup_s=lambda plan: 1.5 * plan.spec.backup.archive_timeout_s,
+        recover_before_heal=False,
+        expect=Expectation(restored_within_archive_bound=True),
+        pinned_writer=False,
     ),
 ]
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hastack.drills.checker import Verdict
+from hastack.drills.cluster_loss import cluster_loss_expectations
 from hastack.drills.events import Ack, History
 from hastack.drills.http_workload import NO_DB_CLIENT
 from hastack.drills.metrics import buckets, error_kinds, failures_between, largest_gap
@@ -207,6 +208,13 @@ def _expectations(r: ReportInput, t0: float, end: float) -> list[dict[str, Any]]
         found += pitr_expectations(history.facts)
     if expect.rebuilt_from_repository:
         found += rebuild_expectations(history.facts)
+    if expect.restored_within_archive_bound:
+        found += cluster_loss_expectations(
+            r.plan,
+            history,
+            set(r.verdict.lost_acked_writes),
+            set(r.verdict.lost_acked_transfers),
+        )
     if r.volume:
         bad = r.volume.get("non_2xx", 0) + r.volume.get("socket_errors", 0)
         total = r.volume.get("requests", 0)

@@ -75,7 +75,7 @@ def parse_target(
     return Target(kind, value)
 
 
-def _archive_now(stack: Stack, progress: Progress) -> str | None:
+def archive_now(stack: Stack, progress: Progress) -> str | None:
     """Switch WAL on the leader and wait until the segment is archived; the reason when
     that cannot be done (no leader: restore from what is already archived)."""
     progress.step("archiving the current WAL segment (pgbackrest check)")
@@ -135,7 +135,7 @@ def restore_scratch(
     info = stack.pgbackrest().info()
     good = [b.stop for b in info.backups if not b.error]
     refuse_out_of_range(target, min(good) if good else None, stack.clock.wall())
-    note = _archive_now(stack, progress)
+    note = archive_now(stack, progress)
     if note:
         progress.done(f"could not archive the current segment first ({note}); restoring anyway")
     progress.step(f"restoring {target.describe()} into the scratch instance")

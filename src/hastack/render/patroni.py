@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import shlex
+from dataclasses import dataclass
 from typing import Any
 
-from hastack.render.pgbackrest import archive_command, pgbackrest_command, restore_command
+from hastack.render.pgbackrest import (
+    TARGET_TYPES,
+    archive_command,
+    pgbackrest_command,
+    restore_command,
+)
 from hastack.render.yamltext import to_yaml
 from hastack.spec import roles
 from hastack.spec.plan import Node, StackPlan
@@ -126,6 +133,53 @@ def backup_methods(plan: StackPlan, node: Node) -> dict[str, Any]:
     }
 
 
+RECOVERY_TARGETS = {
+    "time": "recovery_target_time",
+    "lsn": "recovery_target_lsn",
+    "name": "recovery_target_name",
+}
+
+
+@dataclass(frozen=True)
+class RestoreBootstrap:
+    """A cluster created from the backup repository instead of initdb (`hastack restore
+    --target cluster`): what to recover to."""
+
+    kind: str
+    """time, lsn, name or latest."""
+    value: str | None = None
+
+
+def restore_bootstrap(plan: StackPlan, node: Node, restore: RestoreBootstrap) -> dict[str, Any]:
+    """Patroni's custom bootstrap method that restores the node's data directory from the
+    repository and recovers to the target. Patroni uses it only while the DCS holds no
+    cluster (the restore clears it first); it opens trust over the socket meanwhile and sets
+    the superuser's, replication and rewind passwords afterwards, so passwords rotated since
+    the backup still work.
+
+    pgBackRest picks the backup set for the target (never `--set`: a set that ends after a
+    time target would restore past it); Patroni replaces the recovery settings pgBackRest
+    writes with `recovery_conf` (and removes them once promoted). Archiving stays on: the
+    restored cluster goes on archiving into the same stanza, on a new timeline."""
+    if restore.kind not in ("latest", *RECOVERY_TARGETS):
+        raise ValueError(f"unknown restore target kind {restore.kind!r}")
+    options = [f"--type={TARGET_TYPES[restore.kind]}"]
+    recovery: dict[str, Any] = {
+        "restore_command": restore_command(plan, node),
+        "recovery_target_timeline": "latest",
+    }
+    if restore.kind in RECOVERY_TARGETS:
+        options.append(f"--target={restore.value}")
+        recovery[RECOVERY_TARGETS[restore.kind]] = restore.value
+        recovery["recovery_target_action"] = "promote"
+    return {
+        "command": pgbackrest_command(plan, node, *map(shlex.quote, options), "restore"),
+        "no_params": True,
+        "keep_existing_recovery_conf": False,
+        "recovery_conf": recovery,
+    }
+
+
 def pg_hba(plan: StackPlan) -> list[str]:
     subnet = plan.spec.network.subnet
     # Every loopback client connects from 127.0.0.1 (HAProxy, PgBouncer, the nodes
@@ -141,7 +195,11 @@ def pg_hba(plan: StackPlan) -> list[str]:
     return lines
 
 
-def render_patroni(plan: StackPlan, node: Node, secrets: Secrets) -> str:
+def render_patroni(
+    plan: StackPlan, node: Node, secrets: Secrets, restore: RestoreBootstrap | None = None
+) -> str:
+    """The node's Patroni config; with `restore`, the cluster it creates (only when the DCS
+    holds none) is restored from the repository instead of made by initdb."""
     verify = {"sslmode": "verify-full", "sslrootcert": str(plan.paths.ca_cert)}
     spec = plan.spec
     rest = f"{node.address}:{spec.patroni.rest_port}"
@@ -176,7 +234,15 @@ def render_patroni(plan: StackPlan, node: Node, secrets: Secrets) -> str:
             "cert": str(node.paths.tls_cert),
             "key": str(node.paths.tls_key),
         },
-        "bootstrap": {"dcs": dcs_settings(plan), "initdb": initdb},
+        "bootstrap": {
+            "dcs": dcs_settings(plan),
+            "initdb": initdb,
+            **(
+                {"method": "pgbackrest", "pgbackrest": restore_bootstrap(plan, node, restore)}
+                if restore is not None
+                else {}
+            ),
+        },
         "postgresql": {
             "listen": pg_addr,
             "connect_address": pg_addr,

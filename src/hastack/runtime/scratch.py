@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 
 from hastack.errors import HastackError
+from hastack.render.pgbackrest import restore_options
 from hastack.runtime.files import ensure_dir, open_nofollow, read_regular, uid_gid, write_atomic
 from hastack.spec import roles
 from hastack.spec.plan import StackPlan
@@ -57,35 +58,6 @@ def scratch_settings(plan: StackPlan) -> dict[str, str]:
         "cluster_name": f"{plan.name}-scratch",
         "logging_collector": "off",
     }
-
-
-TARGET_TYPES = {
-    "time": "time",
-    "lsn": "lsn",
-    "name": "name",
-    "latest": "default",
-    "immediate": "immediate",
-}
-"""hastack's target kinds -> pgBackRest's restore types. immediate: the end of one backup
-(a verification restores exactly the set it checks)."""
-
-
-def restore_options(kind: str, target: str | None, set_label: str | None = None) -> list[str]:
-    """pgBackRest restore options for a target kind (time, lsn, name, latest, immediate).
-    No `--set` with a time target: pgBackRest then picks the newest backup that ends before
-    it (a set that ends after the target would silently restore past it)."""
-    if kind not in TARGET_TYPES:
-        raise ValueError(f"unknown restore target kind {kind!r}")
-    options = [f"--type={TARGET_TYPES[kind]}", "--archive-mode=off"]
-    if kind in ("time", "lsn", "name"):
-        options += [f"--target={target}"]
-    if kind != "latest":
-        options.append("--target-action=promote")
-    if set_label is not None:
-        if kind == "time":
-            raise ValueError("a time target picks its own backup set")
-        options.append(f"--set={set_label}")
-    return options
 
 
 @dataclass(frozen=True)

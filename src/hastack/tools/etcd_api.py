@@ -135,6 +135,13 @@ class EtcdClient:
         data = self._first("/v3/kv/txn", body, f"a transaction on {key}")
         return bool(data.get("succeeded", False))
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key under `prefix` (one range delete); how many were deleted."""
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        body = {"key": _b64(prefix), "range_end": _b64(end)}
+        data = self._first("/v3/kv/deleterange", body, f"the deletion of {prefix}*")
+        return int(data.get("deleted", 0))
+
 
 class EtcdUnavailable(Unavailable):
     pass
