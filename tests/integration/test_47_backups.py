@@ -7,6 +7,8 @@ from __future__ import annotations
 import subprocess
 import tempfile
 
+from hastack.runtime.lifecycle import StopResult, stop_patroni_ordered, stop_postgres_leftovers
+from hastack.runtime.progress import NullProgress
 from tests.integration.conftest import Stack
 
 
@@ -223,3 +225,30 @@ def test_the_whole_cluster_restored_to_a_time_before_a_mistake(stack: Stack) -> 
     assert not any(
         ".before-restore-" in p.name for n in stack.plan.nodes for p in n.paths.root.iterdir()
     )
+
+
+def test_up_refuses_to_create_an_empty_cluster_over_backups(stack: Stack) -> None:
+    """Every data directory gone (moved away here) while the repository holds backups: `up`
+    must not initdb a new cluster; with the data back, `up` brings the same cluster up."""
+    hs = stack.hs
+    nodes = stack.plan.postgres_nodes
+    with hs.hold(600, "integration test: data directories moved away"):
+        stop_patroni_ordered(hs, NullProgress(), StopResult())
+        stop_postgres_leftovers(hs)
+        for node in nodes:
+            node.paths.pgdata.rename(node.paths.pgdata.with_name("pgdata.it-away"))
+        try:
+            refused = stack.run("up", timeout_s=600)
+            assert refused.code == 1, refused.out + refused.err
+            assert "every node's data directory is empty" in refused.err
+            assert "hastack restore --target cluster --latest" in refused.err
+            assert not any((n.paths.pgdata / "PG_VERSION").exists() for n in nodes)
+        finally:
+            for node in nodes:
+                if node.paths.pgdata.exists():
+                    node.paths.pgdata.rmdir()  # empty: nothing was created in it
+                node.paths.pgdata.with_name("pgdata.it-away").rename(node.paths.pgdata)
+    again = stack.run("up", "--json", timeout_s=600)
+    assert again.code == 0, again.err[-3000:]
+    code, status = stack.status()
+    assert code == 0, status["problems"]

@@ -14,6 +14,7 @@ import psycopg
 
 from hastack.errors import HastackError, Unavailable
 from hastack.polling import iso_utc
+from hastack.runtime.cluster_restore import leftover_asides
 from hastack.runtime.files import read_regular
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
@@ -374,4 +375,12 @@ def backup_status(stack: Stack, leader: str | None) -> BackupStatus | None:
     problems = backup_problems(stack.plan.spec.backup, now, info, archive, scheduler)
     if info_error:
         problems = (f"backup: cannot read the repository ({info_error})", *problems)
+    aside = leftover_asides(stack)
+    if aside:
+        problems = (
+            *problems,
+            "restore: data set aside by a cluster restore that did not finish: "
+            + ", ".join(aside)
+            + " (see docs/backups.md#cluster-restore; remove it once the cluster is right)",
+        )
     return BackupStatus(now, info, info_error, archive, archive_error, scheduler, problems)

@@ -29,6 +29,7 @@ from hastack.runtime.apptier import (
     replace_rolling,
     rolling_restart,
 )
+from hastack.runtime.cluster_restore import holds_data
 from hastack.runtime.configs import RenderedFile, write_configs
 from hastack.runtime.database import ensure_database
 from hastack.runtime.dcs import converge_dcs
@@ -254,6 +255,7 @@ def _start_data_tier(run: _Run) -> None:
     run.milestone("etcd_quorum", "etcd has quorum")
     # pgBackRest's servers before PostgreSQL: a starting replica fetches WAL through them.
     run.start(stack.programs("pgbackrest"))
+    _refuse_an_empty_cluster_over_backups(run)
 
     run.start(stack.programs("patroni"))
     leader = run.wait(
@@ -281,6 +283,30 @@ def _start_data_tier(run: _Run) -> None:
             hint="hastack status; hastack logs pg2 patroni",
         )
         run.milestone("replicas", "replicas streaming, synchronous standby in place")
+
+
+def _refuse_an_empty_cluster_over_backups(run: _Run) -> None:
+    """Every node's data directory empty while the repository holds backups of this stack:
+    the cluster was lost. Patroni would now create a new, empty cluster (whose WAL would not
+    even archive into the stanza: another system id), and the scheduler would back it up as
+    if nothing had happened. Stop before that; the supervisor and etcd are up for the
+    restore."""
+    plan = run.plan
+    if not plan.backup_enabled or any(holds_data(n) for n in plan.postgres_nodes):
+        return
+    try:
+        info = run.stack.pgbackrest().info()
+    except HastackError:
+        return  # no repository to speak of (a first `up`)
+    good = [b for b in info.backups if not b.error]
+    if not good:
+        return
+    raise HastackError(
+        f"every node's data directory is empty, but the backup repository holds "
+        f"{len(good)} backups of {plan.name} (the newest {good[-1].label}): starting "
+        "Patroni now would create a new, empty cluster",
+        "hastack restore --target cluster --latest (see docs/backups.md#cluster-restore)",
+    )
 
 
 def _etcd_quorum(run: _Run) -> tuple[bool | None, str]:

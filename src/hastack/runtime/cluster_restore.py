@@ -98,6 +98,11 @@ def discard_aside(asides: list[Aside]) -> list[str]:
     return removed
 
 
+def holds_data(node: Node) -> bool:
+    """The node's data directory holds a PostgreSQL cluster."""
+    return (node.paths.pgdata / "PG_VERSION").is_file()
+
+
 def leftover_asides(stack: Stack) -> list[str]:
     """Data set aside by a cluster restore that did not finish (for `status`)."""
     found = []
