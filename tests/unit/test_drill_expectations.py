@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hastack.drills.checker import Verdict
+from hastack.drills.cluster_loss import loss_allowed_after
 from hastack.drills.events import Ack, Failure, History
 from hastack.drills.http_workload import NO_DB_CLIENT
 from hastack.drills.scenarios import scenario
@@ -83,3 +84,13 @@ def test_cluster_loss_rpo_is_held_against_archive_timeout() -> None:
         cluster_loss_expectations_of(history, [])["the cluster restored from the repository"]
         is False
     )
+
+
+def test_cluster_loss_allows_loss_only_after_the_last_archived_segment() -> None:
+    history = History()
+    assert loss_allowed_after(PLAN, history) is None  # no fault, nothing may be lost
+    history.facts["cluster_loss"] = {"t_fault": 100.0}
+    # The leader could not say: the archive_timeout bound.
+    assert loss_allowed_after(PLAN, history) == 100.0 - PLAN.spec.backup.archive_timeout_s - 2.0
+    history.facts["cluster_loss"] = {"t_fault": 100.0, "last_archived_mono": 97.0}
+    assert loss_allowed_after(PLAN, history) == 96.0

@@ -451,13 +451,17 @@ def bench_pg_cmd(
 def bench_backup_cmd(
     ctx: typer.Context,
     scale: int = typer.Option(70, help="pgbench scale factor (70 = 7M accounts, ~1 GB)."),
+    cluster: bool = typer.Option(
+        False, "--cluster", help="Also restore the whole cluster from the repository (latest)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Backups of a database of a given size: full and diff backup, point-in-time restore,
-    verification, in one run (the pgbench tables are dropped after)."""
+    verification (and with --cluster a whole-cluster restore), in one run (the pgbench tables
+    are dropped after)."""
     from hastack.ops.bench_backup import bench_backup
 
-    report = bench_backup(stack_of(ctx), scale, ConsoleProgress(quiet=json_out))
+    report = bench_backup(stack_of(ctx), scale, ConsoleProgress(quiet=json_out), cluster)
     if json_out:
         print_json(report.as_dict())
         return

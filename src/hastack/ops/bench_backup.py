@@ -1,6 +1,7 @@
 """`hastack bench backup`: what backups and restores take for a database of a given size, in
 one run, on the running stack: a full backup, a differential after 5 % of the rows changed,
-a point-in-time restore into the scratch instance, a verification of the full backup.
+a point-in-time restore into the scratch instance, a verification of the full backup, and
+(`--cluster`) the whole cluster restored from the repository to the newest WAL.
 
 The pgbench tables it creates are dropped afterwards; the backups stay in the repository
 (they are the stack's own, and expire with its retention)."""
@@ -14,6 +15,7 @@ from typing import Any
 from hastack.errors import HastackError
 from hastack.ops.backup import require_backups, take_backup
 from hastack.ops.bench import drop_tables, initialise_as_owner, refuse_existing_tables
+from hastack.ops.cluster_restore import restore_cluster
 from hastack.ops.restore import Target, create_restore_point, restore_scratch
 from hastack.ops.verify import verify_backup
 from hastack.runtime.progress import NullProgress, Progress
@@ -37,7 +39,9 @@ class BackupBench:
         return asdict(self)
 
 
-def bench_backup(stack: Stack, scale: int = 70, progress: Progress | None = None) -> BackupBench:
+def bench_backup(
+    stack: Stack, scale: int = 70, progress: Progress | None = None, cluster: bool = False
+) -> BackupBench:
     require_backups(stack)
     progress = progress or NullProgress()
     leader = stack.leader()
@@ -84,9 +88,30 @@ def bench_backup(stack: Stack, scale: int = 70, progress: Progress | None = None
             "count_s": checked.count_s,
             "ok": checked.ok,
         }
+        if cluster:
+            report.rows["cluster restore (latest)"] = _cluster_restore(stack, scale, progress)
     finally:
-        drop_tables(stack, leader)
+        drop_tables(stack, stack.leader() or leader)
     return report
+
+
+def _cluster_restore(stack: Stack, scale: int, progress: Progress) -> dict[str, Any]:
+    """Every node rebuilt from the repository at the newest WAL; the accounts counted on the
+    restored leader."""
+    done = restore_cluster(stack, Target("latest", None), progress)
+    leader = stack.leader()
+    if leader is None:
+        raise HastackError("no leader after the cluster restore", "hastack status")
+    with stack.connect(leader) as conn:
+        row = conn.execute("SELECT count(*) FROM pgbench_accounts").fetchone()
+    accounts = int(str(row[0])) if row else 0
+    return {
+        "seconds": done.all_streaming_s,
+        "writable_s": done.leader_writable_s,
+        "all_streaming_s": done.all_streaming_s,
+        "full_backup_after": done.backup,
+        "ok": accounts == scale * ACCOUNTS_PER_SCALE,
+    }
 
 
 def _row(seconds: float, size_bytes: int, repo_bytes: int) -> dict[str, Any]:
