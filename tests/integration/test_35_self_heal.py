@@ -5,6 +5,7 @@ long healing took is reported by the drills, not asserted here."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -183,3 +184,27 @@ def test_the_installed_cli_runs_without_the_checkout(stack: Stack) -> None:
             and str(stack.plan.paths.state_dir) in " ".join(p.info["cmdline"])
         )
         assert cmd.startswith(str(stack.plan.spec.binaries.hastack_python)), cmd
+
+
+def test_a_replica_with_a_damaged_data_directory_is_rebuilt_by_itself(stack: Stack) -> None:
+    """pg_control removed and PostgreSQL killed: Patroni alone retries the start forever;
+    the watcher asks it to rebuild the replica."""
+    leader = leader_of(stack)
+    replica = next(n for n in stack.plan.postgres_nodes if n.name != leader)
+    killed = postmaster_pid(stack, replica.name)
+    assert killed is not None
+    (replica.paths.pgdata / "global" / "pg_control").unlink()
+    os.kill(killed, signal.SIGKILL)
+
+    def rebuilt() -> bool:
+        return postmaster_pid(stack, replica.name) not in (None, killed) and (
+            healthy_with_every_node_streaming(stack)
+        )
+
+    wait_until(rebuilt, 180, 1.0)
+    repairs = [
+        json.loads(line)
+        for line in decisions(stack).splitlines()
+        if '"repair"' in line and replica.name in line
+    ]
+    assert repairs and repairs[-1]["reinitialized"] is True, repairs

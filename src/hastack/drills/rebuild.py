@@ -49,16 +49,31 @@ def async_replica(ctx: DrillContext) -> str:
 
 
 def lose_data_directory(ctx: DrillContext) -> None:
-    """The replica's data directory is gone, then its PostgreSQL dies (a lost disk); an
-    empty directory is all that is left (a new disk)."""
+    """The replica's data directory is gone at once, then its PostgreSQL dies (a lost disk);
+    an empty directory is all that is left (a new disk). The directory is renamed away, not
+    deleted in place: deleting files while PostgreSQL still writes them raced with it and
+    left half a directory, a different fault."""
     name = async_replica(ctx)
     node = ctx.node(name)
     ctx.history.facts[FACTS] = {"node": name, "before": _log_count(ctx, name)}
-    shutil.rmtree(node.paths.pgdata)
+    lost = node.paths.pgdata.with_name("pgdata.lost-in-drill")
+    if lost.exists():
+        shutil.rmtree(lost)
+    node.paths.pgdata.rename(lost)
     ensure_dir(node.paths.pgdata, node.user, 0o700)
-    signal_all(_postgres_pids(ctx, name), signal.SIGKILL)
+    pids = _postgres_pids(ctx, name)
+    signal_all(pids, signal.SIGKILL)
     ctx.history.mark("fault", f"{name}'s data directory destroyed, PostgreSQL killed", node=name)
     ctx.history.facts[FACTS]["t_fault"] = ctx.stack.clock.monotonic()
+    psutil.wait_procs([p for p in map(_process, pids) if p is not None], timeout=10)
+    shutil.rmtree(lost)
+
+
+def _process(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
 
 
 def await_rebuild(ctx: DrillContext) -> None:

@@ -43,6 +43,7 @@ from hastack.runtime.migrations import apply_migrations
 from hastack.runtime.ownership import Marker, claim_state_dir, ensure_users, require_features
 from hastack.runtime.preflight import preflight
 from hastack.runtime.progress import NullProgress, Progress
+from hastack.runtime.replica_repair import Member, RepairState, plan_repairs
 from hastack.runtime.snapshot import StackSnapshot
 from hastack.runtime.stack import Stack
 from hastack.runtime.tls import ensure_node_tls
@@ -101,6 +102,7 @@ class _Run:
         self.sup = stack.supervisor
         self.t0 = stack.clock.monotonic()
         self.result = UpResult()
+        self.repair = RepairState()
         self.applied_live = applied_live
 
     def since(self) -> float:
@@ -327,12 +329,25 @@ def _leader(run: _Run) -> tuple[str | None, str]:
 def _replicas_streaming(run: _Run) -> tuple[bool | None, str]:
     snap = run.snapshot()
     tier = data_tier(snap)
+    _repair_failed_replicas(run, snap, tier.leader)
     want = len(run.plan.postgres_nodes) - 1
     sync_ok = tier.sync_standby is not None or not run.plan.spec.postgres.synchronous_mode
     seen = ", ".join(f"{m.name}={m.role}/{m.state}" for m in snap.members)
     if tier.leader and len(tier.streaming) == want and sync_ok:
         return True, seen
     return None, seen
+
+
+def _repair_failed_replicas(run: _Run, snap: StackSnapshot, leader: str | None) -> None:
+    """`up` holds the watcher, so it does what the watcher would: a replica whose
+    PostgreSQL keeps failing to start is rebuilt (runtime/replica_repair.py)."""
+    members = tuple(Member(m.name, m.role, m.state) for m in snap.members)
+    repairs, run.repair = plan_repairs(run.repair, run.since(), members, leader)
+    for repair in repairs:
+        run.progress.step(repair.sentence)
+        code, text = run.stack.patroni(repair.node).reinitialize()
+        if code != 200:
+            run.progress.done(f"Patroni did not rebuild {repair.node} ({code}): {text[:200]}")
 
 
 def _start_services(run: _Run) -> None:

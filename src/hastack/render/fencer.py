@@ -43,6 +43,7 @@ def render_watcher_config(plan: StackPlan) -> str:
         "holds_dir": str(paths.holds_dir),
         "heartbeat_file": str(paths.watcher_heartbeat),
         "state_file": str(paths.watcher_state),
+        "secrets_dir": str(paths.secrets_dir),
         # When supervisord dies, its programs keep running unsupervised; `up` (from the
         # installed hastack, with the spec it last applied) takes them over.
         "recover_command": [

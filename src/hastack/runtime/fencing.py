@@ -40,7 +40,7 @@ from typing import Any, Literal
 from hastack.spec.plan import WatcherTimings as Timings
 from hastack.tools.http import ClientCert
 
-Action = Literal["none", "suspect", "fence", "release", "readmit", "heal", "note"]
+Action = Literal["none", "suspect", "fence", "release", "readmit", "heal", "repair", "note"]
 Probe = Literal["ok", "refused", "timeout"]
 """What one probe got: an answer, a refused connection (nothing listens: the process is gone)
 or no answer in time (frozen, cut off, or only slow)."""
@@ -93,6 +93,8 @@ class WatcherConfig:
     nodes: tuple[WatchNode, ...]
     programs: tuple[dict[str, str], ...] = ()
     """Every supervised program: process_name, name, group, component, node."""
+    secrets_dir: str = ""
+    """Where the watcher reads the Patroni REST password (to reinitialise a broken replica)."""
 
     @classmethod
     def from_json(cls, text: str) -> WatcherConfig:

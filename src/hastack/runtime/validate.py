@@ -58,6 +58,14 @@ def validate_rendered(plan: StackPlan, files: Sequence[RenderedFile], *, dcs_run
         ]
         for node in plan.postgres_nodes:
             candidate = copy(f"patroni-{node.name}.yml", node.paths.patroni_config)
+            # The file is checked, not the data directory's state: Patroni rejects a config
+            # whose data_dir exists but is damaged, and a damaged replica (which Patroni or
+            # the watcher rebuilds) must never keep `up` from applying a config.
+            candidate.write_text(
+                candidate.read_text().replace(
+                    f"data_dir: {node.paths.pgdata}\n", f"data_dir: {scratch / node.name}\n"
+                )
+            )
             checks.append(
                 functools.partial(
                     check_patroni_config, binaries.patroni, candidate, dcs_running=dcs_running

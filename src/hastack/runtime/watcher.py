@@ -27,6 +27,7 @@ from typing import Any
 
 import psutil
 
+from hastack.errors import HastackError
 from hastack.polling import SYSTEM_CLOCK, Clock, WaitTimeout, poll, until
 from hastack.runtime import heartbeat, holds
 from hastack.runtime.fencing import (
@@ -53,14 +54,18 @@ from hastack.runtime.healing import (
 )
 from hastack.runtime.orphans import Identity, StackProcess, find_orphans
 from hastack.runtime.probes import MemberInfo, probe_liveness, probe_member, probe_pg
+from hastack.runtime.replica_repair import RepairState, members_from_dcs, plan_repairs
 from hastack.runtime.supervisor import Supervisor
+from hastack.spec.roles import PATRONI_REST
 from hastack.tools.etcd_api import EtcdClient, EtcdUnavailable
 from hastack.tools.haproxy_api import HAProxyAdmin, HAProxyUnavailable
+from hastack.tools.patroni_api import PatroniClient
 
 FENCE_DEADLINE_S = 3.0
 RELEASE_DEADLINE_S = 8.0
 RECOVER_BACKOFF_S = (30.0, 60.0, 120.0, 300.0)
 ORPHAN_SCAN_S = 2.0
+REPAIR_SCAN_S = 5.0
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
 SUPERVISOR_ERRORS = (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError)
 
@@ -98,6 +103,8 @@ class Watcher:
         self.failed_polls = 0
         self.last_error: tuple[float, str] | None = None
         self.waiting: list[Waiting] = []
+        self.repair = RepairState()
+        self.repair_at = -REPAIR_SCAN_S
         self.noted: set[str] = set()
         self.identity = Identity.from_dict(config.identity)
         self.orphans: list[StackProcess] = []
@@ -333,6 +340,45 @@ class Watcher:
                 self.log(Decision("note", None, wait.sentence), {}, force=True)
         self.noted = waiting_now
 
+    def repair_replicas(self, heal: HealInput) -> None:
+        """Every few seconds: ask Patroni to rebuild a replica that cannot start
+        (runtime/replica_repair.py)."""
+        t = self.clock.monotonic()
+        if not heal.etcd_ok or t - self.repair_at < REPAIR_SCAN_S:
+            return
+        self.repair_at = t
+        prefix = self.config.leader_key.rsplit("/", 1)[0] + "/members/"
+        try:
+            members = members_from_dcs(self.etcd.get_prefix(prefix))
+        except EtcdUnavailable:
+            return
+        nodes = self.config.nodes
+        if heal.paused or heal.held_all:
+            blocked = frozenset(n.name for n in nodes)
+        else:
+            blocked = frozenset(n.name for n in nodes if n.patroni_program in heal.held)
+        repairs, self.repair = plan_repairs(self.repair, t, members, heal.leader, blocked)
+        for repair in repairs:
+            self.log(
+                Decision("repair", repair.node, repair.sentence),
+                self._reinit(repair.node),
+                force=True,
+            )
+
+    def _reinit(self, name: str) -> dict[str, Any]:
+        node = self.config.node(name)
+        if node is None:
+            return {"reinitialized": False, "error": "not a node of this stack"}
+        try:
+            password = (Path(self.config.secrets_dir) / "patroni_rest_password").read_text()
+            client = PatroniClient(
+                node.address, node.rest_port, node.rest_ca, auth=(PATRONI_REST, password.strip())
+            )
+            code, text = client.reinitialize()
+        except (OSError, HastackError) as exc:
+            return {"reinitialized": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        return {"reinitialized": code == 200, "code": code, "answer": text[:300]}
+
     def _reap(self) -> None:
         """Collect a finished recovery `up` (no zombie left) and log how it ended."""
         if self.recovering is None or self.recovering.poll() is None:
@@ -401,6 +447,7 @@ class Watcher:
         decision = self._act(decision, obs)
         if heal_input is not None:
             self.start_programs(replace(heal_input, orphaned=self._orphaned_programs(orphans)))
+            self.repair_replicas(heal_input)
         return decision
 
     def _act(self, decision: Decision, obs: Observation) -> Decision:

@@ -135,6 +135,13 @@ class EtcdClient:
         data = self._first("/v3/kv/txn", body, f"a transaction on {key}")
         return bool(data.get("succeeded", False))
 
+    def get_prefix(self, prefix: str) -> dict[str, str]:
+        """Every key under `prefix` and its value (linearizable)."""
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        body = {"key": _b64(prefix), "range_end": _b64(end)}
+        data = self._first("/v3/kv/range", body, f"a read of {prefix}*")
+        return {_unb64(kv["key"]): _unb64(kv.get("value", "")) for kv in data.get("kvs") or []}
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every key under `prefix` (one range delete); how many were deleted."""
         end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
