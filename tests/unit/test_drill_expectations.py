@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hastack.drills.backup_failover import backup_failover_expectations
 from hastack.drills.checker import Verdict
 from hastack.drills.cluster_loss import loss_allowed_after
 from hastack.drills.events import Ack, Failure, History
@@ -94,3 +95,24 @@ def test_cluster_loss_allows_loss_only_after_the_last_archived_segment() -> None
     assert loss_allowed_after(PLAN, history) == 100.0 - PLAN.spec.backup.archive_timeout_s - 2.0
     history.facts["cluster_loss"] = {"t_fault": 100.0, "last_archived_mono": 97.0}
     assert loss_allowed_after(PLAN, history) == 96.0
+
+
+def test_a_backup_interrupted_by_a_failover_must_end_cleanly() -> None:
+    def verdicts(mine: dict[str, object], gap: float = 2.0) -> list[bool]:
+        return [e["ok"] for e in backup_failover_expectations({"backup_failover": mine}, gap)]
+
+    after = {"next_backup": {"ok": True, "label": "L2"}, "check": {"ok": True}}
+    failed = {"backup": {"ok": False, "error": "exit 56"}, "new_good_sets": [], **after}
+    assert verdicts(failed) == [True, True, True, True]
+    # failed, yet a new set is listed as restorable: not clean
+    assert verdicts({**failed, "new_good_sets": ["L1"]})[0] is False
+    # hastack itself crashed: not clean
+    assert (
+        verdicts({**failed, "backup": {"ok": False, "error": "KeyError", "bug": True}})[0] is False
+    )
+    done = {"backup": {"ok": True, "label": "L1"}, "new_good_sets": ["L1", "L2"], **after}
+    assert verdicts(done) == [True, True, True, True]
+    assert verdicts({})[0] is False  # no outcome at all
+    assert verdicts({**failed, "check": {"ok": False, "output": "x"}})[2] is False
+    assert verdicts({**failed, "next_backup": {"ok": False, "error": "y"}})[1] is False
+    assert verdicts(failed, gap=7.5)[3] is False

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from hastack.drills import faults
+from hastack.drills.backup_failover import after_the_failover, lose_leader_during_backup
 from hastack.drills.cluster_loss import lose_every_node, restore_from_repository
 from hastack.drills.faults import Action, DrillContext, nothing
 from hastack.drills.overload import OVERLOAD_FACTOR, OVERLOAD_S, end_overload, overload
@@ -51,6 +52,10 @@ class Expectation:
     pitr_exact: bool = False
     """pitr: the restored copy holds exactly what was acknowledged before the restore point
     (drills/pitr.py)."""
+    backup_survives_failover: bool = False
+    """backup-under-failover: the interrupted backup completed or failed cleanly, the next
+    one succeeded, the archive has no gap, writes stopped no longer than a node loss
+    (drills/backup_failover.py)."""
     restored_within_archive_bound: bool = False
     """cluster-loss: the cluster comes back from the repository, and the acknowledged writes
     lost were all acknowledged within archive_timeout (+ a margin) of the fault
@@ -303,6 +308,14 @@ DATA_SCENARIOS = [
         heal=pitr_restore,
         hold_s=lambda _plan: 3.0,
         expect=Expectation(leader_changes=False, pitr_exact=True),
+    ),
+    Scenario(
+        "backup-under-failover",
+        "the leader's node lost while a full backup runs: the backup completes or fails "
+        "cleanly, the next one succeeds from the new leader, the WAL archive has no gap",
+        inject=lose_leader_during_backup,
+        heal=after_the_failover,
+        expect=Expectation(leader_changes=True, backup_survives_failover=True),
     ),
     Scenario(
         "cluster-loss",

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from hastack.drills.backup_failover import backup_failover_expectations
 from hastack.drills.checker import Verdict
 from hastack.drills.cluster_loss import cluster_loss_expectations
 from hastack.drills.events import Ack, History
@@ -208,6 +209,9 @@ def _expectations(r: ReportInput, t0: float, end: float) -> list[dict[str, Any]]
         found += pitr_expectations(history.facts)
     if expect.rebuilt_from_repository:
         found += rebuild_expectations(history.facts)
+    if expect.backup_survives_failover:
+        gap = largest_gap(history.acks_of_prefix(r.acks_prefix), t0, end)
+        found += backup_failover_expectations(history.facts, gap.gap_s)
     if expect.restored_within_archive_bound:
         found += cluster_loss_expectations(
             r.plan,
