@@ -141,6 +141,30 @@ def test_restore_to_a_restore_point_into_the_scratch_instance(stack: Stack) -> N
     assert stack.run("restore", "--cleanup").out.strip() == "no scratch instance to remove"
 
 
+def test_a_wrong_passphrase_is_refused_and_the_repository_left_alone(stack: Stack) -> None:
+    secret = stack.plan.paths.secrets_dir / "backup_cipher_pass"
+    original = secret.read_text()
+    info_files = sorted(stack.plan.paths.backup_repo.glob("*/*/*.info"))
+    assert len(info_files) == 2  # archive.info and backup.info of the stanza
+    before = {p: p.read_bytes() for p in info_files}
+    try:
+        secret.write_text("not-" + original)
+        up = stack.run("up", timeout_s=600)
+        assert up.code == 1, up.out + up.err
+        assert "cannot be decrypted with this stack's passphrase" in up.err
+        listed = stack.run("backups")
+        assert listed.code == 1 and "put back the passphrase" in listed.err
+        code, status = stack.status()
+        assert code == 1 and any("cannot be decrypted" in p for p in status["problems"])
+        assert {p: p.read_bytes() for p in info_files} == before  # nothing created over it
+    finally:
+        secret.write_text(original)
+    again = stack.run("up", "--json", timeout_s=600)
+    assert again.code == 0, again.err[-3000:]
+    check = stack.hs.pgbackrest().run("check", timeout_s=120)
+    assert check.ok, check.tail()
+
+
 def test_bad_restore_targets_are_refused_before_anything_is_touched(stack: Stack) -> None:
     early = stack.run("restore", "--to-time", "2020-01-01 00:00:00")
     assert early.code == 1 and "is before the oldest backup ends" in early.err

@@ -177,3 +177,14 @@ def test_verify_output_names_what_is_wrong() -> None:
     assert parse_verify("") == []  # nothing printed: nothing wrong
     assert parse_verify(VERIFY_ERROR.replace("status: error", "status: ok")) == []
     assert parse_verify("stanza: x\nstatus: error\n") == ["status: error"]
+
+
+def test_a_wrong_passphrase_is_never_taken_for_an_empty_repository() -> None:
+    wrong = parse_info(
+        (Path(__file__).parent / "data" / "pgbackrest_info_wrong_passphrase.json").read_text(),
+        "demo",
+    )
+    assert wrong.undecryptable and not wrong.backups
+    assert not info().undecryptable
+    problems = backup_problems(BackupSpec(), NOW, wrong, None, None)
+    assert len(problems) == 1 and "cannot be decrypted" in problems[0]  # not "no full backup"

@@ -52,6 +52,7 @@ def ensure_stanza(stack: Stack, progress: Progress | None = None) -> StanzaInfo:
     tool = stack.pgbackrest()
     hint = "hastack logs backup-repo; hastack logs pg1 pgbackrest"
     info = tool.info()
+    refuse_undecryptable(stack, info)
     if info.status_code in STANZA_USABLE:
         return info
     if info.status_code not in STANZA_MISSING:
@@ -182,7 +183,28 @@ class BackupsView:
 
 def list_backups(stack: Stack) -> BackupsView:
     require_backups(stack)
-    return BackupsView(stack.pgbackrest().info(), stack.clock.wall())
+    info = stack.pgbackrest().info()
+    refuse_undecryptable(stack, info)
+    return BackupsView(info, stack.clock.wall())
+
+
+UNDECRYPTABLE = (
+    "the backup repository cannot be decrypted with this stack's passphrase (secret "
+    "backup_cipher_pass): pgBackRest reads its files as garbage"
+)
+
+
+def refuse_undecryptable(stack: Stack, info: StanzaInfo) -> None:
+    """A wrong passphrase is never taken for an empty repository: nothing is created,
+    written or expired over it."""
+    if info.undecryptable:
+        raise HastackError(
+            UNDECRYPTABLE,
+            f"put back the passphrase the repository was created with "
+            f"({stack.plan.paths.secrets_dir}/backup_cipher_pass), then `hastack up`; it is "
+            "never rotated (docs/backups.md#what-runs-where)",
+            [info.repo_message.splitlines()[0][:200]] if info.repo_message else [],
+        )
 
 
 # --- status ---------------------------------------------------------------------------
@@ -306,6 +328,8 @@ def backup_problems(
     keeps failing. Pure."""
     problems = []
     hour = 3600.0
+    if info is not None and info.undecryptable:
+        return (f"backup: {UNDECRYPTABLE}; `hastack backups` says what to do",)
     full = info.last("full") if info is not None else None
     if info is not None:
         last = info.last()

@@ -47,6 +47,10 @@ class BackupSet:
         return self.annotations.get("verified_at")
 
 
+OTHER_ERROR = 99
+"""pgBackRest's stanza status "other": the repository could not be read."""
+
+
 @dataclass(frozen=True)
 class StanzaInfo:
     """`pgbackrest info` for one stanza."""
@@ -60,10 +64,20 @@ class StanzaInfo:
     """Oldest WAL segment in the archive (of the current database)."""
     wal_max: str | None
     """Newest archived WAL segment."""
+    repo_message: str = ""
+    """The repository's own status message (pgBackRest's error when it cannot be read)."""
 
     @property
     def ok(self) -> bool:
         return self.status_code == 0
+
+    @property
+    def undecryptable(self) -> bool:
+        """The info files decrypt to garbage (or not at all): the passphrase is not the one
+        the repository was created with."""
+        return self.status_code == OTHER_ERROR and any(
+            e in self.repo_message for e in ("FormatError", "CryptoError")
+        )
 
     def last(self, *types: str) -> BackupSet | None:
         """The newest good backup of one of `types` (any type when none given)."""
@@ -115,6 +129,7 @@ def parse_info(text: str, stanza: str) -> StanzaInfo:
         backups=tuple(_backup_set(b) for b in entry.get("backup", [])),
         wal_min=current.get("min"),
         wal_max=current.get("max"),
+        repo_message=str(((entry.get("repo") or [{}])[0].get("status") or {}).get("message", "")),
     )
 
 
