@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from pathlib import Path
 
 from hastack.runtime.lifecycle import StopResult, stop_patroni_ordered, stop_postgres_leftovers
 from hastack.runtime.progress import NullProgress
@@ -276,3 +277,44 @@ def test_up_refuses_to_create_an_empty_cluster_over_backups(stack: Stack) -> Non
     assert again.code == 0, again.err[-3000:]
     code, status = stack.status()
     assert code == 0, status["problems"]
+
+
+def test_a_logical_dump_restores_into_the_scratch_instance(stack: Stack, open_tmp: Path) -> None:
+    stack.ensure_scratch_table()
+    with stack.hs.connect(_leader(stack)) as conn:
+        conn.execute("INSERT INTO it_rows VALUES ('dump-row', 7) ON CONFLICT DO NOTHING")
+        live = conn.execute("SELECT count(*) FROM it_rows").fetchone()
+    made = stack.run("dump", "--json", timeout_s=600)
+    assert made.code == 0, made.err
+    dump = made.json()
+    path = Path(dump["path"])
+    assert path.stat().st_mode & 0o777 == 0o600 and path.stat().st_uid == 0
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert path.read_bytes()[:2] != b"PG"  # encrypted, not a plain custom-format dump
+    listed = stack.run("dump", "list", "--json").json()["dumps"]
+    assert dump["name"] in [d["name"] for d in listed]
+
+    restored = stack.run("dump", "restore", dump["name"], "--json", timeout_s=600)
+    assert restored.code == 0, restored.err
+    try:
+        assert restored.json()["tables"] > 0
+        with stack.hs.scratch().connect() as conn:
+            row = conn.execute("SELECT v FROM it_rows WHERE id = 'dump-row'").fetchone()
+            count = conn.execute("SELECT count(*) FROM it_rows").fetchone()
+        assert row == (7,) and count == live
+        busy = stack.run("dump", "restore", dump["name"])
+        assert busy.code == 1 and "a scratch instance already exists" in busy.err
+    finally:
+        assert stack.run("restore", "--cleanup").code == 0
+
+    tampered = open_tmp / dump["name"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    broken = stack.run("dump", "restore", str(tampered), timeout_s=600)
+    stack.run("restore", "--cleanup")
+    assert broken.code == 1 and "cannot be decrypted" in broken.err, broken.err
+    wrong = stack.run("dump", "restore", "/etc/passwd")
+    assert wrong.code == 1 and "is not the name of a dump" in wrong.err
+    cluster = stack.run("dump", "restore", dump["name"], "--target", "cluster")
+    assert cluster.code == 2 and "a dump restores into scratch only" in cluster.err

@@ -26,7 +26,7 @@ from hastack.render.pgbackrest import restore_options
 from hastack.runtime.files import ensure_dir, open_nofollow, read_regular, uid_gid, write_atomic
 from hastack.spec import roles
 from hastack.spec.plan import StackPlan
-from hastack.tools.base import ToolError, ToolResult
+from hastack.tools.base import ToolError, ToolResult, run
 from hastack.tools.pg_amcheck import PgAmcheck
 from hastack.tools.pg_ctl import PgCtl
 from hastack.tools.pgbackrest import PgBackRest
@@ -166,6 +166,44 @@ class Scratch:
             url=self.url(self.plan.spec.postgres.database),
             socket_dir=str(paths.scratch_socket_dir),
         )
+
+    def create_empty(self, description: str) -> float:
+        """A new, empty instance (initdb) in the scratch directory, started: the target of
+        a logical dump's restore. Seconds it took. Refuses while a scratch instance exists."""
+        paths = self.plan.paths
+        if self.exists() or paths.scratch_pgdata.exists():
+            raise HastackError(
+                f"a scratch instance already exists ({paths.scratch_pgdata})",
+                "look at it, then `hastack restore --cleanup`",
+            )
+        ensure_dir(paths.backup_scratch_dir, self.user, 0o700)
+        ensure_dir(paths.scratch_socket_dir, self.user, 0o700)
+        self._claim(description)
+        t0 = time.monotonic()
+        initdb = [
+            str(self.plan.postgres_bin_dir / "initdb"),
+            f"--pgdata={paths.scratch_pgdata}",
+            f"--username={roles.SUPERUSER}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+        ]
+        made = run(initdb, timeout_s=300, user=self.user, env={"HOME": str(paths.backup_dir)})
+        if not made.ok:
+            raise ToolError("initdb of the scratch instance failed", made)
+        hba = SCRATCH_HBA.format(address=self.plan.backup_address)
+        write_atomic(paths.backup_scratch_dir / "pg_hba.conf", hba, self.user, 0o600)
+        write_atomic(paths.backup_scratch_dir / "pg_ident.conf", "", self.user, 0o600)
+        settings = {**scratch_settings(self.plan), "ssl": "on"}
+        started = self.pg_ctl.start(paths.scratch_pgdata, self.log_file, settings)
+        if not started.ok:
+            raise ToolError(
+                f"the scratch instance did not start (log: {self.log_file})",
+                started,
+                self._log_hint(),
+            )
+        return round(time.monotonic() - t0, 2)
 
     def _claim(self, description: str) -> None:
         """Create the marker, exclusively: of two restores (a verification by the scheduler,

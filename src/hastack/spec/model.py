@@ -445,6 +445,12 @@ class BackupSpec(_Model):
         default=2, ge=1, le=32, description="Parallel processes for backup and restore."
     )
     schedule: BackupScheduleSpec = Field(default_factory=BackupScheduleSpec)
+    dumps_kept: int = Field(
+        default=7,
+        ge=1,
+        le=1000,
+        description="Logical dumps (`hastack dump`) kept; older ones are removed after a dump.",
+    )
 
 
 class BinariesSpec(_Model):

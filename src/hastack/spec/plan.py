@@ -131,6 +131,11 @@ class StackPaths:
         return self.state_dir / "secrets"
 
     @property
+    def dumps_dir(self) -> Path:
+        """Logical dumps (root only: they are encrypted with the repository's passphrase)."""
+        return self.state_dir / "dumps"
+
+    @property
     def supervisor_dir(self) -> Path:
         return self.state_dir / "supervisor"
 

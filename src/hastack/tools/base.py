@@ -6,6 +6,7 @@ import os
 import pwd
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -94,6 +95,9 @@ def run(
             list(argv),
             capture_output=True,
             text=True,
+            # A program may print bytes that are not UTF-8 (pgBackRest quotes a file that
+            # decrypted to garbage): replaced, never a crash.
+            errors="replace",
             timeout=timeout_s,
             env=full_env,
             input=input_text,
@@ -103,13 +107,86 @@ def run(
     except FileNotFoundError:
         return ToolResult(tuple(argv), 127, "", f"{argv[0]}: not found", 0.0)
     except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        out = (
+            exc.stdout.decode(errors="replace")
+            if isinstance(exc.stdout, bytes)
+            else (exc.stdout or "")
+        )
+        err = (
+            exc.stderr.decode(errors="replace")
+            if isinstance(exc.stderr, bytes)
+            else (exc.stderr or "")
+        )
         return ToolResult(
             tuple(argv), 124, out, err + f"\ntimed out after {timeout_s:.0f} s", timeout_s
         )
     return ToolResult(
         tuple(argv), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start
+    )
+
+
+def run_pipeline(
+    first: Sequence[str],
+    second: Sequence[str],
+    *,
+    timeout_s: float = 3600.0,
+    env_first: Mapping[str, str] | None = None,
+    env_second: Mapping[str, str] | None = None,
+) -> tuple[ToolResult, ToolResult]:
+    """`first | second` (both as the caller), to completion: the results of both. A
+    non-zero exit of either is the caller's to check; a timeout kills both (exit 124)."""
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as first_err:
+        try:
+            p1 = subprocess.Popen(
+                list(first),
+                stdout=subprocess.PIPE,
+                stderr=first_err,
+                env={**os.environ, **(env_first or {})},
+            )
+        except FileNotFoundError:
+            return ToolResult(tuple(first), 127, "", f"{first[0]}: not found", 0.0), ToolResult(
+                tuple(second), 127, "", "not started", 0.0
+            )
+        try:
+            p2 = subprocess.Popen(
+                list(second),
+                stdin=p1.stdout,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, **(env_second or {})},
+            )
+        except FileNotFoundError:
+            p1.kill()
+            p1.wait()
+            return ToolResult(tuple(first), -9, "", "killed", 0.0), ToolResult(
+                tuple(second), 127, "", f"{second[0]}: not found", 0.0
+            )
+        assert p1.stdout is not None
+        p1.stdout.close()  # second sees end of input when first exits
+        timed_out = False
+        try:
+            out2, err2 = p2.communicate(timeout=timeout_s)
+            p1.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            for proc in (p1, p2):
+                proc.kill()
+            out2, err2 = p2.communicate()
+            p1.wait()
+        first_err.seek(0)
+        err1 = first_err.read().decode(errors="replace")
+    took = time.monotonic() - start
+    note = f"\ntimed out after {timeout_s:.0f} s" if timed_out else ""
+    return (
+        ToolResult(tuple(first), 124 if timed_out else p1.returncode, "", err1 + note, took),
+        ToolResult(
+            tuple(second),
+            124 if timed_out else p2.returncode,
+            out2.decode(errors="replace"),
+            err2.decode(errors="replace") + note,
+            took,
+        ),
     )
 
 

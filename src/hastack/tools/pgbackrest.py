@@ -111,7 +111,8 @@ def parse_info(text: str, stanza: str) -> StanzaInfo:
     """The stanza's entry of `pgbackrest info --output=json`. ValueError if it is not there
     or not pgBackRest's JSON."""
     try:
-        entries = json.loads(text)
+        # strict=False: a message may quote a file that decrypted to garbage (control bytes).
+        entries = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         raise ValueError(f"pgbackrest info printed no JSON ({exc})") from None
     entry = next((e for e in entries if e.get("name") == stanza), None)
