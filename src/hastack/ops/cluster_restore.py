@@ -12,6 +12,7 @@ full backup taken (the restored cluster archives on a new timeline).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -19,8 +20,9 @@ from typing import Any, TypeVar
 
 from hastack.demo.migrations import demo_migrations
 from hastack.errors import HastackError
-from hastack.ops.backup import require_backups, take_backup
+from hastack.ops.backup import refuse_undecryptable, require_backups, take_backup
 from hastack.ops.restore import Target, archive_now, refuse_out_of_range
+from hastack.runtime import holds
 from hastack.runtime.cluster_restore import (
     Aside,
     bootstrap_from_repository,
@@ -39,6 +41,7 @@ from hastack.runtime.lifecycle import (
     stop_patroni_ordered,
     stop_postgres_leftovers,
 )
+from hastack.runtime.locks import exclusive
 from hastack.runtime.migrations import apply_migrations
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
@@ -46,6 +49,8 @@ from hastack.runtime.stack import Stack
 T = TypeVar("T")
 
 HOLD_S = 7200.0
+UNFINISHED = "cluster-restore"
+"""The persistent hold a failed restore leaves (runtime/holds.py)."""
 BOOTSTRAP_DEADLINE_S = 1800.0
 """Restore + recovery of the first node (pgBackRest restores ~150 MB/s here)."""
 REPLICAS_DEADLINE_S = 1800.0
@@ -66,6 +71,7 @@ class ClusterRestoreResult:
     total_s: float | None = None
     backup: str | None = None
     """The full backup taken of the restored cluster."""
+    backup_error: str | None = None
     migrations: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -90,11 +96,36 @@ def restore_cluster(
             "hastack up (then restore); see docs/backups.md#cluster-restore",
         )
     info = stack.pgbackrest().info()
+    refuse_undecryptable(stack, info)
     good = [b.stop for b in info.backups if not b.error]
     refuse_out_of_range(target, min(good) if good else None, stack.clock.wall())
     result = ClusterRestoreResult(target=target.describe())
-    clock = stack.clock
+    with exclusive(stack.plan.paths.up_lock, "hastack restore", 900, progress, stack.clock):
+        _restore(stack, target, result, progress, on_writable)
+    if backup_after:
+        # The restored cluster archives on a new timeline: a full backup of it now, so the
+        # next restore does not depend on the old timeline's WAL. The restore succeeded
+        # either way: a failed backup is said, not raised.
+        try:
+            result.backup = take_backup(stack, "full", progress).label
+        except HastackError as exc:
+            result.backup_error = exc.what
+            progress.done(f"the backup after the restore failed: {exc.what}; `hastack backup`")
+    ensure_started(stack.supervisor, stack.programs("backup"))
+    return result
+
+
+def _restore(
+    stack: Stack,
+    target: Target,
+    result: ClusterRestoreResult,
+    progress: Progress,
+    on_writable: Callable[[], None] | None,
+) -> None:
+    clock, sup = stack.clock, stack.supervisor
     t0 = clock.monotonic()
+    # The writers still run (the app instances, PgBouncer): what they commit between this
+    # switch and the leader's stop is not in the repository.
     if stack.leader() is not None:
         result.archive_note = archive_now(stack, progress)
     else:
@@ -104,10 +135,12 @@ def restore_cluster(
     else:
         progress.done("the current WAL is in the repository")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    holds_dir = stack.plan.paths.holds_dir
     with stack.hold(HOLD_S, "hastack restore --target cluster"):
+        holds.remove_persistent(holds_dir, UNFINISHED)  # this run takes over an earlier one
         try:
             _stop_data_tier(stack, progress)
-            result.set_aside = set_aside_pgdata(stack, stamp)
+            set_aside_pgdata(stack, stamp, result.set_aside)
             progress.done(f"data directories set aside ({len(result.set_aside)})")
             result.dcs = _reset_dcs(stack, stamp, result, progress)
             ensure_started(sup, stack.programs("pgbackrest"))
@@ -122,17 +155,38 @@ def restore_cluster(
             converge_dcs(stack, leader)
             if stack.plan.app_is_demo and stack.plan.app_instances:
                 result.migrations = apply_migrations(stack, leader, demo_migrations())
-        except HastackError as exc:
-            raise _kept_aside(exc, result) from None
-        result.removed = discard_aside(result.set_aside)
-        progress.done(f"removed the set-aside directories ({len(result.removed)})")
-        ensure_started(sup, stack.programs("backup"))
+        except BaseException as exc:
+            _leave_unfinished(stack, result)
+            if isinstance(exc, HastackError):
+                raise _kept_aside(exc, result) from None
+            raise
+        try:
+            result.removed = discard_aside(result.set_aside)
+        except OSError as exc:
+            progress.done(f"could not remove every set-aside directory ({exc}); `hastack status`")
+        else:
+            progress.done(f"removed the set-aside directories ({len(result.removed)})")
     result.total_s = round(clock.monotonic() - t0, 2)
-    if backup_after:
-        # The restored cluster archives on a new timeline: a full backup of it now, so the
-        # next restore does not depend on the old timeline's WAL.
-        result.backup = take_backup(stack, "full", progress).label
-    return result
+
+
+def _leave_unfinished(stack: Stack, result: ClusterRestoreResult) -> None:
+    """A restore that failed half way: every Patroni stopped (started by anyone now, with the
+    DCS empty, one would create a new, empty cluster), the first node's normal config back,
+    and a persistent hold that keeps the watcher off Patroni and `up` from starting it."""
+    patronis = stack.programs("patroni")
+    for program in patronis:
+        with contextlib.suppress(HastackError, OSError):
+            stack.supervisor.stop(program.process_name)
+    with contextlib.suppress(HastackError, OSError):
+        write_patroni_config(stack, stack.plan.postgres_nodes[0], None)
+    kept = ", ".join(a.moved_to for a in result.set_aside) or "nothing was set aside"
+    holds.place_persistent(
+        stack.plan.paths.holds_dir,
+        UNFINISHED,
+        f"a cluster restore did not finish (the previous data: {kept}); run it again, or "
+        "see docs/backups.md#cluster-restore",
+        [p.process_name for p in patronis],
+    )
 
 
 def _stop_data_tier(stack: Stack, progress: Progress) -> None:
@@ -156,7 +210,7 @@ def _reset_dcs(stack: Stack, stamp: str, result: ClusterRestoreResult, progress:
     etcd = stack.programs("etcd")
     for program in etcd:
         sup.stop(program.process_name)
-    result.set_aside += set_aside_etcd(stack, stamp)
+    set_aside_etcd(stack, stamp, result.set_aside)
     ensure_started(sup, etcd)
     stack.wait(
         lambda: _etcd_quorum(stack),

@@ -17,9 +17,10 @@ import psycopg
 from hastack.demo.migrations import demo_migrations
 from hastack.errors import HastackError
 from hastack.ops.adopt import adopt_orphans
-from hastack.ops.backup import ensure_first_backup, ensure_stanza
+from hastack.ops.backup import ensure_first_backup, ensure_stanza, refuse_undecryptable
+from hastack.ops.cluster_restore import UNFINISHED
 from hastack.ops.verify import verify_backup
-from hastack.runtime import secret_store
+from hastack.runtime import holds, secret_store
 from hastack.runtime.apptier import (
     app_servers,
     drain_quietly,
@@ -145,6 +146,7 @@ def up(
     marker = claim_state_dir(stack.plan)
     require_features(stack.plan, marker)
     with exclusive(stack.plan.paths.up_lock, "hastack up", 900, run.progress, stack.clock):
+        _refuse_after_an_unfinished_restore(stack)
         _prepare(run, marker, spec_file)
         # up stops and starts programs itself (and checks PgBouncer's config with a dry
         # start as its user): the watcher must not take that for a dead leader or an orphan,
@@ -167,6 +169,19 @@ def up(
             _wait_all_running(run)
     run.result.elapsed_s = round(run.since(), 2)
     return run.result
+
+
+def _refuse_after_an_unfinished_restore(stack: Stack) -> None:
+    """A cluster restore that failed half way left the DCS empty: Patroni started now would
+    create a new, empty cluster. Only the restore (again) or the operator goes on."""
+    unfinished = holds.persistent(stack.plan.paths.holds_dir, UNFINISHED)
+    if unfinished is not None:
+        raise HastackError(
+            "a cluster restore did not finish: `up` would start Patroni on an empty DCS "
+            "and create a new, empty cluster",
+            f"run `hastack restore --target cluster ...` again; or put the data set aside back "
+            f"(docs/backups.md#cluster-restore) and remove {unfinished}",
+        )
 
 
 def _prepare(run: _Run, marker: Marker, spec_file: Path | None) -> None:
@@ -298,8 +313,14 @@ def _refuse_an_empty_cluster_over_backups(run: _Run) -> None:
         return
     try:
         info = run.stack.pgbackrest().info()
-    except HastackError:
-        return  # no repository to speak of (a first `up`)
+    except HastackError as exc:
+        raise HastackError(
+            f"every node's data directory is empty and the backup repository cannot be read "
+            f"({exc.what}): starting Patroni could create a new, empty cluster over a lost one",
+            "hastack logs backup-repo; then `hastack up` again",
+            exc.details,
+        ) from None
+    refuse_undecryptable(run.stack, info)  # a first `up` reads an empty, readable repository
     good = [b for b in info.backups if not b.error]
     if not good:
         return
@@ -345,7 +366,10 @@ def _repair_failed_replicas(run: _Run, snap: StackSnapshot, leader: str | None) 
     repairs, run.repair = plan_repairs(run.repair, run.since(), members, leader)
     for repair in repairs:
         run.progress.step(repair.sentence)
-        code, text = run.stack.patroni(repair.node).reinitialize()
+        try:
+            code, text = run.stack.patroni(repair.node).reinitialize()
+        except HastackError as exc:
+            code, text = 0, exc.what
         if code != 200:
             run.progress.done(f"Patroni did not rebuild {repair.node} ({code}): {text[:200]}")
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hastack.errors import HastackError
 from hastack.render.patroni import RestoreBootstrap, render_patroni
 from hastack.runtime.files import ensure_dir, parent_fd, write_atomic
+from hastack.runtime.snapshot import postmaster_pid
 from hastack.spec.plan import Node
 
 if TYPE_CHECKING:
@@ -56,16 +58,25 @@ def set_aside(node: Node, path: Path, what: str, stamp: str) -> Aside | None:
     return Aside(node.name, what, str(path), str(target)) if moved else None
 
 
-def set_aside_pgdata(stack: Stack, stamp: str) -> list[Aside]:
-    moved = [
-        set_aside(node, node.paths.pgdata, "pgdata", stamp) for node in stack.plan.postgres_nodes
-    ]
-    return [a for a in moved if a is not None]
+def set_aside_pgdata(stack: Stack, stamp: str, into: list[Aside]) -> None:
+    """Each node's data directory aside, appended to `into` as it moves (a failure half way
+    still names what moved). Refused while a PostgreSQL still runs on it."""
+    for node in stack.plan.postgres_nodes:
+        if postmaster_pid(node) is not None:
+            raise HastackError(
+                f"PostgreSQL still runs on {node.name}: its data directory is not set aside",
+                f"hastack logs {node.name} postgres",
+            )
+        moved = set_aside(node, node.paths.pgdata, "pgdata", stamp)
+        if moved is not None:
+            into.append(moved)
 
 
-def set_aside_etcd(stack: Stack, stamp: str) -> list[Aside]:
-    moved = [set_aside(node, node.paths.etcd_data, "etcd", stamp) for node in stack.plan.etcd_nodes]
-    return [a for a in moved if a is not None]
+def set_aside_etcd(stack: Stack, stamp: str, into: list[Aside]) -> None:
+    for node in stack.plan.etcd_nodes:
+        moved = set_aside(node, node.paths.etcd_data, "etcd", stamp)
+        if moved is not None:
+            into.append(moved)
 
 
 def clear_dcs(stack: Stack) -> int:

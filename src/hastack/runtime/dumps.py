@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from hastack.runtime.scratch import Scratch
 from hastack.spec import roles
 from hastack.spec.plan import Node, StackPlan
 from hastack.spec.secrets import Secrets
-from hastack.tools.base import ToolError, run_pipeline
+from hastack.tools.base import ToolError, ToolResult, run_pipeline
 from hastack.tools.gpg import decrypt_argv, encrypt_argv
 from hastack.tools.pg_dump import dump_argv, restore_argv
 
@@ -122,11 +123,19 @@ def take_dump(plan: StackPlan, secrets: Secrets, node: Node) -> DumpFile:
     )
     if not (dumped.ok and encrypted.ok):
         partial.unlink(missing_ok=True)
-        failed = dumped if not dumped.ok else encrypted
+        failed = _cause(dumped, encrypted)
         raise ToolError(f"the dump of {dbname} on {node.name} failed", failed, "hastack status")
     os.chmod(partial, 0o600)
     os.rename(partial, final)
     return DumpFile(name, str(final), final.stat().st_size, at)
+
+
+def _cause(producer: ToolResult, consumer: ToolResult) -> ToolResult:
+    """Which side of a pipeline failed first: a producer killed by SIGPIPE only lost its
+    reader."""
+    if not consumer.ok and (producer.ok or producer.returncode == -signal.SIGPIPE):
+        return consumer
+    return producer if not producer.ok else consumer
 
 
 def resolve_dump(plan: StackPlan, given: str) -> Path:
@@ -160,6 +169,12 @@ def restore_dump(plan: StackPlan, path: Path, scratch: Scratch) -> tuple[float, 
     load = restore_argv(plan.postgres_bin_dir, socket, port, roles.SUPERUSER, dbname)
     t0 = time.monotonic()
     decrypted, loaded = run_pipeline(decrypt, load)
+    if not loaded.ok and (decrypted.ok or decrypted.returncode == -signal.SIGPIPE):
+        raise ToolError(
+            f"pg_restore of {path.name} failed",
+            loaded,
+            "the scratch instance stays for a look: hastack restore --cleanup",
+        )
     if not decrypted.ok:
         raise ToolError(
             f"{path.name} cannot be decrypted (a wrong passphrase, or the file was changed)",

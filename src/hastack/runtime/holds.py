@@ -39,6 +39,9 @@ class Hold:
     """Wall-clock seconds."""
     scope: tuple[str, ...] = ()
     """Supervisor process names (`pg2:pg2-etcd`) the hold covers; empty: everything."""
+    persistent: bool = False
+    """Honoured until its file is removed, whoever wrote it (a cluster restore that did not
+    finish: started again, Patroni would create a new, empty cluster)."""
 
     def covers(self, process_name: str) -> bool:
         return not self.scope or process_name in self.scope
@@ -57,6 +60,8 @@ class HoldView:
     def sentence(self, now: float) -> str:
         h = self.hold
         what = "everything" if not h.scope else ", ".join(h.scope)
+        if h.persistent:
+            return f"{h.reason}: holds {what} until {h.id}.json is removed"
         if self.honoured:
             return f"{h.reason} (pid {h.pid}) holds {what}, {h.until - now:.0f} s left"
         why = "its holder is gone" if not self.holder_alive else "it expired"
@@ -71,6 +76,8 @@ def _process_started(pid: int) -> float | None:
 
 
 def _alive(hold: Hold) -> bool:
+    if hold.persistent:
+        return True
     started = _process_started(hold.pid)
     return started is not None and abs(started - hold.pid_started) < 1.0
 
@@ -84,7 +91,7 @@ def read(directory: Path, now: float) -> list[HoldView]:
             hold = Hold(**{**data, "scope": tuple(data.get("scope", ()))})
         except (OSError, ValueError, TypeError):
             continue
-        views.append(HoldView(hold, _alive(hold), hold.until <= now))
+        views.append(HoldView(hold, _alive(hold), hold.until <= now and not hold.persistent))
     return sorted(views, key=lambda v: v.hold.started_at)
 
 
@@ -133,9 +140,46 @@ def hold(
         path.unlink(missing_ok=True)
 
 
+PERSISTENT_PREFIX = "persistent-"
+
+
+def place_persistent(directory: Path, name: str, reason: str, scope: Sequence[str]) -> Path:
+    """A hold that stays until `remove_persistent` (or the operator deletes its file)."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    now = SYSTEM_CLOCK.wall()
+    entry = Hold(
+        id=f"{PERSISTENT_PREFIX}{name}",
+        reason=reason,
+        pid=0,
+        pid_started=0.0,
+        started_at=now,
+        until=now + 100 * 365 * 86400.0,  # finite: status prints it as JSON
+        scope=tuple(scope),
+        persistent=True,
+    )
+    path = directory / f"{entry.id}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(entry)))
+    tmp.replace(path)
+    return path
+
+
+def persistent(directory: Path, name: str) -> Path | None:
+    path = directory / f"{PERSISTENT_PREFIX}{name}.json"
+    return path if path.is_file() else None
+
+
+def remove_persistent(directory: Path, name: str) -> None:
+    (directory / f"{PERSISTENT_PREFIX}{name}.json").unlink(missing_ok=True)
+
+
 def release_all(directory: Path) -> int:
-    """Remove every hold (`hastack drill cleanup`); return how many there were."""
-    paths = list(directory.glob("*.json")) if directory.is_dir() else []
+    """Remove every hold but the persistent ones (`hastack drill cleanup`); how many."""
+    paths = [
+        p
+        for p in (directory.glob("*.json") if directory.is_dir() else [])
+        if not p.name.startswith(PERSISTENT_PREFIX)
+    ]
     for path in paths:
         path.unlink(missing_ok=True)
     return len(paths)

@@ -48,7 +48,7 @@ over), etcd before Patroni, HAProxy before the app instances it routes to."""
 
 NEVER_ORPHANS = frozenset({"postgres", "job"})
 
-JOB_PROGRAMS = ("pgbackrest", "pg_amcheck", "pg_ctl")
+JOB_PROGRAMS = ("pgbackrest", "pg_amcheck", "pg_ctl", "initdb")
 """Programs hastack runs as a stack user for one task (a backup, a restore, a verification):
 they end by themselves, and killing one as an orphan would fail the task (pgBackRest's TLS
 servers, `pgbackrest server`, are programs, not jobs)."""

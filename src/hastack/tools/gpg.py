@@ -17,6 +17,7 @@ def _common(homedir: Path, passphrase_file: Path) -> list[str]:
         "--no-tty",
         "--quiet",
         "--pinentry-mode=loopback",
+        "--no-symkey-cache",  # the passphrase is read from its file, never kept by an agent
         f"--passphrase-file={passphrase_file}",
     ]
 
