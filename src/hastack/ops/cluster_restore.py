@@ -25,9 +25,13 @@ from hastack.ops.restore import Target, archive_now, refuse_out_of_range
 from hastack.runtime import holds
 from hastack.runtime.cluster_restore import (
     Aside,
+    bootstrap_failures,
     bootstrap_from_repository,
     clear_dcs,
     discard_aside,
+    leftover_asides,
+    log_lines,
+    remove_dirs,
     set_aside_etcd,
     set_aside_pgdata,
     write_patroni_config,
@@ -137,7 +141,12 @@ def _restore(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     holds_dir = stack.plan.paths.holds_dir
     with stack.hold(HOLD_S, "hastack restore --target cluster"):
-        holds.remove_persistent(holds_dir, UNFINISHED)  # this run takes over an earlier one
+        # This run takes over an earlier one that failed: once it succeeds, what that one set
+        # aside (and what Patroni moved away after its failed bootstrap) goes too.
+        earlier = []
+        if holds.persistent(holds_dir, UNFINISHED) is not None:
+            earlier = leftover_asides(stack, patroni_moved=True)
+            holds.remove_persistent(holds_dir, UNFINISHED)
         try:
             _stop_data_tier(stack, progress)
             set_aside_pgdata(stack, stamp, result.set_aside)
@@ -161,7 +170,7 @@ def _restore(
                 raise _kept_aside(exc, result) from None
             raise
         try:
-            result.removed = discard_aside(result.set_aside)
+            result.removed = discard_aside(result.set_aside) + remove_dirs(earlier)
         except OSError as exc:
             progress.done(f"could not remove every set-aside directory ({exc}); `hastack status`")
         else:
@@ -238,9 +247,20 @@ def _bootstrap_first(
     result.bootstrap_node = first.name
     write_patroni_config(stack, first, bootstrap_from_repository(target.kind, target.value))
     progress.step(f"restoring {target.describe()} on {first.name} (Patroni bootstrap)")
+    log = stack.plan.paths.program_log(f"{first.name}-patroni")
+    failed_before = bootstrap_failures(log)
     ensure_started(stack.supervisor, stack.programs("patroni", group=first.name))
 
     def leader() -> tuple[str | None, str]:
+        if bootstrap_failures(log) > failed_before:
+            # Patroni gives up on a bootstrap (and exits): a target the WAL never reaches,
+            # the repository unreachable. Retrying would only fail again.
+            raise HastackError(
+                f"the restore on {first.name} failed: Patroni could not bootstrap the cluster "
+                "from the repository",
+                f"hastack logs {first.name} patroni; hastack backups (the restorable range)",
+                log_lines(log, ("ERROR", "FATAL", "recovery")),
+            )
         snap = stack.snapshot(services=False)
         tier = data_tier(snap)
         seen = ", ".join(f"{m.name}={m.role}/{m.state}" for m in snap.members)

@@ -12,6 +12,7 @@ directories (the old ones set aside too).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from hastack.errors import HastackError
 from hastack.render.patroni import RestoreBootstrap, render_patroni
-from hastack.runtime.files import ensure_dir, parent_fd, write_atomic
+from hastack.runtime.files import ensure_dir, parent_fd, read_regular, write_atomic
 from hastack.runtime.snapshot import postmaster_pid
 from hastack.spec.plan import Node
 
@@ -96,17 +97,26 @@ def bootstrap_from_repository(kind: str, value: str | None) -> RestoreBootstrap:
     return RestoreBootstrap(kind, value)
 
 
+BOOTSTRAP_FAILED = "failed attempt to bootstrap the cluster"
+"""Patroni's log line when it gives up a bootstrap (it exits; supervisord starts it again)."""
+
+
+def bootstrap_failures(log: Path) -> int:
+    raw = read_regular(log)
+    return 0 if raw is None else raw.decode(errors="replace").count(BOOTSTRAP_FAILED)
+
+
+def log_lines(log: Path, words: tuple[str, ...], count: int = 6) -> list[str]:
+    """The last `count` lines of a log that contain one of `words`."""
+    raw = read_regular(log)
+    lines = [] if raw is None else raw.decode(errors="replace").splitlines()
+    return [line[:300] for line in lines if any(w in line for w in words)][-count:]
+
+
 def discard_aside(asides: list[Aside]) -> list[str]:
     """Remove what was set aside (the restored cluster is healthy); the paths removed.
     shutil.rmtree never follows a symlink and works through descriptors."""
-    removed = []
-    for aside in asides:
-        path = Path(aside.moved_to)
-        if path.is_symlink() or not path.is_dir():
-            continue
-        shutil.rmtree(path)
-        removed.append(str(path))
-    return removed
+    return remove_dirs([a.moved_to for a in asides])
 
 
 def holds_data(node: Node) -> bool:
@@ -114,13 +124,34 @@ def holds_data(node: Node) -> bool:
     return (node.paths.pgdata / "PG_VERSION").is_file()
 
 
-def leftover_asides(stack: Stack) -> list[str]:
-    """Data set aside by a cluster restore that did not finish (for `status`)."""
+PATRONI_MOVED = re.compile(r"^pgdata_\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d$")
+"""Where Patroni moves a data directory after a failed bootstrap."""
+
+
+def leftover_asides(stack: Stack, patroni_moved: bool = False) -> list[str]:
+    """Data set aside by a cluster restore that did not finish (for `status`); with
+    `patroni_moved`, also what Patroni moved away after a failed bootstrap."""
     found = []
     for node in stack.plan.nodes:
         try:
-            names = sorted(p.name for p in node.paths.root.iterdir() if ASIDE_MARK in p.name)
+            names = sorted(
+                p.name
+                for p in node.paths.root.iterdir()
+                if ASIDE_MARK in p.name or (patroni_moved and PATRONI_MOVED.match(p.name))
+            )
         except OSError:
             continue
         found += [str(node.paths.root / n) for n in names]
     return found
+
+
+def remove_dirs(paths: list[str]) -> list[str]:
+    """Remove directories (never through a symlink); the ones removed."""
+    removed = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_symlink() or not path.is_dir():
+            continue
+        shutil.rmtree(path)
+        removed.append(raw)
+    return removed
