@@ -55,17 +55,26 @@ def lose_leader_during_backup(ctx: DrillContext) -> None:
             facts["backup"] = {"ok": True, "label": run.label, "duration_s": run.duration_s}
         facts["backup_ended"] = stack.clock.monotonic()
 
+    # The scheduler stays stopped meanwhile: a backup of its own would hold pgBackRest's lock
+    # and fail the drill's (held, so the watcher does not start it again).
+    scheduler = [p.process_name for p in stack.programs("backup")]
+    ctx.held.enter_context(stack.hold(900, "drill backup-under-failover", scheduler))
+    for name in scheduler:
+        stack.supervisor.stop(name)
     thread = threading.Thread(target=backup, name="drill-backup", daemon=True)
     history.facts[THREAD] = thread
     thread.start()
     stack.until(
-        lambda: _backup_session_open(ctx),
+        lambda: "backup" in facts or _backup_session_open(ctx),
         what="pgBackRest's backup session on the leader",
         timeout_s=60,
         interval_s=0.1,
         hint="hastack logs backup-repo",
     )
-    history.mark("note", "full backup running (pgBackRest's session open on the leader)")
+    if "backup" in facts:
+        history.mark("note", "the backup ended before the leader could be lost")
+    else:
+        history.mark("note", "full backup running (pgBackRest's session open on the leader)")
     lose_node(ctx, ctx.primary)
 
 
@@ -95,6 +104,8 @@ def after_the_failover(ctx: DrillContext) -> None:
     history.mark("note", "the next backup " + _said(facts["next_backup"]))
     check = stack.pgbackrest().run("check", timeout_s=120)
     facts["check"] = {"ok": check.ok, "output": "" if check.ok else check.tail(3)}
+    for program in stack.programs("backup"):
+        stack.supervisor.start(program.process_name, wait=False)
 
 
 def _said(outcome: dict[str, Any]) -> str:
