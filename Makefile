@@ -6,7 +6,7 @@ VENV := .venv
 HASTACK := /opt/hastack/venv/bin/hastack
 SPEC ?= hastack.yaml
 # Integration tests start real processes; the slow drills and benchmarks run with `make test-slow`.
-PYTEST_ARGS ?= -m "not slow"
+PYTEST_ARGS ?= -m "not slow" --durations=20
 
 .PHONY: up down status deps test test-slow check unit bench-pg clean
 
