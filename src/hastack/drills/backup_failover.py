@@ -18,7 +18,7 @@ from typing import Any
 from hastack.drills.faults import DrillContext, lose_node
 from hastack.errors import HastackError
 from hastack.ops.backup import take_backup
-from hastack.ops.lifecycle import wait_healthy
+from hastack.runtime.health import data_tier
 
 FACTS = "backup_failover"
 THREAD = "backup_failover_thread"
@@ -92,9 +92,19 @@ def after_the_failover(ctx: DrillContext) -> None:
     good = {b.label for b in info.backups if not b.error}
     new = sorted(good - set(facts.get("labels_before", [])))
     facts["new_good_sets"] = new
-    after = wait_healthy(stack, 180)
-    if not after.healthy:
-        facts["healthy_error"] = "; ".join(after.problems)
+    # The cluster back (not the whole stack: the scheduler is stopped on purpose until the
+    # next backup is taken).
+    want = len(stack.plan.postgres_nodes) - 1
+
+    def cluster_back() -> bool:
+        tier = data_tier(stack.snapshot(services=False))
+        return tier.leader is not None and len(tier.streaming) == want
+
+    try:
+        stack.until(cluster_back, what="every node streaming again", timeout_s=180)
+    except HastackError as exc:
+        facts["healthy_error"] = exc.what
+        _start_scheduler(ctx)
         return
     try:
         run = take_backup(stack, "incr")
@@ -104,8 +114,12 @@ def after_the_failover(ctx: DrillContext) -> None:
     history.mark("note", "the next backup " + _said(facts["next_backup"]))
     check = stack.pgbackrest().run("check", timeout_s=120)
     facts["check"] = {"ok": check.ok, "output": "" if check.ok else check.tail(3)}
-    for program in stack.programs("backup"):
-        stack.supervisor.start(program.process_name, wait=False)
+    _start_scheduler(ctx)
+
+
+def _start_scheduler(ctx: DrillContext) -> None:
+    for program in ctx.stack.programs("backup"):
+        ctx.stack.supervisor.start(program.process_name, wait=False)
 
 
 def _said(outcome: dict[str, Any]) -> str:
