@@ -18,7 +18,7 @@ from typing import Any
 from hastack.drills.faults import DrillContext, lose_node
 from hastack.errors import HastackError
 from hastack.ops.backup import take_backup
-from hastack.runtime.health import data_tier
+from hastack.runtime.health import replicas_streaming
 
 FACTS = "backup_failover"
 THREAD = "backup_failover_thread"
@@ -97,8 +97,8 @@ def after_the_failover(ctx: DrillContext) -> None:
     want = len(stack.plan.postgres_nodes) - 1
 
     def cluster_back() -> bool:
-        tier = data_tier(stack.snapshot(services=False))
-        return tier.leader is not None and len(tier.streaming) == want
+        snap = stack.snapshot(services=False)
+        return bool(replicas_streaming(snap, want, synchronous_mode=False)[0])
 
     try:
         stack.until(cluster_back, what="every node streaming again", timeout_s=180)

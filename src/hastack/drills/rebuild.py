@@ -13,7 +13,7 @@ import psutil
 
 from hastack.drills.faults import DrillContext, signal_all
 from hastack.errors import HastackError
-from hastack.runtime.files import ensure_dir
+from hastack.runtime.files import count_in_file, ensure_dir
 
 FACTS = "rebuild"
 CREATED_BY_PGBACKREST = "replica has been created using pgbackrest"
@@ -21,11 +21,7 @@ REBUILD_DEADLINE_S = 180.0
 
 
 def _log_count(ctx: DrillContext, node: str) -> int:
-    path = ctx.stack.plan.paths.program_log(f"{node}-patroni")
-    try:
-        return path.read_text(errors="replace").count(CREATED_BY_PGBACKREST)
-    except OSError:
-        return 0
+    return count_in_file(ctx.stack.plan.paths.program_log(f"{node}-patroni"), CREATED_BY_PGBACKREST)
 
 
 def _postgres_pids(ctx: DrillContext, node: str) -> list[int]:

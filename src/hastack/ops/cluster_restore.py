@@ -36,9 +36,14 @@ from hastack.runtime.cluster_restore import (
     set_aside_pgdata,
     write_patroni_config,
 )
-from hastack.runtime.database import ensure_database
+from hastack.runtime.database import ensure_database_when_ready
 from hastack.runtime.dcs import converge_dcs
-from hastack.runtime.health import data_tier
+from hastack.runtime.health import (
+    data_tier,
+    etcd_quorum_reached,
+    members_seen,
+    replicas_streaming,
+)
 from hastack.runtime.lifecycle import (
     StopResult,
     ensure_started,
@@ -210,7 +215,7 @@ def _stop_data_tier(stack: Stack, progress: Progress) -> None:
 
 def _reset_dcs(stack: Stack, stamp: str, result: ClusterRestoreResult, progress: Progress) -> str:
     """No cluster in the DCS, so Patroni bootstraps one."""
-    if _etcd_quorum(stack)[0]:
+    if data_tier(stack.snapshot(services=False)).etcd_quorum:
         deleted = clear_dcs(stack)
         progress.done(f"the cluster's {deleted} keys deleted from etcd")
         return f"{deleted} keys deleted"
@@ -222,7 +227,7 @@ def _reset_dcs(stack: Stack, stamp: str, result: ClusterRestoreResult, progress:
     set_aside_etcd(stack, stamp, result.set_aside)
     ensure_started(sup, etcd)
     stack.wait(
-        lambda: _etcd_quorum(stack),
+        lambda: etcd_quorum_reached(stack.snapshot(services=False)),
         what="etcd quorum",
         timeout_s=60,
         interval_s=0.2,
@@ -230,14 +235,6 @@ def _reset_dcs(stack: Stack, stamp: str, result: ClusterRestoreResult, progress:
     )
     progress.done("etcd started afresh, quorum")
     return "etcd started afresh"
-
-
-def _etcd_quorum(stack: Stack) -> tuple[bool | None, str]:
-    members = stack.snapshot(services=False).etcd
-    healthy = [m.name for m in members if m.healthy]
-    if len(healthy) > len(members) // 2:
-        return True, ""
-    return None, f"healthy members: {healthy or 'none'}"
 
 
 def _bootstrap_first(
@@ -262,9 +259,8 @@ def _bootstrap_first(
                 log_lines(log, ("ERROR", "FATAL", "recovery")),
             )
         snap = stack.snapshot(services=False)
-        tier = data_tier(snap)
-        seen = ", ".join(f"{m.name}={m.role}/{m.state}" for m in snap.members)
-        return (tier.leader if tier.leader == first.name else None), seen
+        leader = data_tier(snap).leader
+        return (leader if leader == first.name else None), members_seen(snap)
 
     stack.wait(
         leader,
@@ -276,7 +272,7 @@ def _bootstrap_first(
     # Patroni reads the bootstrap section only while it creates the cluster: the normal
     # config goes back at once, so a later restart of this Patroni never restores again.
     write_patroni_config(stack, first, None)
-    _retry(stack, lambda: ensure_database(stack, first.name))
+    ensure_database_when_ready(stack, first.name, timeout_s=60)
     return first.name
 
 
@@ -289,10 +285,7 @@ def _start_replicas(stack: Stack, progress: Progress) -> None:
 
     def streaming() -> tuple[bool | None, str]:
         snap = stack.snapshot(services=False)
-        tier = data_tier(snap)
-        sync_ok = tier.sync_standby is not None or not plan.spec.postgres.synchronous_mode
-        seen = ", ".join(f"{m.name}={m.role}/{m.state}" for m in snap.members)
-        return (True if len(tier.streaming) == want and sync_ok else None), seen
+        return replicas_streaming(snap, want, plan.spec.postgres.synchronous_mode)
 
     stack.wait(
         streaming,
@@ -301,19 +294,6 @@ def _start_replicas(stack: Stack, progress: Progress) -> None:
         interval_s=0.5,
         hint="hastack status; hastack logs pg2 patroni",
     )
-
-
-def _retry(stack: Stack, action: Callable[[], object]) -> None:
-    """Right after a promotion the leader may refuse a connection for a moment."""
-
-    def attempt() -> tuple[bool | None, str]:
-        try:
-            action()
-        except HastackError as exc:
-            return None, exc.what
-        return True, ""
-
-    stack.wait(attempt, what="roles and database on the leader", timeout_s=60, interval_s=0.5)
 
 
 def _kept_aside(exc: HastackError, result: ClusterRestoreResult) -> HastackError:

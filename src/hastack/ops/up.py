@@ -32,10 +32,15 @@ from hastack.runtime.apptier import (
 )
 from hastack.runtime.cluster_restore import holds_data
 from hastack.runtime.configs import RenderedFile, write_configs
-from hastack.runtime.database import ensure_database
+from hastack.runtime.database import ensure_database_when_ready
 from hastack.runtime.dcs import converge_dcs
 from hastack.runtime.files import write_atomic
-from hastack.runtime.health import data_tier
+from hastack.runtime.health import (
+    data_tier,
+    etcd_quorum_reached,
+    members_seen,
+    replicas_streaming,
+)
 from hastack.runtime.installed import installed_at, running_older_code
 from hastack.runtime.layout import prepare_dirs
 from hastack.runtime.lifecycle import ensure_started
@@ -268,7 +273,12 @@ def _replace_changed_groups(run: _Run, changed: list[str]) -> None:
 def _start_data_tier(run: _Run) -> None:
     plan, stack = run.plan, run.stack
     run.start(stack.programs("etcd"))
-    run.wait(lambda: _etcd_quorum(run), "etcd quorum", timeout_s=30, hint="hastack logs pg1 etcd")
+    run.wait(
+        lambda: etcd_quorum_reached(run.snapshot()),
+        "etcd quorum",
+        timeout_s=30,
+        hint="hastack logs pg1 etcd",
+    )
     run.milestone("etcd_quorum", "etcd has quorum")
     # pgBackRest's servers before PostgreSQL: a starting replica fetches WAL through them.
     run.start(stack.programs("pgbackrest"))
@@ -282,7 +292,7 @@ def _start_data_tier(run: _Run) -> None:
     run.milestone("leader", f"{leader} is the leader")
 
     # Right after a promotion the leader may refuse a connection for a moment.
-    _retry(run, lambda: ensure_database(stack, leader))
+    ensure_database_when_ready(stack, leader, timeout_s=10)
     run.result.dcs_patch = converge_dcs(stack, leader)
     if run.result.dcs_patch:
         run.progress.done(f"Patroni dynamic config updated: {sorted(run.result.dcs_patch)}")
@@ -332,31 +342,18 @@ def _refuse_an_empty_cluster_over_backups(run: _Run) -> None:
     )
 
 
-def _etcd_quorum(run: _Run) -> tuple[bool | None, str]:
-    snap = run.snapshot()
-    healthy = [m.name for m in snap.etcd if m.healthy]
-    if len(healthy) > len(snap.etcd) // 2:
-        return True, ""
-    return None, f"healthy members: {healthy or 'none'}"
-
-
 def _leader(run: _Run) -> tuple[str | None, str]:
     snap = run.snapshot()
-    tier = data_tier(snap)
-    seen = ", ".join(f"{m.name}={m.role}/{m.state}" for m in snap.members)
-    return tier.leader, f"leader key {snap.leader_key!r}; members {seen}"
+    return data_tier(snap).leader, f"leader key {snap.leader_key!r}; members {members_seen(snap)}"
 
 
 def _replicas_streaming(run: _Run) -> tuple[bool | None, str]:
     snap = run.snapshot()
-    tier = data_tier(snap)
-    _repair_failed_replicas(run, snap, tier.leader)
-    want = len(run.plan.postgres_nodes) - 1
-    sync_ok = tier.sync_standby is not None or not run.plan.spec.postgres.synchronous_mode
-    seen = ", ".join(f"{m.name}={m.role}/{m.state}" for m in snap.members)
-    if tier.leader and len(tier.streaming) == want and sync_ok:
-        return True, seen
-    return None, seen
+    _repair_failed_replicas(run, snap, data_tier(snap).leader)
+    plan = run.plan
+    return replicas_streaming(
+        snap, len(plan.postgres_nodes) - 1, plan.spec.postgres.synchronous_mode
+    )
 
 
 def _repair_failed_replicas(run: _Run, snap: StackSnapshot, leader: str | None) -> None:
@@ -579,16 +576,3 @@ def _restart_older_code(run: _Run) -> bool:
     if restarted:
         run.progress.done("restarted on the newly installed hastack: " + ", ".join(restarted))
     return bool(restarted)
-
-
-def _retry(run: _Run, action: Callable[[], object]) -> None:
-    """Right after a promotion the leader may refuse a connection for a moment."""
-
-    def attempt() -> tuple[bool | None, str]:
-        try:
-            action()
-        except HastackError as exc:
-            return None, exc.what
-        return True, ""
-
-    run.stack.wait(attempt, what="roles and database on the leader", timeout_s=10, interval_s=0.5)

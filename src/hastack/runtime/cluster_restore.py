@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING
 
 from hastack.errors import HastackError
 from hastack.render.patroni import RestoreBootstrap, render_patroni
-from hastack.runtime.files import ensure_dir, parent_fd, read_regular, write_atomic
+from hastack.runtime.files import (
+    count_in_file,
+    ensure_dir,
+    parent_fd,
+    read_regular,
+    write_atomic,
+)
 from hastack.runtime.snapshot import postmaster_pid
 from hastack.spec.plan import Node
 
@@ -102,8 +108,7 @@ BOOTSTRAP_FAILED = "failed attempt to bootstrap the cluster"
 
 
 def bootstrap_failures(log: Path) -> int:
-    raw = read_regular(log)
-    return 0 if raw is None else raw.decode(errors="replace").count(BOOTSTRAP_FAILED)
+    return count_in_file(log, BOOTSTRAP_FAILED)
 
 
 def log_lines(log: Path, words: tuple[str, ...], count: int = 6) -> list[str]:

@@ -29,6 +29,22 @@ def _member_of(conn: psycopg.Connection[tuple[object, ...]], member: str, role: 
     return bool(row and row[0])
 
 
+def ensure_database_when_ready(stack: Stack, leader: str, timeout_s: float) -> None:
+    """`ensure_database`, tried again for up to `timeout_s`: right after a promotion the
+    leader may refuse a connection for a moment."""
+
+    def attempt() -> tuple[bool | None, str]:
+        try:
+            ensure_database(stack, leader)
+        except HastackError as exc:
+            return None, exc.what
+        return True, ""
+
+    stack.wait(
+        attempt, what="roles and database on the leader", timeout_s=timeout_s, interval_s=0.5
+    )
+
+
 def ensure_database(stack: Stack, leader: str) -> None:
     """`app_owner` owns the database and its objects; `app` gets DML through default
     privileges and owns nothing, so row-level security applies to it, and applications log

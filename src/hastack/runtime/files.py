@@ -124,6 +124,13 @@ def read_regular(path: Path, limit_bytes: int = -1) -> bytes | None:
         return handle.read(limit_bytes)
 
 
+def count_in_file(path: Path, text: str) -> int:
+    """How often `text` occurs in a file (a log line that marks an event); 0 when the file
+    is missing."""
+    raw = read_regular(path)
+    return 0 if raw is None else raw.decode(errors="replace").count(text)
+
+
 def write_atomic(path: Path, content: str, owner: str = "root", mode: int = 0o600) -> bool:
     """Write `content` to `path` through a temp file + rename. False if it was already equal
     (and owned as asked), so callers know whether a reload is due."""

@@ -55,6 +55,29 @@ def data_tier(snap: StackSnapshot) -> DataTier:
     return DataTier(etcd_quorum=quorum, leader=leader, sync_standby=sync, streaming=streaming)
 
 
+def members_seen(snap: StackSnapshot) -> str:
+    return ", ".join(f"{m.name}={m.role}/{m.state}" for m in snap.members)
+
+
+def etcd_quorum_reached(snap: StackSnapshot) -> tuple[bool | None, str]:
+    """For a wait: True once a majority of etcd members is healthy, else who is."""
+    if data_tier(snap).etcd_quorum:
+        return True, ""
+    healthy = [m.name for m in snap.etcd if m.healthy]
+    return None, f"healthy members: {healthy or 'none'}"
+
+
+def replicas_streaming(
+    snap: StackSnapshot, replicas: int, synchronous_mode: bool
+) -> tuple[bool | None, str]:
+    """For a wait: True once a leader runs with `replicas` streaming from it (one of them
+    its synchronous standby in synchronous mode), else what each member is."""
+    tier = data_tier(snap)
+    sync_ok = tier.sync_standby is not None or not synchronous_mode
+    done = tier.leader is not None and len(tier.streaming) == replicas and sync_ok
+    return (True if done else None), members_seen(snap)
+
+
 def assess(snap: StackSnapshot) -> Assessment:
     spec = snap.plan.spec
     if not snap.supervisor_running and not snap.orphans:

@@ -126,17 +126,7 @@ class Scratch:
         """Restore to the target into an empty scratch directory, start it, wait until it
         has promoted (reached the target). Refuses while a scratch instance exists."""
         paths = self.plan.paths
-        if self.exists() or paths.scratch_pgdata.exists():
-            raise HastackError(
-                f"a scratch instance already exists ({paths.scratch_pgdata})",
-                "look at it, then `hastack restore --cleanup`",
-            )
-        ensure_dir(paths.backup_scratch_dir, self.user, 0o700)
-        ensure_dir(paths.scratch_socket_dir, self.user, 0o700)
-        self._claim(description)
-        hba = SCRATCH_HBA.format(address=self.plan.backup_address)
-        write_atomic(paths.backup_scratch_dir / "pg_hba.conf", hba, self.user, 0o600)
-        write_atomic(paths.backup_scratch_dir / "pg_ident.conf", "", self.user, 0o600)
+        self._begin(description)
         t0 = time.monotonic()
         options = restore_options(kind, target, set_label)
         result = self.tool.run("restore", *options, timeout_s=3600)
@@ -171,14 +161,7 @@ class Scratch:
         """A new, empty instance (initdb) in the scratch directory, started: the target of
         a logical dump's restore. Seconds it took. Refuses while a scratch instance exists."""
         paths = self.plan.paths
-        if self.exists() or paths.scratch_pgdata.exists():
-            raise HastackError(
-                f"a scratch instance already exists ({paths.scratch_pgdata})",
-                "look at it, then `hastack restore --cleanup`",
-            )
-        ensure_dir(paths.backup_scratch_dir, self.user, 0o700)
-        ensure_dir(paths.scratch_socket_dir, self.user, 0o700)
-        self._claim(description)
+        self._begin(description)
         t0 = time.monotonic()
         initdb = [
             str(self.plan.postgres_bin_dir / "initdb"),
@@ -192,9 +175,6 @@ class Scratch:
         made = run(initdb, timeout_s=300, user=self.user, env={"HOME": str(paths.backup_dir)})
         if not made.ok:
             raise ToolError("initdb of the scratch instance failed", made)
-        hba = SCRATCH_HBA.format(address=self.plan.backup_address)
-        write_atomic(paths.backup_scratch_dir / "pg_hba.conf", hba, self.user, 0o600)
-        write_atomic(paths.backup_scratch_dir / "pg_ident.conf", "", self.user, 0o600)
         settings = {**scratch_settings(self.plan), "ssl": "on"}
         started = self.pg_ctl.start(paths.scratch_pgdata, self.log_file, settings)
         if not started.ok:
@@ -204,6 +184,23 @@ class Scratch:
                 self._log_hint(),
             )
         return round(time.monotonic() - t0, 2)
+
+    def _begin(self, description: str) -> None:
+        """Refuse while a scratch instance exists; its directories, the marker claimed, the
+        access rules written (the instance reads them from the scratch directory, not from
+        its data directory)."""
+        paths = self.plan.paths
+        if self.exists() or paths.scratch_pgdata.exists():
+            raise HastackError(
+                f"a scratch instance already exists ({paths.scratch_pgdata})",
+                "look at it, then `hastack restore --cleanup`",
+            )
+        ensure_dir(paths.backup_scratch_dir, self.user, 0o700)
+        ensure_dir(paths.scratch_socket_dir, self.user, 0o700)
+        self._claim(description)
+        hba = SCRATCH_HBA.format(address=self.plan.backup_address)
+        write_atomic(paths.backup_scratch_dir / "pg_hba.conf", hba, self.user, 0o600)
+        write_atomic(paths.backup_scratch_dir / "pg_ident.conf", "", self.user, 0o600)
 
     def _claim(self, description: str) -> None:
         """Create the marker, exclusively: of two restores (a verification by the scheduler,
