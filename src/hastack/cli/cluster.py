@@ -1,4 +1,5 @@
-"""Leadership and maintenance commands: switchover, failover, reinit, pause, resume."""
+"""Leadership and maintenance commands: switchover, failover, reinit, pause, resume,
+promote-standby."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hastack.ops.cluster import (
     set_paused,
     switchover,
 )
+from hastack.ops.promote import promote_standby
 
 
 def _print_change(change: LeaderChange, json_out: bool) -> None:
@@ -95,6 +97,36 @@ def reinit_cmd(
     health = result.assessment.health
     out.print(f"{result.node} reinitialised in {result.elapsed_s:.1f} s; stack is {health}")
     raise typer.Exit(0 if result.assessment.healthy else 1)
+
+
+@app.command("promote-standby")
+@friendly_errors
+def promote_standby_cmd(
+    ctx: typer.Context,
+    yes: bool = typer.Option(False, "--yes", help="Do not ask first."),
+    force: bool = typer.Option(
+        False, "--force", help="Promote even though the old primary still accepts writes."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="JSON output (progress on stderr)."),
+) -> None:
+    """Make this standby cluster the primary cluster (its primary's region is lost)."""
+    stack = stack_of(ctx)
+    question = (
+        f"Promote standby cluster {stack.name}? It stops following its primary for good; "
+        "writes go here from now on."
+    )
+    if not yes and not typer.confirm(question, default=False, err=True):
+        raise typer.Exit(1)
+    result = promote_standby(stack, force=force, progress=ConsoleProgress())
+    if json_out:
+        print_json(result.as_dict())
+        return
+    out.print(
+        f"{stack.name} is the primary cluster: {result.leader} took writes "
+        f"{result.writable_s} s after the request; app and backups up after "
+        f"{result.elapsed_s} s",
+        markup=False,
+    )
 
 
 @app.command("pause")

@@ -168,6 +168,7 @@ def print_status(status: StackStatus) -> None:
         out.print(f"[bold]redis[/]: [red]{snap.redis.error}[/]")
     _print_watcher(status)
     _print_backups(status)
+    _print_standby(status)
     for problem in status.assessment.problems:
         out.print(f"  [yellow]-[/] {problem}", markup=True)
 
@@ -178,6 +179,18 @@ def _age(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _print_standby(status: StackStatus) -> None:
+    sb = status.standby
+    if sb is None:
+        return
+    if sb.get("lag_bytes") is not None:
+        delay = sb.get("replay_lag_s")
+        lag = f"{sb['lag_bytes']} bytes behind" + (f", replay lag {delay} s" if delay else "")
+    else:
+        lag = f"[yellow]{sb.get('error')}[/]"
+    out.print(f"[bold]standby cluster[/] of {sb['primary']}: {lag}; `hastack promote-standby`")
 
 
 def _print_backups(status: StackStatus) -> None:

@@ -11,6 +11,7 @@ from hastack.polling import iso_utc
 from hastack.runtime.health import EXIT_CODES, Assessment, Health, assess, data_tier
 from hastack.runtime.snapshot import StackSnapshot
 from hastack.runtime.stack import Stack
+from hastack.runtime.standby import standby_lag
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class StackStatus:
     """The watcher's last decisions."""
     backups: BackupStatus | None = None
     """None when backups are off (or not looked at)."""
+    standby: dict[str, Any] | None = None
+    """While a standby cluster: its primary and how far behind it is."""
 
     @property
     def health(self) -> Health:
@@ -76,6 +79,7 @@ class StackStatus:
                 for p in snap.programs
             ],
             "backups": self.backups.as_dict() if self.backups else None,
+            "standby": self.standby,
         }
 
 
@@ -130,10 +134,15 @@ def stack_status(stack: Stack) -> StackStatus:
     snap = stack.snapshot()
     assessment = assess(snap)
     backups = None
-    if snap.supervisor_running and stack.plan.backup_enabled:
+    tier = data_tier(snap)
+    standby = None
+    if tier.standby and tier.leader is not None and stack.plan.standby is not None:
+        lag = standby_lag(stack, tier.leader)
+        standby = {"primary": stack.plan.standby.primary_name, **lag.as_dict()}
+    elif snap.supervisor_running and stack.plan.backup_enabled:
         backups = backup_status(stack, data_tier(snap).leader)
         if backups is not None and backups.problems:
             # Backups never take the stack down, but a stack without them is degraded.
             health: Health = "down" if assessment.health == "down" else "degraded"
             assessment = Assessment(health, assessment.problems + backups.problems)
-    return StackStatus(snap, assessment, tuple(recent_decisions(stack)), backups)
+    return StackStatus(snap, assessment, tuple(recent_decisions(stack)), backups, standby)

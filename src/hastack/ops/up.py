@@ -52,6 +52,7 @@ from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.replica_repair import Member, RepairState, plan_repairs
 from hastack.runtime.snapshot import StackSnapshot
 from hastack.runtime.stack import Stack
+from hastack.runtime.standby import adopt_primary_secrets, is_standby, write_trusted_ca
 from hastack.runtime.tls import ensure_node_tls
 from hastack.spec.names import RO_BACKEND, RW_BACKEND
 
@@ -62,6 +63,8 @@ T = TypeVar("T")
 
 RELOAD_SIGNALS = {"patroni": "HUP", "pgbouncer": "HUP"}
 """How each component picks up a changed config without a restart (Redis needs a restart)."""
+
+STANDBY_HOLD = "standby-cluster"
 
 HOLD_S = 900.0
 """The longest `up` keeps the watcher still (a hold ends earlier when `up` ends or dies)."""
@@ -80,6 +83,8 @@ class UpResult:
     ready_at_s: dict[str, float] = field(default_factory=dict)
     """Seconds from the start of `up` until each readiness milestone."""
     leader: str | None = None
+    standby_of: str | None = None
+    """The primary stack this one replicates from, while it is a standby cluster."""
     migrations: list[str] = field(default_factory=list)
     first_backup: str | None = None
     """The label of the full backup this run took (a stack's first)."""
@@ -110,6 +115,9 @@ class _Run:
         self.result = UpResult()
         self.repair = RepairState()
         self.applied_live = applied_live
+        self.standby = stack.plan.standby is not None
+        """The cluster replicates from another region: nothing writes here (no app tier,
+        no migrations, no backups) until it is promoted."""
 
     def since(self) -> float:
         return self.stack.clock.monotonic() - self.t0
@@ -169,7 +177,7 @@ def up(
                 _restart_pending(run, files)
             # After any restart a changed setting needed: archiving may just have been
             # turned on (a stack from before backups).
-            if stack.plan.backup_enabled:
+            if stack.plan.backup_enabled and not run.standby:
                 _start_backups(run)
             _wait_all_running(run)
     run.result.elapsed_s = round(run.since(), 2)
@@ -193,8 +201,10 @@ def _prepare(run: _Run, marker: Marker, spec_file: Path | None) -> None:
     plan = run.plan
     run.result.created_users = ensure_users(plan, marker)
     prepare_dirs(plan)
+    adopt_primary_secrets(plan)
     secret_store.load_or_create(plan.paths.secrets_dir)
     ensure_node_tls(plan)
+    write_trusted_ca(plan)
     if plan.app_instances:
         prepare_http(plan)
     if spec_file is not None and spec_file.resolve() != plan.paths.applied_spec:
@@ -284,19 +294,33 @@ def _start_data_tier(run: _Run) -> None:
     run.start(stack.programs("pgbackrest"))
     _refuse_an_empty_cluster_over_backups(run)
 
+    run.start(stack.programs("link"))
     run.start(stack.programs("patroni"))
+    # A standby leader first copies the primary (pg_basebackup across the link).
     leader = run.wait(
-        lambda: _leader(run), "a Patroni leader", timeout_s=90, hint="hastack logs pg1 patroni"
+        lambda: _leader(run),
+        "a Patroni leader",
+        timeout_s=300 if run.standby else 90,
+        hint="hastack logs pg1 patroni",
     )
     run.result.leader = leader
-    run.milestone("leader", f"{leader} is the leader")
+    run.standby = is_standby(stack, leader)
+    _hold_what_a_standby_does_not_run(run)
+    if run.standby and plan.standby is not None:
+        run.result.standby_of = plan.standby.primary_name
+        run.milestone(
+            "leader", f"{leader} is the standby leader, streaming from {plan.standby.primary_name}"
+        )
+    else:
+        run.milestone("leader", f"{leader} is the leader")
 
-    # Right after a promotion the leader may refuse a connection for a moment.
-    ensure_database_when_ready(stack, leader, timeout_s=10)
+    if not run.standby:
+        # Right after a promotion the leader may refuse a connection for a moment.
+        ensure_database_when_ready(stack, leader, timeout_s=10)
     run.result.dcs_patch = converge_dcs(stack, leader)
     if run.result.dcs_patch:
         run.progress.done(f"Patroni dynamic config updated: {sorted(run.result.dcs_patch)}")
-    if plan.app_is_demo and plan.app_instances:
+    if plan.app_is_demo and plan.app_instances and not run.standby:
         applied = apply_migrations(stack, leader, demo_migrations())
         run.result.migrations = applied
         if applied:
@@ -309,7 +333,26 @@ def _start_data_tier(run: _Run) -> None:
             timeout_s=180,
             hint="hastack status; hastack logs pg2 patroni",
         )
-        run.milestone("replicas", "replicas streaming, synchronous standby in place")
+        run.milestone(
+            "replicas",
+            "replicas cascading from the standby leader"
+            if run.standby
+            else "replicas streaming, synchronous standby in place",
+        )
+
+
+def _hold_what_a_standby_does_not_run(run: _Run) -> None:
+    """The watcher starts every stopped program again; in a standby cluster the app
+    instances and the backup scheduler stay stopped until it is promoted: a persistent hold
+    scoped to them (removed by the `up` that finds the cluster promoted)."""
+    directory = run.plan.paths.holds_dir
+    if not run.standby:
+        holds.remove_persistent(directory, STANDBY_HOLD)
+        return
+    idle = [p.process_name for p in run.stack.programs() if p.component in ("app", "backup")]
+    holds.place_persistent(
+        directory, STANDBY_HOLD, "a standby cluster: no app tier or backups until promoted", idle
+    )
 
 
 def _refuse_an_empty_cluster_over_backups(run: _Run) -> None:
@@ -351,9 +394,9 @@ def _replicas_streaming(run: _Run) -> tuple[bool | None, str]:
     snap = run.snapshot()
     _repair_failed_replicas(run, snap, data_tier(snap).leader)
     plan = run.plan
-    return replicas_streaming(
-        snap, len(plan.postgres_nodes) - 1, plan.spec.postgres.synchronous_mode
-    )
+    # A standby cluster has no synchronous standby (its leader is itself a replica).
+    sync = plan.spec.postgres.synchronous_mode and not run.standby
+    return replicas_streaming(snap, len(plan.postgres_nodes) - 1, sync)
 
 
 def _repair_failed_replicas(run: _Run, snap: StackSnapshot, leader: str | None) -> None:
@@ -382,7 +425,7 @@ def _start_services(run: _Run) -> None:
     run.start(stack.programs("redis"))
     _wait_redis(run)
     run.milestone("redis", "Redis answers")
-    if plan.app_instances:
+    if plan.app_instances and not run.standby:
         run.start(stack.programs("app"))
         _wait_app(run)
         run.milestone("app", f"{len(plan.app_instances)} app instances ready behind HAProxy")
@@ -415,7 +458,7 @@ def _wait_services(run: _Run) -> None:
     _wait_haproxy(run)
     _wait_pgbouncer(run)
     _wait_redis(run)
-    if run.plan.app_instances:
+    if run.plan.app_instances and not run.standby:
         _wait_app(run)
     run.progress.done("services answer after the reload")
 
@@ -454,7 +497,12 @@ def _wait_all_running(run: _Run) -> None:
 
 
 def _all_running(run: _Run) -> tuple[bool | None, str]:
-    pending = [p.process_name for p in run.sup.processes() if not p.running]
+    # A standby cluster runs no app instance and no backup scheduler until promoted.
+    idle = {p.process_name for p in run.stack.programs() if p.component in ("app", "backup")}
+    skip = idle if run.standby else set()
+    pending = [
+        p.process_name for p in run.sup.processes() if not p.running and p.process_name not in skip
+    ]
     return (None, f"not yet running: {pending}") if pending else (True, "")
 
 
@@ -466,13 +514,17 @@ def _haproxy_routes(run: _Run) -> tuple[bool | None, str]:
     rw = [s.server for s in snap.haproxy if s.backend == RW_BACKEND and s.up]
     ro = [s.server for s in snap.haproxy if s.backend == RO_BACKEND and s.up]
     seen = f"read-write up: {rw}, read-only up: {ro}"
+    if run.standby:
+        # Patroni answers /primary with 503 on a standby leader, /replica with 200.
+        done = not rw and len(ro) == len(tier.streaming)
+        return (True, seen) if done else (None, seen)
     if tier.leader and rw == [tier.leader] and len(ro) == len(tier.streaming):
         return True, seen
     return None, seen
 
 
 def _pgbouncer_query(run: _Run) -> tuple[bool | None, str]:
-    url = run.stack.urls()["DATABASE_URL"]
+    url = run.stack.urls()["DATABASE_URL_RO" if run.standby else "DATABASE_URL"]
     try:
         # prepare_threshold=None: transaction pooling cannot keep prepared statements.
         with psycopg.connect(url, connect_timeout=2, prepare_threshold=None) as conn:
@@ -499,6 +551,8 @@ def _reload_changed(run: _Run, changed: list[RenderedFile]) -> bool:
         if name in run.result.started or name in run.applied_live:
             continue
         if name == "app":
+            if run.standby:
+                continue
             running = [p for p in stack.programs("app") if p.name not in run.result.started]
             rolling_restart(stack, running, run.progress)
             run.result.reloaded += [p.name for p in running]

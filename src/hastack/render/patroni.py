@@ -54,6 +54,24 @@ def dcs_settings(plan: StackPlan) -> dict[str, Any]:
     }
 
 
+def standby_settings(plan: StackPlan) -> dict[str, Any]:
+    """A standby cluster is born one: `standby_cluster` in the DCS at bootstrap. Only there
+    (never in what `up` converges): `hastack promote-standby` removes it from the DCS, and
+    that must stay so."""
+    standby = plan.standby
+    if standby is None:
+        return {}
+    return {
+        "standby_cluster": {
+            "host": standby.host,
+            "port": standby.port,
+            # The standby leader is cloned from the primary by pg_basebackup (the primary's
+            # repository is not this stack's); its replicas from it as usual.
+            "create_replica_methods": ["basebackup"],
+        }
+    }
+
+
 PINNED_PARAMETERS: dict[str, Any] = {
     # Whoever can change Patroni's dynamic configuration (etcd, the REST API) could otherwise
     # run code as the node's user (a command, a library loaded into every backend) or make
@@ -200,7 +218,10 @@ def render_patroni(
 ) -> str:
     """The node's Patroni config; with `restore`, the cluster it creates (only when the DCS
     holds none) is restored from the repository instead of made by initdb."""
-    verify = {"sslmode": "verify-full", "sslrootcert": str(plan.paths.ca_cert)}
+    # A standby cluster's leader streams from the primary stack's nodes: it trusts that
+    # stack's CA too (runtime/tls.py writes the bundle).
+    trusted = plan.paths.trusted_ca if plan.standby is not None else plan.paths.ca_cert
+    verify = {"sslmode": "verify-full", "sslrootcert": str(trusted)}
     spec = plan.spec
     rest = f"{node.address}:{spec.patroni.rest_port}"
     pg_addr = f"{node.address}:{spec.postgres.port}"
@@ -235,7 +256,7 @@ def render_patroni(
             "key": str(node.paths.tls_key),
         },
         "bootstrap": {
-            "dcs": dcs_settings(plan),
+            "dcs": {**dcs_settings(plan), **standby_settings(plan)},
             "initdb": initdb,
             **(
                 {"method": "pgbackrest", "pgbackrest": restore_bootstrap(plan, node, restore)}

@@ -216,6 +216,33 @@ def fencer_programs(plan: StackPlan) -> list[Program]:
     ]
 
 
+def link_programs(plan: StackPlan) -> list[Program]:
+    """A standby cluster's simulated long-distance link to its primary (a delaying relay),
+    when the spec asks for latency."""
+    standby = plan.standby
+    if standby is None or not standby.relayed:
+        return []
+    return [
+        Program(
+            name="wan-link",
+            group="wan-link",
+            component="link",
+            argv=(
+                str(plan.spec.binaries.hastack_python),
+                "-m",
+                "hastack.runtime.wan_link",
+                f"--listen={standby.host}:{standby.port}",
+                f"--to={standby.primary_host}:{standby.primary_port}",
+                f"--delay-ms={standby.latency_ms}",
+            ),
+            # A forwarder like HAProxy, and as unprivileged.
+            user=plan.service_users["haproxy"],
+            directory=plan.paths.service("haproxy"),
+            log_file=plan.paths.program_log("wan-link"),
+        )
+    ]
+
+
 def stack_programs(plan: StackPlan) -> list[Program]:
     """Every program, in start order: etcd members, Patroni nodes, the services, the app
     instances, then the fencing watcher (it only watches a cluster that is already up)."""
@@ -224,6 +251,7 @@ def stack_programs(plan: StackPlan) -> list[Program]:
     patroni = [p for progs in per_node for p in progs if p.component == "patroni"]
     return (
         etcd
+        + link_programs(plan)
         + patroni
         + service_programs(plan)
         + backup_programs(plan)

@@ -34,15 +34,21 @@ class DataTier:
     sync_standby: str | None
     streaming: tuple[str, ...]
     """Replicas (including the sync standby) that stream from the leader."""
+    standby: bool = False
+    """The leader is a standby leader: this cluster replicates from another region's."""
 
 
 def data_tier(snap: StackSnapshot) -> DataTier:
     healthy_etcd = sum(1 for m in snap.etcd if m.healthy)
     quorum = healthy_etcd > len(snap.etcd) // 2
-    leader = None
+    leader, standby = None, False
     for m in snap.members:
-        if m.role == "leader" and m.state == "running" and m.name == snap.leader_key:
+        if m.name != snap.leader_key:
+            continue
+        if m.role == "leader" and m.state == "running":
             leader = m.name
+        elif m.role == "standby_leader" and m.state in ("running", "streaming"):
+            leader, standby = m.name, True
     sync = next(
         (m.name for m in snap.members if m.role == "sync_standby" and m.state == "streaming"),
         None,
@@ -52,7 +58,9 @@ def data_tier(snap: StackSnapshot) -> DataTier:
         for m in snap.members
         if m.role in ("replica", "sync_standby") and m.state == "streaming"
     )
-    return DataTier(etcd_quorum=quorum, leader=leader, sync_standby=sync, streaming=streaming)
+    return DataTier(
+        etcd_quorum=quorum, leader=leader, sync_standby=sync, streaming=streaming, standby=standby
+    )
 
 
 def members_seen(snap: StackSnapshot) -> str:
@@ -87,6 +95,8 @@ def assess(snap: StackSnapshot) -> Assessment:
     fatal = False
 
     for prog in snap.programs:
+        if tier.standby and prog.state == "STOPPED" and _idle_in_a_standby(prog.name):
+            continue
         if not prog.running:
             problems.append(f"{prog.process_name}: {prog.state.lower()} ({prog.description})")
     for e in snap.etcd:
@@ -102,13 +112,18 @@ def assess(snap: StackSnapshot) -> Assessment:
             + (f" (leader key: {snap.leader_key})" if snap.leader_key else " (no leader key)")
         )
     replicas = len(snap.members) - 1
-    if spec.postgres.synchronous_mode and replicas >= 1 and tier.sync_standby is None:
+    if (
+        spec.postgres.synchronous_mode
+        and replicas >= 1
+        and tier.sync_standby is None
+        and not tier.standby
+    ):
         problems.append("postgres: no synchronous standby streaming (RPO is not 0)")
     for m in snap.members:
         if m.name != tier.leader and m.name not in tier.streaming:
             problems.append(f"postgres {m.name}: {m.role} is {m.state}, not streaming")
 
-    fatal |= _assess_haproxy(snap, tier.leader, problems)
+    fatal |= _assess_haproxy(snap, tier, problems)
     fatal |= _assess_app(snap, problems)
     if not snap.pgbouncer.ok:
         fatal = True
@@ -133,13 +148,29 @@ def assess(snap: StackSnapshot) -> Assessment:
     return Assessment("degraded" if problems else "healthy", tuple(problems))
 
 
-def _assess_haproxy(snap: StackSnapshot, leader: str | None, problems: list[str]) -> bool:
-    """Append HAProxy problems; True when no write path exists through it."""
+def _idle_in_a_standby(program: str) -> bool:
+    """A standby cluster runs no app instance (app1..) and no backup scheduler until it is
+    promoted: nothing could write, and pgBackRest backs up only a primary."""
+    return program == "backup-scheduler" or (program.startswith("app") and program[3:].isdigit())
+
+
+def _assess_haproxy(snap: StackSnapshot, tier: DataTier, problems: list[str]) -> bool:
+    """Append HAProxy problems; True when no write path exists through it (for a standby
+    cluster: when no read path does)."""
     if snap.haproxy_error:
         problems.append(f"haproxy: {snap.haproxy_error}")
         return True
+    leader = tier.leader
     rw_up = [s.server for s in snap.haproxy if s.backend == RW_BACKEND and s.up]
     ro_up = [s.server for s in snap.haproxy if s.backend == RO_BACKEND and s.up]
+    if tier.standby:
+        if rw_up:
+            problems.append(f"haproxy: read-write pool routes to {rw_up} in a standby cluster")
+        # The standby leader answers /replica?lag= with 503 (no primary to lag behind):
+        # reads go to its cascading replicas.
+        if len(ro_up) < len(snap.members) - 1:
+            problems.append(f"haproxy: {len(ro_up)} of {len(snap.members) - 1} replicas up")
+        return not ro_up
     if not rw_up:
         problems.append("haproxy: no server up in the read-write pool")
         return True

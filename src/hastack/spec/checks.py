@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hastack.spec.errors import SpecIssue
-from hastack.spec.plan import StackPlan
+from hastack.spec.model import StackSpec
+from hastack.spec.plan import StackPlan, default_state_dir
 
 MANAGED_PARAMETERS = frozenset(
     {
@@ -312,3 +313,57 @@ def _check_http(plan: StackPlan) -> list[SpecIssue]:
             )
         ]
     return []
+
+
+def check_standby(spec: StackSpec, primary: StackSpec) -> list[SpecIssue]:
+    """A standby cluster and its primary: two stacks of one database, apart everywhere else."""
+    key = "standby_cluster.primary"
+    issues = []
+
+    def issue(message: str, fix: str, at: str = key) -> None:
+        issues.append(SpecIssue(key=at, message=message, fix=fix))
+
+    if primary.standby_cluster is not None:
+        issue(
+            f"stack {primary.name!r} is itself a standby cluster; cascading standby clusters "
+            "are not supported",
+            "point standby_cluster.primary at the primary cluster's spec",
+        )
+    if primary.name == spec.name:
+        issue(
+            f"the primary stack has this stack's name ({spec.name!r})",
+            f"give the standby cluster its own name (for example {(spec.name[:12] + '-dr')!r})",
+            "name",
+        )
+    if primary.network.subnet == spec.network.subnet:
+        issue(
+            f"the primary stack uses this stack's subnet ({spec.network.subnet})",
+            "give the standby cluster its own network.subnet (a second region)",
+            "network.subnet",
+        )
+    own_state = spec.state_dir or default_state_dir(spec.name)
+    if (primary.state_dir or default_state_dir(primary.name)) == own_state:
+        issue("the primary stack uses this stack's state directory", "set another state_dir")
+    if primary.postgres.node_prefix == spec.postgres.node_prefix:
+        issue(
+            f"this stack's nodes would be named like the primary's ({spec.postgres.node_prefix}1, "
+            "...): its leader streams from the primary under its name, and the primary's "
+            "synchronous replication picks its standby by that name",
+            "set postgres.node_prefix: dr (any other than the primary's)",
+            "postgres.node_prefix",
+        )
+    if primary.postgres.version != spec.postgres.version:
+        issue(
+            f"the primary runs PostgreSQL {primary.postgres.version}, this stack "
+            f"{spec.postgres.version}: a physical replica needs the same major version",
+            f"set postgres.version: {primary.postgres.version}",
+            "postgres.version",
+        )
+    if primary.postgres.database != spec.postgres.database:
+        issue(
+            f"the primary's database is {primary.postgres.database!r}, this stack's "
+            f"{spec.postgres.database!r}: a standby cluster holds the primary's databases",
+            f"set postgres.database: {primary.postgres.database}",
+            "postgres.database",
+        )
+    return issues

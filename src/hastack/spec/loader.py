@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from hastack.spec.checks import MachineFacts, check_machine, check_plan
+from hastack.spec.checks import MachineFacts, check_machine, check_plan, check_standby
 from hastack.spec.errors import SpecError, SpecIssue
 from hastack.spec.model import StackSpec
 from hastack.spec.plan import StackPlan, derive_plan
@@ -75,14 +75,33 @@ def load_spec(path: Path, machine: MachineFacts | None = None) -> LoadedSpec:
     except ValidationError as exc:
         found = [_from_pydantic(err, source) for err in exc.errors()]
         raise SpecError(sorted(found, key=lambda i: i.line or 0)) from None
-    plan = derive_plan(spec)
-    issues = check_plan(plan)
+    primary, issues = _load_primary(spec)
+    plan = derive_plan(spec, primary)
+    issues += check_plan(plan)
     if machine is not None:
         issues += check_machine(plan, machine)
     located = sorted((source.locate(i) for i in issues), key=lambda i: i.line or 0)
     if any(i.severity == "error" for i in located):
         raise SpecError(located)
     return LoadedSpec(spec=spec, plan=plan, path=path, warnings=tuple(located))
+
+
+def _load_primary(spec: StackSpec) -> tuple[StackSpec | None, list[SpecIssue]]:
+    """A standby cluster's primary: its spec, read for its addresses and state directory."""
+    sc = spec.standby_cluster
+    if sc is None:
+        return None, []
+    key = "standby_cluster.primary"
+    try:
+        primary = load_spec(sc.primary).spec
+    except SpecError as exc:
+        first = exc.errors[0] if exc.errors else None
+        said = first.format() if first is not None else str(exc)
+        fix = "fix that spec, or point standby_cluster.primary at the primary's hastack.yaml"
+        return None, [
+            SpecIssue(key=key, message=f"the primary's spec is not valid: {said}", fix=fix)
+        ]
+    return primary, check_standby(spec, primary)
 
 
 def _parse(path: Path) -> Any:

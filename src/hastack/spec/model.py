@@ -75,6 +75,14 @@ class PostgresSpec(_Model):
 
     version: Literal[15, 16, 17] = Field(default=15, description="PostgreSQL major version.")
     nodes: int = Field(default=3, ge=1, le=9, description="Number of PostgreSQL nodes.")
+    node_prefix: str = Field(
+        default="pg",
+        pattern=r"^[a-z]{1,4}$",
+        description=(
+            "Node names are this and a number (pg1, pg2, ...): Patroni's member names, which "
+            "replicas stream under. A standby cluster needs its own (for example `dr`)."
+        ),
+    )
     port: Port = Field(default=5432, description="Port on each node address.")
     database: str = Field(
         default="app",
@@ -121,6 +129,14 @@ class PostgresSpec(_Model):
         ),
     )
     wal_keep_size_mb: int = Field(default=256, ge=0)
+
+    @field_validator("node_prefix")
+    @classmethod
+    def _not_witness(cls, value: str) -> str:
+        if value == "dcs":
+            raise ValueError("dcs names the witness nodes (etcd only); pick another, like dr")
+        return value
+
     parameters: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="Extra postgresql.conf parameters; they override derived values.",
@@ -453,6 +469,40 @@ class BackupSpec(_Model):
     )
 
 
+class StandbyClusterSpec(_Model):
+    """This stack is a standby cluster in a second region: Patroni's standby leader streams
+    from the primary stack (through its HAProxy read-write port, so a failover there is
+    followed), the other nodes cascade from it, and nothing is written here until
+    `hastack promote-standby` makes it the primary cluster."""
+
+    primary: Path = Field(
+        description=(
+            "The primary stack's hastack.yaml (absolute): its addresses, and its state "
+            "directory, whose role passwords this stack takes and whose CA it trusts."
+        ),
+    )
+    latency_ms: int = Field(
+        default=0,
+        ge=0,
+        le=2000,
+        description=(
+            "Simulated one-way delay on the link to the primary (a relay on 127.0.0.1 adds "
+            "it each way), to rehearse a distant region on one machine. 0: direct link."
+        ),
+    )
+    link_port: Port = Field(
+        default=5099,
+        description="The relay's port on 127.0.0.1 (only with latency_ms > 0).",
+    )
+
+    @field_validator("primary")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path, for example /etc/hastack/demo.yaml")
+        return value
+
+
 class BinariesSpec(_Model):
     """Where the external programs are. Defaults match Debian 12 packages and `make up`."""
 
@@ -508,6 +558,10 @@ class StackSpec(_Model):
     app: AppSpec = Field(default_factory=AppSpec)
     http: HttpSpec = Field(default_factory=HttpSpec)
     backup: BackupSpec = Field(default_factory=BackupSpec)
+    standby_cluster: StandbyClusterSpec | None = Field(
+        default=None,
+        description="Declare this stack a standby cluster of another (a second region).",
+    )
     binaries: BinariesSpec = Field(default_factory=BinariesSpec)
 
     @field_validator("state_dir")

@@ -323,6 +323,12 @@ class StackPaths:
         return self.state_dir / "tls"
 
     @property
+    def trusted_ca(self) -> Path:
+        """The CAs replication connections trust: the stack's own, and for a standby cluster
+        also its primary's (whose nodes it streams from)."""
+        return self.tls_dir / "trusted-ca.pem"
+
+    @property
     def ca_cert(self) -> Path:
         """Public: clients trust the stack's HTTPS through it."""
         return self.tls_dir / "ca.pem"
@@ -442,6 +448,37 @@ class WatcherTimings:
 
 
 @dataclass(frozen=True)
+class StandbyPlan:
+    """Where a standby cluster replicates from (derived from the primary stack's spec)."""
+
+    primary_name: str
+    primary_state_dir: Path
+    primary_host: str
+    """The primary's services address: its HAProxy read-write port follows its leader."""
+    primary_port: int
+    latency_ms: int
+    link_port: int
+
+    @property
+    def primary_paths(self) -> StackPaths:
+        return StackPaths(self.primary_state_dir)
+
+    @property
+    def relayed(self) -> bool:
+        return self.latency_ms > 0
+
+    @property
+    def host(self) -> str:
+        """What the standby leader connects to. The relay listens on 127.0.0.1: every
+        certificate of the primary's nodes names it, so verify-full still holds."""
+        return "127.0.0.1" if self.relayed else self.primary_host
+
+    @property
+    def port(self) -> int:
+        return self.link_port if self.relayed else self.primary_port
+
+
+@dataclass(frozen=True)
 class StackPlan:
     spec: StackSpec
     paths: StackPaths
@@ -457,6 +494,8 @@ class StackPlan:
     admission: AdmissionPlan
     app_instances: tuple[AppInstance, ...] = ()
     etcd_namespace: str = ETCD_NAMESPACE
+    standby: StandbyPlan | None = None
+    """Set when the spec declares `standby_cluster` (and the primary's spec was read)."""
 
     @property
     def name(self) -> str:
@@ -577,7 +616,7 @@ def derive_nodes(spec: StackSpec, paths: StackPaths) -> tuple[Node, ...]:
     nodes = []
     for i in range(1, count + 1):
         runs_postgres = i <= spec.postgres.nodes
-        name = f"pg{i}" if runs_postgres else f"dcs{i}"
+        name = f"{spec.postgres.node_prefix}{i}" if runs_postgres else f"dcs{i}"
         nodes.append(
             Node(
                 name=name,
@@ -628,7 +667,22 @@ def derive_watcher(spec: StackSpec) -> WatcherTimings:
     )
 
 
-def derive_plan(spec: StackSpec) -> StackPlan:
+def derive_standby(spec: StackSpec, primary: StackSpec | None) -> StandbyPlan | None:
+    sc = spec.standby_cluster
+    if sc is None or primary is None:
+        return None
+    return StandbyPlan(
+        primary_name=primary.name,
+        primary_state_dir=primary.state_dir or default_state_dir(primary.name),
+        primary_host=host_address(primary.network.subnet, SERVICES_HOST),
+        primary_port=primary.haproxy.rw_port,
+        latency_ms=sc.latency_ms,
+        link_port=sc.link_port,
+    )
+
+
+def derive_plan(spec: StackSpec, primary: StackSpec | None = None) -> StackPlan:
+    """`primary`: the primary stack's spec when this one is a standby cluster."""
     paths = StackPaths(spec.state_dir or default_state_dir(spec.name))
     pool = derive_pool(spec)
     bin_dir = spec.binaries.postgres_bin_dir or Path(
@@ -656,4 +710,5 @@ def derive_plan(spec: StackSpec) -> StackPlan:
         watcher=derive_watcher(spec),
         app_instances=derive_app_instances(spec),
         admission=derive_admission(spec),
+        standby=derive_standby(spec, primary),
     )

@@ -1,0 +1,148 @@
+"""A standby cluster's ties to its primary: the role passwords it takes from it, the CA it
+trusts, and whether it is (still) a standby (Patroni's DCS says, not the spec: the spec
+says how the cluster was born, `promote-standby` changes what it is)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from hastack.errors import HastackError
+from hastack.runtime import secret_store
+from hastack.runtime.files import ensure_dir, read_regular, write_atomic
+from hastack.spec import roles
+from hastack.spec.connection import pg_url
+from hastack.spec.plan import StackPlan
+from hastack.spec.secrets import ROLE_PASSWORDS
+
+if TYPE_CHECKING:
+    from hastack.runtime.stack import Stack
+
+SHARED_SECRETS = (
+    *ROLE_PASSWORDS,
+    "app_login",
+    "scram_salt_seed",
+    "app_secret_key",
+    "app_secret_key_accepted",
+    "app_secret_key_accepted_until",
+)
+"""What a standby cluster takes from its primary. The roles' passwords live in the database
+it copies (and the SCRAM verifiers PgBouncer checks derive from them and the salt seed);
+the app's keys so sessions and signed URLs survive a move to this region. Its own: the
+REST, PgBouncer, HAProxy and Redis credentials, and its backup repository's passphrase."""
+
+
+def adopt_primary_secrets(plan: StackPlan) -> list[str]:
+    """Copy the shared secrets from the primary's state directory (on every `up`: a rotation
+    there reaches the standby at its next `up`). The names that changed. With the primary
+    gone (a region lost), what was copied before stays."""
+    standby = plan.standby
+    if standby is None:
+        return []
+    source = standby.primary_paths.secrets_dir
+    own = plan.paths.secrets_dir
+    values = {}
+    for name in SHARED_SECRETS:
+        data = read_regular(source / name)
+        if data is None:
+            if not (own / name).exists():
+                raise HastackError(
+                    f"the primary stack {standby.primary_name!r} has no secret {name} in "
+                    f"{source}: a standby cluster takes its roles' passwords from its primary",
+                    "bring the primary up first (hastack -c PRIMARY_SPEC up), then this one",
+                )
+            return []  # the primary is gone: keep what was copied
+        values[name] = data.decode().strip()
+    ensure_dir(own, "root", 0o700)
+    changed = []
+    for name, value in values.items():
+        path = own / name
+        if not path.exists() or path.read_text(encoding="utf-8").strip() != value:
+            secret_store.store(own, name, value)
+            changed.append(name)
+    return changed
+
+
+def write_trusted_ca(plan: StackPlan) -> bool:
+    """The CA bundle replication trusts: this stack's CA and the primary's (kept as it was
+    when the primary's cannot be read any more)."""
+    standby = plan.standby
+    if standby is None:
+        return False
+    own = read_regular(plan.paths.ca_cert)
+    theirs = read_regular(standby.primary_paths.ca_cert)
+    if own is None:
+        raise HastackError(f"no CA at {plan.paths.ca_cert}", "hastack up")
+    if theirs is None:
+        if plan.paths.trusted_ca.exists():
+            return False
+        raise HastackError(
+            f"cannot read the primary stack's CA ({standby.primary_paths.ca_cert})",
+            "bring the primary up first (hastack -c PRIMARY_SPEC up), then this one",
+        )
+    bundle = own.decode() + theirs.decode()
+    return write_atomic(plan.paths.trusted_ca, bundle, "root", 0o644)
+
+
+def is_standby(stack: Stack, leader: str | None = None) -> bool:
+    """The cluster replicates from another (Patroni's dynamic config has `standby_cluster`).
+    Before the DCS holds a config (first bootstrap), the spec decides."""
+    if stack.plan.standby is None:
+        return False
+    try:
+        config = stack.patroni(
+            leader or stack.leader() or stack.plan.postgres_nodes[0].name
+        ).config()
+    except HastackError:
+        return True
+    return bool(config.get("standby_cluster"))
+
+
+@dataclass(frozen=True)
+class StandbyLag:
+    """How far the standby cluster's leader is behind, as the primary reports it."""
+
+    primary_reachable: bool
+    lag_bytes: int | None = None
+    """The primary's current WAL position minus what the standby leader replayed."""
+    replay_lag_s: float | None = None
+    """PostgreSQL's replay_lag: commit on the primary -> replayed here (None when idle)."""
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+LAG_QUERY = """
+SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint,
+       extract(epoch FROM replay_lag)::float8
+  FROM pg_stat_replication WHERE application_name = %s
+"""
+
+
+def primary_url(stack: Stack) -> str:
+    """The primary's read-write port as the `monitor` role (whose password the standby
+    shares), verified by the primary's CA."""
+    standby = stack.plan.standby
+    assert standby is not None
+    return pg_url(
+        roles.MONITOR,
+        stack.secrets.monitor_password,
+        standby.primary_host,
+        standby.primary_port,
+        stack.plan.spec.postgres.database,
+        stack.plan.paths.trusted_ca,
+    )
+
+
+def standby_lag(stack: Stack, leader: str) -> StandbyLag:
+    try:
+        with psycopg.connect(primary_url(stack), connect_timeout=2) as conn:
+            row = conn.execute(LAG_QUERY, (leader,)).fetchone()
+    except psycopg.Error as exc:
+        return StandbyLag(False, error=str(exc).strip().splitlines()[0][:200])
+    if row is None:
+        return StandbyLag(True, error=f"the primary has no replication connection from {leader}")
+    return StandbyLag(True, int(row[0]), None if row[1] is None else round(float(row[1]), 3))

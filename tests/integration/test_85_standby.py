@@ -1,0 +1,88 @@
+"""A standby cluster of the shared stack (a second region on its own subnet, behind a
+delaying link): it streams, refuses promotion while the primary takes writes, and once the
+primary is gone becomes the primary cluster with every acknowledged write. Before the
+lifecycle tests, which stop the shared stack anyway: this one stops it and brings it back."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hastack.spec import load_spec
+from tests.integration.conftest import Stack, hastack, write_spec
+
+DR_STATE = Path("/var/lib/hastack/hstestdr")
+
+
+@pytest.fixture
+def standby_spec(stack: Stack, tmp_path: Path) -> Iterator[Path]:
+    extra = (
+        "postgres:\n  node_prefix: dr\napp:\n  instances: 0\n"
+        f"standby_cluster:\n  primary: {stack.spec}\n  latency_ms: 10\n"
+    )
+    spec = write_spec(tmp_path / "dr.yaml", "hstestdr", "127.0.214.0/24", DR_STATE, extra)
+    if DR_STATE.exists():
+        hastack(spec, "destroy", "--yes")
+    yield spec
+    if DR_STATE.exists():
+        hastack(spec, "destroy", "--yes")
+    if stack.run("status").code == 2:  # the test stopped the primary: bring it back
+        assert stack.run("up").code == 0
+
+
+def test_standby_cluster_streams_then_takes_over(stack: Stack, standby_spec: Path) -> None:
+    up = hastack(standby_spec, "up", "--json")
+    assert up.code == 0, up.err
+    assert up.json()["up"]["standby_of"] == stack.plan.name
+    dr = load_spec(standby_spec).plan
+    assert [n.name for n in dr.postgres_nodes] == ["dr1", "dr2", "dr3"]
+
+    report = hastack(standby_spec, "status", "--json").json()
+    assert report["health"] == "healthy", report["problems"]
+    assert report["standby"]["primary"] == stack.plan.name
+    assert report["standby"]["primary_reachable"] is True
+    roles = sorted(m["role"] for m in report["postgres"])
+    assert roles == ["replica", "replica", "standby_leader"]
+
+    # An acknowledged write on the primary reaches the standby's read-only endpoint.
+    stack.ensure_scratch_table()
+    marker = uuid.uuid4().hex
+    with psycopg.connect(stack.run("env", "--json").json()["DATABASE_URL"]) as conn:
+        conn.execute("INSERT INTO it_rows VALUES (%s, 7)", (marker,))
+    dr_env = hastack(standby_spec, "env", "--json").json()
+    seen = None
+    for _ in range(50):
+        with psycopg.connect(dr_env["DATABASE_URL_RO"], prepare_threshold=None) as conn:
+            seen = conn.execute("SELECT v FROM it_rows WHERE id = %s", (marker,)).fetchone()
+        if seen:
+            break
+        time.sleep(0.2)
+    assert seen == (7,)
+
+    refused = hastack(standby_spec, "promote-standby", "--yes")
+    assert refused.code != 0
+    assert "two primaries" in refused.err
+
+    # The primary's region is lost; the standby takes over with everything acknowledged.
+    assert stack.run("down").code == 0
+    promoted = hastack(standby_spec, "promote-standby", "--yes", "--json", timeout_s=600)
+    assert promoted.code == 0, promoted.err
+    result = promoted.json()
+    assert result["primary_alive"] is False
+    assert result["up"]["first_backup"]
+    with psycopg.connect(dr_env["DATABASE_URL"], prepare_threshold=None) as conn:
+        assert conn.execute("SELECT v FROM it_rows WHERE id = %s", (marker,)).fetchone() == (7,)
+        conn.execute("INSERT INTO it_rows VALUES (%s, 8)", (uuid.uuid4().hex,))
+    after = hastack(standby_spec, "status", "--json").json()
+    assert after["health"] == "healthy", after["problems"]
+    assert after["standby"] is None
+    assert "leader" in [m["role"] for m in after["postgres"]]
+
+    again = hastack(standby_spec, "promote-standby", "--yes")
+    assert again.code != 0
+    assert "already a primary" in again.err
