@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 
@@ -27,6 +28,8 @@ from hastack.drills.events import History
 from hastack.drills.faults import DrillContext
 from hastack.drills.http_workload import HttpTarget, HttpWorkload, ServerWatch
 from hastack.drills.monitor import Monitor
+from hastack.drills.region_loss import loss_allowed_after as region_loss_allowed_after
+from hastack.drills.region_loss import primary_stack
 from hastack.drills.report import DrillReport
 from hastack.drills.scenarios import Scenario
 from hastack.drills.timeline import PhaseTimes, ReportInput, build_report
@@ -39,6 +42,7 @@ from hastack.runtime.dcs import converge_dcs
 from hastack.runtime.health import data_tier
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
+from hastack.spec.model import StackSpec
 from hastack.spec.names import LOAD_TEST_HEADER
 
 VOLUME_CONNECTIONS = 16
@@ -69,6 +73,8 @@ class _Run:
     notes: list[str] = field(default_factory=list)
     primary: str | None = None
     volume: dict[str, int] = field(default_factory=dict)
+    source: Stack | None = None
+    """Region drills: the primary stack (the drill's `stack` is its standby cluster)."""
 
     @property
     def acks_prefix(self) -> str:
@@ -90,8 +96,8 @@ def run_drill(
     sync: str | None = None
     try:
         run.primary, sync = _precheck(run)
-        drill_data.prepare(stack, run.primary)
-        ctx = DrillContext(stack, run.history, run.primary, sync)
+        drill_data.prepare(run.source or stack, run.primary)
+        ctx = DrillContext(stack, run.history, run.primary, sync, source=run.source)
         with ctx.held, _failsafe(run), _loads(run) as loads:
             _phases(run, ctx, loads, times)
     except HastackError as exc:
@@ -132,6 +138,8 @@ def _precheck(run: _Run) -> tuple[str, str | None]:
         )
     if stack.netcut().remove():
         progress.step("removed network rules left by an interrupted drill")
+    if run.scenario.region:
+        return _precheck_region(run)
     progress.step("checking that the stack is healthy")
     before = wait_healthy(stack, 120, progress)
     if not before.healthy:
@@ -142,6 +150,30 @@ def _precheck(run: _Run) -> tuple[str, str | None]:
     tier = data_tier(stack.snapshot())
     if tier.leader is None:
         raise HastackError("the stack has no leader before the drill", "hastack status")
+    return tier.leader, tier.sync_standby
+
+
+def _precheck_region(run: _Run) -> tuple[str, str | None]:
+    """Both stacks healthy: the primary with a leader, this one a standby cluster of it."""
+    stack, progress = run.stack, run.progress
+    run.source = primary_stack(stack)
+    for each, what in ((run.source, "primary"), (stack, "standby")):
+        progress.step(f"checking that the {what} stack {each.name} is healthy")
+        before = wait_healthy(each, 120, progress)
+        if not before.healthy:
+            raise HastackError(
+                f"the {what} stack {each.name} was not healthy before the drill: "
+                + "; ".join(before.problems),
+                f"hastack -c {each.plan.paths.applied_spec} status",
+            )
+    if not data_tier(stack.snapshot()).standby:
+        raise HastackError(
+            f"stack {stack.name} is not a standby cluster any more (promoted before)",
+            "recreate it as a standby: docs/backups.md#standby-cluster-a-second-region",
+        )
+    tier = data_tier(run.source.snapshot())
+    if tier.leader is None:
+        raise HastackError(f"the primary stack {run.source.name} has no leader", "status")
     return tier.leader, tier.sync_standby
 
 
@@ -171,8 +203,13 @@ class _Loads:
         self.run = run
         web = scenario.tier == "web"
         self.monitor = Monitor(stack, history)
+        targets = (
+            _region_targets(run.source, stack)
+            if run.source is not None
+            else _targets(stack, run.primary, scenario.pinned_writer)
+        )
         self.sql = Workload(
-            _targets(stack, run.primary, scenario.pinned_writer),
+            targets,
             history,
             interval_s=0.05 if web else 0.01,
             workers=CANARY_WORKERS if web else ALL_WORKERS,
@@ -253,6 +290,29 @@ def _targets(stack: Stack, primary: str, pinned: bool) -> Targets:
         pinned=stack.node_url(primary) if pinned else None,
         node_by_address={n.address: n.name for n in stack.plan.postgres_nodes},
         login=lambda: (stack.secrets.app_login, stack.secrets.app_password),
+    )
+
+
+def _region_targets(primary: Stack, standby: Stack) -> Targets:
+    """Each URL names both regions, the primary's first (libpq tries them in order), as an
+    application deployed in both would; the standby's bundle trusts both stacks' CAs."""
+    ca = quote(str(standby.plan.paths.trusted_ca))
+
+    def both(port: Callable[[StackSpec], int], dbname: str) -> str:
+        hosts = ",".join(f"{s.plan.services_address}:{port(s.plan.spec)}" for s in stacks)
+        return f"postgresql://{hosts}/{dbname}?sslmode=verify-full&sslrootcert={ca}"
+
+    stacks = (primary, standby)
+    db = standby.plan.spec.postgres.database
+    return Targets(
+        url=both(lambda spec: spec.pgbouncer.port, db),
+        direct=both(lambda spec: spec.haproxy.rw_port, db),
+        ro=both(lambda spec: spec.pgbouncer.port, f"{db}_ro"),
+        pinned=None,
+        node_by_address={
+            n.address: n.name for s in (primary, standby) for n in s.plan.postgres_nodes
+        },
+        login=lambda: (standby.secrets.app_login, standby.secrets.app_password),
     )
 
 
@@ -411,14 +471,20 @@ def _check(
             nodes=nodes,
             expected_total=drill_data.EXPECTED_TOTAL,
             samples=list(history.samples),
-            loss_allowed_after=(
-                loss_allowed_after(stack.plan, history)
-                if run.scenario.expect.restored_within_archive_bound
-                else None
-            ),
+            loss_allowed_after=_loss_allowed_after(run),
         )
     )
     return verdict, leader, timelines, lost
+
+
+def _loss_allowed_after(run: _Run) -> float | None:
+    """Drills whose fault loses the newest acknowledged writes by design: since when."""
+    expect = run.scenario.expect
+    if expect.restored_within_archive_bound:
+        return loss_allowed_after(run.stack.plan, run.history)
+    if expect.promoted_within_lag:
+        return region_loss_allowed_after(run.stack.plan, run.history)
+    return None
 
 
 def _unchecked(problem: str) -> Verdict:

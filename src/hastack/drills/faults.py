@@ -35,6 +35,8 @@ class DrillContext:
     sync_standby: str | None
     held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     """Holds a fault keeps until it is healed (components kept down on purpose)."""
+    source: Stack | None = None
+    """Region drills: the primary stack the standby cluster under drill replicates from."""
 
     def node(self, name: str) -> Node:
         return self.stack.plan.node(name)

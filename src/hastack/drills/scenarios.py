@@ -19,6 +19,7 @@ from hastack.drills.faults import Action, DrillContext, nothing
 from hastack.drills.overload import OVERLOAD_FACTOR, OVERLOAD_S, end_overload, overload
 from hastack.drills.pitr import pitr_fault, pitr_restore
 from hastack.drills.rebuild import await_rebuild, lose_data_directory
+from hastack.drills.region_loss import lose_the_primary_region, promote_the_standby
 from hastack.errors import HastackError
 from hastack.ops.app import restart_app
 from hastack.ops.cluster import switchover
@@ -60,6 +61,10 @@ class Expectation:
     """cluster-loss: the cluster comes back from the repository, and the acknowledged writes
     lost were all acknowledged within archive_timeout (+ a margin) of the fault
     (drills/cluster_loss.py)."""
+    promoted_within_lag: bool = False
+    """region-loss: the standby cluster promoted within the target, and the acknowledged
+    writes lost all within the replication lag reported before the fault
+    (drills/region_loss.py)."""
     load_shed_by_haproxy: bool = False
     """Web, overload: HAProxy answers the excess 503 + Retry-After itself, no instance
     answers 5xx or is marked down, admitted requests stay fast (drills/overload.py)."""
@@ -90,6 +95,9 @@ class Scenario:
     """Also write straight to the old primary's address (a client with a stale route)."""
     volume_load: bool = False
     """Web: also run wrk against /health/live through HAProxy, counting non-2xx answers."""
+    region: bool = False
+    """Runs against a standby cluster's spec; the writers start on its primary stack and
+    follow the promotion through a two-host connection string."""
 
 
 def _on_primary(action: Callable[[DrillContext, str], None]) -> Action:
@@ -329,6 +337,19 @@ DATA_SCENARIOS = [
         recover_before_heal=False,
         expect=Expectation(restored_within_archive_bound=True),
         pinned_writer=False,
+    ),
+    Scenario(
+        "region-loss",
+        "run against a standby cluster: every process of the primary stack's region killed "
+        "at one instant under write load; `hastack promote-standby` makes the standby the "
+        "primary; writes lost only within the replication lag reported just before",
+        inject=lose_the_primary_region,
+        heal=promote_the_standby,
+        hold_s=lambda _plan: 2.0,
+        recover_before_heal=False,
+        expect=Expectation(promoted_within_lag=True),
+        pinned_writer=False,
+        region=True,
     ),
 ]
 

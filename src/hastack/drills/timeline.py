@@ -16,6 +16,7 @@ from hastack.drills.metrics import buckets, error_kinds, failures_between, large
 from hastack.drills.overload import overload_expectations
 from hastack.drills.pitr import pitr_expectations
 from hastack.drills.rebuild import rebuild_expectations
+from hastack.drills.region_loss import region_loss_expectations
 from hastack.drills.report import DrillReport, WriterStats
 from hastack.drills.scenarios import Expectation, Scenario
 from hastack.spec.plan import StackPlan
@@ -214,6 +215,13 @@ def _expectations(r: ReportInput, t0: float, end: float) -> list[dict[str, Any]]
         found += backup_failover_expectations(history.facts, gap.gap_s)
     if expect.restored_within_archive_bound:
         found += cluster_loss_expectations(
+            r.plan,
+            history,
+            set(r.verdict.lost_acked_writes),
+            set(r.verdict.lost_acked_transfers),
+        )
+    if expect.promoted_within_lag:
+        found += region_loss_expectations(
             r.plan,
             history,
             set(r.verdict.lost_acked_writes),
