@@ -54,6 +54,38 @@ def test_backup_on_demand_after_writes(stack: Stack) -> None:
     assert run["label"] in labels
 
 
+def test_a_full_repository_disk_is_said_and_no_backup_is_lost(stack: Stack) -> None:
+    """The repository's backup sets on a filesystem with 1 MiB left (a tmpfs mounted over
+    them, holding a copy): a full backup fails with a clear error, the sets stay listed;
+    unmounted, the untouched originals take the next backup."""
+    hs = stack.hs
+    sets = stack.plan.paths.backup_repo / "backup" / stack.plan.stanza
+    labels = [b["label"] for b in stack.run("backups", "--json").json()["backups"]]
+    used = sum(f.stat().st_size for f in sets.rglob("*") if f.is_file())
+    owner = sets.stat()
+    scheduler = next(p for p in hs.programs("backup") if p.component == "backup")
+    copy = Path(tempfile.mkdtemp(prefix="hastack-it-repo-"))
+    with hs.hold(600, "integration test: repository disk full", [scheduler.process_name]):
+        hs.supervisor.stop(scheduler.process_name)
+        subprocess.run(["cp", "-a", f"{sets}/.", str(copy)], check=True)
+        options = f"size={used + 2**20},uid={owner.st_uid},gid={owner.st_gid},mode=750"
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(sets)], check=True)
+        try:
+            subprocess.run(["cp", "-a", f"{copy}/.", str(sets)], check=True)
+            full = stack.run("backup", "--type", "full", timeout_s=600)
+            listed = [b["label"] for b in stack.run("backups", "--json").json()["backups"]]
+        finally:
+            subprocess.run(["umount", str(sets)], check=True)
+            subprocess.run(["rm", "-rf", str(copy)], check=True)
+            hs.supervisor.start(scheduler.process_name)
+    assert full.code == 1, full.out
+    said = " ".join(full.err.split())  # the console may wrap a long line
+    assert "disk is full" in said and "earlier backups are intact" in said, full.err
+    assert listed == labels
+    after = stack.run("backup", "--type", "incr", "--json")
+    assert after.code == 0, after.err
+
+
 def test_bad_backup_type_is_refused(stack: Stack) -> None:
     result = stack.run("backup", "--type", "weekly")
     assert result.code == 2

@@ -37,6 +37,21 @@ def standby_spec(stack: Stack, tmp_path: Path) -> Iterator[Path]:
         assert stack.run("up").code == 0
 
 
+def test_a_standby_of_a_stack_never_brought_up_is_refused_before_anything_is_made(
+    tmp_path: Path,
+) -> None:
+    primary = write_spec(
+        tmp_path / "main.yaml", "hsnothere", "127.0.215.0/24", Path("/var/lib/hastack/hsnothere")
+    )
+    extra = f"postgres:\n  node_prefix: dr\nstandby_cluster:\n  primary: {primary}\n"
+    spec = write_spec(tmp_path / "dr.yaml", "hsnotheredr", "127.0.216.0/24", DR_STATE, extra)
+    result = hastack(spec, "up")
+    assert result.code == 1
+    said = " ".join(result.err.split())  # the console may wrap a long line
+    assert "has no secrets" in said and "bring the primary up first" in said, result.err
+    assert not DR_STATE.exists()
+
+
 def test_standby_cluster_streams_then_takes_over(stack: Stack, standby_spec: Path) -> None:
     up = hastack(standby_spec, "up", "--json")
     assert up.code == 0, up.err
@@ -68,7 +83,7 @@ def test_standby_cluster_streams_then_takes_over(stack: Stack, standby_spec: Pat
 
     refused = hastack(standby_spec, "promote-standby", "--yes")
     assert refused.code != 0
-    assert "two primaries" in refused.err
+    assert "two primaries" in " ".join(refused.err.split()), refused.err
 
     # The primary's region is lost under write load; the drill promotes the standby.
     drill = hastack(standby_spec, "drill", "run", "region-loss", "--json", timeout_s=900)
@@ -93,4 +108,4 @@ def test_standby_cluster_streams_then_takes_over(stack: Stack, standby_spec: Pat
 
     again = hastack(standby_spec, "promote-standby", "--yes")
     assert again.code != 0
-    assert "already a primary" in again.err
+    assert "already a primary" in " ".join(again.err.split()), again.err

@@ -188,3 +188,13 @@ def test_a_wrong_passphrase_is_never_taken_for_an_empty_repository() -> None:
     assert not info().undecryptable
     problems = backup_problems(BackupSpec(), NOW, wrong, None, None)
     assert len(problems) == 1 and "cannot be decrypted" in problems[0]  # not "no full backup"
+
+
+def test_a_repository_without_room_for_another_full_backup_is_a_problem() -> None:
+    fresh = _at(info(), {"full": 60, "incr": 30}, NOW)
+    full = fresh.last("full")
+    assert full is not None and full.repo_bytes > 0
+    room = int(full.repo_bytes * 2)
+    assert backup_problems(BackupSpec(), NOW, fresh, _archive(), None, room) == ()
+    [problem] = backup_problems(BackupSpec(), NOW, fresh, _archive(), None, full.repo_bytes)
+    assert "the repository's disk has" in problem and "the next full backup may fail" in problem

@@ -7,6 +7,7 @@ from hastack.drills.checker import Verdict
 from hastack.drills.cluster_loss import loss_allowed_after
 from hastack.drills.events import Ack, Failure, History
 from hastack.drills.http_workload import NO_DB_CLIENT
+from hastack.drills.region_loss import loss_allowed_after as region_loss_allowed_after
 from hastack.drills.scenarios import scenario
 from hastack.drills.timeline import PhaseTimes, ReportInput, build_report
 from hastack.spec import StackSpec, derive_plan
@@ -116,3 +117,43 @@ def test_a_backup_interrupted_by_a_failover_must_end_cleanly() -> None:
     assert verdicts({**failed, "check": {"ok": False, "output": "x"}})[2] is False
     assert verdicts({**failed, "next_backup": {"ok": False, "error": "y"}})[1] is False
     assert verdicts(failed, gap=7.5)[3] is False
+
+
+def region_loss_expectations_of(history: History, lost: list[int]) -> dict[str, bool]:
+    verdict = Verdict()
+    verdict.lost_acked_writes = lost
+    r = ReportInput(
+        plan=PLAN,
+        scenario=scenario("region-loss"),
+        history=history,
+        verdict=verdict,
+        times=PhaseTimes(start=0.0, t0=10.0, end=60.0),
+        started_at="2026-11-27T00:00:00+00:00",
+        old_primary="pg1",
+        new_primary="dr2",
+        fencing=True,
+        fencer_marks=[],
+        timelines={},
+    )
+    return {e["what"].split(":")[0].split(" (")[0]: e["ok"] for e in build_report(r).expectations}
+
+
+def test_region_loss_rpo_is_held_against_the_reported_lag() -> None:
+    history = History()
+    for i in range(1, 201):  # one write every 0.1 s until the fault at t=20
+        history.ack(Ack("url", i, i * 0.1 - 0.01, i * 0.1, "pg1"))
+    history.facts["region_loss"] = {"t_fault": 20.0, "replay_lag_s": 0.5, "promote_writable_s": 1.0}
+    # Bound: lag 0.5 s + margin 1 s (no latency in the default spec): writes of the last
+    # 1.5 s may be missing, anything older may not.
+    found = region_loss_expectations_of(history, [i for i in range(1, 201) if i * 0.1 > 18.6])
+    assert found == {"the standby promoted and writable 1.0 s after the request": True, "RPO": True}
+    assert region_loss_expectations_of(history, [150])["RPO"] is False  # 5 s old: lost
+    history.facts["region_loss"] = {"t_fault": 20.0, "promote_writable_s": 30.0}
+    assert (
+        region_loss_expectations_of(history, [])[
+            "the standby promoted and writable 30.0 s after the request"
+        ]
+        is False
+    )  # the target is 15 s
+    assert region_loss_allowed_after(PLAN, History()) is None
+    assert region_loss_allowed_after(PLAN, history) == 19.0  # no lag reported: margin only

@@ -7,7 +7,9 @@ its answers into data: sizes, durations, ages, the archive's lag, and problems i
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -85,6 +87,25 @@ class BackupRun:
         return {**asdict(self), "mb_per_s": self.mb_per_s}
 
 
+NO_SPACE = "No space left on device"
+"""What pgBackRest passes on from the OS when the repository's filesystem is full."""
+
+FREE_SPACE_FACTOR = 1.2
+"""The repository should have room for the last full backup again, with a margin."""
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def _free_mb(path: Path) -> int | None:
+    free = _free_bytes(path)
+    return None if free is None else free // 2**20
+
+
 def take_backup(stack: Stack, backup_type: str, progress: Progress | None = None) -> BackupRun:
     """One backup now, from whichever node leads (pgBackRest finds it). A diff or incr
     with no full backup yet becomes a full one (pgBackRest's rule), and says so."""
@@ -95,6 +116,15 @@ def take_backup(stack: Stack, backup_type: str, progress: Progress | None = None
     article = "an" if backup_type == "incr" else "a"
     progress.step(f"taking {article} {backup_type} backup (pgBackRest, from the leader)")
     result = tool.backup(backup_type)
+    if not result.ok and NO_SPACE in result.stdout + result.stderr:
+        repo = stack.plan.paths.backup_repo
+        raise HastackError(
+            f"the backup repository's disk is full ({repo}, {_free_mb(repo)} MB free): the "
+            f"{backup_type} backup was not taken; the earlier backups are intact",
+            "free space on that filesystem, or keep fewer backups (backup.retention_full, "
+            "retention_diff; the next backup expires the oldest); then `hastack backup`",
+            result.tail().splitlines(),
+        )
     if not result.ok:
         raise HastackError(
             f"the {backup_type} backup failed (pgbackrest exit {result.returncode})",
@@ -323,9 +353,10 @@ def backup_problems(
     info: StanzaInfo | None,
     archive: ArchiveState | None,
     scheduler: dict[str, Any] | None,
+    repo_free_bytes: int | None = None,
 ) -> tuple[str, ...]:
     """One sentence per problem: no or overdue backups, archiving failing, a scheduler that
-    keeps failing. Pure."""
+    keeps failing, a repository without room for another full backup. Pure."""
     problems = []
     hour = 3600.0
     if info is not None and info.undecryptable:
@@ -345,6 +376,16 @@ def backup_problems(
         problems.append(
             f"backup: the newest full backup {full.label} failed its verification; "
             f"`hastack verify-backup {full.label}`"
+        )
+    if (
+        full is not None
+        and repo_free_bytes is not None
+        and repo_free_bytes < full.repo_bytes * FREE_SPACE_FACTOR
+    ):
+        problems.append(
+            f"backup: the repository's disk has {repo_free_bytes // 2**20} MB free, less than "
+            f"the last full backup took ({full.repo_bytes // 2**20} MB) with a margin: the "
+            "next full backup may fail; free space or keep fewer (backup.retention_full)"
         )
     if archive is not None and archive.failing:
         problems.append(
@@ -396,7 +437,14 @@ def backup_status(stack: Stack, leader: str | None) -> BackupStatus | None:
     else:
         archive_error = "no leader"
     scheduler = _scheduler_state(stack)
-    problems = backup_problems(stack.plan.spec.backup, now, info, archive, scheduler)
+    problems = backup_problems(
+        stack.plan.spec.backup,
+        now,
+        info,
+        archive,
+        scheduler,
+        _free_bytes(stack.plan.paths.backup_repo),
+    )
     if info_error:
         problems = (f"backup: cannot read the repository ({info_error})", *problems)
     aside = leftover_asides(stack)

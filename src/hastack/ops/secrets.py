@@ -28,6 +28,7 @@ from hastack.runtime import secret_store
 from hastack.runtime.locks import exclusive
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
+from hastack.runtime.standby import SHARED_SECRETS, is_standby
 from hastack.spec import roles
 from hastack.spec.secrets import NOT_ROTATED, ROLE_PASSWORDS, SECRET_PURPOSES, Secrets
 
@@ -99,6 +100,14 @@ def rotate_secret(
     _known(name)
     if name in NOT_ROTATED:
         raise HastackError(f"{name} is not rotated: {NOT_ROTATED[name]}")
+    standby = stack.plan.standby
+    if standby is not None and name in SHARED_SECRETS and is_standby(stack):
+        raise HastackError(
+            f"{name} of a standby cluster is its primary's ({standby.primary_name}): the "
+            "standby holds a read-only copy of the primary's roles",
+            f"rotate it on the primary (hastack -c PRIMARY_SPEC secrets rotate {name}), "
+            "then `hastack up` here",
+        )
     t0 = time.monotonic()
     paths = stack.plan.paths
     # `up`'s own lock, held across every step: no other `up` (an operator's, the watcher's)

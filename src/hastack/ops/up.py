@@ -52,7 +52,13 @@ from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.replica_repair import Member, RepairState, plan_repairs
 from hastack.runtime.snapshot import StackSnapshot
 from hastack.runtime.stack import Stack
-from hastack.runtime.standby import adopt_primary_secrets, is_standby, write_trusted_ca
+from hastack.runtime.standby import (
+    adopt_primary_secrets,
+    is_standby,
+    primary_reachable,
+    require_primary_secrets,
+    write_trusted_ca,
+)
 from hastack.runtime.tls import ensure_node_tls
 from hastack.spec.names import RO_BACKEND, RW_BACKEND
 
@@ -155,6 +161,7 @@ def up(
     through ACL SETUSER and must not restart)."""
     run = _Run(stack, progress or NullProgress(), applied_live)
     preflight(stack.plan)
+    require_primary_secrets(stack.plan)
     run.progress.step(f"preparing {stack.plan.paths.state_dir}")
     marker = claim_state_dir(stack.plan)
     require_features(stack.plan, marker)
@@ -294,6 +301,7 @@ def _start_data_tier(run: _Run) -> None:
     run.start(stack.programs("pgbackrest"))
     _refuse_an_empty_cluster_over_backups(run)
 
+    _require_the_primary_for_a_first_clone(run)
     run.start(stack.programs("link"))
     run.start(stack.programs("patroni"))
     # A standby leader first copies the primary (pg_basebackup across the link).
@@ -338,6 +346,22 @@ def _start_data_tier(run: _Run) -> None:
             "replicas cascading from the standby leader"
             if run.standby
             else "replicas streaming, synchronous standby in place",
+        )
+
+
+def _require_the_primary_for_a_first_clone(run: _Run) -> None:
+    """A new standby cluster clones its primary: say so at once when the primary does not
+    answer (Patroni would only retry pg_basebackup until `up` gives up)."""
+    standby = run.plan.standby
+    if standby is None or any(holds_data(n) for n in run.plan.postgres_nodes):
+        return
+    reachable = primary_reachable(run.stack)
+    if reachable is not True:
+        raise HastackError(
+            f"the primary stack {standby.primary_name!r} does not answer at "
+            f"{standby.primary_host}:{standby.primary_port} ({reachable}): a new standby "
+            "cluster is cloned from it",
+            "bring the primary up first (hastack -c PRIMARY_SPEC up), then this one",
         )
 
 

@@ -34,6 +34,22 @@ the app's keys so sessions and signed URLs survive a move to this region. Its ow
 REST, PgBouncer, HAProxy and Redis credentials, and its backup repository's passphrase."""
 
 
+def require_primary_secrets(plan: StackPlan) -> None:
+    """Before anything is created for a standby cluster: its primary's secrets must be
+    readable (or copied before: the primary may be gone now)."""
+    standby = plan.standby
+    if standby is None:
+        return
+    source, own = standby.primary_paths.secrets_dir, plan.paths.secrets_dir
+    missing = [n for n in SHARED_SECRETS if read_regular(source / n) is None]
+    if missing and not all((own / n).exists() for n in SHARED_SECRETS):
+        raise HastackError(
+            f"the primary stack {standby.primary_name!r} has no secrets in {source} (missing "
+            f"{missing[0]}): a standby cluster takes its roles' passwords from its primary",
+            "bring the primary up first (hastack -c PRIMARY_SPEC up), then this one",
+        )
+
+
 def adopt_primary_secrets(plan: StackPlan) -> list[str]:
     """Copy the shared secrets from the primary's state directory (on every `up`: a rotation
     there reaches the standby at its next `up`). The names that changed. With the primary
@@ -135,6 +151,16 @@ def primary_url(stack: Stack) -> str:
         stack.plan.spec.postgres.database,
         stack.plan.paths.trusted_ca,
     )
+
+
+def primary_reachable(stack: Stack) -> bool | str:
+    """True when the primary answers a query on its read-write port; else why not."""
+    try:
+        with psycopg.connect(primary_url(stack), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return True
 
 
 def standby_lag(stack: Stack, leader: str) -> StandbyLag:
