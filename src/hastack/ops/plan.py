@@ -164,8 +164,33 @@ def plan_sections(plan: StackPlan) -> dict[str, list[PlanRow]]:
         "ha": ha,
         **({"app tier": app_tier} if plan.app_instances else {}),
         **({"backups": _backup_rows(plan)} if plan.backup_enabled else {}),
+        **({"standby cluster": _standby_rows(plan)} if plan.standby else {}),
         "stack": state,
     }
+
+
+def _standby_rows(plan: StackPlan) -> list[PlanRow]:
+    sb = plan.standby
+    assert sb is not None
+    link = (
+        f"relay {sb.host}:{sb.port}, {sb.latency_ms} ms each way (standby_cluster.latency_ms)"
+        if sb.relayed
+        else "direct"
+    )
+    return [
+        PlanRow("primary stack", sb.primary_name, "standby_cluster.primary"),
+        PlanRow(
+            "streams from",
+            f"{sb.primary_host}:{sb.primary_port}",
+            "the primary's HAProxy read-write port (follows its failovers)",
+        ),
+        PlanRow("link", link, ""),
+        PlanRow(
+            "takes from the primary",
+            "roles' passwords, SCRAM salt seed, app keys; trusts its CA",
+            str(sb.primary_state_dir),
+        ),
+    ]
 
 
 def _backup_rows(plan: StackPlan) -> list[PlanRow]:
