@@ -176,3 +176,37 @@ def test_failsafe_mode_lingering_after_an_etcd_outage_is_degraded() -> None:
     result = assess(healthy_snapshot(failsafe=("pg2", "pg3")))
     assert result.health == "degraded"
     assert any("failsafe mode active on pg2, pg3" in p for p in result.problems)
+
+
+def standby_snapshot() -> StackSnapshot:
+    """A healthy standby cluster: pg1 the standby leader, no synchronous standby, the
+    read-write pool empty (Patroni answers /primary with 503), the app and the backup
+    scheduler stopped until it is promoted."""
+    snap = with_member(healthy_snapshot(), "pg1", role="standby_leader", state="streaming")
+    snap = with_member(snap, "pg2", role="replica")
+    snap = with_server(snap, "pg_primary", "pg1", False)
+    idle = tuple(
+        replace(p, state="STOPPED")
+        if p.name == "backup-scheduler" or (p.name.startswith("app") and p.name[3:].isdigit())
+        else p
+        for p in snap.programs
+    )
+    return replace(snap, programs=idle)
+
+
+def test_a_standby_cluster_is_healthy_without_a_primary_or_sync_standby() -> None:
+    snap = standby_snapshot()
+    tier = data_tier(snap)
+    assert (tier.leader, tier.standby, tier.streaming) == ("pg1", True, ("pg2", "pg3"))
+    assert assess(snap).healthy, assess(snap).problems
+
+
+def test_a_standby_cluster_still_needs_its_replicas_and_no_write_path() -> None:
+    snap = with_server(standby_snapshot(), "pg_replicas", "pg3", False)
+    assert assess(snap).problems == ("haproxy: 1 of 2 replicas up",)
+    snap = with_server(standby_snapshot(), "pg_primary", "pg2", True)
+    [problem] = assess(snap).problems
+    assert "read-write pool routes to ['pg2'] in a standby cluster" in problem
+    # Only a standby leader excuses a stopped scheduler: on a primary it is a problem.
+    promoted = with_member(standby_snapshot(), "pg1", role="leader", state="running")
+    assert any("backup-scheduler" in p for p in assess(promoted).problems)
