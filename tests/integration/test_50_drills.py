@@ -38,7 +38,7 @@ def run_drill_cli(
 
 RESTORED_BY_THE_OPERATOR = {"cluster-loss", "region-loss"}
 """Drills whose fault the stack cannot survive: the documented recovery runs in the drill
-(region-loss runs against a standby cluster: test_85_standby.py)."""
+(region-loss runs against a standby cluster: test_95_standby.py)."""
 
 
 @pytest.mark.parametrize("name", [n for n in SCENARIOS if n not in RESTORED_BY_THE_OPERATOR])

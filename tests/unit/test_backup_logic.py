@@ -198,3 +198,13 @@ def test_a_repository_without_room_for_another_full_backup_is_a_problem() -> Non
     assert backup_problems(BackupSpec(), NOW, fresh, _archive(), None, room) == ()
     [problem] = backup_problems(BackupSpec(), NOW, fresh, _archive(), None, full.repo_bytes)
     assert "the repository's disk has" in problem and "the next full backup may fail" in problem
+
+
+def test_a_full_disk_is_recognised_in_what_pgbackrest_says() -> None:
+    from hastack.ops.backup import LOW_FREE, _out_of_space
+
+    assert _out_of_space("ERROR: [039]: ... [28] No space left on device", None)
+    worker = "ERROR: [064]: raised from local-2 protocol: unable to write '/repo/x.zst'"
+    assert _out_of_space(worker, 1024)
+    assert not _out_of_space(worker, LOW_FREE * 10)  # room enough: another cause
+    assert not _out_of_space("ERROR: [056]: unable to find primary cluster", 0)

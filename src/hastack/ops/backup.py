@@ -7,6 +7,7 @@ its answers into data: sizes, durations, ages, the archive's lag, and problems i
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -90,8 +91,33 @@ class BackupRun:
 NO_SPACE = "No space left on device"
 """What pgBackRest passes on from the OS when the repository's filesystem is full."""
 
+UNWRITABLE = re.compile(r"unable to write '([^']+)'")
+
+LOW_FREE = 64 * 2**20
+"""Below this, a failed write in the repository is taken for a full disk."""
+
 FREE_SPACE_FACTOR = 1.2
 """The repository should have room for the last full backup again, with a margin."""
+
+
+def _out_of_space(output: str, free_bytes: int | None) -> bool:
+    """pgBackRest passes the OS's ENOSPC on only from some of its processes; from its
+    parallel workers it says just "unable to write": then the disk itself tells."""
+    if NO_SPACE in output:
+        return True
+    return "unable to write" in output and free_bytes is not None and free_bytes < LOW_FREE
+
+
+def _written_dir(output: str) -> Path | None:
+    """The directory of the file pgBackRest could not write (its filesystem is the one to
+    look at: a repository may span mounts), the nearest that still exists."""
+    found = UNWRITABLE.search(output)
+    if found is None:
+        return None
+    path = Path(found.group(1)).parent
+    while not path.is_dir() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def _free_bytes(path: Path) -> int | None:
@@ -116,8 +142,9 @@ def take_backup(stack: Stack, backup_type: str, progress: Progress | None = None
     article = "an" if backup_type == "incr" else "a"
     progress.step(f"taking {article} {backup_type} backup (pgBackRest, from the leader)")
     result = tool.backup(backup_type)
-    if not result.ok and NO_SPACE in result.stdout + result.stderr:
-        repo = stack.plan.paths.backup_repo
+    said = result.stdout + result.stderr
+    repo = _written_dir(said) or stack.plan.paths.backup_repo
+    if not result.ok and _out_of_space(said, _free_bytes(repo)):
         raise HastackError(
             f"the backup repository's disk is full ({repo}, {_free_mb(repo)} MB free): the "
             f"{backup_type} backup was not taken; the earlier backups are intact",
