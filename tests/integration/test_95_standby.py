@@ -104,6 +104,11 @@ def test_standby_cluster_streams_then_takes_over(stack: Stack, standby_spec: Pat
     assert "leader" in [m["role"] for m in after["postgres"]]
     assert after["backups"]["last"]["full"], "the promoted cluster took no full backup"
 
+    # The old primary, once its region is back, must not start as a second primary.
+    revived = stack.run("up")
+    assert revived.code == 1, revived.out
+    assert "was superseded" in " ".join(revived.err.split()), revived.err
+
     again = hastack(standby_spec, "promote-standby", "--yes")
     assert again.code != 0
     assert "already a primary" in " ".join(again.err.split()), again.err

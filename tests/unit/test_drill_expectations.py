@@ -155,5 +155,11 @@ def test_region_loss_rpo_is_held_against_the_reported_lag() -> None:
         ]
         is False
     )  # the target is 15 s
+    # A write the promoted standby acknowledged after the fault is never allowed to be lost.
+    history.ack(Ack("url", 500, 25.0, 25.1, "dr2"))
+    history.facts["region_loss"] = {"t_fault": 20.0, "replay_lag_s": 0.5, "promote_writable_s": 1.0}
+    found = region_loss_expectations_of(history, [500])
+    assert found["RPO"] is False
     assert region_loss_allowed_after(PLAN, History()) is None
+    history.facts["region_loss"] = {"t_fault": 20.0}
     assert region_loss_allowed_after(PLAN, history) == 19.0  # no lag reported: margin only

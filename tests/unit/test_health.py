@@ -210,3 +210,16 @@ def test_a_standby_cluster_still_needs_its_replicas_and_no_write_path() -> None:
     # Only a standby leader excuses a stopped scheduler: on a primary it is a problem.
     promoted = with_member(standby_snapshot(), "pg1", role="leader", state="running")
     assert any("backup-scheduler" in p for p in assess(promoted).problems)
+
+
+def test_a_standby_leader_between_streaming_attempts_is_still_the_leader() -> None:
+    snap = with_member(standby_snapshot(), "pg1", state="in archive recovery")
+    assert data_tier(snap).leader == "pg1"
+
+
+def test_a_standby_cluster_with_its_app_instances_stopped_is_not_down() -> None:
+    snap = replace(
+        standby_snapshot(),
+        app=tuple(AppInstanceState(a.name, a.url, False, "DOWN") for a in standby_snapshot().app),
+    )
+    assert assess(snap).healthy, assess(snap).problems

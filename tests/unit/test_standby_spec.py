@@ -118,3 +118,27 @@ def test_the_relay_forwards_every_byte_in_order() -> None:
         return got
 
     assert asyncio.run(run()) == bytes(range(256)) * 2000
+
+
+def test_two_specs_naming_each_other_do_not_loop(tmp_path: Path) -> None:
+    main = tmp_path / "main.yaml"
+    dr = tmp_path / "dr.yaml"
+    main.write_text(PRIMARY + f"standby_cluster:\n  primary: {dr}\n")
+    dr.write_text(GOOD + f"standby_cluster:\n  primary: {main}\n")
+    found = _errors(dr)
+    assert any("is itself a standby cluster" in e for e in found), found
+
+
+def test_a_promoted_standby_is_planned_as_a_primary(tmp_path: Path) -> None:
+    from hastack.runtime.stack import Stack
+
+    spec = _standby(tmp_path, GOOD + f"state_dir: {tmp_path / 'state'}\n")
+    plan = load_spec(spec).plan
+    assert Stack(plan).plan.standby is not None
+    plan.paths.state_dir.mkdir()
+    plan.paths.standby_promoted.write_text("{}\n")
+    promoted = Stack(plan).plan
+    assert promoted.standby is None
+    # ... so a cluster restore bootstraps a primary, and the relay is gone.
+    secrets = Secrets(**{name: "x" for name in Secrets.names()} | {"app_login": "app_a"})
+    assert "standby_cluster" not in render_patroni(promoted, promoted.postgres_nodes[0], secrets)

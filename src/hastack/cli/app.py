@@ -117,6 +117,9 @@ def load_stack(ctx: typer.Context, *, machine: bool = False, acts: bool = True) 
     if acts:
         refuse_untrusted_spec(path)
     loaded = load_spec(path, _machine() if machine else None)
+    if acts and loaded.spec.standby_cluster is not None:
+        # A standby takes its primary's secrets and trusts its CA, from where that spec says.
+        refuse_untrusted_spec(loaded.spec.standby_cluster.primary)
     for warning in loaded.warnings:
         err.print(warning.format(), markup=False)
     return loaded

@@ -148,14 +148,24 @@ def region_loss_expectations(
     ]
     span = round(float(t_fault) - min(a.t_end for a in lost), 3) if lost else 0.0
     bound = loss_bound_s(plan, facts.get("replay_lag_s"))
-    facts.update(lost_acked=len(lost), lost_span_s=span)
+    # Acknowledged after the fault means acknowledged by the promoted standby: never lost.
+    late = [a for a in lost if a.t_end > float(t_fault)]
+    facts.update(lost_acked=len(lost), lost_span_s=span, lost_after_fault=len(late))
     found.append(
         {
             "what": f"RPO: {len(lost)} acknowledged writes lost, acknowledged at most {span} s "
             f"before the fault (bound: the replay lag the primary reported, "
             f"{facts.get('replay_lag_s')} s, {facts.get('lag_bytes')} bytes, + the link "
             f"+ {LOSS_MARGIN_S:g} s = {bound:.2f} s)",
-            "ok": span <= bound,
+            "ok": span <= bound and not late,
         }
     )
+    if late:
+        found.append(
+            {
+                "what": f"{len(late)} writes acknowledged after the fault (by the promoted "
+                "standby) are missing",
+                "ok": False,
+            }
+        )
     return found

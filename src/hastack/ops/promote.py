@@ -8,6 +8,7 @@ instances, the backup stanza, a first full backup, the scheduler.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ import psycopg
 
 from hastack.errors import HastackError, Unavailable
 from hastack.ops.up import UpResult, up
+from hastack.polling import iso_utc
+from hastack.runtime.files import write_atomic
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
 from hastack.runtime.standby import is_standby, primary_url
@@ -39,14 +42,25 @@ class PromoteResult:
         return data
 
 
-def primary_accepts_writes(stack: Stack) -> bool:
-    """The old primary answers its read-write port and is not in recovery."""
-    try:
-        with psycopg.connect(primary_url(stack), connect_timeout=2) as conn:
-            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-    except psycopg.Error:
-        return False
-    return row is not None and row[0] is False
+GONE = ("Connection refused", "timeout expired", "No route to host", "server closed")
+"""How a primary that is not there answers (nothing listens; its HAProxy holds and closes)."""
+
+
+def primary_accepts_writes(stack: Stack, attempts: int = 3) -> bool | None:
+    """True: the old primary answers its read-write port out of recovery. False: nothing
+    answers there, every attempt. None: it answered something else (a refused login, too
+    many clients, a TLS error): alive or not, this cannot tell."""
+    for _ in range(attempts):
+        try:
+            with psycopg.connect(primary_url(stack), connect_timeout=2) as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        except psycopg.Error as exc:
+            if not any(sign in str(exc) for sign in GONE):
+                return None
+            continue
+        if row is not None and row[0] is False:
+            return True
+    return False
 
 
 def promote_standby(
@@ -63,21 +77,24 @@ def promote_standby(
     if leader is None:
         raise Unavailable(f"stack {stack.name!r} has no leader to promote", "hastack status")
     if not is_standby(stack, leader):
+        _record(stack)
         raise HastackError(
             f"stack {stack.name!r} is already a primary cluster (promoted before)",
             "nothing to do; `hastack status`",
         )
     alive = primary_accepts_writes(stack)
-    if alive and not force:
+    if alive is not False and not force:
+        said = "still accepts writes" if alive else "answers, but not as expected"
         raise HastackError(
-            f"the primary stack {standby.primary_name!r} still accepts writes at "
-            f"{standby.primary_host}:{standby.primary_port}: promoting now makes two primaries",
+            f"the primary stack {standby.primary_name!r} {said} at {standby.primary_host}:"
+            f"{standby.primary_port}: promoting now could make two primaries",
             "stop it first (its region is not lost), or --force when it is cut off for good",
         )
     clock = stack.clock
     t0 = clock.monotonic()
     progress.step(f"promoting {leader}: standby_cluster removed from Patroni's configuration")
     stack.patroni(leader).patch_config({"standby_cluster": None})
+    _record(stack)
     progress.step("waiting for a writable leader")
     new_leader = stack.wait(
         lambda: _writable(stack),
@@ -88,11 +105,25 @@ def promote_standby(
     )
     writable_s = round(clock.monotonic() - t0, 2)
     progress.done(f"{new_leader} takes writes ({writable_s} s)")
-    result = PromoteResult(new_leader, standby.primary_name, alive, writable_s)
+    result = PromoteResult(new_leader, standby.primary_name, alive is not False, writable_s)
     progress.step("bringing up what a primary cluster runs (app, backups)")
-    result.up = up(stack, progress=progress)
+    result.up = up(Stack(stack.plan, clock=clock), progress=progress)  # the promoted plan
     result.elapsed_s = round(clock.monotonic() - t0, 2)
     return result
+
+
+def _record(stack: Stack) -> None:
+    """Remember the promotion here (later `up`s render and act as a primary cluster: no
+    secrets copied from the old primary, no standby_cluster in a bootstrap after a cluster
+    restore), and there, on one machine: the old primary must not start again as one."""
+    standby = stack.plan.standby
+    assert standby is not None
+    when = iso_utc(stack.clock.wall())
+    note = {"promoted_at": when, "primary": standby.primary_name, "standby": stack.name}
+    write_atomic(stack.plan.paths.standby_promoted, json.dumps(note) + "\n", "root", 0o600)
+    old = standby.primary_paths
+    if old.marker.is_file():  # the old primary's state directory, as hastack made it
+        write_atomic(old.superseded, json.dumps(note) + "\n", "root", 0o600)
 
 
 def _writable(stack: Stack) -> tuple[str | None, str]:

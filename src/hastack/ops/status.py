@@ -139,13 +139,18 @@ def stack_status(stack: Stack) -> StackStatus:
     if tier.standby and tier.leader is not None and stack.plan.standby is not None:
         lag = standby_lag(stack, tier.leader)
         standby = {"primary": stack.plan.standby.primary_name, **lag.as_dict()}
+        primary = stack.plan.standby.primary_name
+        problem = None
         if not lag.primary_reachable:
             # Replication stopped: the copy ages. Promoting is the operator's decision.
-            health: Health = "down" if assessment.health == "down" else "degraded"
             problem = (
-                f"standby: the primary {stack.plan.standby.primary_name} does not answer "
-                f"({lag.error}); if its region is lost: `hastack promote-standby`"
+                f"standby: the primary {primary} does not answer ({lag.error}); if its "
+                "region is lost: `hastack promote-standby`"
             )
+        elif lag.error:
+            problem = f"standby: not replicating from {primary}: {lag.error}"
+        if problem is not None:
+            health: Health = "down" if assessment.health == "down" else "degraded"
             assessment = Assessment(health, (*assessment.problems, problem))
     elif snap.supervisor_running and stack.plan.backup_enabled:
         backups = backup_status(stack, data_tier(snap).leader)

@@ -167,6 +167,7 @@ def up(
     require_features(stack.plan, marker)
     with exclusive(stack.plan.paths.up_lock, "hastack up", 900, run.progress, stack.clock):
         _refuse_after_an_unfinished_restore(stack)
+        _refuse_when_superseded(stack)
         _prepare(run, marker, spec_file)
         # up stops and starts programs itself (and checks PgBouncer's config with a dry
         # start as its user): the watcher must not take that for a dead leader or an orphan,
@@ -189,6 +190,20 @@ def up(
             _wait_all_running(run)
     run.result.elapsed_s = round(run.since(), 2)
     return run.result
+
+
+def _refuse_when_superseded(stack: Stack) -> None:
+    """Its standby cluster was promoted: the data has moved on there. Started again, this
+    stack would be a second primary of a database that diverged."""
+    marker = stack.plan.paths.superseded
+    if marker.is_file():
+        raise HastackError(
+            f"stack {stack.name!r} was superseded: its standby cluster was promoted "
+            f"({marker.read_text(encoding='utf-8').strip()}); started again it would be a "
+            "second primary",
+            f"destroy it and make it a standby of the promoted stack; or, if that one was "
+            f"discarded, remove {marker}",
+        )
 
 
 def _refuse_after_an_unfinished_restore(stack: Stack) -> None:
@@ -268,7 +283,7 @@ def _replace_changed_groups(run: _Run, changed: list[str]) -> None:
         sup.remove_group(group)
         sup.add_group(group)
     apps = [p for p in stack.programs("app") if p.group in changed]
-    if apps:
+    if apps and not run.standby:  # a standby cluster's instances stay stopped
         run.progress.step("applying changed app definitions, one instance at a time")
         replace_rolling(stack, apps, run.progress)
     for group in nodes:

@@ -38,6 +38,11 @@ class DataTier:
     """The leader is a standby leader: this cluster replicates from another region's."""
 
 
+STANDBY_LEADER_UP = frozenset({"running", "streaming", "in archive recovery"})
+"""A standby leader's states while its PostgreSQL runs: streaming from the primary, or
+(between attempts, when streaming broke) replaying what its restore_command fetches."""
+
+
 def data_tier(snap: StackSnapshot) -> DataTier:
     healthy_etcd = sum(1 for m in snap.etcd if m.healthy)
     quorum = healthy_etcd > len(snap.etcd) // 2
@@ -47,7 +52,7 @@ def data_tier(snap: StackSnapshot) -> DataTier:
             continue
         if m.role == "leader" and m.state == "running":
             leader = m.name
-        elif m.role == "standby_leader" and m.state in ("running", "streaming"):
+        elif m.role == "standby_leader" and m.state in STANDBY_LEADER_UP:
             leader, standby = m.name, True
     sync = next(
         (m.name for m in snap.members if m.role == "sync_standby" and m.state == "streaming"),
@@ -124,7 +129,8 @@ def assess(snap: StackSnapshot) -> Assessment:
             problems.append(f"postgres {m.name}: {m.role} is {m.state}, not streaming")
 
     fatal |= _assess_haproxy(snap, tier, problems)
-    fatal |= _assess_app(snap, problems)
+    if not tier.standby:  # a standby cluster runs no app instance until it is promoted
+        fatal |= _assess_app(snap, problems)
     if not snap.pgbouncer.ok:
         fatal = True
         problems.append(f"pgbouncer: {snap.pgbouncer.error}")

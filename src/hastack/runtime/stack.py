@@ -9,6 +9,7 @@ secret themselves. `hastack.runtime.fakes.FakeStack` stands in for it in unit te
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
@@ -47,6 +48,9 @@ Connection = psycopg.Connection[tuple[object, ...]]
 
 class Stack:
     def __init__(self, plan: StackPlan, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        if plan.standby is not None and plan.paths.standby_promoted.is_file():
+            # Promoted: a primary cluster now; its spec only says how it was born.
+            plan = dataclasses.replace(plan, standby=None)
         self.plan = plan
         self.clock = clock
 

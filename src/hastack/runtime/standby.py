@@ -5,6 +5,7 @@ says how the cluster was born, `promote-standby` changes what it is)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -12,6 +13,7 @@ import psycopg
 from hastack.errors import HastackError
 from hastack.runtime import secret_store
 from hastack.runtime.files import ensure_dir, read_regular, write_atomic
+from hastack.runtime.preflight import root_trusts_resolved
 from hastack.spec import roles
 from hastack.spec.connection import pg_url
 from hastack.spec.plan import StackPlan
@@ -34,6 +36,19 @@ the app's keys so sessions and signed URLs survive a move to this region. Its ow
 REST, PgBouncer, HAProxy and Redis credentials, and its backup repository's passphrase."""
 
 
+def _refuse_untrusted(path: Path, what: str) -> None:
+    """Root copies passwords from the primary's state directory and trusts its CA: only
+    when no one but root can have put them there."""
+    if not path.exists():
+        return
+    why = root_trusts_resolved(path)
+    if why is not None:
+        raise HastackError(
+            f"refusing to take {what} from {path}: {why}",
+            "the primary's state directory must be root's alone (hastack makes it so)",
+        )
+
+
 def require_primary_secrets(plan: StackPlan) -> None:
     """Before anything is created for a standby cluster: its primary's secrets must be
     readable (or copied before: the primary may be gone now)."""
@@ -41,6 +56,8 @@ def require_primary_secrets(plan: StackPlan) -> None:
     if standby is None:
         return
     source, own = standby.primary_paths.secrets_dir, plan.paths.secrets_dir
+    _refuse_untrusted(source, "the roles' passwords")
+    _refuse_untrusted(standby.primary_paths.ca_cert, "the primary's CA")
     missing = [n for n in SHARED_SECRETS if read_regular(source / n) is None]
     if missing and not all((own / n).exists() for n in SHARED_SECRETS):
         raise HastackError(
@@ -59,6 +76,7 @@ def adopt_primary_secrets(plan: StackPlan) -> list[str]:
         return []
     source = standby.primary_paths.secrets_dir
     own = plan.paths.secrets_dir
+    _refuse_untrusted(source, "the roles' passwords")
     values = {}
     for name in SHARED_SECRETS:
         data = read_regular(source / name)
@@ -88,6 +106,7 @@ def write_trusted_ca(plan: StackPlan) -> bool:
     if standby is None:
         return False
     own = read_regular(plan.paths.ca_cert)
+    _refuse_untrusted(standby.primary_paths.ca_cert, "the primary's CA")
     theirs = read_regular(standby.primary_paths.ca_cert)
     if own is None:
         raise HastackError(f"no CA at {plan.paths.ca_cert}", "hastack up")

@@ -17,20 +17,23 @@ import signal
 log = logging.getLogger("hastack.wan_link")
 
 CHUNK = 65536
+QUEUED_CHUNKS = 256
+"""At most 16 MiB in flight each way."""
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float) -> None:
     """Copy `reader` to `writer`, each chunk `delay_s` after it arrived; then half-close."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+    # Bounded: a fast sender (a pg_basebackup) waits instead of filling memory.
+    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(maxsize=QUEUED_CHUNKS)
 
     async def feed() -> None:
         try:
             while data := await reader.read(CHUNK):
-                queue.put_nowait((loop.time() + delay_s, data))
+                await queue.put((loop.time() + delay_s, data))
         except (ConnectionError, OSError):
             pass
-        queue.put_nowait((loop.time() + delay_s, b""))
+        await queue.put((loop.time() + delay_s, b""))
 
     feeder = asyncio.create_task(feed())
     try:

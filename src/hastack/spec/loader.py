@@ -63,8 +63,12 @@ class _Source:
         return issue.located(self.path, self.line_of(issue.key.split(".")))
 
 
-def load_spec(path: Path, machine: MachineFacts | None = None) -> LoadedSpec:
-    """Load, validate and cross-check a spec. Raises SpecError listing every problem."""
+def load_spec(
+    path: Path, machine: MachineFacts | None = None, *, follow_primary: bool = True
+) -> LoadedSpec:
+    """Load, validate and cross-check a spec. Raises SpecError listing every problem.
+    `follow_primary`: for a standby cluster, read its primary's spec too (not that spec's
+    own primary: two specs naming each other must not loop)."""
     root = _parse(path)
     source = _Source(path, root)
     controls = [source.locate(i) for i in control_characters(root)]
@@ -75,7 +79,7 @@ def load_spec(path: Path, machine: MachineFacts | None = None) -> LoadedSpec:
     except ValidationError as exc:
         found = [_from_pydantic(err, source) for err in exc.errors()]
         raise SpecError(sorted(found, key=lambda i: i.line or 0)) from None
-    primary, issues = _load_primary(spec)
+    primary, issues = _load_primary(spec) if follow_primary else (None, [])
     plan = derive_plan(spec, primary)
     issues += check_plan(plan)
     if machine is not None:
@@ -93,7 +97,7 @@ def _load_primary(spec: StackSpec) -> tuple[StackSpec | None, list[SpecIssue]]:
         return None, []
     key = "standby_cluster.primary"
     try:
-        primary = load_spec(sc.primary).spec
+        primary = load_spec(sc.primary, follow_primary=False).spec
     except SpecError as exc:
         first = exc.errors[0] if exc.errors else None
         said = first.format() if first is not None else str(exc)

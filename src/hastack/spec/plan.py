@@ -211,6 +211,18 @@ class StackPaths:
         return self.drills_dir / ".lock"
 
     @property
+    def standby_promoted(self) -> Path:
+        """Written by `promote-standby`: this stack was a standby cluster and is the primary
+        now, whatever its spec's `standby_cluster` still says (how it was born)."""
+        return self.state_dir / "standby-promoted.json"
+
+    @property
+    def superseded(self) -> Path:
+        """Written into a primary's state directory when its standby was promoted (on one
+        machine): this stack must not start again as a primary."""
+        return self.state_dir / "superseded.json"
+
+    @property
     def applied_spec(self) -> Path:
         """The spec as `up` last applied it (root, 0600): the installed CLI and the watcher
         reach the stack through it even when the checkout it came from is gone."""
