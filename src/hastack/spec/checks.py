@@ -318,16 +318,23 @@ def _check_http(plan: StackPlan) -> list[SpecIssue]:
 def check_standby(spec: StackSpec, primary: StackSpec) -> list[SpecIssue]:
     """A standby cluster and its primary: two stacks of one database, apart everywhere else."""
     key = "standby_cluster.primary"
-    issues = []
+    sc_primary = spec.standby_cluster.primary if spec.standby_cluster else "PRIMARY_SPEC"
+    issues: list[SpecIssue] = []
 
     def issue(message: str, fix: str, at: str = key) -> None:
         issues.append(SpecIssue(key=at, message=message, fix=fix))
 
     if primary.standby_cluster is not None:
-        issue(
-            f"stack {primary.name!r} is itself a standby cluster; cascading standby clusters "
-            "are not supported",
-            "point standby_cluster.primary at the primary cluster's spec",
+        # Fine once that stack was promoted (its spec keeps how it was born): `up` finds out,
+        # since a standby's read-write port answers nothing.
+        issues.append(
+            SpecIssue(
+                key=key,
+                message=f"stack {primary.name!r} was born a standby cluster: this one can "
+                "stream from it only once it is promoted (no cascading standby clusters)",
+                fix=f"hastack -c {sc_primary} promote-standby, if that is not done yet",
+                severity="warning",
+            )
         )
     if primary.name == spec.name:
         issue(
