@@ -68,6 +68,13 @@ def promote_standby(
 ) -> PromoteResult:
     progress = progress or NullProgress()
     standby = stack.plan.standby
+    promoted = stack.plan.paths.standby_promoted
+    if standby is None and promoted.is_file():
+        raise HastackError(
+            f"stack {stack.name!r} is already a primary cluster "
+            f"(promoted: {promoted.read_text(encoding='utf-8').strip()})",
+            "nothing to do; `hastack status`",
+        )
     if standby is None:
         raise HastackError(
             f"stack {stack.name!r} is not a standby cluster (its spec has no standby_cluster)",
