@@ -48,12 +48,16 @@ def test_a_client_that_sent_nothing_proves_nothing() -> None:
     assert report_of(History())["requests that need no database kept succeeding"] is False
 
 
-def cluster_loss_expectations_of(history: History, lost: list[int]) -> dict[str, bool]:
+def cluster_loss_expectations_of(
+    history: History, lost: list[int], name: str = "cluster-loss"
+) -> dict[str, bool]:
+    """The expectations of a drill that loses the newest writes by design, by their text up
+    to the first colon or parenthesis."""
     verdict = Verdict()
     verdict.lost_acked_writes = lost
     r = ReportInput(
         plan=PLAN,
-        scenario=scenario("cluster-loss"),
+        scenario=scenario(name),
         history=history,
         verdict=verdict,
         times=PhaseTimes(start=0.0, t0=10.0, end=60.0),
@@ -120,22 +124,7 @@ def test_a_backup_interrupted_by_a_failover_must_end_cleanly() -> None:
 
 
 def region_loss_expectations_of(history: History, lost: list[int]) -> dict[str, bool]:
-    verdict = Verdict()
-    verdict.lost_acked_writes = lost
-    r = ReportInput(
-        plan=PLAN,
-        scenario=scenario("region-loss"),
-        history=history,
-        verdict=verdict,
-        times=PhaseTimes(start=0.0, t0=10.0, end=60.0),
-        started_at="2026-11-27T00:00:00+00:00",
-        old_primary="pg1",
-        new_primary="dr2",
-        fencing=True,
-        fencer_marks=[],
-        timelines={},
-    )
-    return {e["what"].split(":")[0].split(" (")[0]: e["ok"] for e in build_report(r).expectations}
+    return cluster_loss_expectations_of(history, lost, "region-loss")
 
 
 def test_region_loss_rpo_is_held_against_the_reported_lag() -> None:

@@ -156,12 +156,7 @@ def cluster_loss_expectations(
     )
     if t_fault is None:
         return found
-    lost = [
-        a
-        for a in history.acks
-        if not a.writer.startswith("http-")
-        and a.op_id in (lost_transfers if a.writer == "transfer" else lost_writes)
-    ]
+    lost = history.lost_sql_acks(lost_writes, lost_transfers)
     span = round(float(t_fault) - min(a.t_end for a in lost), 2) if lost else 0.0
     facts["lost_acked"] = len(lost)
     facts["lost_span_s"] = span

@@ -97,6 +97,16 @@ class History:
         with self._lock:
             return sorted((a for a in self.acks if a.writer == writer), key=lambda a: a.t_end)
 
+    def lost_sql_acks(self, lost_writes: set[int], lost_transfers: set[int]) -> list[Ack]:
+        """The SQL writers' acknowledged operations the checker found missing."""
+        with self._lock:
+            return [
+                a
+                for a in self.acks
+                if not a.writer.startswith("http-")
+                and a.op_id in (lost_transfers if a.writer == "transfer" else lost_writes)
+            ]
+
     def acks_of_prefix(self, prefix: str) -> list[Ack]:
         """Acks of every writer whose name starts with `prefix` (`http-post` for all the
         POST clients), by completion time."""

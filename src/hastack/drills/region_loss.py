@@ -140,12 +140,7 @@ def region_loss_expectations(
     t_fault = facts.get("t_fault")
     if t_fault is None:
         return found
-    lost = [
-        a
-        for a in history.acks
-        if not a.writer.startswith("http-")
-        and a.op_id in (lost_transfers if a.writer == "transfer" else lost_writes)
-    ]
+    lost = history.lost_sql_acks(lost_writes, lost_transfers)
     span = round(float(t_fault) - min(a.t_end for a in lost), 3) if lost else 0.0
     bound = loss_bound_s(plan, facts.get("replay_lag_s"))
     # Acknowledged after the fault means acknowledged by the promoted standby: never lost.
