@@ -12,6 +12,7 @@ from hastack.runtime.orphans import (
     StackProcess,
     adoption_order,
     classify,
+    orphans_among,
 )
 
 PIDS = iter(range(1000, 2000))
@@ -157,3 +158,17 @@ def test_classify_backup_processes(
 
 def test_pgbackrest_of_another_user_is_not_the_stacks() -> None:
     assert classify(IDENTITY, _Proc("pgbackrest", "server"), "postgres", "pgbackrest") is None  # type: ignore[arg-type]
+
+
+def test_a_pgbackrest_connection_beside_its_supervised_server_is_not_an_orphan() -> None:
+    # pgBackRest's TLS server detaches the process serving each connection (init adopts it):
+    # with the user's server supervised, that process is a connection, not an orphan.
+    server = StackProcess(10, "hs-demo-backup", "pgbackrest", "backup", "pgbackrest")
+    connection = StackProcess(11, "hs-demo-backup", "pgbackrest", "backup", "pgbackrest")
+    node_server = StackProcess(12, "hs-demo-pg1", "pgbackrest", "pg1", "pgbackrest")
+    haproxy = StackProcess(13, "hs-demo-haproxy", "haproxy", "haproxy", "haproxy")
+    everything = [server, connection, node_server, haproxy]
+    # supervisord owns the repository host's server but not pg1's (killed by hand, say).
+    assert orphans_among(everything, owned={10, 13}) == [node_server]
+    # supervisord gone: every server and connection is an orphan.
+    assert orphans_among(everything, owned=set()) == [server, connection, node_server, haproxy]

@@ -176,11 +176,25 @@ def supervised_pids(supervisord_pid: int | None) -> set[int]:
 def find_orphans(identity: Identity, supervisord_pid: int | None) -> list[StackProcess]:
     """Stack processes no running supervisord owns (all of them when none runs), except
     PostgreSQL, which belongs to its node's Patroni, and pgBackRest's jobs."""
-    owned = supervised_pids(supervisord_pid)
+    return orphans_among(stack_processes(identity), supervised_pids(supervisord_pid))
+
+
+def orphans_among(processes: list[StackProcess], owned: set[int]) -> list[StackProcess]:
+    """The orphans among a stack's processes, given the pids supervisord owns.
+
+    pgBackRest's TLS server serves each connection in a process it detaches (a double fork):
+    every connection it is serving shows up outside supervisord's tree, under init, for as
+    long as that archive-push or backup lasts. While the user's supervised server runs, such
+    a process is that server's connection, a job that ends by itself; with no supervised
+    server beside it, it is the orphaned server itself (it holds the port, so the supervised
+    one cannot start)."""
+    serving = {p.user for p in processes if p.component == "pgbackrest" and p.pid in owned}
     return [
         p
-        for p in stack_processes(identity)
-        if p.pid not in owned and p.component not in NEVER_ORPHANS
+        for p in processes
+        if p.pid not in owned
+        and p.component not in NEVER_ORPHANS
+        and not (p.component == "pgbackrest" and p.user in serving)
     ]
 
 
