@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from hastack.runtime.stack import Stack as StackHandle
 from hastack.spec import load_spec
 from tests.integration.conftest import Stack, hastack, write_spec
 
@@ -79,6 +80,8 @@ def test_standby_cluster_streams_then_takes_over(stack: Stack, standby_spec: Pat
         time.sleep(0.2)
     assert seen == (7,)
 
+    _wal_comes_from_the_primarys_repository_while_the_link_is_cut(stack, standby_spec)
+
     refused = hastack(standby_spec, "promote-standby", "--yes")
     assert refused.code != 0
     assert "two primaries" in " ".join(refused.err.split()), refused.err
@@ -112,3 +115,41 @@ def test_standby_cluster_streams_then_takes_over(stack: Stack, standby_spec: Pat
     again = hastack(standby_spec, "promote-standby", "--yes")
     assert again.code != 0
     assert "already a primary" in " ".join(again.err.split()), again.err
+
+
+def _standby_leader_has(dr: StackHandle, leader: str, marker: str) -> bool:
+    with dr.connect(leader) as conn:
+        return conn.execute("SELECT 1 FROM it_rows WHERE id = %s", (marker,)).fetchone() is not None
+
+
+def _receiving(dr: StackHandle, leader: str) -> bool:
+    with dr.connect(leader) as conn:
+        return conn.execute("SELECT 1 FROM pg_stat_wal_receiver").fetchone() is not None
+
+
+def _wal_comes_from_the_primarys_repository_while_the_link_is_cut(
+    stack: Stack, standby_spec: Path
+) -> None:
+    """The link between the regions is cut (the relay stopped and kept down): nothing
+    streams, and the standby leader still replays what the primary archived, from the
+    primary's repository. Once the link is back it streams again by itself."""
+    dr = StackHandle(load_spec(standby_spec).plan)
+    leader = dr.leader()
+    assert leader is not None
+    with dr.hold(300, "test: the link between the regions is cut", scope=["wan-link:wan-link"]):
+        dr.supervisor.stop("wan-link:wan-link")
+        dr.until(lambda: not _receiving(dr, leader), what="streaming stopped", timeout_s=30)
+        marker = uuid.uuid4().hex
+        with psycopg.connect(stack.run("env", "--json").json()["DATABASE_URL"]) as conn:
+            conn.execute("INSERT INTO it_rows VALUES (%s, 9)", (marker,))
+        with stack.hs.connect(stack.status()[1]["leader_key"]) as conn:
+            conn.execute("SELECT pg_switch_wal()")  # the segment holding it is archived
+        dr.until(
+            lambda: _standby_leader_has(dr, leader, marker),
+            what="the row replayed from the primary's repository",
+            timeout_s=60,
+        )
+        assert not _receiving(dr, leader)  # not streamed: the link is still cut
+    dr.until(
+        lambda: _receiving(dr, leader), what="streaming again once the link is back", timeout_s=60
+    )

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from hastack.render.patroni import dcs_settings, render_patroni
+from hastack.render.patroni import dcs_settings, render_patroni, standby_settings
+from hastack.render.pgbackrest import render_primary_repo_pgbackrest, render_repo_pgbackrest
 from hastack.render.programs import stack_programs
 from hastack.runtime.wan_link import serve
 from hastack.spec import SpecError, load_spec
+from hastack.spec.plan import StackPlan
 from hastack.spec.secrets import Secrets
 
 PRIMARY = "name: main\nnetwork:\n  subnet: 127.0.10.0/24\n"
@@ -143,3 +145,46 @@ def test_a_promoted_standby_is_planned_as_a_primary(tmp_path: Path) -> None:
     # ... so a cluster restore bootstraps a primary, and the relay is gone.
     secrets = Secrets(**{name: "x" for name in Secrets.names()} | {"app_login": "app_a"})
     assert "standby_cluster" not in render_patroni(promoted, promoted.postgres_nodes[0], secrets)
+    # Patroni's environment is the standby's still: a promotion must not restart Patroni.
+    before = {p.name: p.environment for p in stack_programs(plan)}
+    assert before == {p.name: p.environment for p in stack_programs(promoted)}
+
+
+def _patroni_env(plan: StackPlan, node: str) -> dict[str, str]:
+    (patroni,) = [p for p in stack_programs(plan) if p.name == f"{node}-patroni"]
+    return patroni.environment
+
+
+def test_wal_comes_from_the_primarys_repository_when_streaming_breaks(tmp_path: Path) -> None:
+    plan = load_spec(_standby(tmp_path, GOOD)).plan
+    standby = standby_settings(plan)["standby_cluster"]
+    # One command for every node (it lives in the DCS): the config comes from the
+    # environment, and names the primary's stanza, repository host and the node's data.
+    assert "/usr/bin/timeout " in standby["restore_command"]
+    assert standby["restore_command"].startswith(f"[ ! -e {plan.paths.primary_abandoned} ] && ")
+    assert standby["restore_command"].endswith('--stanza=main archive-get %f "%p"')
+    assert "--config" not in standby["restore_command"]
+    for node in plan.postgres_nodes:
+        config = render_primary_repo_pgbackrest(plan, node)
+        assert config is not None
+        env = _patroni_env(plan, node.name)
+        assert env["PGBACKREST_CONFIG"] == str(node.paths.primary_repo_config)
+        assert "repo1-host=127.0.10.105\n" in config and "[main]\n" in config
+        assert f"pg1-path={node.paths.pgdata}\n" in config
+        assert f"repo1-host-cert-file={node.paths.primary_repo_cert}\n" in config
+        assert "archive-async=n\n" in config
+        assert "cipher" not in config  # the passphrase stays on the primary's repository host
+    # ... and the primary's repository host admits the standby's certificate for its stanza.
+    primary = load_spec(tmp_path / "main.yaml").plan
+    secrets = Secrets(**{name: "x" for name in Secrets.names()} | {"app_login": "app_a"})
+    assert "tls-server-auth=standby=main\n" in render_repo_pgbackrest(primary, secrets)
+    # A primary's nodes have none of it.
+    assert "PGBACKREST_CONFIG" not in _patroni_env(primary, "pg1")
+    assert render_primary_repo_pgbackrest(primary, primary.postgres_nodes[0]) is None
+
+
+def test_no_repository_fallback_when_the_primary_takes_no_backups(tmp_path: Path) -> None:
+    spec = _standby(tmp_path, GOOD, primary=PRIMARY + "backup:\n  enabled: false\n")
+    plan = load_spec(spec).plan
+    assert "restore_command" not in standby_settings(plan)["standby_cluster"]
+    assert render_primary_repo_pgbackrest(plan, plan.postgres_nodes[0]) is None

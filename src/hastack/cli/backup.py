@@ -36,6 +36,9 @@ def backup_cmd(
     backup_type: str = typer.Option(
         "full", "--type", help="full, diff (since the last full) or incr (since the last backup)."
     ),
+    repo: int = typer.Option(
+        1, "--repo", help="1: the local repository; 2: the S3 one (backup.s3)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="JSON output (progress on stderr)."),
 ) -> None:
     """Take a backup now, from the current leader, into the stack's repository."""
@@ -44,7 +47,7 @@ def backup_cmd(
             f"{backup_type!r} is not a backup type; use one of {', '.join(BACKUP_TYPES)}",
             param_hint="--type",
         )
-    run = take_backup(stack_of(ctx), backup_type, ConsoleProgress())
+    run = take_backup(stack_of(ctx), backup_type, ConsoleProgress(), repo=repo)
     if json_out:
         print_json(run.as_dict())
         return
@@ -67,10 +70,12 @@ def backups_cmd(
     if json_out:
         print_json(data)
         return
+    several = any(b["repo"] != 1 for b in data["backups"])
     rows = [
         [
             b["label"],
             b["type"],
+            *([("local" if b["repo"] == 1 else f"{b['repo']} (S3)")] if several else []),
             b["stopped_at"] or "-",
             f"{b['duration_s']:.1f}",
             _mb(b["size_bytes"]),
@@ -79,11 +84,13 @@ def backups_cmd(
         ]
         for b in data["backups"]
     ]
+    columns = ["label", "type", *(["repo"] if several else [])]
+    columns += ["finished (UTC)", "took s", "db MB", "repo MB", "verified"]
     out.print(
         table(
             f"backups of stanza {view.info.name} ({view.info.status_message})",
-            ["label", "type", "finished (UTC)", "took s", "db MB", "repo MB", "verified"],
-            rows or [["(none yet)", "", "", "", "", "", ""]],
+            columns,
+            rows or [["(none yet)", *[""] * (len(columns) - 1)]],
         )
     )
     wal = data["wal_archive"]

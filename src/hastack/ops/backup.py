@@ -21,6 +21,7 @@ from hastack.runtime.cluster_restore import leftover_asides
 from hastack.runtime.files import read_regular
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
+from hastack.spec.plan import S3_REPO
 
 if TYPE_CHECKING:
     from hastack.spec.model import BackupSpec
@@ -79,6 +80,7 @@ class BackupRun:
     repo_bytes: int
     wal_start: str
     wal_stop: str
+    repo: int = 1
 
     @property
     def mb_per_s(self) -> float:
@@ -132,21 +134,33 @@ def _free_mb(path: Path) -> int | None:
     return None if free is None else free // 2**20
 
 
-def take_backup(stack: Stack, backup_type: str, progress: Progress | None = None) -> BackupRun:
-    """One backup now, from whichever node leads (pgBackRest finds it). A diff or incr
-    with no full backup yet becomes a full one (pgBackRest's rule), and says so."""
+def take_backup(
+    stack: Stack, backup_type: str, progress: Progress | None = None, repo: int = 1
+) -> BackupRun:
+    """One backup now, from whichever node leads (pgBackRest finds it), into one repository
+    (1: local, 2: S3). A diff or incr with no full backup yet becomes a full one
+    (pgBackRest's rule), and says so."""
     require_backups(stack)
+    available = stack.plan.backup_repos
+    if repo not in available:
+        raise HastackError(
+            f"this stack has no repository {repo} (repositories: "
+            f"{', '.join(map(str, available))}; 2 is the S3 one, when backup.s3 is set)",
+            "hastack backup --repo 1",
+        )
     progress = progress or NullProgress()
     tool = stack.pgbackrest()
+    options = (f"--repo={repo}",) if len(available) > 1 else ()
     before = {b.label for b in tool.info().backups}
     article = "an" if backup_type == "incr" else "a"
-    progress.step(f"taking {article} {backup_type} backup (pgBackRest, from the leader)")
-    result = tool.backup(backup_type)
+    where = " into the S3 repository" if repo == S3_REPO else ""
+    progress.step(f"taking {article} {backup_type} backup{where} (pgBackRest, from the leader)")
+    result = tool.backup(backup_type, options)
     said = result.stdout + result.stderr
-    repo = _written_dir(said) or stack.plan.paths.backup_repo
-    if not result.ok and _out_of_space(said, _free_bytes(repo)):
+    written = _written_dir(said) or stack.plan.paths.backup_repo
+    if not result.ok and repo == 1 and _out_of_space(said, _free_bytes(written)):
         raise HastackError(
-            f"the backup repository's disk is full ({repo}, {_free_mb(repo)} MB free): the "
+            f"the backup repository's disk is full ({written}, {_free_mb(written)} MB free): the "
             f"{backup_type} backup was not taken; the earlier backups are intact",
             "free space on that filesystem, or keep fewer backups (backup.retention_full, "
             "retention_diff; the next backup expires the oldest); then `hastack backup`",
@@ -158,7 +172,7 @@ def take_backup(stack: Stack, backup_type: str, progress: Progress | None = None
             "hastack status (is there a leader?); hastack logs backup-repo",
             result.tail().splitlines(),
         )
-    new = [b for b in tool.info().backups if b.label not in before]
+    new = [b for b in tool.info().backups if b.label not in before and b.repo == repo]
     if not new:
         raise HastackError(
             "pgbackrest backup succeeded but no new backup is in the repository",
@@ -169,6 +183,7 @@ def take_backup(stack: Stack, backup_type: str, progress: Progress | None = None
     return BackupRun(
         label=backup.label,
         type=backup.type,
+        repo=backup.repo,
         duration_s=round(result.duration_s, 2),
         size_bytes=backup.size_bytes,
         repo_bytes=backup.repo_bytes,
@@ -195,6 +210,7 @@ def set_dict(b: BackupSet, now: float) -> dict[str, Any]:
     return {
         "label": b.label,
         "type": b.type,
+        "repo": b.repo,
         "prior": b.prior,
         "started_at": iso_utc(b.start),
         "stopped_at": iso_utc(b.stop),
@@ -388,17 +404,26 @@ def backup_problems(
     hour = 3600.0
     if info is not None and info.undecryptable:
         return (f"backup: {UNDECRYPTABLE}; `hastack backups` says what to do",)
-    full = info.last("full") if info is not None else None
-    if info is not None:
-        last = info.last()
-        if full is None:
-            problems.append("backup: no full backup in the repository; `hastack backup`")
-        elif now - full.stop > spec.schedule.full_every_h * hour + GRACE_S:
-            age_h = (now - full.stop) / hour
-            problems.append(f"backup: the last full backup is overdue ({age_h:.1f} h old)")
+    repos = (1, S3_REPO) if spec.s3 is not None else (1,)
+    # The local repository's newest full: what was verified, what the disk must hold again.
+    full = (info.in_repo(1) if len(repos) > 1 else info).last("full") if info else None
+    for repo in repos if info is not None else ():
+        assert info is not None
+        held = info.in_repo(repo) if len(repos) > 1 else info
+        where = "the repository" if repo == 1 else "the S3 repository (repo2)"
+        of = "" if repo == 1 else " in S3"
+        repo_full, last = held.last("full"), held.last()
+        if repo_full is None:
+            problems.append(
+                f"backup: no full backup in {where}; `hastack backup"
+                + ("`" if repo == 1 else " --repo 2`")
+            )
+        elif now - repo_full.stop > spec.schedule.full_every_h * hour + GRACE_S:
+            age_h = (now - repo_full.stop) / hour
+            problems.append(f"backup: the last full backup{of} is overdue ({age_h:.1f} h old)")
         if last is not None and now - last.stop > spec.schedule.incr_every_h * hour + GRACE_S:
             age_h = (now - last.stop) / hour
-            problems.append(f"backup: the newest backup is overdue ({age_h:.1f} h old)")
+            problems.append(f"backup: the newest backup{of} is overdue ({age_h:.1f} h old)")
     if full is not None and full.annotations.get("verify") == "failed":
         problems.append(
             f"backup: the newest full backup {full.label} failed its verification; "

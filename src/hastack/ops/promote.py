@@ -20,7 +20,7 @@ from hastack.polling import iso_utc
 from hastack.runtime.files import write_atomic
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
-from hastack.runtime.standby import is_standby, primary_url
+from hastack.runtime.standby import interrupt_primary_fetches, is_standby, primary_url
 
 WRITABLE_TIMEOUT_S = 60.0
 
@@ -100,7 +100,14 @@ def promote_standby(
     clock = stack.clock
     t0 = clock.monotonic()
     progress.step(f"promoting {leader}: standby_cluster removed from Patroni's configuration")
-    stack.patroni(leader).patch_config({"standby_cluster": None})
+    abandoned = stack.plan.paths.primary_abandoned
+    write_atomic(abandoned, f"{iso_utc(stack.clock.wall())}\n", "root", 0o644)
+    interrupt_primary_fetches(stack.plan)
+    try:
+        stack.patroni(leader).patch_config({"standby_cluster": None})
+    except BaseException:
+        abandoned.unlink(missing_ok=True)  # still a standby: WAL from the primary's repository
+        raise
     _record(stack)
     progress.step("waiting for a writable leader")
     new_leader = stack.wait(

@@ -55,6 +55,7 @@ from hastack.runtime.stack import Stack
 from hastack.runtime.standby import (
     adopt_primary_secrets,
     is_standby,
+    issue_primary_repo_certs,
     primary_reachable,
     require_primary_secrets,
     write_trusted_ca,
@@ -227,6 +228,7 @@ def _prepare(run: _Run, marker: Marker, spec_file: Path | None) -> None:
     secret_store.load_or_create(plan.paths.secrets_dir)
     ensure_node_tls(plan)
     write_trusted_ca(plan)
+    issue_primary_repo_certs(plan)
     if plan.app_instances:
         prepare_http(plan)
     if spec_file is not None and spec_file.resolve() != plan.paths.applied_spec:

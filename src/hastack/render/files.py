@@ -12,6 +12,7 @@ from hastack.render.patroni import render_patroni
 from hastack.render.pgbackrest import (
     render_node_pgbackrest,
     render_pgbackrest_pgpass,
+    render_primary_repo_pgbackrest,
     render_repo_pgbackrest,
     render_restore_pgbackrest,
     render_scheduler_config,
@@ -21,7 +22,7 @@ from hastack.render.programs import stack_programs
 from hastack.render.redis import render_redis
 from hastack.render.supervisord import render_supervisord
 from hastack.spec.plan import StackPlan
-from hastack.spec.secrets import Secrets
+from hastack.spec.secrets import S3Credentials, Secrets
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,10 @@ class RenderedFile:
     mode: int = 0o600
 
 
-def render_stack(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
+def render_stack(
+    plan: StackPlan, secrets: Secrets, s3: S3Credentials | None = None
+) -> list[RenderedFile]:
+    """`s3`: the S3 repository's access key, when the spec has one (the operator's file)."""
     files = [
         RenderedFile(
             path=node.paths.patroni_config,
@@ -45,6 +49,13 @@ def render_stack(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
         )
         for node in plan.postgres_nodes
     ]
+    for node in plan.postgres_nodes:
+        primary_repo = render_primary_repo_pgbackrest(plan, node)
+        if primary_repo is not None:
+            # A standby cluster's: read by each archive-get (nothing to reload).
+            files.append(
+                RenderedFile(node.paths.primary_repo_config, primary_repo, node.user, None)
+            )
     users = plan.service_users
     files += [
         RenderedFile(
@@ -75,7 +86,7 @@ def render_stack(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
             RenderedFile(plan.paths.app_config, render_app_config(plan), app_user, "app"),
         ]
     if plan.backup_enabled:
-        files += _backup_files(plan, secrets)
+        files += _backup_files(plan, secrets, s3)
     if plan.spec.haproxy.hold_new_connections_s:
         files.append(
             RenderedFile(
@@ -89,7 +100,9 @@ def render_stack(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
     return files
 
 
-def _backup_files(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
+def _backup_files(
+    plan: StackPlan, secrets: Secrets, s3: S3Credentials | None
+) -> list[RenderedFile]:
     files = []
     for node in plan.postgres_nodes:
         files += [
@@ -111,14 +124,14 @@ def _backup_files(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
     paths = plan.paths
     files += [
         RenderedFile(
-            paths.backup_config, render_repo_pgbackrest(plan, secrets), user, "backup-repo"
+            paths.backup_config, render_repo_pgbackrest(plan, secrets, s3), user, "backup-repo"
         ),
         RenderedFile(
             paths.backup_scheduler_config, render_scheduler_config(plan), user, "backup-scheduler"
         ),
         # Read by each restore (nothing to reload).
         RenderedFile(
-            paths.backup_restore_config, render_restore_pgbackrest(plan, secrets), user, None
+            paths.backup_restore_config, render_restore_pgbackrest(plan, secrets, s3), user, None
         ),
     ]
     return files

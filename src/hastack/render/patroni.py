@@ -10,6 +10,7 @@ from hastack.render.pgbackrest import (
     TARGET_TYPES,
     archive_command,
     pgbackrest_command,
+    primary_restore_command,
     restore_command,
 )
 from hastack.render.yamltext import to_yaml
@@ -61,6 +62,7 @@ def standby_settings(plan: StackPlan) -> dict[str, Any]:
     standby = plan.standby
     if standby is None:
         return {}
+    command = primary_restore_command(plan)
     return {
         "standby_cluster": {
             "host": standby.host,
@@ -68,6 +70,9 @@ def standby_settings(plan: StackPlan) -> dict[str, Any]:
             # The standby leader is cloned from the primary by pg_basebackup (the primary's
             # repository is not this stack's); its replicas from it as usual.
             "create_replica_methods": ["basebackup"],
+            # When streaming breaks for longer than the primary keeps its WAL, the standby
+            # leader goes on from the primary's repository (and streams again once it can).
+            **({"restore_command": command} if command else {}),
         }
     }
 

@@ -7,6 +7,7 @@ start and stop in dependency order.
 from __future__ import annotations
 
 from hastack.render.app import app_programs
+from hastack.render.pgbackrest import standby_environment
 from hastack.render.program import Program
 from hastack.spec.plan import Node, StackPlan
 
@@ -86,7 +87,11 @@ def node_programs(plan: StackPlan, node: Node) -> list[Program]:
                 user=node.user,
                 directory=node.paths.root,
                 log_file=plan.paths.program_log(f"{node.name}-patroni"),
-                environment={**env, "PATRONICTL_CONFIG_FILE": str(node.paths.patroni_config)},
+                environment={
+                    **env,
+                    "PATRONICTL_CONFIG_FILE": str(node.paths.patroni_config),
+                    **standby_environment(plan, node),
+                },
                 # Patroni stops PostgreSQL (fast mode) and releases the leader key on TERM.
                 stop_wait_s=60,
             )

@@ -104,11 +104,19 @@ class SchedulerConfig:
     poll_s: float
     schedule: Schedule
     spec: dict[str, Any]
+    repos: tuple[int, ...] = (1,)
+    """pgBackRest's repositories: 1 (local), 2 (S3, backup.s3). Each gets its own backups."""
 
     @classmethod
     def load(cls, path: Path) -> SchedulerConfig:
         raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        return cls(**{**raw, "schedule": Schedule(**raw["schedule"])})
+        return cls(
+            **{
+                **raw,
+                "schedule": Schedule(**raw["schedule"]),
+                "repos": tuple(raw.get("repos", (1,))),
+            }
+        )
 
 
 def unverified_full(info: StanzaInfo) -> str | None:
@@ -120,26 +128,51 @@ def unverified_full(info: StanzaInfo) -> str | None:
 
 
 def poll(
-    tool: PgBackRest, schedule: Schedule, state: SchedulerState, stack: Stack | None = None
+    tool: PgBackRest,
+    schedule: Schedule,
+    state: SchedulerState,
+    stack: Stack | None = None,
+    repos: tuple[int, ...] = (1,),
 ) -> SchedulerState:
-    """One round: read the repository, decide, take the backup that is due; else verify the
-    newest full backup if it never was."""
-    now = time.time()
-    try:
-        info = tool.info()
-    except ToolError as exc:
-        state.last_decision = f"cannot read the repository: {exc.what}"
-        return state
-    decision = due(info, now, schedule, state.failed_at)
-    state.last_decision = decision.sentence
-    if decision.backup_type is None:
-        label = unverified_full(info) if schedule.verify_after_full else None
+    """One round: for each repository, read it, decide, take the backup that is due (at
+    most one backup per round); else verify the newest full backup of the local repository
+    if it never was."""
+    sentences = []
+    for repo in repos:
+        what = f"repo{repo}: " if len(repos) > 1 else ""
+        now = time.time()
+        options = (f"--repo={repo}",) if len(repos) > 1 else ()
+        try:
+            info = tool.info(*options)
+        except ToolError as exc:
+            sentences.append(f"{what}cannot read the repository: {exc.what}")
+            continue
+        decision = due(info, now, schedule, state.failed_at)
+        if decision.backup_type is not None:
+            state.last_decision = "; ".join([*sentences, what + decision.sentence])
+            return _take(tool, decision, state, now, options, what)
+        sentences.append(what + decision.sentence)
+        label = unverified_full(info) if schedule.verify_after_full and repo == 1 else None
         if label is not None and stack is not None:
+            state.last_decision = "; ".join(sentences)
             _verify(stack, label, state)
-        return state
-    print(f"taking a backup ({decision.backup_type}): {decision.sentence}", flush=True)
+            return state
+    state.last_decision = "; ".join(sentences)
+    return state
+
+
+def _take(
+    tool: PgBackRest,
+    decision: Due,
+    state: SchedulerState,
+    now: float,
+    options: tuple[str, ...],
+    what: str,
+) -> SchedulerState:
+    assert decision.backup_type is not None
+    print(f"{what}taking a backup ({decision.backup_type}): {decision.sentence}", flush=True)
     state.last_run_type, state.last_run_started_at = decision.backup_type, now
-    result = tool.backup(decision.backup_type)
+    result = tool.backup(decision.backup_type, options)
     state.last_run_duration_s = round(result.duration_s, 2)
     state.last_run_ok = result.ok
     if result.ok:
@@ -186,7 +219,7 @@ def main(argv: list[str]) -> int:
     state = SchedulerState()
     print(f"backup scheduler for stanza {config.stanza}: polling every {config.poll_s:.0f} s")
     while True:
-        state = poll(tool, config.schedule, state, stack)
+        state = poll(tool, config.schedule, state, stack, config.repos)
         state.updated_at = time.time()
         state_json = json.dumps(asdict(state), indent=2) + "\n"
         write_atomic(Path(config.state_file), state_json, stack.plan.service_users["backup"])

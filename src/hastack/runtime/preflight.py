@@ -252,6 +252,39 @@ def check_own_tls_trusted(plan: StackPlan) -> list[Problem]:
     return problems
 
 
+def check_s3_files_trusted(plan: StackPlan) -> list[Problem]:
+    """The S3 repository's access key and CA bundle go into the repository host's config:
+    the same rule as the operator's certificate (only files only root can change)."""
+    s3 = plan.spec.backup.s3
+    if s3 is None:
+        return []
+    problems = []
+    for key, path in (
+        ("backup.s3.credentials_file", s3.credentials_file),
+        ("backup.s3.ca_file", s3.ca_file),
+    ):
+        if path is None:
+            continue
+        if not path.is_file():
+            problems.append(
+                Problem(
+                    what=f"{key} = {path}: no such file",
+                    fix=f"create it (docs/backups.md#a-second-repository-in-s3), or correct {key}",
+                )
+            )
+            continue
+        why = root_trusts_resolved(path)
+        if why:
+            problems.append(
+                Problem(
+                    what=f"{key} = {path}: root would read it, but {why}",
+                    fix=f"keep it in a root-owned directory (`chown root:root`, `chmod 600`), "
+                    f"or point {key} there",
+                )
+            )
+    return problems
+
+
 def spec_file_problem(path: Path) -> Problem | None:
     """Root acts on the spec (it names programs, paths, users): a spec someone else can
     write is a way to root."""
@@ -301,6 +334,7 @@ def preflight(plan: StackPlan, *, check_ports_free: bool = True) -> None:
     if not problems:
         problems += check_programs_trusted(plan)
         problems += check_own_tls_trusted(plan)
+        problems += check_s3_files_trusted(plan)
         problems += check_installed(plan)
     problems += check_paths(plan)
     if check_ports_free:

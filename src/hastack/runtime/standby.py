@@ -4,16 +4,19 @@ says how the cluster was born, `promote-standby` changes what it is)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
 import psycopg
 
 from hastack.errors import HastackError
 from hastack.runtime import secret_store
 from hastack.runtime.files import ensure_dir, read_regular, write_atomic
 from hastack.runtime.preflight import root_trusts_resolved
+from hastack.runtime.tls import ensure_primary_repo_certs
 from hastack.spec import roles
 from hastack.spec.connection import pg_url
 from hastack.spec.plan import StackPlan
@@ -119,6 +122,43 @@ def write_trusted_ca(plan: StackPlan) -> bool:
         )
     bundle = own.decode() + theirs.decode()
     return write_atomic(plan.paths.trusted_ca, bundle, "root", 0o644)
+
+
+def issue_primary_repo_certs(plan: StackPlan) -> list[Path]:
+    """The nodes' certificates for the primary's repository host (WAL when streaming
+    breaks), signed with the primary's CA key: only a key no one but root could have put
+    there."""
+    standby = plan.standby
+    if standby is None:
+        return []
+    _refuse_untrusted(standby.primary_paths.ca_key, "the primary's CA key")
+    _refuse_untrusted(standby.primary_paths.ca_cert, "the primary's CA")
+    return ensure_primary_repo_certs(plan)
+
+
+def interrupt_primary_fetches(plan: StackPlan) -> int:
+    """End the nodes' fetches from the lost primary's repository that are under way (with
+    the primary gone each waits out its connection timeout, and a promotion waits for it).
+    pgBackRest exits on TERM with its own code, which PostgreSQL takes for "not there".
+    How many were ended."""
+    standby = plan.standby
+    if standby is None:
+        return 0
+    users = {n.user for n in plan.postgres_nodes}
+    stanza = f"--stanza={standby.primary_stanza}"
+    ended = 0
+    for proc in psutil.process_iter(["username", "name", "cmdline"]):
+        argv = proc.info["cmdline"] or []
+        if (
+            proc.info["username"] in users
+            and proc.info["name"] == "pgbackrest"
+            and stanza in argv
+            and "archive-get" in argv
+        ):
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
+                ended += 1
+    return ended
 
 
 def is_standby(stack: Stack, leader: str | None = None) -> bool:

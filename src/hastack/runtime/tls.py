@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from hastack.render.pgbackrest import BACKUP_CERT_NAME
+from hastack.render.pgbackrest import BACKUP_CERT_NAME, STANDBY_CERT_NAME
 from hastack.runtime.files import read_regular, write_atomic
 from hastack.spec.plan import StackPlan
 
@@ -251,4 +252,51 @@ def ensure_node_tls(plan: StackPlan) -> list[Path]:
         write_atomic(paths.client_key, _key_pem(key).decode(), "root", 0o600)
         write_atomic(paths.client_cert, _cert_pem(cert), "root", 0o600)
         written.append(paths.client_cert)
+    return written
+
+
+def _issued_by(pem: bytes | None, ca_cert: x509.Certificate) -> bool:
+    """A current certificate (not expiring) that this CA signed."""
+    if pem is None:
+        return False
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return cert.not_valid_after_utc - _now() >= dt.timedelta(days=RENEW_BEFORE_DAYS)
+
+
+def ensure_primary_repo_certs(plan: StackPlan) -> list[Path]:
+    """A standby cluster's nodes: a client certificate from the primary stack's CA, which
+    the primary's repository host admits (STANDBY_CERT_NAME) for fetching WAL. Made while the
+    primary's CA key can be read (the caller checked that only root could have put it
+    there); kept as they are when it cannot (the primary's region is gone). The written
+    paths."""
+    standby = plan.standby
+    if standby is None or standby.primary_backup_host is None:
+        return []
+    primary = standby.primary_paths
+    ca_pem, key_pem = read_regular(primary.ca_cert), read_regular(primary.ca_key)
+    if ca_pem is None or key_pem is None:
+        return []
+    ca_cert = x509.load_pem_x509_certificate(ca_pem)
+    ca_key = serialization.load_pem_private_key(key_pem, None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    written = []
+    for node in plan.postgres_nodes:
+        np = node.paths
+        if _issued_by(_current(np.primary_repo_cert), ca_cert):
+            continue
+        key, cert = make_server_cert(
+            ca_key,
+            ca_cert,
+            [],
+            [node.address],
+            common_name=STANDBY_CERT_NAME,
+            usages=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+        )
+        write_atomic(np.primary_repo_key, _key_pem(key).decode(), node.user, 0o600)
+        write_atomic(np.primary_repo_cert, _cert_pem(cert), node.user, 0o644)
+        written.append(np.primary_repo_cert)
     return written

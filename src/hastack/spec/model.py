@@ -7,6 +7,7 @@ a typo is an error (with a "did you mean") rather than a silently ignored settin
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -427,6 +428,85 @@ class BackupScheduleSpec(_Model):
     )
 
 
+class S3RepoSpec(_Model):
+    """A second, off-site repository in any S3-compatible object store (pgBackRest's repo2):
+    every WAL segment is archived to both, and the scheduler takes its own chain of backups
+    there on the same schedule. Encrypted with its own generated passphrase."""
+
+    endpoint: str = Field(
+        description=(
+            "The S3 endpoint's host name, without scheme or port: s3.eu-central-1.amazonaws"
+            ".com, s3.fr-par.scw.cloud, minio.example.internal."
+        ),
+    )
+    port: int = Field(default=443, ge=1, le=65535, description="The endpoint's HTTPS port.")
+    bucket: str = Field(description="An existing bucket (hastack does not create it).")
+    region: str = Field(
+        default="us-east-1",
+        description="The bucket's region (MinIO and most others accept us-east-1).",
+    )
+    path: str = Field(
+        default="/hastack",
+        description="Where in the bucket, absolute; the stanza (the stack's name) goes below.",
+    )
+    uri_style: Literal["host", "path"] = Field(
+        default="host",
+        description="host: BUCKET.ENDPOINT (AWS); path: ENDPOINT/BUCKET (MinIO, Ceph, Garage).",
+    )
+    verify_tls: bool = Field(
+        default=True, description="Verify the endpoint's certificate (off only for a test rig)."
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="A CA bundle (absolute) for an endpoint with a private CA.",
+    )
+    credentials_file: Path = Field(
+        description=(
+            "Absolute path of a file only root can write, with two lines: `key=ACCESS_KEY` "
+            "and `secret=SECRET_KEY`. Read at each `up`; never copied into the spec."
+        ),
+    )
+    retention_full: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="Full backups kept in S3. Default: backup.retention_full.",
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", value):
+            raise ValueError(
+                "must be a host name only (no https://, no :port, no path), for example "
+                "s3.eu-central-1.amazonaws.com; the port goes in `port`"
+            )
+        return value
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value):
+            raise ValueError(
+                "must be an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens"
+            )
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or "//" in value or ".." in value:
+            raise ValueError("must be an absolute path inside the bucket, for example /hastack")
+        return value.rstrip("/") or "/"
+
+    @field_validator("ca_file", "credentials_file")
+    @classmethod
+    def _absolute_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path, for example /etc/hastack/s3.cred")
+        return value
+
+
 class BackupSpec(_Model):
     """pgBackRest: a repository host (its own user and address) keeps the encrypted
     repository; every node archives its WAL there through pgBackRest's TLS protocol."""
@@ -461,6 +541,10 @@ class BackupSpec(_Model):
         default=2, ge=1, le=32, description="Parallel processes for backup and restore."
     )
     schedule: BackupScheduleSpec = Field(default_factory=BackupScheduleSpec)
+    s3: S3RepoSpec | None = Field(
+        default=None,
+        description="A second repository in S3-compatible object storage (off-site copies).",
+    )
     dumps_kept: int = Field(
         default=7,
         ge=1,

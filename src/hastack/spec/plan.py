@@ -16,6 +16,8 @@ SERVICES_HOST = 100
 """Host number of the shared services address inside the stack's /24."""
 
 BACKUP_HOST = 105
+S3_REPO = 2
+"""pgBackRest's number for the S3 repository (backup.s3); the local one is 1."""
 """Host number of the backup repository host (pgBackRest's TLS server, the scheduler)."""
 
 APP_HOST_BASE = 110
@@ -87,6 +89,23 @@ class NodePaths:
     @property
     def tls_key(self) -> Path:
         return self.root / "node.key"
+
+    @property
+    def primary_repo_config(self) -> Path:
+        """A standby cluster's node: pgBackRest's config for fetching WAL from the primary
+        stack's repository when streaming breaks (PGBACKREST_CONFIG in Patroni's
+        environment points at it: the restore_command in the DCS is the same on every node)."""
+        return self.root / "pgbackrest-primary.conf"
+
+    @property
+    def primary_repo_cert(self) -> Path:
+        """The client certificate the primary's repository host admits (from the primary's
+        CA, common name `standby`)."""
+        return self.root / "primary-repo.pem"
+
+    @property
+    def primary_repo_key(self) -> Path:
+        return self.root / "primary-repo.key"
 
 
 @dataclass(frozen=True)
@@ -215,6 +234,13 @@ class StackPaths:
         """Written by `promote-standby`: this stack was a standby cluster and is the primary
         now, whatever its spec's `standby_cluster` still says (how it was born)."""
         return self.state_dir / "standby-promoted.json"
+
+    @property
+    def primary_abandoned(self) -> Path:
+        """Written by `promote-standby` before it asks Patroni to promote: from then on the
+        nodes' restore_command no longer tries the lost primary's repository (each try
+        would hold the promotion up for seconds). Root's, in a directory only root writes."""
+        return self.state_dir / "primary-abandoned"
 
     @property
     def superseded(self) -> Path:
@@ -470,6 +496,11 @@ class StandbyPlan:
     primary_port: int
     latency_ms: int
     link_port: int
+    primary_stanza: str
+    primary_backup_host: str | None
+    """The primary's repository host (None: the primary takes no backups): WAL from there
+    when streaming breaks for longer than the primary keeps it."""
+    primary_backup_port: int
 
     @property
     def primary_paths(self) -> StackPaths:
@@ -570,6 +601,12 @@ class StackPlan:
     @property
     def backup_enabled(self) -> bool:
         return self.spec.backup.enabled
+
+    @property
+    def backup_repos(self) -> tuple[int, ...]:
+        """pgBackRest's repositories, the local one first (restores look there first), then
+        S3_REPO when the spec has backup.s3."""
+        return (1, S3_REPO) if self.spec.backup.s3 is not None else (1,)
 
     @property
     def pgbouncer_databases(self) -> dict[str, int]:
@@ -690,6 +727,11 @@ def derive_standby(spec: StackSpec, primary: StackSpec | None) -> StandbyPlan | 
         primary_port=primary.haproxy.rw_port,
         latency_ms=sc.latency_ms,
         link_port=sc.link_port,
+        primary_stanza=primary.name,
+        primary_backup_host=(
+            host_address(primary.network.subnet, BACKUP_HOST) if primary.backup.enabled else None
+        ),
+        primary_backup_port=primary.backup.port,
     )
 
 

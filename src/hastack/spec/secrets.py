@@ -45,6 +45,10 @@ SECRET_PURPOSES = {
     "backup_cipher_pass": (
         "encrypts the backup repository (pgBackRest aes-256-cbc); without it no backup restores"
     ),
+    "backup_s3_cipher_pass": (
+        "encrypts the S3 repository when backup.s3 is set (its own passphrase: a copy of one "
+        "repository's does not open the other)"
+    ),
 }
 """Every secret of a stack and what it is for; `hastack secrets list` prints this. All are
 stored (a file each) but app_password, which is that of the login app_login names."""
@@ -68,9 +72,10 @@ INITIAL_VALUES = {
 """Values a new stack starts with instead of a random one."""
 
 NOT_ROTATED = {
-    "backup_cipher_pass": (
+    **dict.fromkeys(
+        ("backup_cipher_pass", "backup_s3_cipher_pass"),
         "every backup and archived WAL segment in the repository is encrypted with it; a new "
-        "passphrase means a new repository (keep a copy of this one off the machine)"
+        "passphrase means a new repository (keep a copy of this one off the machine)",
     ),
     "scram_salt_seed": (
         "it is not a password (it only makes the SCRAM verifiers stable); rotate the "
@@ -112,6 +117,7 @@ class Secrets:
     load_test_token: str
     scram_salt_seed: str
     backup_cipher_pass: str
+    backup_s3_cipher_pass: str
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -154,3 +160,12 @@ def scram_sha256_verifier(password: str, salt: bytes, iterations: int = SCRAM_IT
         return base64.b64encode(raw).decode("ascii")
 
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    """The access key of the S3 repository (backup.s3): the operator's, read from the file
+    the spec names at each `up`, never generated or stored by hastack."""
+
+    key: str
+    secret: str

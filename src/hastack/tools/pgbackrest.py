@@ -6,7 +6,7 @@ import itertools
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class BackupSet:
     annotations: dict[str, str] = field(default_factory=dict)
     prior: str | None = None
     """The set a diff or incr builds on."""
+    repo: int = 1
+    """pgBackRest's repository holding it (1 local, 2 S3)."""
 
     @property
     def duration_s(self) -> float:
@@ -79,6 +81,10 @@ class StanzaInfo:
             e in self.repo_message for e in ("FormatError", "CryptoError")
         )
 
+    def in_repo(self, repo: int) -> StanzaInfo:
+        """The same, with only the backups one repository holds."""
+        return replace(self, backups=tuple(b for b in self.backups if b.repo == repo))
+
     def last(self, *types: str) -> BackupSet | None:
         """The newest good backup of one of `types` (any type when none given)."""
         good = [b for b in self.backups if not b.error and (not types or b.type in types)]
@@ -104,6 +110,7 @@ def _backup_set(raw: dict[str, Any]) -> BackupSet:
         error=bool(raw.get("error", False)),
         annotations={str(k): str(v) for k, v in annotations.items()},
         prior=raw.get("prior"),
+        repo=int((raw.get("database") or {}).get("repo-key", 1)),
     )
 
 
