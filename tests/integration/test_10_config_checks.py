@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,14 +13,18 @@ from cryptography.hazmat.primitives import serialization
 
 from hastack.render import render_stack
 from hastack.render.haproxy import render_bench_haproxy, render_haproxy
+from hastack.render.pgbackrest import render_repo_pgbackrest
 from hastack.runtime.tls import TlsFiles, ensure_tls, make_ca, make_server_cert
 from hastack.spec import StackSpec, derive_plan
+from hastack.spec.model import S3RepoSpec
+from hastack.spec.secrets import S3Credentials
 from hastack.tools.base import ToolError
 from hastack.tools.config_checks import (
     check_haproxy_config,
     check_patroni_config,
     check_pgbouncer_config,
 )
+from hastack.tools.pgbackrest import parse_info
 from tests.unit.factories import fixed_secrets
 
 PLAN = derive_plan(StackSpec(state_dir=Path("/tmp/hastack-render-check")))
@@ -131,3 +136,48 @@ def test_pgbouncer_refuses_an_unknown_setting(open_tmp: Path) -> None:
             scratch_port=16498,
             user="nobody",
         )
+
+
+def test_pgbackrest_takes_the_s3_repository_config_and_reports_an_unreachable_endpoint(
+    tmp_path: Path,
+) -> None:
+    """No S3-compatible server installs here (Debian 12 and PyPI have none that is not a
+    mock): pgBackRest itself reads the rendered repo2 options (an unknown or misspelt one
+    fails with [031]) and, the endpoint refusing, reports repo2 as unreadable next to the
+    local repository, which is what `status` and `up` act on."""
+    s3 = S3RepoSpec(
+        endpoint="localhost",
+        port=9,  # discard: nothing listens
+        bucket="acme-backups",
+        uri_style="path",
+        credentials_file=Path("/etc/hastack/s3.cred"),
+    )
+    spec = StackSpec(state_dir=tmp_path / "state")
+    spec = spec.model_copy(update={"backup": spec.backup.model_copy(update={"s3": s3})})
+    plan = derive_plan(spec)
+    config = tmp_path / "pgbackrest.conf"
+    config.write_text(
+        render_repo_pgbackrest(plan, fixed_secrets(), S3Credentials("AKIATEST", "secret"))
+    )
+    for sub in ("log", "lock", "spool"):
+        (plan.paths.backup_work_dir / sub).mkdir(parents=True)
+    result = subprocess.run(
+        [
+            str(BIN.pgbackrest),
+            f"--config={config}",
+            f"--stanza={plan.stanza}",
+            "--io-timeout=1",
+            "--log-level-file=off",
+            "info",
+            "--output=json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    info = parse_info(result.stdout, plan.stanza)
+    assert info.repo(1).code == 1  # missing stanza path: the local repository, untouched
+    assert info.repo(2).code == 99
+    assert "unable to connect to 'localhost:9'" in info.repo(2).message

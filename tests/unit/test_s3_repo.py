@@ -12,6 +12,7 @@ import pytest
 from hastack.errors import HastackError
 from hastack.ops.backup import backup_problems
 from hastack.render.pgbackrest import (
+    render_node_pgbackrest,
     render_repo_pgbackrest,
     render_restore_pgbackrest,
     render_scheduler_config,
@@ -20,7 +21,7 @@ from hastack.runtime.configs import parse_s3_credentials
 from hastack.spec import SpecError, load_spec
 from hastack.spec.model import BackupSpec, S3RepoSpec
 from hastack.spec.secrets import S3Credentials, Secrets
-from hastack.tools.pgbackrest import StanzaInfo, parse_info
+from hastack.tools.pgbackrest import RepoStatus, StanzaInfo, parse_info
 
 S3 = (
     "backup:\n  s3:\n    endpoint: s3.eu-central-1.amazonaws.com\n    bucket: acme-backups\n"
@@ -166,3 +167,32 @@ def _s3_fields() -> dict[str, str]:
         "bucket": "acme-backups",
         "credentials_file": "/etc/hastack/s3.cred",
     }
+
+
+def test_an_unreadable_s3_repository_is_a_problem_of_its_own() -> None:
+    spec = BackupSpec(s3=S3RepoSpec.model_validate(_s3_fields()))
+    both = _two_repos()
+    unreachable = RepoStatus(
+        2, 99, "[HostConnectError] unable to connect to 's3.example.com:443': [111] refused"
+    )
+    down = replace(both.in_repo(1), repos=(RepoStatus(1, 0, "ok"), unreachable), status_code=4)
+    now = max(b.stop for b in both.backups) + 60
+    (problem,) = backup_problems(spec, now, down, None, None)
+    assert problem.startswith("backup: the S3 repository (repo2) cannot be read: [HostConnect")
+    assert down.repo(2) == unreachable and down.repo(1).code == 0
+
+
+def test_nodes_push_each_segment_to_both_repositories_through_the_repository_host(
+    tmp_path: Path,
+) -> None:
+    plan = load_spec(_spec(tmp_path, S3)).plan
+    text = render_node_pgbackrest(plan, plan.postgres_nodes[0])
+    for repo in (1, 2):
+        assert f"\nrepo{repo}-host=127.0.10.105\n" in text
+        assert f"\nrepo{repo}-host-config={plan.paths.backup_config}\n" in text
+    # The S3 key and the passphrases stay on the repository host.
+    assert "s3-key" not in text and "cipher-pass" not in text
+    # With S3 out of reach a push gives up on it in seconds, not minutes.
+    assert "\n[global:archive-push]\nio-timeout=5\n" in text
+    plain = load_spec(_spec(tmp_path, "")).plan
+    assert "archive-push]" not in render_node_pgbackrest(plain, plain.postgres_nodes[0])

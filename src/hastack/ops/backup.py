@@ -46,6 +46,10 @@ STANZA_USABLE = (0, 2)
 """0 ok, 2 no valid backup yet."""
 
 
+def _repo_name(key: int) -> str:
+    return "S3 repository (repo2)" if key == S3_REPO else "backup repository"
+
+
 def ensure_stanza(stack: Stack, progress: Progress | None = None) -> StanzaInfo:
     """Create the stanza when the repository has none, then check that WAL archiving
     reaches it (`pgbackrest check` switches a segment and waits for it). An existing stanza
@@ -57,14 +61,27 @@ def ensure_stanza(stack: Stack, progress: Progress | None = None) -> StanzaInfo:
     hint = "hastack logs backup-repo; hastack logs pg1 pgbackrest"
     info = tool.info()
     refuse_undecryptable(stack, info)
-    if info.status_code in STANZA_USABLE:
+    statuses = [info.repo(key) for key in stack.plan.backup_repos]
+    missing = [r for r in statuses if r.code in STANZA_MISSING]
+    broken = [r for r in statuses if r.code not in STANZA_USABLE + STANZA_MISSING]
+    if not missing and not broken:
         return info
-    if info.status_code not in STANZA_MISSING:
+    for r in broken:
+        if r.key == S3_REPO and not missing:
+            # The off-site copy is out of reach for now: archiving there waits (status says
+            # so); the stack itself must still come up.
+            progress.done(f"warning: the S3 repository cannot be read now: {r.message[:200]}")
+            continue
         raise HastackError(
-            f"the backup repository is not usable: {info.status_message} "
-            f"(pgBackRest status {info.status_code})",
-            hint,
+            f"the {_repo_name(r.key)} is not usable: {r.message or info.status_message} "
+            f"(pgBackRest status {r.code})",
+            hint
+            if r.key == 1
+            else "check backup.s3 (endpoint, port, bucket, region, uri_style, credentials_file) "
+            "and that the bucket exists; docs/backups.md#a-second-repository-in-s3",
         )
+    if not missing:
+        return info
     progress.step("pgBackRest: stanza-create and check (a WAL segment reaches the repository)")
     tool.checked("stanza-create", timeout_s=120, hint=hint)
     tool.checked("check", timeout_s=120, hint=hint)
@@ -409,6 +426,13 @@ def backup_problems(
     full = (info.in_repo(1) if len(repos) > 1 else info).last("full") if info else None
     for repo in repos if info is not None else ():
         assert info is not None
+        state = info.repo(repo)
+        if repo == S3_REPO and state.code not in (0, 2):
+            problems.append(
+                f"backup: the S3 repository (repo2) cannot be read: {state.message[:200]}; "
+                "WAL waits on the primary until it can (docs/backups.md#a-second-repository-in-s3)"
+            )
+            continue
         held = info.in_repo(repo) if len(repos) > 1 else info
         where = "the repository" if repo == 1 else "the S3 repository (repo2)"
         of = "" if repo == 1 else " in S3"

@@ -54,6 +54,15 @@ OTHER_ERROR = 99
 
 
 @dataclass(frozen=True)
+class RepoStatus:
+    key: int
+    code: int
+    """pgBackRest's: 0 ok, 1 missing stanza path, 2 no valid backup, 3 missing stanza data,
+    99 other (cannot be read: unreachable, wrong passphrase)."""
+    message: str
+
+
+@dataclass(frozen=True)
 class StanzaInfo:
     """`pgbackrest info` for one stanza."""
 
@@ -68,6 +77,13 @@ class StanzaInfo:
     """Newest archived WAL segment."""
     repo_message: str = ""
     """The repository's own status message (pgBackRest's error when it cannot be read)."""
+    repos: tuple[RepoStatus, ...] = ()
+    """Each repository's own status (two with backup.s3)."""
+
+    def repo(self, key: int) -> RepoStatus:
+        """One repository's status (the stanza's, when pgBackRest listed none)."""
+        found = next((r for r in self.repos if r.key == key), None)
+        return found or RepoStatus(key, self.status_code, self.status_message)
 
     @property
     def ok(self) -> bool:
@@ -138,6 +154,14 @@ def parse_info(text: str, stanza: str) -> StanzaInfo:
         wal_min=current.get("min"),
         wal_max=current.get("max"),
         repo_message=str(((entry.get("repo") or [{}])[0].get("status") or {}).get("message", "")),
+        repos=tuple(
+            RepoStatus(
+                int(r.get("key", 1)),
+                int((r.get("status") or {}).get("code", -1)),
+                str((r.get("status") or {}).get("message", "")),
+            )
+            for r in entry.get("repo") or []
+        ),
     )
 
 
@@ -196,7 +220,10 @@ class PgBackRest:
         )
 
     def info(self, *options: str) -> StanzaInfo:
-        result = self.checked("info", "--output=json", *options, timeout_s=60)
+        # A short I/O timeout: an S3 repository that does not answer is reported in its
+        # repository's status within seconds (60 s per attempt, four attempts, by default)
+        # while the local one is read as usual.
+        result = self.checked("info", "--output=json", "--io-timeout=3", *options, timeout_s=60)
         try:
             return parse_info(result.stdout, self.stanza)
         except ValueError as exc:
