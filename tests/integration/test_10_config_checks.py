@@ -12,6 +12,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from hastack.render import render_stack
+from hastack.render.alerts import (
+    ALERTS,
+    alert_test_files,
+    render_alert_rules,
+    render_alert_tests,
+    render_alertmanager,
+)
 from hastack.render.haproxy import render_bench_haproxy, render_haproxy
 from hastack.render.pgbackrest import render_repo_pgbackrest
 from hastack.runtime.tls import TlsFiles, ensure_tls, make_ca, make_server_cert
@@ -181,3 +188,52 @@ def test_pgbackrest_takes_the_s3_repository_config_and_reports_an_unreachable_en
     assert info.repo(1).code == 1  # missing stanza path: the local repository, untouched
     assert info.repo(2).code == 99
     assert "unable to connect to 'localhost:9'" in info.repo(2).message
+
+
+PROMTOOL, AMTOOL = "/usr/bin/promtool", "/usr/bin/amtool"
+
+
+def _tool(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_alert_rules_pass_promtool_and_every_rule_fires_and_stays_quiet(tmp_path: Path) -> None:
+    (tmp_path / "rules.yml").write_text(render_alert_rules())
+    checked = _tool(PROMTOOL, "check", "rules", "rules.yml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(ALERTS)} rules found" in checked.stdout
+    files = render_alert_tests()
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    tested = _tool(PROMTOOL, "test", "rules", *alert_test_files(files), cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout[-4000:] + tested.stderr[-2000:]
+
+
+def test_a_broken_rule_fails_its_test(tmp_path: Path) -> None:
+    """The tests can fail: a replication-lag rule whose threshold was mistyped (100 s instead
+    of 10 s) no longer fires on 30 s of lag."""
+    (lag,) = [a for a in ALERTS if a.name == "ReplicationLagHigh"]
+    broken = replace(lag, expr=lag.expr.replace("> 10", "> 100"))
+    files = render_alert_tests((broken,))
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    tested = _tool(PROMTOOL, "test", "rules", *alert_test_files(files), cwd=tmp_path)
+    assert tested.returncode != 0
+    assert "ReplicationLagHigh" in tested.stdout + tested.stderr
+
+
+def test_alertmanager_routes_pages_and_tickets(tmp_path: Path) -> None:
+    (tmp_path / "alertmanager.yml").write_text(render_alertmanager("http://127.0.0.1:9/alerts"))
+    checked = _tool(AMTOOL, "check-config", "alertmanager.yml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for severity, receiver in (("P0", "page"), ("P1", "page"), ("P2", "ticket"), ("P3", "ticket")):
+        routed = _tool(
+            AMTOOL,
+            "config",
+            "routes",
+            "test",
+            "--config.file=alertmanager.yml",
+            f"severity={severity}",
+            cwd=tmp_path,
+        )
+        assert routed.stdout.strip() == receiver, (severity, routed.stdout, routed.stderr)
