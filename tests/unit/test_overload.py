@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
 from hastack.drills.events import Failure
 from hastack.drills.overload import admitted_p99_bound_ms, capacity, overload_expectations
 from hastack.spec import StackSpec, derive_plan
+from hastack.tools.wrk import Wrk
 
 PLAN = derive_plan(StackSpec())
 SHED = Failure(
@@ -63,3 +66,14 @@ def test_no_measurement_is_a_failure() -> None:
     assert failed(overload_expectations(PLAN, {}, [], [5.0])) == [
         "the overload ran and was measured"
     ]
+
+
+def test_wrk_waits_longer_than_haproxy_takes_to_answer_a_queued_request() -> None:
+    """At wrk's default 2 s timeout, equal to the queue timeout, a 503 sent at 2.0 s raced
+    it and counted as a socket error: the drill gives wrk more than the admitted p99 bound."""
+    plan = derive_plan(StackSpec())
+    timeout_s = math.ceil(admitted_p99_bound_ms(plan) / 1000) + 2
+    assert timeout_s * 1000 > plan.admission.queue_timeout_ms + 1000
+    argv = Wrk()._argv("https://x/", Path("s.lua"), 60, 64, 2, timeout_s)
+    assert f"--timeout={timeout_s}s" in argv
+    assert not any(a.startswith("--timeout") for a in Wrk()._argv("u", Path("s"), 1, 1, 1))

@@ -86,13 +86,20 @@ class Wrk:
         self.binary = binary
 
     def _argv(
-        self, url: str, script: Path, duration_s: int, connections: int, threads: int
+        self,
+        url: str,
+        script: Path,
+        duration_s: int,
+        connections: int,
+        threads: int,
+        timeout_s: int | None = None,
     ) -> list[str]:
         return [
             self.binary,
             f"-t{threads}",
             f"-c{connections}",
             f"-d{duration_s}s",
+            *([f"--timeout={timeout_s}s"] if timeout_s is not None else []),
             "-s",
             str(script),
             url,
@@ -128,10 +135,12 @@ class Wrk:
         headers: dict[str, str],
         threads: int = 1,
         rotate: tuple[str, list[str]] | None = None,
+        timeout_s: int | None = None,
     ) -> WrkRun:
-        """Load in the background until `WrkRun.stop()` (or `duration_s`)."""
+        """Load in the background until `WrkRun.stop()` (or `duration_s`). `timeout_s`: how
+        long wrk waits for an answer before it counts a socket error (its default: 2 s)."""
         script = _script(headers, rotate)
-        argv = self._argv(url, script, duration_s, connections, threads)
+        argv = self._argv(url, script, duration_s, connections, threads, timeout_s)
         return WrkRun(url, connections, script, Background(argv))
 
 
