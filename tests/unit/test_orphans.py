@@ -138,6 +138,15 @@ IDENTITY = Identity(
             "pg1",
         ),
         ("hs-demo-pg1", "sh", ("sh", "-c", "sleep 100"), "other", "pg1"),
+        # a standby cluster's restore_command bounds its fetch from the primary's repository
+        (
+            "hs-demo-pg1",
+            "timeout",
+            ("/usr/bin/timeout", "10", "/usr/bin/pgbackrest", "--stanza=main", "archive-get"),
+            "job",
+            "pg1",
+        ),
+        ("hs-demo-pg1", "timeout", ("timeout", "10", "sleep", "100"), "other", "pg1"),
         # what a verification runs as the repository user, outside supervisord
         ("hs-demo-backup", "pg_amcheck", ("pg_amcheck", "--all"), "job", "backup"),
         ("hs-demo-backup", "pg_ctl", ("pg_ctl", "start"), "job", "backup"),

@@ -73,9 +73,12 @@ class StackProcess:
 SHELLS = ("sh", "dash", "bash")
 
 
-def _runs_pgbackrest(proc: psutil.Process) -> bool:
-    """PostgreSQL runs archive_command and restore_command through `sh -c`."""
+def _runs_pgbackrest(proc: psutil.Process, name: str) -> bool:
+    """PostgreSQL runs archive_command and restore_command through `sh -c`; a standby
+    cluster's restore_command bounds its fetch with `timeout`."""
     argv = _cmdline(proc)
+    if name == "timeout":
+        return any(a.endswith("pgbackrest") for a in argv[1:])
     return len(argv) >= 3 and argv[1] == "-c" and "pgbackrest" in argv[2]
 
 
@@ -118,7 +121,7 @@ def identity_of(plan: StackPlan) -> Identity:
 def classify(identity: Identity, proc: psutil.Process, user: str, name: str) -> StackProcess | None:
     """What a process of the stack is, by its user and command line; None if not the
     stack's."""
-    if name in JOB_PROGRAMS or (name in SHELLS and _runs_pgbackrest(proc)):
+    if name in JOB_PROGRAMS or (name in (*SHELLS, "timeout") and _runs_pgbackrest(proc, name)):
         unit = identity.nodes.get(user) or identity.services.get(user)
         if unit is None:
             return None
