@@ -79,6 +79,57 @@ def _s(series: str, values: str) -> Series:
 HOUR = 3600
 DAY = 24 * HOUR
 
+HTTP_REQUESTS = 'haproxy_frontend_http_requests_total{proxy="web_https"}'
+HTTP_5XX = 'haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}'
+"""The edge (HAProxy's HTTPS frontend): what clients see, 503s of an empty backend included."""
+AVAILABILITY_BUDGET = 0.001
+"""The 99.9 % availability SLO's error budget."""
+HTTP_ERROR_RATE_SUMMARY = '{{ $value | printf "%.1f" }} % of HTTP requests fail'
+HTTP_ERROR_RATE_DESCRIPTION = (
+    '{{ $value | printf "%.1f" }} % of requests got a 5xx over 5 minutes (warning at '
+    "1 %, critical at 5 %)."
+)
+
+
+def _error_ratio(window: str) -> str:
+    return f"sum(rate({HTTP_5XX}[{window}])) / sum(rate({HTTP_REQUESTS}[{window}]))"
+
+
+def _burn_rate(factor: float, long: str, short: str) -> str:
+    """Multi-window burn: the budget spent `factor` times too fast over both windows."""
+    limit = f"{factor} * {AVAILABILITY_BUDGET}"
+    return f"({_error_ratio(long)}) > {limit} and ({_error_ratio(short)}) > {limit}"
+
+
+DISK_SUMMARY = '{{ $labels.mountpoint }}: {{ $value | printf "%.0f" }} % free'
+ROOT_FS = {"instance": "h", "fstype": "ext4", "mountpoint": "/"}
+
+
+def _disk_free_below(percent: int) -> str:
+    on_disk = '{fstype!~"tmpfs|ramfs"}'
+    return (
+        f"100 * node_filesystem_avail_bytes{on_disk} / node_filesystem_size_bytes{on_disk} "
+        f"< {percent}"
+    )
+
+
+def _disk_series(free_percent: int, fstype: str = "ext4", mount: str = "/") -> tuple[Series, ...]:
+    """A filesystem of 100 bytes with this much free."""
+    labels = f'{{instance="h",fstype="{fstype}",mountpoint="{mount}"}}'
+    return (
+        _s(f"node_filesystem_avail_bytes{labels}", f"{free_percent}x100"),
+        _s(f"node_filesystem_size_bytes{labels}", "100x100"),
+    )
+
+
+def _http_series(requests: int, errors: int, samples: int) -> tuple[Series, ...]:
+    """Counters of requests and of 5xx growing by these per sample."""
+    return (
+        _s(HTTP_REQUESTS, f"0+{requests}x{samples}"),
+        _s(HTTP_5XX, f"0+{errors}x{samples}"),
+    )
+
+
 ALERTS: tuple[Alert, ...] = (
     # --- availability -------------------------------------------------------------------
     Alert(
@@ -485,138 +536,49 @@ ALERTS: tuple[Alert, ...] = (
         "HttpErrorBudgetBurnFast",
         "http",
         "P1",
-        '(sum(rate(haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}[1h])) '
-        '/ sum(rate(haproxy_frontend_http_requests_total{proxy="web_https"}[1h]))) > 14.4 * '
-        '0.001 and (sum(rate(haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}'
-        '[5m])) / sum(rate(haproxy_frontend_http_requests_total{proxy="web_https"}[5m]))) > '
-        "14.4 * 0.001",
+        _burn_rate(14.4, "1h", "5m"),
         60,
         "HTTP errors burn the monthly error budget fast",
         '{{ $value | printf "%.3f" }} of requests failed over the last hour: at this rate '
         "the 99.9 % availability budget of 30 days is gone in 2 days.",
-        Case(
-            (
-                _s('haproxy_frontend_http_requests_total{proxy="web_https"}', "0+100x100"),
-                _s(
-                    'haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}',
-                    "0+5x100",
-                ),
-            ),
-            "1h",
-            {},
-            0.05,
-        ),
-        Case(
-            (
-                _s('haproxy_frontend_http_requests_total{proxy="web_https"}', "0+100x100"),
-                _s(
-                    'haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}',
-                    "0+0x100",
-                ),
-            ),
-            "1h",
-        ),
+        Case(_http_series(100, 5, 100), "1h", {}, 0.05),
+        Case(_http_series(100, 0, 100), "1h"),
         test_interval_s=60,
     ),
     Alert(
         "HttpErrorBudgetBurnSlow",
         "http",
         "P2",
-        '(sum(rate(haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}[6h])) '
-        '/ sum(rate(haproxy_frontend_http_requests_total{proxy="web_https"}[6h]))) > 6 * '
-        '0.001 and (sum(rate(haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}'
-        '[30m])) / sum(rate(haproxy_frontend_http_requests_total{proxy="web_https"}[30m]))) > '
-        "6 * 0.001",
+        _burn_rate(6, "6h", "30m"),
         300,
         "HTTP errors burn the monthly error budget",
         '{{ $value | printf "%.3f" }} of requests failed over 6 hours: at this rate the '
         "99.9 % budget of 30 days is gone in 5 days.",
-        Case(
-            (
-                _s('haproxy_frontend_http_requests_total{proxy="web_https"}', "0+1000x400"),
-                _s(
-                    'haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}',
-                    "0+10x400",
-                ),
-            ),
-            "6h",
-            {},
-            0.01,
-        ),
-        Case(
-            (
-                _s('haproxy_frontend_http_requests_total{proxy="web_https"}', "0+1000x400"),
-                _s(
-                    'haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}',
-                    "0+0x400",
-                ),
-            ),
-            "6h",
-        ),
+        Case(_http_series(1000, 10, 400), "6h", {}, 0.01),
+        Case(_http_series(1000, 0, 400), "6h"),
         test_interval_s=60,
     ),
     Alert(
         "HttpErrorRateCritical",
         "http",
         "P1",
-        '100 * sum(rate(haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}'
-        '[5m])) / sum(rate(haproxy_frontend_http_requests_total{proxy="web_https"}[5m])) > 5',
+        f"100 * {_error_ratio('5m')} > 5",
         120,
-        '{{ $value | printf "%.1f" }} % of HTTP requests fail',
-        '{{ $value | printf "%.1f" }} % of requests got a 5xx over 5 minutes (warning at '
-        "1 %, critical at 5 %).",
-        Case(
-            (
-                _s('haproxy_frontend_http_requests_total{proxy="web_https"}', "0+100x200"),
-                _s(
-                    'haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}',
-                    "0+10x200",
-                ),
-            ),
-            "10m",
-            {},
-            10,
-        ),
-        Case(
-            (
-                _s('haproxy_frontend_http_requests_total{proxy="web_https"}', "0+100x200"),
-                _s(
-                    'haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}', "0+2x200"
-                ),
-            ),
-            "10m",
-        ),
+        HTTP_ERROR_RATE_SUMMARY,
+        HTTP_ERROR_RATE_DESCRIPTION,
+        Case(_http_series(100, 10, 200), "10m", {}, 10),
+        Case(_http_series(100, 2, 200), "10m"),
     ),
     Alert(
         "HttpErrorRateHigh",
         "http",
         "P2",
-        '100 * sum(rate(haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}'
-        '[5m])) / sum(rate(haproxy_frontend_http_requests_total{proxy="web_https"}[5m])) > 1',
+        f"100 * {_error_ratio('5m')} > 1",
         120,
-        '{{ $value | printf "%.1f" }} % of HTTP requests fail',
-        '{{ $value | printf "%.1f" }} % of requests got a 5xx over 5 minutes (warning at '
-        "1 %, critical at 5 %).",
-        Case(
-            (
-                _s('haproxy_frontend_http_requests_total{proxy="web_https"}', "0+100x200"),
-                _s(
-                    'haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}', "0+2x200"
-                ),
-            ),
-            "10m",
-            {},
-            2,
-        ),
-        Case(
-            (
-                _s('haproxy_frontend_http_requests_total{proxy="web_https"}', "0+100x200"),
-                _s(
-                    'haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}', "0+0x200"
-                ),
-            ),
-            "10m",
-        ),
+        HTTP_ERROR_RATE_SUMMARY,
+        HTTP_ERROR_RATE_DESCRIPTION,
+        Case(_http_series(100, 2, 200), "10m", {}, 2),
+        Case(_http_series(100, 0, 200), "10m"),
     ),
     Alert(
         "HttpLatencyP95High",
@@ -694,87 +656,25 @@ ALERTS: tuple[Alert, ...] = (
         "HostDiskLow",
         "saturation",
         "P2",
-        '100 * node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"} / '
-        'node_filesystem_size_bytes{fstype!~"tmpfs|ramfs"} < 15',
+        _disk_free_below(15),
         300,
-        '{{ $labels.mountpoint }}: {{ $value | printf "%.0f" }} % free',
+        DISK_SUMMARY,
         '{{ $labels.mountpoint }} has {{ $value | printf "%.0f" }} % free (alert < 15 %, '
         "critical < 10 %): PostgreSQL stops when its disk is full.",
-        Case(
-            (
-                _s(
-                    'node_filesystem_avail_bytes{instance="h",fstype="ext4",mountpoint="/"}',
-                    "12x100",
-                ),
-                _s(
-                    'node_filesystem_size_bytes{instance="h",fstype="ext4",mountpoint="/"}',
-                    "100x100",
-                ),
-            ),
-            "7m",
-            {"instance": "h", "fstype": "ext4", "mountpoint": "/"},
-            12,
-        ),
-        Case(
-            (
-                _s(
-                    'node_filesystem_avail_bytes{instance="h",fstype="ext4",mountpoint="/"}',
-                    "50x100",
-                ),
-                _s(
-                    'node_filesystem_size_bytes{instance="h",fstype="ext4",mountpoint="/"}',
-                    "100x100",
-                ),
-                _s(
-                    'node_filesystem_avail_bytes{instance="h",fstype="tmpfs",mountpoint="/run"}',
-                    "1x100",
-                ),
-                _s(
-                    'node_filesystem_size_bytes{instance="h",fstype="tmpfs",mountpoint="/run"}',
-                    "100x100",
-                ),
-            ),
-            "7m",
-        ),
+        Case(_disk_series(12), "7m", ROOT_FS, 12),
+        Case((*_disk_series(50), *_disk_series(1, "tmpfs", "/run")), "7m"),
     ),
     Alert(
         "HostDiskCritical",
         "saturation",
         "P1",
-        '100 * node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"} / '
-        'node_filesystem_size_bytes{fstype!~"tmpfs|ramfs"} < 10',
+        _disk_free_below(10),
         120,
-        '{{ $labels.mountpoint }}: {{ $value | printf "%.0f" }} % free',
+        DISK_SUMMARY,
         '{{ $labels.mountpoint }} has {{ $value | printf "%.0f" }} % free (critical '
         "< 10 %): free space now (old backups, logs) before PostgreSQL stops.",
-        Case(
-            (
-                _s(
-                    'node_filesystem_avail_bytes{instance="h",fstype="ext4",mountpoint="/"}',
-                    "5x100",
-                ),
-                _s(
-                    'node_filesystem_size_bytes{instance="h",fstype="ext4",mountpoint="/"}',
-                    "100x100",
-                ),
-            ),
-            "7m",
-            {"instance": "h", "fstype": "ext4", "mountpoint": "/"},
-            5,
-        ),
-        Case(
-            (
-                _s(
-                    'node_filesystem_avail_bytes{instance="h",fstype="ext4",mountpoint="/"}',
-                    "12x100",
-                ),
-                _s(
-                    'node_filesystem_size_bytes{instance="h",fstype="ext4",mountpoint="/"}',
-                    "100x100",
-                ),
-            ),
-            "7m",
-        ),
+        Case(_disk_series(5), "7m", ROOT_FS, 5),
+        Case(_disk_series(12), "7m"),
     ),
     Alert(
         "RedisMemoryHigh",
