@@ -21,7 +21,7 @@ from hastack.runtime.cluster_restore import leftover_asides
 from hastack.runtime.files import read_regular
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
-from hastack.spec.plan import S3_REPO
+from hastack.spec.model import S3_REPO
 
 if TYPE_CHECKING:
     from hastack.spec.model import BackupSpec
@@ -407,6 +407,33 @@ class BackupStatus:
         }
 
 
+def _repo_problems(spec: BackupSpec, now: float, held: StanzaInfo, repo: int) -> list[str]:
+    """What is missing or overdue in one repository (`held`: its sets alone)."""
+    hour = 3600.0
+    state = held.repo(repo)
+    if repo == S3_REPO and state.code not in (0, 2):
+        return [
+            f"backup: the S3 repository (repo2) cannot be read: {state.message[:200]}; "
+            "WAL waits on the primary until it can (docs/backups.md#a-second-repository-in-s3)"
+        ]
+    problems = []
+    where = "the repository" if repo == 1 else "the S3 repository (repo2)"
+    of = "" if repo == 1 else " in S3"
+    repo_full, last = held.last("full"), held.last()
+    if repo_full is None:
+        problems.append(
+            f"backup: no full backup in {where}; `hastack backup"
+            + ("`" if repo == 1 else " --repo 2`")
+        )
+    elif now - repo_full.stop > spec.schedule.full_every_h * hour + GRACE_S:
+        age_h = (now - repo_full.stop) / hour
+        problems.append(f"backup: the last full backup{of} is overdue ({age_h:.1f} h old)")
+    if last is not None and now - last.stop > spec.schedule.incr_every_h * hour + GRACE_S:
+        age_h = (now - last.stop) / hour
+        problems.append(f"backup: the newest backup{of} is overdue ({age_h:.1f} h old)")
+    return problems
+
+
 def backup_problems(
     spec: BackupSpec,
     now: float,
@@ -418,36 +445,14 @@ def backup_problems(
     """One sentence per problem: no or overdue backups, archiving failing, a scheduler that
     keeps failing, a repository without room for another full backup. Pure."""
     problems = []
-    hour = 3600.0
     if info is not None and info.undecryptable:
         return (f"backup: {UNDECRYPTABLE}; `hastack backups` says what to do",)
-    repos = (1, S3_REPO) if spec.s3 is not None else (1,)
+    several = len(spec.repos) > 1
     # The local repository's newest full: what was verified, what the disk must hold again.
-    full = (info.in_repo(1) if len(repos) > 1 else info).last("full") if info else None
-    for repo in repos if info is not None else ():
-        assert info is not None
-        state = info.repo(repo)
-        if repo == S3_REPO and state.code not in (0, 2):
-            problems.append(
-                f"backup: the S3 repository (repo2) cannot be read: {state.message[:200]}; "
-                "WAL waits on the primary until it can (docs/backups.md#a-second-repository-in-s3)"
-            )
-            continue
-        held = info.in_repo(repo) if len(repos) > 1 else info
-        where = "the repository" if repo == 1 else "the S3 repository (repo2)"
-        of = "" if repo == 1 else " in S3"
-        repo_full, last = held.last("full"), held.last()
-        if repo_full is None:
-            problems.append(
-                f"backup: no full backup in {where}; `hastack backup"
-                + ("`" if repo == 1 else " --repo 2`")
-            )
-        elif now - repo_full.stop > spec.schedule.full_every_h * hour + GRACE_S:
-            age_h = (now - repo_full.stop) / hour
-            problems.append(f"backup: the last full backup{of} is overdue ({age_h:.1f} h old)")
-        if last is not None and now - last.stop > spec.schedule.incr_every_h * hour + GRACE_S:
-            age_h = (now - last.stop) / hour
-            problems.append(f"backup: the newest backup{of} is overdue ({age_h:.1f} h old)")
+    full = (info.in_repo(1) if several else info).last("full") if info else None
+    if info is not None:
+        for repo in spec.repos:
+            problems += _repo_problems(spec, now, info.in_repo(repo) if several else info, repo)
     if full is not None and full.annotations.get("verify") == "failed":
         problems.append(
             f"backup: the newest full backup {full.label} failed its verification; "

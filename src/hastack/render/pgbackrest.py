@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 
 from hastack.spec import roles
-from hastack.spec.plan import S3_REPO, Node, StackPlan
+from hastack.spec.model import S3_REPO
+from hastack.spec.plan import Node, StackPlan
 from hastack.spec.secrets import S3Credentials, Secrets
 
 BACKUP_CERT_NAME = "backup"

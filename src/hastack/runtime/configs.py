@@ -6,7 +6,7 @@ from __future__ import annotations
 from hastack.errors import HastackError
 from hastack.render.files import RenderedFile, render_stack
 from hastack.runtime.files import read_regular, write_atomic
-from hastack.runtime.preflight import root_trusts_resolved
+from hastack.runtime.preflight import PreflightError, check_s3_files_trusted
 from hastack.runtime.validate import validate_rendered
 from hastack.spec.plan import StackPlan
 from hastack.spec.secrets import S3Credentials, Secrets
@@ -59,12 +59,9 @@ def load_s3_credentials(plan: StackPlan) -> S3Credentials | None:
     if s3 is None or not plan.backup_enabled:
         return None
     path = s3.credentials_file
-    why = root_trusts_resolved(path)
-    if why:
-        raise HastackError(
-            f"backup.s3.credentials_file = {path}: root would read it, but {why}",
-            "keep it in a root-owned directory (`chown root:root`, `chmod 600`)",
-        )
+    problems = check_s3_files_trusted(plan)  # again here, at the moment root reads them
+    if problems:
+        raise PreflightError(problems)
     if path.is_file() and path.stat().st_mode & 0o077:
         raise HastackError(
             f"backup.s3.credentials_file = {path}: other users can read it "

@@ -233,23 +233,30 @@ def check_programs_trusted(plan: StackPlan) -> list[Problem]:
     return problems
 
 
+def _read_by_root(files: list[tuple[str, Path]], keep: str) -> list[Problem]:
+    """Operator-named files root reads and hands on: each must be one only root can change.
+    `keep`: how to make it so (after `chown root:root`)."""
+    problems = []
+    for key, path in files:
+        why = root_trusts_resolved(path)
+        if why:
+            problems.append(
+                Problem(
+                    what=f"{key} = {path}: root would read it, but {why}",
+                    fix=f"keep it in a root-owned directory (`chown root:root`, {keep}), or "
+                    f"point {key} there",
+                )
+            )
+    return problems
+
+
 def check_own_tls_trusted(plan: StackPlan) -> list[Problem]:
     """Root reads the operator's certificate and key (`http.tls.cert`/`key`) and hands them
     to HAProxy's user: a path another user could change would let them swap in any file
     root can read (a symlink to /etc/shadow) and have it copied where they can read it."""
     tls = plan.spec.http.tls
-    problems = []
-    for key, path in (("http.tls.cert", tls.cert), ("http.tls.key", tls.key)):
-        why = root_trusts_resolved(path) if path is not None else None
-        if why:
-            problems.append(
-                Problem(
-                    what=f"{key} = {path}: root would read it, but {why}",
-                    fix=f"keep it in a root-owned directory (`chown root:root`, `chmod go-w` "
-                    f"on it and every directory above), or point {key} there",
-                )
-            )
-    return problems
+    files = [(k, p) for k, p in (("http.tls.cert", tls.cert), ("http.tls.key", tls.key)) if p]
+    return _read_by_root(files, "`chmod go-w` on it and every directory above")
 
 
 def check_s3_files_trusted(plan: StackPlan) -> list[Problem]:
@@ -258,11 +265,9 @@ def check_s3_files_trusted(plan: StackPlan) -> list[Problem]:
     s3 = plan.spec.backup.s3
     if s3 is None:
         return []
+    named = (("backup.s3.credentials_file", s3.credentials_file), ("backup.s3.ca_file", s3.ca_file))
     problems = []
-    for key, path in (
-        ("backup.s3.credentials_file", s3.credentials_file),
-        ("backup.s3.ca_file", s3.ca_file),
-    ):
+    for key, path in named:
         if path is None:
             continue
         if not path.is_file():
@@ -273,15 +278,7 @@ def check_s3_files_trusted(plan: StackPlan) -> list[Problem]:
                 )
             )
             continue
-        why = root_trusts_resolved(path)
-        if why:
-            problems.append(
-                Problem(
-                    what=f"{key} = {path}: root would read it, but {why}",
-                    fix=f"keep it in a root-owned directory (`chown root:root`, `chmod 600`), "
-                    f"or point {key} there",
-                )
-            )
+        problems += _read_by_root([(key, path)], "`chmod 600`")
     return problems
 
 

@@ -428,6 +428,10 @@ class BackupScheduleSpec(_Model):
     )
 
 
+S3_REPO = 2
+"""pgBackRest's number for the S3 repository (backup.s3); the local one is 1."""
+
+
 class S3RepoSpec(_Model):
     """A second, off-site repository in any S3-compatible object store (pgBackRest's repo2):
     every WAL segment is archived to both, and the scheduler takes its own chain of backups
@@ -551,6 +555,11 @@ class BackupSpec(_Model):
         le=1000,
         description="Logical dumps (`hastack dump`) kept; older ones are removed after a dump.",
     )
+
+    @property
+    def repos(self) -> tuple[int, ...]:
+        """pgBackRest's repositories: 1 (local), then S3_REPO when `s3` is set."""
+        return (1, S3_REPO) if self.s3 is not None else (1,)
 
 
 class StandbyClusterSpec(_Model):

@@ -16,8 +16,6 @@ SERVICES_HOST = 100
 """Host number of the shared services address inside the stack's /24."""
 
 BACKUP_HOST = 105
-S3_REPO = 2
-"""pgBackRest's number for the S3 repository (backup.s3); the local one is 1."""
 """Host number of the backup repository host (pgBackRest's TLS server, the scheduler)."""
 
 APP_HOST_BASE = 110
@@ -604,9 +602,8 @@ class StackPlan:
 
     @property
     def backup_repos(self) -> tuple[int, ...]:
-        """pgBackRest's repositories, the local one first (restores look there first), then
-        S3_REPO when the spec has backup.s3."""
-        return (1, S3_REPO) if self.spec.backup.s3 is not None else (1,)
+        """pgBackRest's repositories, the local one first (restores look there first)."""
+        return self.spec.backup.repos
 
     @property
     def pgbouncer_databases(self) -> dict[str, int]:
