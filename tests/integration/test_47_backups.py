@@ -12,6 +12,7 @@ from pathlib import Path
 from hastack.runtime.lifecycle import StopResult, stop_patroni_ordered, stop_postgres_leftovers
 from hastack.runtime.progress import NullProgress
 from tests.integration.conftest import Stack
+from tests.integration.helpers import wait_until
 
 
 def _leader(stack: Stack) -> str:
@@ -39,6 +40,76 @@ def test_up_took_a_first_full_backup_and_archives_wal(stack: Stack) -> None:
     assert backups["archive"]["last_archived_wal"]
     assert not backups["problems"], backups["problems"]
     assert code == 0, status["problems"]
+
+
+CRAFT = """
+import os, sys
+crafted, segment, status = sys.argv[1:]
+with open(crafted, "r+b") as f:  # one byte past the headers: same name, other content
+    f.seek(8 * 1024 * 1024)
+    byte = f.read(1)[0]
+    f.seek(8 * 1024 * 1024)
+    f.write(bytes([byte ^ 0xFF]))
+os.replace(crafted, segment)
+for old in (status + ".done", status + ".ready"):
+    if os.path.exists(old):
+        os.unlink(old)
+open(status + ".ready", "w").close()
+"""
+
+
+def test_archiving_stuck_behind_an_older_timelines_segment_heals_by_itself(stack: Stack) -> None:
+    """What failovers and pg_rewind can leave (seen in a test run): the leader holds a ready
+    segment of a timeline it left, with other content than the repository's copy. pgBackRest
+    refuses it ([45]) and PostgreSQL archives in order, so archiving stops for good. The
+    watcher marks that segment done and archiving goes on, with no hand on the stack."""
+    leader = _leader(stack)
+    node = stack.hs.plan.node(leader)
+    with stack.hs.connect(leader) as conn:
+        row = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()
+    assert row is not None and row[0] > 1, "test_45's switchovers left an older timeline"
+    older = sorted(
+        p.name.split("-")[0]
+        for p in (stack.hs.plan.paths.backup_repo / "archive").glob("*/*/*/*.zst")
+        if len(p.name.split("-")[0]) == 24 and int(p.name[:8], 16) < row[0]
+    )
+    assert older, "the repository holds segments of an older timeline"
+    segment = older[-1]
+    wal = node.paths.pgdata / "pg_wal"
+    crafted = wal / ".crafted"
+    as_node = ["runuser", "-u", node.user, "--"]
+    pgbackrest = [
+        str(stack.hs.plan.spec.binaries.pgbackrest),
+        f"--config={node.paths.pgbackrest_config}",
+        f"--stanza={stack.hs.plan.stanza}",
+    ]
+    subprocess.run([*as_node, *pgbackrest, "archive-get", segment, str(crafted)], check=True)
+    status_file = wal / "archive_status" / segment
+    subprocess.run(
+        [*as_node, "python3", "-c", CRAFT, str(crafted), str(wal / segment), str(status_file)],
+        check=True,
+    )
+    with stack.hs.connect(leader) as conn:
+        conn.execute("SELECT pg_switch_wal()")
+        conn.execute("CREATE TEMP TABLE nudge AS SELECT 1")  # WAL to switch away from
+        switched = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
+    assert switched is not None
+
+    def archived() -> bool:
+        with stack.hs.connect(leader) as conn:
+            last = conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()
+        return last is not None and last[0] is not None and last[0] >= switched[0]
+
+    started = time.monotonic()
+    until_archived = wait_until(archived, timeout_s=150, interval_s=1)
+    assert until_archived
+    print(f"archiving resumed {time.monotonic() - started:.1f} s after the switch")
+    decisions = stack.hs.plan.paths.fencer_log.read_text().splitlines()
+    assert any(segment in d and "marked done" in d for d in decisions), decisions[-5:]
+    assert not (wal / "archive_status" / f"{segment}.ready").exists()
+    _code, status = stack.status()
+    assert status["backups"]["archive"]["failing"] is False, status["backups"]["archive"]
+    assert not status["backups"]["problems"], status["backups"]["problems"]
 
 
 def test_backup_on_demand_after_writes(stack: Stack) -> None:

@@ -74,6 +74,13 @@ def render_watcher_config(plan: StackPlan) -> str:
                 "etcd_url": plan.etcd_url(n) if n.etcd_member else None,
                 "etcd_program": program_of(n.name, "etcd"),
                 "patroni_program": program_of(n.name, "patroni"),
+                "archive_push": [
+                    str(spec.binaries.pgbackrest),
+                    f"--config={n.paths.pgbackrest_config}",
+                    f"--stanza={plan.stanza}",
+                ]
+                if plan.backup_enabled
+                else [],
             }
             for n in plan.postgres_nodes
         ],

@@ -62,6 +62,9 @@ class WatchNode:
     etcd_program: str | None
     """Supervisor process name of the node's etcd member (`pg1:pg1-etcd`)."""
     patroni_program: str | None
+    archive_push: tuple[str, ...] = ()
+    """pgBackRest's command line as the node runs it, up to the command (empty without
+    backups): the watcher asks it about a segment that blocks archiving."""
 
     @property
     def rest_url(self) -> str:
@@ -102,7 +105,10 @@ class WatcherConfig:
         return cls(
             **{
                 **data,
-                "nodes": tuple(WatchNode(**n) for n in data["nodes"]),
+                "nodes": tuple(
+                    WatchNode(**{**n, "archive_push": tuple(n.get("archive_push", ()))})
+                    for n in data["nodes"]
+                ),
                 "timings": Timings(**data["timings"]),
                 "etcd_urls": tuple(data["etcd_urls"]),
                 "etcd_identity": ClientCert(**data["etcd_identity"]),

@@ -37,6 +37,7 @@ class Member:
     name: str
     role: str
     state: str
+    timeline: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,15 @@ def members_from_dcs(values: Mapping[str, str]) -> tuple[Member, ...]:
             continue
         if isinstance(data, dict):
             name = key.rsplit("/", 1)[-1]
-            found.append(Member(name, str(data.get("role", "")), str(data.get("state", ""))))
+            timeline = data.get("timeline")
+            found.append(
+                Member(
+                    name,
+                    str(data.get("role", "")),
+                    str(data.get("state", "")),
+                    timeline if isinstance(timeline, int) else None,
+                )
+            )
     return tuple(found)
 
 

@@ -5,7 +5,9 @@ leader or releases a key its holder can no longer renew (`fencing.decide`); (2) 
 took out of HAProxy back once they run as replicas; (3) starts programs that are down and
 safe to start (`healing.plan_heal`): a fenced node returns, a stopped etcd member rejoins;
 (4) runs `hastack up` when supervisord itself died, so its orphaned programs are taken over;
-(5) writes its heartbeat. Run by supervisord as
+(5) every few seconds, asks Patroni to rebuild a replica that cannot start
+(`replica_repair`) and unblocks WAL archiving stuck behind an older timeline's segment
+(`archive_unblock`); (6) writes its heartbeat. Run by supervisord as
 `<hastack python> -m hastack.runtime.watcher <state>/fencing/watcher.json`.
 """
 
@@ -29,7 +31,7 @@ import psutil
 
 from hastack.errors import HastackError
 from hastack.polling import SYSTEM_CLOCK, Clock, WaitTimeout, poll, until
-from hastack.runtime import heartbeat, holds
+from hastack.runtime import archive_unblock, heartbeat, holds
 from hastack.runtime.fencing import (
     Decision,
     Observation,
@@ -54,9 +56,10 @@ from hastack.runtime.healing import (
 )
 from hastack.runtime.orphans import Identity, StackProcess, find_orphans
 from hastack.runtime.probes import MemberInfo, probe_liveness, probe_member, probe_pg
-from hastack.runtime.replica_repair import RepairState, members_from_dcs, plan_repairs
+from hastack.runtime.replica_repair import Member, RepairState, members_from_dcs, plan_repairs
 from hastack.runtime.supervisor import Supervisor
 from hastack.spec.roles import PATRONI_REST
+from hastack.tools.base import run as run_tool
 from hastack.tools.etcd_api import EtcdClient, EtcdUnavailable
 from hastack.tools.haproxy_api import HAProxyAdmin, HAProxyUnavailable
 from hastack.tools.patroni_api import PatroniClient
@@ -68,6 +71,7 @@ ORPHAN_SCAN_S = 2.0
 REPAIR_SCAN_S = 5.0
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
 SUPERVISOR_ERRORS = (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError)
+ARCHIVE_PUSH_TIMEOUT_S = 60.0
 
 
 class Watcher:
@@ -104,6 +108,7 @@ class Watcher:
         self.last_error: tuple[float, str] | None = None
         self.waiting: list[Waiting] = []
         self.repair = RepairState()
+        self.unblock = archive_unblock.UnblockState()
         self.repair_at = -REPAIR_SCAN_S
         self.noted: set[str] = set()
         self.identity = Identity.from_dict(config.identity)
@@ -340,9 +345,10 @@ class Watcher:
                 self.log(Decision("note", None, wait.sentence), {}, force=True)
         self.noted = waiting_now
 
-    def repair_replicas(self, heal: HealInput) -> None:
-        """Every few seconds: ask Patroni to rebuild a replica that cannot start
-        (runtime/replica_repair.py)."""
+    def scan_members(self, heal: HealInput) -> None:
+        """Every few seconds, from Patroni's member keys: ask Patroni to rebuild a replica
+        that cannot start (runtime/replica_repair.py), and unblock WAL archiving stuck behind
+        an older timeline's segment on the leader (runtime/archive_unblock.py)."""
         t = self.clock.monotonic()
         if not heal.etcd_ok or t - self.repair_at < REPAIR_SCAN_S:
             return
@@ -364,6 +370,68 @@ class Watcher:
                 self._reinit(repair.node),
                 force=True,
             )
+        leader = next((m for m in members if m.name == heal.leader), None)
+        if leader is not None and leader.name not in blocked:
+            self.unblock_archive(t, leader)
+
+    def unblock_archive(self, t: float, leader: Member) -> None:
+        node = self.config.node(leader.name)
+        if node is None or not node.archive_push or leader.state != "running":
+            return
+        try:
+            # Names only: root lists the node's directory and never opens what is in it.
+            status_files = os.listdir(Path(node.pgdata) / "pg_wal" / "archive_status")
+        except OSError:
+            return
+        due, self.unblock = archive_unblock.plan_checks(
+            self.unblock, t, leader.name, leader.timeline, status_files
+        )
+        for segment in due:
+            wal = Path(node.pgdata) / "pg_wal"
+            pushed = run_tool(
+                [*node.archive_push, "--archive-async=n", "archive-push", str(wal / segment)],
+                user=node.user,
+                timeout_s=ARCHIVE_PUSH_TIMEOUT_S,
+            )
+            extra: dict[str, Any] = {"segment": segment, "exit": pushed.returncode}
+            marked = None
+            if pushed.returncode == archive_unblock.DIFFERENT_CHECKSUM:
+                status = wal / "archive_status"
+                # As the node's user: root never renames inside a directory another user owns.
+                marked = run_tool(
+                    [
+                        "mv",
+                        "-f",
+                        "--",
+                        str(status / f"{segment}.ready"),
+                        f"{status}/{segment}.done",
+                    ],
+                    user=node.user,
+                    timeout_s=10.0,
+                )
+                extra["marked_done"] = marked.ok
+                if not marked.ok:
+                    extra["error"] = marked.tail()[:300]
+                else:
+                    extra["archiver_woken"] = self._wake_archiver(node)
+            sentence = archive_unblock.sentence(
+                node.name,
+                segment,
+                leader.timeline or 0,
+                pushed.returncode,
+                pushed.tail(),
+                marked=marked is None or marked.ok,
+            )
+            self.log(Decision("heal", node.name, sentence), extra, force=True)
+
+    def _wake_archiver(self, node: WatchNode) -> bool:
+        """After three failures PostgreSQL's archiver waits a minute before it tries again;
+        SIGUSR1 sets its latch (no other effect), so archiving resumes now. Sent as the
+        node's user, to the node's own archiver only."""
+        woken = False
+        for pid in archiver_pids(node.user):
+            woken |= run_tool(["kill", "-USR1", str(pid)], user=node.user, timeout_s=5.0).ok
+        return woken
 
     def _reinit(self, name: str) -> dict[str, Any]:
         node = self.config.node(name)
@@ -447,7 +515,7 @@ class Watcher:
         decision = self._act(decision, obs)
         if heal_input is not None:
             self.start_programs(replace(heal_input, orphaned=self._orphaned_programs(orphans)))
-            self.repair_replicas(heal_input)
+            self.scan_members(heal_input)
         return decision
 
     def _act(self, decision: Decision, obs: Observation) -> Decision:
@@ -580,6 +648,20 @@ def node_pids(node: WatchNode, spare: set[str]) -> list[int]:
     pids = []
     for proc in psutil.process_iter(["username", "name"]):
         if proc.info["username"] == node.user and proc.info["name"] not in spare:
+            pids.append(proc.pid)
+    return pids
+
+
+def archiver_pids(user: str) -> list[int]:
+    """PostgreSQL's archiver processes run by `user` (by their process title)."""
+    pids = []
+    for proc in psutil.process_iter(["username", "cmdline"]):
+        title = " ".join(proc.info["cmdline"] or ())
+        if (
+            proc.info["username"] == user
+            and title.startswith("postgres:")
+            and ": archiver" in title
+        ):
             pids.append(proc.pid)
     return pids
 
