@@ -3,6 +3,7 @@ so it never collides with a stack a user runs on the same machine."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -96,6 +97,25 @@ class Stack:
             conn.execute("CREATE TABLE IF NOT EXISTS it_rows (id text PRIMARY KEY, v int)")
 
 
+KEPT_LOGS = Path("/var/tmp/hastack-test-logs")
+"""The shared stack's logs, watcher decisions and drill reports, copied here before it is
+destroyed (replacing the previous run's): a failure can be read after the run."""
+
+
+def keep_logs(state_dir: Path = STATE_DIR) -> None:
+    shutil.rmtree(KEPT_LOGS, ignore_errors=True)
+    for part in ("logs", "fencing", "drills", "services/monitor/alerts.jsonl"):
+        source = state_dir / part
+        with contextlib.suppress(OSError, shutil.Error):
+            if source.is_dir():
+                shutil.copytree(source, KEPT_LOGS / part, symlinks=True)
+            elif source.is_file():
+                (KEPT_LOGS / part).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, KEPT_LOGS / part, follow_symlinks=False)
+    with contextlib.suppress(OSError):
+        KEPT_LOGS.chmod(0o700)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     spec = write_spec(
@@ -107,4 +127,5 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert result.code == 0, result.err
     yield Stack(spec=spec, plan=load_spec(spec).plan, up=result.json()["up"])
     if STATE_DIR.exists():
+        keep_logs()
         hastack(spec, "destroy", "--yes")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from hastack.runtime.orphans import stack_processes
 from hastack.tools.system_users import user_exists
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, keep_logs
 
 
 def test_destroy_leaves_nothing_running_and_no_state(stack: Stack) -> None:
+    keep_logs(stack.plan.paths.state_dir)  # what a failure earlier in the run needs read
     result = stack.run("destroy", "--yes")
     assert result.code == 0, result.err
     assert stack_processes(stack.hs.identity) == []

@@ -86,6 +86,7 @@ def restore_dump(stack: Stack, given: str, progress: Progress | None = None) -> 
     progress = progress or NullProgress()
     path = dumps.resolve_dump(stack.plan, given)
     scratch = stack.scratch()
+    scratch.on_wait = progress.step
     progress.step(f"restoring {path.name} into a new scratch instance")
     create_s, restore_s = dumps.restore_dump(stack.plan, path, scratch)
     db = stack.plan.spec.postgres.database

@@ -127,6 +127,8 @@ def restore_scratch(
     require_backups(stack)
     progress = progress or NullProgress()
     scratch = scratch or stack.scratch()
+    scratch.on_wait = progress.step
+    scratch.wait_for_a_verification()
     if scratch.exists():
         raise HastackError(
             f"a scratch instance already exists ({stack.plan.paths.scratch_pgdata})",

@@ -16,8 +16,10 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -30,6 +32,10 @@ from hastack.tools.base import ToolError, ToolResult, run
 from hastack.tools.pg_amcheck import PgAmcheck
 from hastack.tools.pg_ctl import PgCtl
 from hastack.tools.pgbackrest import PgBackRest
+
+TEMPORARY_MAX_S = 900.0
+"""How long a restore waits for a verification to give the scratch instance back (and how
+old a verification's claim may be to be waited for: an older one was left by a crash)."""
 
 SCRATCH_HBA = """\
 # hastack scratch instance: the socket directory is the repository user's (0700), so only
@@ -82,6 +88,11 @@ class Scratch:
     def __init__(self, plan: StackPlan) -> None:
         self.plan = plan
         self.token: str | None = None
+        self.temporary = False
+        """A use that removes the instance itself when done (a verification): another
+        restore waits for it instead of being refused."""
+        self.on_wait: Callable[[str], None] | None = None
+        """Told once when a restore waits for a verification to finish."""
         self.user = plan.service_users["backup"]
         self.pg_ctl = PgCtl(plan.postgres_bin_dir, self.user)
         paths = plan.paths
@@ -121,11 +132,17 @@ class Scratch:
         )
 
     def restore(
-        self, kind: str, target: str | None, description: str, set_label: str | None = None
+        self,
+        kind: str,
+        target: str | None,
+        description: str,
+        set_label: str | None = None,
+        temporary: bool = False,
     ) -> ScratchRestore:
         """Restore to the target into an empty scratch directory, start it, wait until it
         has promoted (reached the target). Refuses while a scratch instance exists."""
         paths = self.plan.paths
+        self.temporary = temporary
         self._begin(description)
         t0 = time.monotonic()
         options = restore_options(kind, target, set_label)
@@ -190,6 +207,7 @@ class Scratch:
         access rules written (the instance reads them from the scratch directory, not from
         its data directory)."""
         paths = self.plan.paths
+        self.wait_for_a_verification()
         if self.exists() or paths.scratch_pgdata.exists():
             raise HastackError(
                 f"a scratch instance already exists ({paths.scratch_pgdata})",
@@ -202,12 +220,46 @@ class Scratch:
         write_atomic(paths.backup_scratch_dir / "pg_hba.conf", hba, self.user, 0o600)
         write_atomic(paths.backup_scratch_dir / "pg_ident.conf", "", self.user, 0o600)
 
+    def wait_for_a_verification(self) -> None:
+        """A verification (the scheduler's after each full backup, `verify-backup`) holds the
+        instance for a minute or so and removes it: wait for it rather than refuse."""
+        deadline = time.monotonic() + TEMPORARY_MAX_S
+        told = False
+        while time.monotonic() < deadline:
+            marker = self._marker()
+            fresh = (
+                marker is not None and time.time() - marker.get("created_at", 0) < TEMPORARY_MAX_S
+            )
+            if not (marker and marker.get("temporary") and fresh):
+                return
+            if not told and self.on_wait is not None:
+                self.on_wait(
+                    f"waiting for the scratch instance: {marker.get('target')} in progress"
+                )
+                told = True
+            time.sleep(1.0)
+
+    def _marker(self) -> dict[str, Any] | None:
+        raw = read_regular(self.plan.paths.scratch_marker, 4096)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
     def _claim(self, description: str) -> None:
         """Create the marker, exclusively: of two restores (a verification by the scheduler,
         one by the CLI) only one gets the scratch instance; the other is told it is busy."""
         paths = self.plan.paths
         self.token = secrets.token_hex(8)
-        marker = {"target": description, "created_at": time.time(), "token": self.token}
+        marker = {
+            "target": description,
+            "created_at": time.time(),
+            "token": self.token,
+            "temporary": self.temporary,
+        }
         try:
             fd = open_nofollow(paths.scratch_marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         except FileExistsError:

@@ -102,7 +102,7 @@ def verify_backup(
     result.problems += [f"pgbackrest verify: {f}" for f in findings]
     progress.step(f"restoring {chosen.label} into the scratch instance")
     try:
-        restored = scratch.restore("immediate", None, f"backup {chosen.label}", chosen.label)
+        restored = scratch.restore("immediate", None, f"backup {chosen.label}", chosen.label, True)
         result.restore_s = restored.total_s
         progress.step("pg_amcheck --heapallindexed on every database")
         t1 = time.monotonic()
