@@ -237,3 +237,49 @@ def test_alertmanager_routes_pages_and_tickets(tmp_path: Path) -> None:
             cwd=tmp_path,
         )
         assert routed.stdout.strip() == receiver, (severity, routed.stdout, routed.stderr)
+
+
+def _monitoring_files_in(scratch: Path) -> dict[str, Path]:
+    """The rendered monitoring files, moved under `scratch` with every file they name
+    (certificates, passwords, rules): promtool and amtool open them all."""
+    root = str(PLAN.paths.state_dir)
+    placed = {}
+    for path, content in FILES.items():
+        if path.is_relative_to(PLAN.paths.monitor_dir):
+            target = scratch / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content.replace(root, str(scratch)))
+            placed[path.name] = target
+    ca_key, ca_cert = make_ca(PLAN.name)
+    key, cert = make_server_cert(ca_key, ca_cert, [], [PLAN.monitor_address])
+    pem = serialization.Encoding.PEM
+    (scratch / "tls").mkdir()
+    (scratch / "tls" / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
+    monitor = scratch / PLAN.paths.monitor_dir.relative_to(root)
+    (monitor / "monitor.pem").write_bytes(cert.public_bytes(pem))
+    (monitor / "monitor.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return placed
+
+
+def test_prometheus_and_alertmanager_accept_the_rendered_configs(tmp_path: Path) -> None:
+    placed = _monitoring_files_in(tmp_path)
+    checked = _tool(PROMTOOL, "check", "config", str(placed["prometheus.yml"]), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(ALERTS)} rules found" in checked.stdout
+    web = _tool(PROMTOOL, "check", "web-config", str(placed["web.yml"]), cwd=tmp_path)
+    assert web.returncode == 0, web.stdout + web.stderr
+    am = _tool(AMTOOL, "check-config", str(placed["alertmanager.yml"]), cwd=tmp_path)
+    assert am.returncode == 0, am.stdout + am.stderr
+
+
+def test_promtool_refuses_a_broken_scrape_config(tmp_path: Path) -> None:
+    placed = _monitoring_files_in(tmp_path)
+    config = placed["prometheus.yml"]
+    config.write_text(config.read_text().replace("scrape_interval: 5s", "scrape_interval: 5 s"))
+    checked = _tool(PROMTOOL, "check", "config", str(config), cwd=tmp_path)
+    assert checked.returncode != 0
+    assert "scrape_interval" in checked.stdout + checked.stderr or "duration" in (
+        checked.stdout + checked.stderr
+    )

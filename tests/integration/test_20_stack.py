@@ -46,6 +46,7 @@ def test_up_reached_every_milestone(stack: Stack) -> None:
         "redis",
         "app",
         "backup",
+        "monitoring",
     ]
     assert stack.up["created_users"]  # a fresh stack: its users were created
 

@@ -245,7 +245,7 @@ def _audit(stack: Stack) -> dict[str, dict[str, object]]:
 
 def test_audit_passes_on_the_running_stack(stack: Stack) -> None:
     checks = _audit(stack)
-    assert len(checks) == 12
+    assert len(checks) == 13
     assert [name for name, c in checks.items() if not c["ok"]] == []
 
 

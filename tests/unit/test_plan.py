@@ -23,8 +23,11 @@ def test_default_addresses_users_and_paths() -> None:
         "redis": "hs-demo-redis",
         "app": "hs-demo-app",
         "backup": "hs-demo-backup",
+        "monitor": "hs-demo-monitor",
     }
     assert plan.backup_address == "127.0.10.105"
+    assert plan.monitor_address == "127.0.10.106"
+    assert plan.prometheus_url == "https://127.0.10.106:9090"
     assert [(a.name, a.address, a.port) for a in plan.app_instances] == [
         ("app1", "127.0.10.111", 8000),
         ("app2", "127.0.10.112", 8000),

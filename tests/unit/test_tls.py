@@ -57,7 +57,9 @@ def test_operator_certificate_is_used_as_given(tmp_path: Path) -> None:
 def _tiny_plan(tmp: Path) -> StackPlan:
     """A plan under `tmp` whose node users are root (the test does not create users)."""
     plan = derive_plan(StackSpec(state_dir=tmp / "stack"))
-    services_dirs = [plan.paths.service(name) for name in ("pgbouncer", "haproxy", "backup")]
+    services_dirs = [
+        plan.paths.service(name) for name in ("pgbouncer", "haproxy", "backup", "monitor")
+    ]
     for path in (plan.paths.state_dir, plan.paths.tls_dir, *services_dirs):
         path.mkdir(parents=True, exist_ok=True)
     nodes = tuple(replace(n, user="root") for n in plan.nodes)
@@ -70,8 +72,8 @@ def _tiny_plan(tmp: Path) -> StackPlan:
 def test_each_node_gets_a_server_and_client_certificate_for_etcd(tmp_path: Path) -> None:
     plan = _tiny_plan(tmp_path)
     written = ensure_node_tls(plan)
-    # and HAProxy stats', PgBouncer's, the backup repository host's, hastack's
-    assert len(written) == len(plan.nodes) + 4
+    # and HAProxy stats', PgBouncer's, the backup repository host's, monitoring's, hastack's
+    assert len(written) == len(plan.nodes) + 5
     ca = x509.load_pem_x509_certificate(plan.paths.ca_cert.read_bytes())
     for node in plan.nodes:
         cert = x509.load_pem_x509_certificate(node.paths.tls_cert.read_bytes())

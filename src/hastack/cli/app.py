@@ -216,7 +216,7 @@ def up_cmd(
     if json_out:
         print_json({"up": views.up_result_dict(result), "status": status.as_dict()})
     else:
-        views.print_up_summary(loaded.plan, result, status, stack.urls())
+        views.print_up_summary(loaded.plan, result, status, env_settings(stack))
     raise typer.Exit(status.exit_code)
 
 
@@ -275,9 +275,15 @@ def env(
 def logs(
     ctx: typer.Context,
     target: str = typer.Argument(
-        ..., help="A node (pg1, ...) or haproxy|pgbouncer|redis|supervisord|fencer."
+        ...,
+        help="A node (pg1, ...), an app instance, or haproxy|pgbouncer|redis|supervisord|"
+        "fencer|backup-repo|backup-scheduler|monitor.",
     ),
-    component: str = typer.Argument(None, help="For a node: patroni (default), etcd or postgres."),
+    component: str = typer.Argument(
+        None,
+        help="For a node: patroni (default), etcd, postgres or pgbackrest; for monitor: "
+        "prometheus (default), alertmanager, alert-receiver or an exporter.",
+    ),
     follow_: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines."),
     lines: int = typer.Option(50, "-n", "--lines", help="How many lines to show first."),
 ) -> None:

@@ -66,6 +66,12 @@ def print_up_summary(
         f"(user {roles.HAPROXY_STATS}), metrics at /metrics (same login)",
         markup=False,
     )
+    if plan.monitoring_enabled:
+        out.print(
+            f"  {'monitoring login':20} user hastack, password: hastack secrets show "
+            "monitoring_password (Prometheus and Alertmanager above)",
+            markup=False,
+        )
     out.print(f"  {'state':20} {plan.paths.state_dir}", markup=False)
     out.print(
         f"  {'applied spec':20} {plan.paths.applied_spec} (the installed CLI: "

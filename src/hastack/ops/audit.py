@@ -71,6 +71,7 @@ def audit(stack: Stack, spec_file: Path | None = None) -> AuditReport:
         ("database TLS", lambda: _database_refuses_plaintext(stack)),
         ("Patroni REST", lambda: _patroni_writes_need_credentials(plan)),
         ("HAProxy stats", lambda: _stats_need_login(plan)),
+        ("monitoring", lambda: _monitoring_needs_login(plan)),
         ("HTTPS edge", lambda: _edge_tls_versions(plan)),
         ("listeners", lambda: _listeners_are_the_stacks(plan)),
     ]
@@ -354,6 +355,16 @@ def _answers_plain_http(url: str) -> bool:
     return True
 
 
+def _serves_plain_http(url: str) -> bool:
+    """Go's TLS servers answer a plain HTTP request with a 400 that says to use HTTPS:
+    refused, not served."""
+    try:
+        answer = httpx.get(url, timeout=TIMEOUT_S)
+    except httpx.TransportError:
+        return False
+    return not (answer.status_code == 400 and "HTTPS server" in answer.text)
+
+
 def _stats_need_login(plan: StackPlan) -> Check:
     base = f"https://{plan.services_address}:{plan.spec.haproxy.stats_port}"
     ca = str(plan.paths.ca_cert)
@@ -370,6 +381,30 @@ def _stats_need_login(plan: StackPlan) -> Check:
         "served without a login or TLS: {}",
         "plain HTTP refused, 401 without a login",
         "run `hastack up`",
+    )
+
+
+def _monitoring_needs_login(plan: StackPlan) -> Check:
+    name = "Prometheus and Alertmanager: HTTPS only, behind the monitoring login"
+    if not plan.monitoring_enabled:
+        return Check(name, True, "monitoring is off")
+    ca = str(plan.paths.ca_cert)
+    open_ = []
+    for what, base in (
+        ("Prometheus", plan.prometheus_url),
+        ("Alertmanager", plan.alertmanager_url),
+    ):
+        # Alertmanager's API could silence every alert; Prometheus' shows the whole topology.
+        if httpx.get(f"{base}/api/v2/status", timeout=TIMEOUT_S, verify=ca).status_code != 401:
+            open_.append(f"{what} without a login")
+        if _serves_plain_http(base.replace("https:", "http:") + "/"):
+            open_.append(f"{what} in plain HTTP")
+    return _verdict(
+        name,
+        open_,
+        "served: {}",
+        "plain HTTP refused, 401 without a login",
+        "run `hastack up` (their --web.config.file)",
     )
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from hastack.runtime.stack import Stack
+from hastack.spec.connection import monitoring_urls
 
 
 def env_settings(stack: Stack) -> dict[str, str]:
-    return stack.urls()
+    return {**stack.urls(), **monitoring_urls(stack.plan)}

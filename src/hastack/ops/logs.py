@@ -11,6 +11,7 @@ from typing import TextIO
 
 from hastack.errors import HastackError
 from hastack.runtime.files import UnsafePath, open_regular
+from hastack.runtime.stack import program_list
 from hastack.spec.plan import StackPlan
 
 NODE_COMPONENTS = ("patroni", "etcd", "postgres", "pgbackrest")
@@ -35,6 +36,12 @@ def log_files(plan: StackPlan, target: str, component: str | None = None) -> lis
     apps = {i.name for i in plan.app_instances}
     if target in apps:
         return [plan.paths.program_log(target)]
+    if target == "monitor" and plan.monitoring_enabled:
+        names = [p.name for p in program_list(plan) if p.component == "monitor"]
+        component = component or "prometheus"
+        if component not in names:
+            raise UnknownLog(f"unknown monitoring program {component!r}; choose {', '.join(names)}")
+        return [plan.paths.program_log(component)]
     if target in SERVICES:
         if target == "supervisord":
             return [plan.paths.supervisor_log]
@@ -42,7 +49,9 @@ def log_files(plan: StackPlan, target: str, component: str | None = None) -> lis
     try:
         node = plan.node(target)
     except KeyError as exc:
-        choices = ", ".join([*SERVICES, *sorted(apps)])
+        choices = ", ".join(
+            [*SERVICES, *(["monitor"] if plan.monitoring_enabled else []), *sorted(apps)]
+        )
         raise UnknownLog(f"{exc.args[0]}; or one of the services: {choices}") from None
     component = component or ("patroni" if node.runs_postgres else "etcd")
     if component not in NODE_COMPONENTS:

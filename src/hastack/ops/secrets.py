@@ -364,6 +364,19 @@ def _stats_refuse(stack: Stack, old: Secrets) -> Answer:
     return code == 401, f"stats page with the old password: HTTP {code}"
 
 
+def _monitoring_refuses(stack: Stack, old: Secrets) -> Answer:
+    plan = stack.plan
+    auth = ("hastack", old.monitoring_password)
+    ca = str(plan.paths.ca_cert)
+    codes = [
+        httpx.get(f"{url}/-/healthy", auth=auth, timeout=3, verify=ca).status_code
+        for url in (plan.prometheus_url, plan.alertmanager_url)
+    ]
+    return all(c == 401 for c in codes), (
+        f"Prometheus and Alertmanager with the old password: HTTP {codes[0]}, {codes[1]}"
+    )
+
+
 def _redis_refuses(stack: Stack, old: Secrets) -> Answer:
     if stack.redis().accepts(old.redis_password):
         return False, "Redis accepted AUTH with the old password"
@@ -420,6 +433,7 @@ _ASK: dict[str, Callable[[Stack, Secrets], Answer]] = {
     "patroni_rest_password": _patroni_refuses,
     "haproxy_stats_password": _stats_refuse,
     "redis_password": _redis_refuses,
+    "monitoring_password": _monitoring_refuses,
     "load_test_token": _haproxy_forgot_token,
     "app_secret_key": _app_refuses_old_key,
 }

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import httpx
 import psycopg
 
 from hastack.demo.migrations import demo_migrations
@@ -61,6 +62,7 @@ from hastack.runtime.standby import (
     write_trusted_ca,
 )
 from hastack.runtime.tls import ensure_node_tls
+from hastack.spec import roles
 from hastack.spec.names import RO_BACKEND, RW_BACKEND
 
 if TYPE_CHECKING:
@@ -188,6 +190,8 @@ def up(
             # turned on (a stack from before backups).
             if stack.plan.backup_enabled and not run.standby:
                 _start_backups(run)
+            if stack.plan.monitoring_enabled:
+                _start_monitoring(run)
             _wait_all_running(run)
     run.result.elapsed_s = round(run.since(), 2)
     return run.result
@@ -494,6 +498,27 @@ def _start_backups(run: _Run) -> None:
     run.start(stack.programs("backup"))
 
 
+def _start_monitoring(run: _Run) -> None:
+    """Prometheus, Alertmanager, the receiver and the exporters; Prometheus ready."""
+    run.start(run.stack.programs("monitor"))
+    plan = run.plan
+
+    def ready() -> tuple[bool | None, str]:
+        try:
+            answer = httpx.get(
+                f"{plan.prometheus_url}/-/ready",
+                auth=(roles.MONITORING_WEB, run.stack.secrets.monitoring_password),
+                verify=str(plan.paths.ca_cert),
+                timeout=2,
+            )
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+        return (True, "") if answer.status_code == 200 else (None, f"HTTP {answer.status_code}")
+
+    run.wait(ready, "Prometheus", 60, "hastack logs monitor prometheus")
+    run.milestone("monitoring", f"Prometheus and Alertmanager at {plan.monitor_address}")
+
+
 def _wait_services(run: _Run) -> None:
     """After reloads: every service answers again."""
     _wait_haproxy(run)
@@ -588,7 +613,7 @@ def _reload_changed(run: _Run, changed: list[RenderedFile]) -> bool:
     True if any was reloaded or restarted."""
     stack = run.stack
     programs = {p.name: p for p in stack.programs()}
-    for name in sorted({f.program for f in changed if f.program}):
+    for name in sorted({reader for f in changed for reader in f.readers}):
         if name in run.result.started or name in run.applied_live:
             continue
         if name == "app":
@@ -657,13 +682,14 @@ def _restart_older_code(run: _Run) -> bool:
     installed = installed_at(stack.plan.spec.binaries.hastack_python)
     if installed is None:
         return False
-    ours = stack.programs("fencer") + stack.programs("app") + stack.programs("backup")
+    receiver = [p for p in stack.programs("monitor") if p.name == "alert-receiver"]
+    ours = stack.programs("fencer") + stack.programs("app") + stack.programs("backup") + receiver
     older = running_older_code(run.sup, ours, installed)
     apps = [p for p in older if p.component == "app" and p.name not in run.result.reloaded]
     if apps:
         run.progress.step("app instances run an older hastack: restarting them one at a time")
         rolling_restart(stack, apps, run.progress)
-    for program in (p for p in older if p.component in ("fencer", "backup")):
+    for program in (p for p in older if p.component in ("fencer", "backup", "monitor")):
         run.sup.stop(program.process_name)
         run.sup.start(program.process_name)
     restarted = [p.name for p in older if p.name not in run.result.reloaded]

@@ -926,9 +926,15 @@ RECEIVERS = {"P0": "page", "P1": "page", "P2": "ticket", "P3": "ticket"}
 """P0/P1 page someone; P2/P3 make a ticket."""
 
 
-def render_alertmanager(webhook_base: str) -> str:
+def render_alertmanager(
+    webhook_base: str, user: str | None = None, password_file: str | None = None
+) -> str:
     """Routing by severity to hastack's receiver (`<base>/page`, `<base>/ticket`), pages
-    sent again every hour while they last, tickets every day; the inhibitions above."""
+    sent again every hour while they last, tickets every day; the inhibitions above. With
+    `password_file`, Alertmanager authenticates to the receiver as `user`."""
+    auth: dict[str, Any] = {}
+    if password_file is not None:
+        auth = {"http_config": {"basic_auth": {"username": user, "password_file": password_file}}}
     routes = [
         {
             "matchers": [f'severity=~"{"|".join(s for s, r in RECEIVERS.items() if r == name)}"'],
@@ -949,7 +955,9 @@ def render_alertmanager(webhook_base: str) -> str:
         "receivers": [
             {
                 "name": name,
-                "webhook_configs": [{"url": f"{webhook_base}/{name}", "send_resolved": True}],
+                "webhook_configs": [
+                    {"url": f"{webhook_base}/{name}", "send_resolved": True, **auth}
+                ],
             }
             for name in ("page", "ticket")
         ],

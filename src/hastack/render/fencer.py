@@ -44,6 +44,7 @@ def render_watcher_config(plan: StackPlan) -> str:
         "heartbeat_file": str(paths.watcher_heartbeat),
         "state_file": str(paths.watcher_state),
         "secrets_dir": str(paths.secrets_dir),
+        **_metrics(plan),
         # When supervisord dies, its programs keep running unsupervised; `up` (from the
         # installed hastack, with the spec it last applied) takes them over.
         "recover_command": [
@@ -94,3 +95,29 @@ def render_watcher_config(plan: StackPlan) -> str:
         ],
     }
     return json.dumps(data, indent=2) + "\n"
+
+
+def _metrics(plan: StackPlan) -> dict[str, object]:
+    """What the watcher needs to write hastack's own metrics (with monitoring only)."""
+    if not plan.monitoring_enabled:
+        return {}
+    paths = plan.paths
+    certificates = {
+        "ca": paths.ca_cert,
+        **{f"{n.name}": n.paths.tls_cert for n in plan.nodes},
+        "haproxy-stats": paths.haproxy_stats_pem,
+        "pgbouncer": paths.pgbouncer_tls_cert,
+        "monitoring": paths.monitor_tls_cert,
+        "hastack-client": paths.client_cert,
+    }
+    if plan.app_instances:
+        certificates["https"] = paths.haproxy_pem
+    if plan.backup_enabled:
+        certificates["backup"] = paths.backup_tls_cert
+    return {
+        "metrics_file": str(paths.node_exporter_textfiles / "hastack.prom"),
+        "metrics_owner": plan.service_users["monitor"],
+        "stanza": plan.stanza if plan.backup_enabled else "",
+        "backup_state_file": str(paths.backup_scheduler_state) if plan.backup_enabled else "",
+        "certificates": {name: str(path) for name, path in certificates.items()},
+    }

@@ -5,9 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hastack.render.alerts import render_alert_rules
 from hastack.render.app import render_app_config, render_app_env
 from hastack.render.fencer import render_watcher_config
 from hastack.render.haproxy import render_haproxy, render_haproxy_hold_lua
+from hastack.render.monitoring import (
+    render_alertmanager_config,
+    render_pgbouncer_exporter,
+    render_postgres_queries,
+    render_prometheus,
+    render_redis_passwords,
+    render_web_config,
+)
 from hastack.render.patroni import render_patroni
 from hastack.render.pgbackrest import (
     render_node_pgbackrest,
@@ -34,6 +43,12 @@ class RenderedFile:
     program: str | None
     """The supervised program that reads it (None: supervisord's own config)."""
     mode: int = 0o600
+    also_read_by: tuple[str, ...] = ()
+    """Other programs that read it at start (each restarts when it changes)."""
+
+    @property
+    def readers(self) -> tuple[str, ...]:
+        return ((self.program,) if self.program else ()) + self.also_read_by
 
 
 def render_stack(
@@ -87,6 +102,8 @@ def render_stack(
         ]
     if plan.backup_enabled:
         files += _backup_files(plan, secrets, s3)
+    if plan.monitoring_enabled:
+        files += _monitoring_files(plan, secrets)
     if plan.spec.haproxy.hold_new_connections_s:
         files.append(
             RenderedFile(
@@ -135,3 +152,43 @@ def _backup_files(
         ),
     ]
     return files
+
+
+def _monitoring_files(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
+    user = plan.service_users["monitor"]
+    paths = plan.paths
+    exporters = [f"{n.name}-postgres-exporter" for n in plan.postgres_nodes]
+    return [
+        RenderedFile(paths.prometheus_config, render_prometheus(plan), user, "prometheus"),
+        RenderedFile(paths.alert_rules, render_alert_rules(), user, "prometheus"),
+        # Read by both (Prometheus re-reads it at each request; Alertmanager too).
+        RenderedFile(paths.monitor_web_config, render_web_config(plan, secrets), user, None),
+        # Read at each request by Prometheus, Alertmanager and the receiver (no restart).
+        RenderedFile(paths.monitor_password_file, secrets.monitoring_password + "\n", user, None),
+        RenderedFile(
+            paths.alertmanager_config, render_alertmanager_config(plan), user, "alertmanager"
+        ),
+        RenderedFile(
+            paths.haproxy_stats_password_file, secrets.haproxy_stats_password + "\n", user, None
+        ),
+        RenderedFile(
+            paths.pgbouncer_exporter_config,
+            render_pgbouncer_exporter(plan, secrets),
+            user,
+            "pgbouncer-exporter",
+        ),
+        RenderedFile(
+            paths.redis_exporter_passwords,
+            render_redis_passwords(plan, secrets),
+            user,
+            "redis-exporter",
+        ),
+        # Read by every PostgreSQL exporter at start: each restarts when it changes.
+        *(
+            RenderedFile(path, content, user, exporters[0], also_read_by=tuple(exporters[1:]))
+            for path, content in (
+                (paths.postgres_exporter_queries, render_postgres_queries()),
+                (paths.postgres_exporter_password, secrets.monitor_password + "\n"),
+            )
+        ),
+    ]

@@ -27,7 +27,7 @@ unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = {plan.paths.pgbouncer_auth_file}
 admin_users = {roles.PGBOUNCER_ADMIN}
-stats_users = {roles.PGBOUNCER_ADMIN}
+stats_users = {roles.PGBOUNCER_ADMIN}, {roles.MONITOR}
 pool_mode = {pgb.pool_mode}
 max_client_conn = {pgb.max_client_conn}
 default_pool_size = {plan.pool.default_pool_size}
@@ -66,6 +66,8 @@ def render_pgbouncer_auth(plan: StackPlan, secrets: Secrets) -> str:
         **{login: secrets.password_of(login) for login in roles.APP_LOGINS},
         roles.READONLY: secrets.readonly_password,
         roles.PGBOUNCER_ADMIN: secrets.pgbouncer_admin_password,
+        # Its exporter reads SHOW STATS/POOLS on the admin console (stats_users: no command).
+        roles.MONITOR: secrets.monitor_password,
     }
     return "".join(
         f'"{user}" "{secrets.scram(user, password)}"\n' for user, password in users.items()

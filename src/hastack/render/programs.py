@@ -7,6 +7,7 @@ start and stop in dependency order.
 from __future__ import annotations
 
 from hastack.render.app import app_programs
+from hastack.render.monitoring import monitoring_programs
 from hastack.render.pgbackrest import standby_environment
 from hastack.render.program import Program
 from hastack.spec.plan import Node, StackPlan
@@ -48,6 +49,13 @@ def etcd_argv(plan: StackPlan, node: Node) -> tuple[str, ...]:
         "--auto-compaction-retention=1h",
         "--logger=zap",
         "--log-outputs=stderr",
+        # /metrics (and /health) only, in plain HTTP: Prometheus reads it without a client
+        # certificate, which would open the keys too.
+        *(
+            (f"--listen-metrics-urls={etcd_metrics_url(plan, node)}",)
+            if plan.monitoring_enabled
+            else ()
+        ),
     )
 
 
@@ -248,6 +256,10 @@ def link_programs(plan: StackPlan) -> list[Program]:
     ]
 
 
+def etcd_metrics_url(plan: StackPlan, node: Node) -> str:
+    return f"http://{node.address}:{plan.spec.monitoring.etcd_metrics_port}"
+
+
 def stack_programs(plan: StackPlan) -> list[Program]:
     """Every program, in start order: etcd members, Patroni nodes, the services, the app
     instances, then the fencing watcher (it only watches a cluster that is already up)."""
@@ -261,5 +273,6 @@ def stack_programs(plan: StackPlan) -> list[Program]:
         + service_programs(plan)
         + backup_programs(plan)
         + app_programs(plan)
+        + monitoring_programs(plan)
         + fencer_programs(plan)
     )

@@ -93,6 +93,9 @@ class SchedulerState:
     last_verify_ok: bool | None = None
     last_verify_s: float | None = None
     last_verify_problems: list[str] = field(default_factory=list)
+    last_backup_at: dict[str, float] = field(default_factory=dict)
+    """Per repository (`repo1`, `repo2`): when its newest good backup ended, as read from it
+    at the last poll (whoever took it: the scheduler, `up`, `hastack backup`)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,9 @@ def poll(
         except ToolError as exc:
             sentences.append(f"{what}cannot read the repository: {exc.what}")
             continue
+        newest = info.last()
+        if newest is not None:
+            state.last_backup_at[f"repo{repo}"] = newest.stop
         decision = due(info, now, schedule, state.failed_at)
         if decision.backup_type is not None:
             state.last_decision = "; ".join([*sentences, what + decision.sentence])

@@ -98,6 +98,15 @@ class WatcherConfig:
     """Every supervised program: process_name, name, group, component, node."""
     secrets_dir: str = ""
     """Where the watcher reads the Patroni REST password (to reinitialise a broken replica)."""
+    metrics_file: str = ""
+    """Where it writes hastack's own metrics for Prometheus (empty: no monitoring)."""
+    metrics_owner: str = "root"
+    """Who may read that file (the monitoring user; 0600, in root's directory)."""
+    stanza: str = ""
+    backup_state_file: str = ""
+    """The backup scheduler's state (its newest backups); empty without backups."""
+    certificates: dict[str, str] = field(default_factory=dict)
+    """Certificate name -> file, whose expiry it exports."""
 
     @classmethod
     def from_json(cls, text: str) -> WatcherConfig:

@@ -40,6 +40,7 @@ START_ORDER = {
     "app": 5,
     "pgbackrest": 6,
     "backup": 7,
+    "monitor": 8,
 }
 
 

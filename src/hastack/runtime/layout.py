@@ -31,6 +31,11 @@ def prepare_dirs(plan: StackPlan) -> None:
     for service, user in plan.service_users.items():
         ensure_dir(paths.service(service), user, 0o700)
     ensure_dir(paths.redis_data, plan.service_users["redis"], 0o700)
+    if plan.monitoring_enabled:
+        monitor = plan.service_users["monitor"]
+        for path in (paths.prometheus_data, paths.alertmanager_data):
+            ensure_dir(path, monitor, 0o700)
+        ensure_dir(paths.node_exporter_textfiles, "root", 0o755)
     if plan.backup_enabled:
         backup = plan.service_users["backup"]
         for path in (paths.backup_repo, paths.backup_work_dir, paths.backup_scratch_dir):

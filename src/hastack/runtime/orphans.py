@@ -40,6 +40,7 @@ ADOPT_ORDER = (
     "pgbackrest",
     "backup",
     "app",
+    "monitor",
     "other",
 )
 """Stop-and-restart order: the watcher first (it must not act on a cluster being handed

@@ -46,6 +46,11 @@ T = TypeVar("T")
 Connection = psycopg.Connection[tuple[object, ...]]
 
 
+def program_list(plan: StackPlan) -> list[Program]:
+    """Every supervised program of a stack (render/programs.py), for the layers above."""
+    return stack_programs(plan)
+
+
 class Stack:
     def __init__(self, plan: StackPlan, *, clock: Clock = SYSTEM_CLOCK) -> None:
         if plan.standby is not None and plan.paths.standby_promoted.is_file():

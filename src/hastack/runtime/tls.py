@@ -240,6 +240,13 @@ def ensure_node_tls(plan: StackPlan) -> list[Path]:
         write_atomic(paths.backup_tls_key, _key_pem(key).decode(), backup, 0o600)
         write_atomic(paths.backup_tls_cert, _cert_pem(cert), backup, 0o644)
         written.append(paths.backup_tls_cert)
+    if plan.monitoring_enabled and _stale(_current(paths.monitor_tls_cert), [plan.monitor_address]):
+        # Prometheus' and Alertmanager's HTTPS (their clients check it against the CA).
+        key, cert = make_server_cert(ca_key, ca_cert, [], [plan.monitor_address])
+        monitor = plan.service_users["monitor"]
+        write_atomic(paths.monitor_tls_key, _key_pem(key).decode(), monitor, 0o600)
+        write_atomic(paths.monitor_tls_cert, _cert_pem(cert), monitor, 0o644)
+        written.append(paths.monitor_tls_cert)
     if _stale(_current(paths.client_cert), ["127.0.0.1"]):
         key, cert = make_server_cert(
             ca_key,

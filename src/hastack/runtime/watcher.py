@@ -19,9 +19,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 import xmlrpc.client
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ import psutil
 
 from hastack.errors import HastackError
 from hastack.polling import SYSTEM_CLOCK, Clock, WaitTimeout, poll, until
-from hastack.runtime import archive_unblock, heartbeat, holds
+from hastack.runtime import archive_unblock, hastack_metrics, heartbeat, holds
 from hastack.runtime.fencing import (
     Decision,
     Observation,
@@ -44,6 +45,7 @@ from hastack.runtime.fencing import (
     fence_scope,
     readmit,
 )
+from hastack.runtime.files import write_atomic
 from hastack.runtime.healing import (
     HealInput,
     HealState,
@@ -69,6 +71,7 @@ RELEASE_DEADLINE_S = 8.0
 RECOVER_BACKOFF_S = (30.0, 60.0, 120.0, 300.0)
 ORPHAN_SCAN_S = 2.0
 REPAIR_SCAN_S = 5.0
+METRICS_S = 5.0
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
 SUPERVISOR_ERRORS = (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError)
 ARCHIVE_PUSH_TIMEOUT_S = 60.0
@@ -109,6 +112,11 @@ class Watcher:
         self.waiting: list[Waiting] = []
         self.repair = RepairState()
         self.unblock = archive_unblock.UnblockState()
+        self.unblock_pool = ThreadPoolExecutor(max_workers=1)
+        self.unblocking: Future[None] | None = None
+        self.log_lock = threading.Lock()
+        self.fences: dict[str, int] = {}
+        self.metrics_at = -METRICS_S
         self.repair_at = -REPAIR_SCAN_S
         self.noted: set[str] = set()
         self.identity = Identity.from_dict(config.identity)
@@ -371,10 +379,19 @@ class Watcher:
                 force=True,
             )
         leader = next((m for m in members if m.name == heal.leader), None)
-        if leader is not None and leader.name not in blocked:
-            self.unblock_archive(t, leader)
+        busy = self.unblocking is not None and not self.unblocking.done()
+        if leader is not None and leader.name not in blocked and not busy:
+            # In its own thread: a push takes a while, and the poll must go on (fencing).
+            self.unblocking = self.unblock_pool.submit(self.unblock_archive, t, leader)
 
     def unblock_archive(self, t: float, leader: Member) -> None:
+        try:
+            self._unblock_archive(t, leader)
+        except Exception as exc:  # its own thread: said, never lost
+            sentence = f"checking {leader.name}'s WAL archive queue failed: {type(exc).__name__}"
+            self.log(Decision("note", leader.name, sentence), {"error": str(exc)[:300]}, True)
+
+    def _unblock_archive(self, t: float, leader: Member) -> None:
         node = self.config.node(leader.name)
         if node is None or not node.archive_push or leader.state != "running":
             return
@@ -525,6 +542,7 @@ class Watcher:
             confirmed, killed, scope = self.fence(node)
             extra = {"confirmed": confirmed, "killed": killed, "scope": scope}
             self.state = after_fence(self.state, node.name, confirmed)
+            self.fences[node.name] = self.fences.get(node.name, 0) + 1
             self.heal = node_fenced(self.heal, node.name, obs.t)
             self._save_state()
             self.log(decision, extra, force=True)
@@ -589,6 +607,31 @@ class Watcher:
             ),
         )
 
+    def write_metrics(self) -> None:
+        """Every METRICS_S: hastack's own metrics for Prometheus (runtime/hastack_metrics.py),
+        through the node exporter's textfile collector."""
+        cfg = self.config
+        now = self.clock.monotonic()
+        if not cfg.metrics_file or now - self.metrics_at < METRICS_S:
+            return
+        self.metrics_at = now
+        backups = (
+            hastack_metrics.backups_from_state(Path(cfg.backup_state_file))
+            if cfg.backup_state_file
+            else {}
+        )
+        text = hastack_metrics.render(
+            hastack_metrics.HastackMetrics(
+                heartbeat_at=self.last_poll_at or self.clock.wall(),
+                fences=self.fences,
+                stanza=cfg.stanza,
+                backups=backups,
+                certificates=hastack_metrics.certificate_expiry(cfg.certificates),
+            )
+        )
+        # In root's directory, readable by the monitoring user's node exporter alone.
+        write_atomic(Path(cfg.metrics_file), text, cfg.metrics_owner, 0o600)
+
     def log(
         self,
         decision: Decision,
@@ -598,6 +641,16 @@ class Watcher:
     ) -> None:
         """One line per decision that differs from the previous one (`key` says what counts
         as different; a suspicion whose clock restarted is a new decision)."""
+        with self.log_lock:
+            self._log(decision, extra, force, key)
+
+    def _log(
+        self,
+        decision: Decision,
+        extra: dict[str, Any],
+        force: bool,
+        key: tuple[Any, ...] | None,
+    ) -> None:
         key = key or (decision.action, decision.sentence)
         if not force and key == self.last:
             return
@@ -632,6 +685,8 @@ class Watcher:
                 say(f"error in watcher poll: {traceback.format_exc()}")
             with contextlib.suppress(OSError):
                 self.beat()
+            with contextlib.suppress(OSError):
+                self.write_metrics()
             elapsed = self.clock.monotonic() - started
             self.clock.sleep(max(0.0, self.config.timings.poll_interval_s - elapsed))
 

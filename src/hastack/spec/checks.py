@@ -200,8 +200,28 @@ def _check_ports(plan: StackPlan) -> list[SpecIssue]:
         "etcd.client_port": spec.etcd.client_port,
         "etcd.peer_port": spec.etcd.peer_port,
     }
-    return _collisions(service_ports, plan.services_address) + _collisions(
-        node_ports, "each node address"
+    if plan.backup_enabled:
+        node_ports["backup.port"] = spec.backup.port
+    monitor_ports: dict[str, int] = {}
+    if plan.monitoring_enabled:
+        m = spec.monitoring
+        node_ports["monitoring.postgres_exporter_port"] = m.postgres_exporter_port
+        node_ports["monitoring.etcd_metrics_port"] = m.etcd_metrics_port
+        monitor_ports = {
+            f"monitoring.{key}": getattr(m, key)
+            for key in (
+                "prometheus_port",
+                "alertmanager_port",
+                "receiver_port",
+                "node_exporter_port",
+                "redis_exporter_port",
+                "pgbouncer_exporter_port",
+            )
+        }
+    return (
+        _collisions(service_ports, plan.services_address)
+        + _collisions(node_ports, "each node address")
+        + _collisions(monitor_ports, plan.monitor_address)
     )
 
 

@@ -43,6 +43,14 @@ def connection_settings(plan: StackPlan, secrets: Secrets) -> dict[str, str]:
     }
 
 
+def monitoring_urls(plan: StackPlan) -> dict[str, str]:
+    """PROMETHEUS_URL and ALERTMANAGER_URL with monitoring (their login: user `hastack`,
+    `hastack secrets show monitoring_password`); nothing without."""
+    if not plan.monitoring_enabled:
+        return {}
+    return {"PROMETHEUS_URL": plan.prometheus_url, "ALERTMANAGER_URL": plan.alertmanager_url}
+
+
 def mask(url: str) -> str:
     """The URL with its password replaced by ****, for summaries and logs."""
     scheme, sep, rest = url.partition("://")

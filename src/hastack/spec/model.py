@@ -562,6 +562,43 @@ class BackupSpec(_Model):
         return (1, S3_REPO) if self.s3 is not None else (1,)
 
 
+class MonitoringSpec(_Model):
+    """Prometheus, Alertmanager and the exporters, supervised in the stack on its own address
+    (.106 of the subnet; each PostgreSQL exporter and etcd's metrics on its node's address).
+    Prometheus and Alertmanager serve HTTPS with a generated password
+    (`hastack secrets show monitoring_password`, user `hastack`)."""
+
+    enabled: bool = Field(default=True, description="Run the monitoring stack.")
+    scrape_interval_s: int = Field(
+        default=5,
+        ge=2,
+        le=15,
+        description=(
+            "How often every target is scraped and the rules evaluated; the alert rules' "
+            "`for:` durations are written for 5 s."
+        ),
+    )
+    retention: str = Field(
+        default="15d",
+        pattern=r"^[1-9][0-9]*(h|d|w)$",
+        description="How long Prometheus keeps samples: a number and h, d or w (15d).",
+    )
+    prometheus_port: Port = 9090
+    alertmanager_port: Port = 9093
+    receiver_port: Port = Field(
+        default=9095, description="hastack's alert receiver (Alertmanager's webhook target)."
+    )
+    node_exporter_port: Port = 9100
+    redis_exporter_port: Port = 9121
+    pgbouncer_exporter_port: Port = 9127
+    postgres_exporter_port: Port = Field(
+        default=9187, description="Each node's PostgreSQL exporter, on the node's address."
+    )
+    etcd_metrics_port: Port = Field(
+        default=2381, description="etcd's plain-HTTP /metrics listener, on each node's address."
+    )
+
+
 class StandbyClusterSpec(_Model):
     """This stack is a standby cluster in a second region: Patroni's standby leader streams
     from the primary stack (through its HAProxy read-write port, so a failover there is
@@ -604,6 +641,15 @@ class BinariesSpec(_Model):
     pgbouncer: Path = Path("/usr/sbin/pgbouncer")
     redis_server: Path = Path("/usr/bin/redis-server")
     pgbackrest: Path = Path("/usr/bin/pgbackrest")
+    prometheus: Path = Path("/usr/bin/prometheus")
+    alertmanager: Path = Path("/usr/bin/prometheus-alertmanager")
+    node_exporter: Path = Path("/usr/bin/prometheus-node-exporter")
+    postgres_exporter: Path = Path("/usr/bin/prometheus-postgres-exporter")
+    redis_exporter: Path = Path("/usr/bin/prometheus-redis-exporter")
+    pgbouncer_exporter: Path = Field(
+        default=Path("/opt/hastack/pgbouncer-exporter/bin/pgbouncer-exporter"),
+        description="PyPI prometheus-pgbouncer-exporter 2.1.2, in its own venv (`make up`).",
+    )
     postgres_bin_dir: Path | None = Field(
         default=None, description="Default: /usr/lib/postgresql/<version>/bin."
     )
@@ -651,6 +697,7 @@ class StackSpec(_Model):
     app: AppSpec = Field(default_factory=AppSpec)
     http: HttpSpec = Field(default_factory=HttpSpec)
     backup: BackupSpec = Field(default_factory=BackupSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     standby_cluster: StandbyClusterSpec | None = Field(
         default=None,
         description="Declare this stack a standby cluster of another (a second region).",

@@ -18,6 +18,9 @@ SERVICES_HOST = 100
 BACKUP_HOST = 105
 """Host number of the backup repository host (pgBackRest's TLS server, the scheduler)."""
 
+MONITOR_HOST = 106
+"""Host number of the monitoring address (Prometheus, Alertmanager, host exporters)."""
+
 APP_HOST_BASE = 110
 """App instance N listens on host APP_HOST_BASE + N (.111, .112, ...)."""
 
@@ -412,6 +415,86 @@ class StackPaths:
         return self.service("haproxy") / "server-state"
 
     @property
+    def monitor_dir(self) -> Path:
+        """Prometheus, Alertmanager and the exporters' files, owned by the monitoring user."""
+        return self.service("monitor")
+
+    @property
+    def prometheus_config(self) -> Path:
+        return self.monitor_dir / "prometheus.yml"
+
+    @property
+    def alert_rules(self) -> Path:
+        return self.monitor_dir / "alert-rules.yml"
+
+    @property
+    def monitor_web_config(self) -> Path:
+        """Prometheus' and Alertmanager's HTTPS and password (exporter-toolkit web config)."""
+        return self.monitor_dir / "web.yml"
+
+    @property
+    def monitor_password_file(self) -> Path:
+        """The monitoring password, for Prometheus' own requests (itself, Alertmanager) and
+        Alertmanager's to the receiver."""
+        return self.monitor_dir / "monitoring.password"
+
+    @property
+    def prometheus_data(self) -> Path:
+        return self.monitor_dir / "prometheus-data"
+
+    @property
+    def alertmanager_config(self) -> Path:
+        return self.monitor_dir / "alertmanager.yml"
+
+    @property
+    def alertmanager_data(self) -> Path:
+        return self.monitor_dir / "alertmanager-data"
+
+    @property
+    def monitor_tls_cert(self) -> Path:
+        return self.monitor_dir / "monitor.pem"
+
+    @property
+    def monitor_tls_key(self) -> Path:
+        return self.monitor_dir / "monitor.key"
+
+    @property
+    def postgres_exporter_queries(self) -> Path:
+        return self.monitor_dir / "postgres-queries.yml"
+
+    @property
+    def postgres_exporter_password(self) -> Path:
+        """The `monitor` role's password, read by each PostgreSQL exporter."""
+        return self.monitor_dir / "postgres.password"
+
+    @property
+    def haproxy_stats_password_file(self) -> Path:
+        """HAProxy's stats login, with which Prometheus reads its /metrics."""
+        return self.monitor_dir / "haproxy-stats.password"
+
+    @property
+    def redis_exporter_passwords(self) -> Path:
+        """Redis' password for its exporter (a JSON map: Redis URL -> password)."""
+        return self.monitor_dir / "redis-passwords.json"
+
+    @property
+    def pgbouncer_exporter_config(self) -> Path:
+        """PgBouncer's exporter: where to listen, and the `monitor` login to PgBouncer."""
+        return self.monitor_dir / "pgbouncer-exporter.yml"
+
+    @property
+    def node_exporter_textfiles(self) -> Path:
+        """Where hastack (root) writes its own metrics for the node exporter's textfile
+        collector: root's directory, outside the monitoring user's (root never writes where
+        another user could plant a link)."""
+        return self.state_dir / "metrics"
+
+    @property
+    def alerts_log(self) -> Path:
+        """Every notification Alertmanager sent to hastack's receiver, one JSON per line."""
+        return self.monitor_dir / "alerts.jsonl"
+
+    @property
     def redis_config(self) -> Path:
         return self.service("redis") / "redis.conf"
 
@@ -601,6 +684,22 @@ class StackPlan:
         return self.spec.backup.enabled
 
     @property
+    def monitoring_enabled(self) -> bool:
+        return self.spec.monitoring.enabled
+
+    @property
+    def monitor_address(self) -> str:
+        return host_address(self.spec.network.subnet, MONITOR_HOST)
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"https://{self.monitor_address}:{self.spec.monitoring.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"https://{self.monitor_address}:{self.spec.monitoring.alertmanager_port}"
+
+    @property
     def backup_repos(self) -> tuple[int, ...]:
         """pgBackRest's repositories, the local one first (restores look there first)."""
         return self.spec.backup.repos
@@ -753,6 +852,7 @@ def derive_plan(spec: StackSpec, primary: StackSpec | None = None) -> StackPlan:
                 "redis",
                 *(("app",) if spec.app.instances else ()),
                 *(("backup",) if spec.backup.enabled else ()),
+                *(("monitor",) if spec.monitoring.enabled else ()),
             )
         },
         tuning=derive_tuning(spec, pool),

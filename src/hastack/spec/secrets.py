@@ -11,6 +11,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass, fields
 
+import bcrypt
+
 from hastack.spec import roles
 
 SCRAM_ITERATIONS = 4096
@@ -34,6 +36,10 @@ SECRET_PURPOSES = {
     "pgbouncer_admin_password": "PgBouncer admin console user `pgbouncer_admin`",
     "haproxy_stats_password": "HAProxy stats page user `admin`",
     "redis_password": "Redis `default` user",
+    "monitoring_password": (
+        "Prometheus and Alertmanager (user `hastack`, HTTPS), and Alertmanager's calls to "
+        "hastack's alert receiver"
+    ),
     "app_secret_key": "signs the app's session cookies and download URLs",
     "app_secret_key_accepted": (
         "another app key still accepted (never used to sign) while a rotation of "
@@ -111,6 +117,7 @@ class Secrets:
     pgbouncer_admin_password: str
     haproxy_stats_password: str
     redis_password: str
+    monitoring_password: str
     app_secret_key: str
     app_secret_key_accepted: str
     app_secret_key_accepted_until: str
@@ -144,6 +151,25 @@ class Secrets:
         """The SCRAM-SHA-256 verifier PostgreSQL and PgBouncer store for `role`."""
         salt = hmac.new(self.scram_salt_seed.encode(), role.encode(), hashlib.sha256).digest()
         return scram_sha256_verifier(password, salt[:16])
+
+    def bcrypt_hash(self, user: str, password: str) -> str:
+        """A bcrypt hash of `password` (Prometheus' and Alertmanager's web config), with a
+        salt derived from the seed: the same password always renders the same file."""
+        raw = hmac.new(self.scram_salt_seed.encode(), b"bcrypt:" + user.encode(), hashlib.sha256)
+        salt = b"$2b$" + str(BCRYPT_COST).encode() + b"$" + bcrypt_base64(raw.digest()[:16])
+        return bcrypt.hashpw(password.encode(), salt).decode()
+
+
+BCRYPT_COST = 10
+"""bcrypt's work factor: ~50 ms per check (exporter-toolkit caches successful checks)."""
+
+_STANDARD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_BCRYPT = b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def bcrypt_base64(raw: bytes) -> bytes:
+    """16 bytes in bcrypt's own base64 (22 characters, its alphabet, no padding)."""
+    return base64.b64encode(raw).rstrip(b"=").translate(bytes.maketrans(_STANDARD, _BCRYPT))
 
 
 def scram_sha256_verifier(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> str:

@@ -1,0 +1,191 @@
+"""Monitoring on the shared stack: Prometheus scrapes every component with the labels the
+alert rules use, loads every rule, fires none of the availability alerts on a healthy stack,
+and Alertmanager routes an alert to hastack's receiver; both refuse anyone without the
+monitoring password."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from hastack.render.alerts import ALERTS
+from tests.integration.conftest import Stack
+from tests.integration.helpers import wait_until
+
+AVAILABILITY = {
+    "PatroniNoPrimary",
+    "PatroniMultiplePrimaries",
+    "PostgresqlDown",
+    "EtcdNoLeader",
+    "EtcdMemberDown",
+    "HAProxyBackendDown",
+    "RedisDown",
+    "AppInstanceDown",
+    "PgBouncerDown",
+    "SyncStandbyMissing",
+    "WatcherSilent",
+}
+
+
+def _tls(stack: Stack) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(stack.hs.plan.paths.ca_cert))
+
+
+def _client(stack: Stack, password: str | None = None) -> httpx.Client:
+    secret = stack.hs.secrets.monitoring_password if password is None else password
+    return httpx.Client(auth=("hastack", secret), verify=_tls(stack), timeout=5)
+
+
+def _query(stack: Stack, expr: str) -> list[dict[str, Any]]:
+    with _client(stack) as client:
+        answer = client.get(f"{stack.hs.plan.prometheus_url}/api/v1/query", params={"query": expr})
+    answer.raise_for_status()
+    result: list[dict[str, Any]] = answer.json()["data"]["result"]
+    return result
+
+
+def _values(stack: Stack, expr: str, label: str) -> dict[str, float]:
+    return {r["metric"].get(label, ""): float(r["value"][1]) for r in _query(stack, expr)}
+
+
+def test_prometheus_and_alertmanager_want_the_password(stack: Stack) -> None:
+    plan = stack.hs.plan
+    for url in (plan.prometheus_url, plan.alertmanager_url):
+        with httpx.Client(verify=_tls(stack), timeout=5) as anonymous:
+            assert anonymous.get(f"{url}/api/v2/status").status_code == 401
+        with _client(stack, "not-the-password") as wrong:
+            assert wrong.get(f"{url}/-/healthy").status_code == 401
+        with _client(stack) as client:
+            assert client.get(f"{url}/-/healthy").status_code == 200
+    # No silence (which would mute every alert) without the password.
+    with httpx.Client(verify=_tls(stack), timeout=5) as anonymous:
+        silence = {
+            "matchers": [],
+            "startsAt": "2026-01-01T00:00:00Z",
+            "endsAt": "2099-01-01T00:00:00Z",
+        }
+        assert (
+            anonymous.post(f"{plan.alertmanager_url}/api/v2/silences", json=silence).status_code
+            == 401
+        )
+
+
+def test_every_target_is_scraped(stack: Stack) -> None:
+    last: list[str] = []
+
+    def all_up() -> bool:
+        with _client(stack) as client:
+            answer = client.get(f"{stack.hs.plan.prometheus_url}/api/v1/targets")
+        targets = answer.json()["data"]["activeTargets"]
+        last[:] = [
+            f"{t['labels']['job']} {t['scrapeUrl']}: {t['health']} {t.get('lastError', '')}"
+            for t in targets
+            if t["health"] != "up"
+        ]
+        return bool(targets) and not last
+
+    try:
+        wait_until(all_up, timeout_s=90, interval_s=2)
+    except AssertionError:
+        raise AssertionError(f"targets not up: {last}") from None
+    jobs = {r["metric"]["job"] for r in _query(stack, "up == 1")}
+    assert jobs == {
+        "prometheus",
+        "alertmanager",
+        "node",
+        "postgres",
+        "patroni",
+        "etcd",
+        "haproxy",
+        "redis",
+        "pgbouncer",
+        "app",
+    }
+
+
+def test_the_series_the_rules_read_are_there_with_their_labels(stack: Stack) -> None:
+    plan = stack.hs.plan
+    nodes = {n.name for n in plan.postgres_nodes}
+    leader = stack.status()[1]["leader_key"]
+
+    def replicas() -> dict[str, float]:
+        found = _values(stack, "pg_replication_is_replica", "pg_node")
+        return found if set(found) == nodes else {}
+
+    roles = wait_until(replicas, timeout_s=60, interval_s=2)
+    assert {n for n, v in roles.items() if v == 0} == {leader}
+    assert set(_values(stack, "pg_replication_lag_seconds", "pg_node")) == nodes
+    assert _values(stack, "pg_up", "pg_node") == dict.fromkeys(nodes, 1.0)
+    assert _values(stack, "patroni_primary", "pg_node")[leader] == 1.0
+    assert sum(_values(stack, "patroni_primary", "pg_node").values()) == 1.0
+    assert len(_values(stack, "etcd_server_has_leader", "member")) == len(plan.etcd_nodes)
+    assert _values(stack, 'haproxy_backend_active_servers{proxy="pg_primary"}', "proxy") == {
+        "pg_primary": 1.0
+    }
+    assert _values(stack, "redis_up", "job") == {"redis": 1.0}
+    assert _values(stack, "pgbouncer_up", "job") == {"pgbouncer": 1.0}
+    pools = _values(stack, "pgbouncer_databases_database_pool_size", "database")
+    assert set(pools) >= set(plan.pgbouncer_databases)
+    assert set(_values(stack, 'up{job="app"}', "app")) == {i.name for i in plan.app_instances}
+    archived = _values(stack, "pg_stat_archiver_last_archive_time", "pg_node")
+    assert archived[leader] > 0
+    # hastack's own, written by the watcher (the node exporter's textfile collector).
+    beat = wait_until(
+        lambda: _values(stack, "hastack_watcher_heartbeat_timestamp_seconds", "job"),
+        timeout_s=30,
+        interval_s=2,
+    )
+    assert time.time() - beat["node"] < 60
+    certs = _values(stack, "hastack_certificate_expiry_timestamp_seconds", "certificate")
+    assert {"ca", "monitoring", *nodes} <= set(certs)
+    assert min(certs.values()) > time.time() + 14 * 86400
+    backups = wait_until(
+        lambda: _values(stack, "hastack_backup_last_success_timestamp_seconds", "repo"),
+        timeout_s=90,
+        interval_s=3,
+    )
+    assert backups["repo1"] > 0
+
+
+def test_every_rule_is_loaded_and_no_availability_alert_fires(stack: Stack) -> None:
+    with _client(stack) as client:
+        groups = client.get(f"{stack.hs.plan.prometheus_url}/api/v1/rules").json()["data"]
+    rules = [r for g in groups["groups"] for r in g["rules"]]
+    assert len(rules) == len(ALERTS)
+    assert all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
+    firing = {r["name"] for r in rules if r["state"] != "inactive" and r["name"] in AVAILABILITY}
+    assert not firing, firing
+
+
+def test_alertmanager_routes_an_alert_to_the_receiver_by_severity(stack: Stack) -> None:
+    plan = stack.hs.plan
+    log = plan.paths.alerts_log
+    marker = uuid.uuid4().hex[:8]
+    alerts = [
+        {
+            "labels": {"alertname": f"HastackTest{severity}", "severity": severity, "run": marker},
+            "annotations": {"summary": "a test alert from test_22"},
+        }
+        for severity in ("P0", "P3")
+    ]
+    with _client(stack) as client:
+        sent = client.post(f"{plan.alertmanager_url}/api/v2/alerts", json=alerts)
+    assert sent.status_code == 200, sent.text
+
+    def received() -> dict[str, str] | None:
+        if not log.exists():
+            return None
+        got = {}
+        for line in log.read_text().splitlines():
+            record = json.loads(line)
+            for alert in record["alerts"]:
+                if alert["labels"].get("run") == marker:
+                    got[alert["labels"]["severity"]] = record["receiver"]
+        return got if len(got) == 2 else None
+
+    assert wait_until(received, timeout_s=30, interval_s=0.5) == {"P0": "page", "P3": "ticket"}
