@@ -9,11 +9,13 @@ import json
 import ssl
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from hastack.render.alerts import ALERTS
+from hastack.render.dashboards import DASHBOARDS
 from tests.integration.conftest import Stack
 from tests.integration.helpers import wait_until
 
@@ -189,3 +191,29 @@ def test_alertmanager_routes_an_alert_to_the_receiver_by_severity(stack: Stack) 
         return got if len(got) == 2 else None
 
     assert wait_until(received, timeout_s=30, interval_s=0.5) == {"P0": "page", "P3": "ticket"}
+
+
+def test_every_dashboard_query_returns_series_from_the_live_prometheus(
+    stack: Stack, tmp_path: Path
+) -> None:
+    written = stack.run("dashboards", "--out", str(tmp_path / "dash"), "--json")
+    assert written.code == 0, written.err
+    files = [Path(p) for p in written.json()["dashboards"]]
+    assert len(files) == len(DASHBOARDS)
+    exprs = [
+        t["expr"]
+        for f in files
+        for panel in json.loads(f.read_text())["panels"]
+        for t in panel["targets"]
+    ]
+    # rate() over 5 minutes needs two samples of each series: at most a few scrapes.
+    empty: list[str] = []
+
+    def all_answer() -> bool:
+        empty[:] = [e for e in exprs if not _query(stack, e)]
+        return not empty
+
+    try:
+        wait_until(all_answer, timeout_s=60, interval_s=5)
+    except AssertionError:
+        raise AssertionError(f"queries without series: {empty}") from None

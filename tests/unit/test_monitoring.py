@@ -7,6 +7,7 @@ import base64
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -15,7 +16,9 @@ import httpx
 import pytest
 import yaml
 
+from hastack.drills.timeline import alerts_between
 from hastack.render.alerts import ALERTS
+from hastack.render.dashboards import DASHBOARDS, queries, render_dashboards
 from hastack.render.files import render_stack
 from hastack.render.monitoring import (
     POSTGRES_QUERIES,
@@ -269,3 +272,62 @@ def test_unreadable_inputs_give_no_series(tmp_path: Path) -> None:
     assert backups_from_state(tmp_path / "list.json") == {}
     (tmp_path / "junk.pem").write_text("not a certificate")
     assert certificate_expiry({"junk": str(tmp_path / "junk.pem")}) == {}
+
+
+# --- Grafana dashboards -----------------------------------------------------------------
+
+
+def test_every_dashboard_is_importable_json_with_a_query_per_panel() -> None:
+    files = render_dashboards("demo")
+    assert set(files) == {f"{d.uid}.json" for d in DASHBOARDS}
+    uids = set()
+    for text in files.values():
+        model = json.loads(text)
+        assert model["schemaVersion"] == 36 and model["uid"] not in uids
+        uids.add(model["uid"])
+        assert model["templating"]["list"][0]["type"] == "datasource"
+        cells: set[tuple[int, int]] = set()
+        for panel in model["panels"]:
+            assert panel["targets"] and all(t["expr"] for t in panel["targets"])
+            assert panel["datasource"]["uid"] == "${datasource}"
+            place = panel["gridPos"]
+            assert place["x"] + place["w"] <= 24
+            mine = {
+                (x, y)
+                for x in range(place["x"], place["x"] + place["w"])
+                for y in range(place["y"], place["y"] + place["h"])
+            }
+            assert not mine & cells, panel["title"]  # no two panels overlap
+            cells |= mine
+        assert len({p["id"] for p in model["panels"]}) == len(model["panels"])
+
+
+def test_dashboards_cover_every_layer_the_issue_names() -> None:
+    titles = " ".join(d.title for d in DASHBOARDS)
+    for layer in ("overview", "PostgreSQL", "Patroni", "PgBouncer", "HTTP", "Redis", "host"):
+        assert layer in titles
+    assert all(queries(d) for d in DASHBOARDS)
+
+
+# --- alerts in drill reports ------------------------------------------------------------
+
+
+def test_a_drill_lists_the_alerts_received_during_it() -> None:
+    def line(at: str, status: str, name: str, node: str) -> str:
+        labels = {"alertname": name, "severity": "P1", "pg_node": node}
+        return json.dumps({"received_at": at, "alerts": [{"status": status, "labels": labels}]})
+
+    lines = [
+        line("2026-11-28T10:00:00+00:00", "firing", "Before", "pg1"),
+        line("2026-11-28T10:00:20+00:00", "firing", "PostgresqlDown", "pg2"),
+        line("2026-11-28T10:00:50+00:00", "resolved", "PostgresqlDown", "pg2"),
+        "not json",
+        line("2026-11-28T10:05:00+00:00", "firing", "After", "pg3"),
+    ]
+    wall0 = datetime(2026, 11, 28, 10, 0, 10, tzinfo=UTC).timestamp()
+    # The drill ran from monotonic 100 to 160, monotonic 100 being wall0.
+    found = alerts_between(lines, 100.0, 160.0, wall0 - 100.0)
+    assert [(a["name"], a["state"], a["node"], round(a["t"], 1)) for a in found] == [
+        ("PostgresqlDown", "firing", "pg2", 110.0),
+        ("PostgresqlDown", "resolved", "pg2", 140.0),
+    ]

@@ -8,7 +8,10 @@ import threading
 import time
 from pathlib import Path
 
-from hastack.runtime.scratch import Scratch
+import pytest
+
+from hastack.runtime import backup_scheduler
+from hastack.runtime.scratch import Scratch, ScratchBusy
 from hastack.spec import StackSpec, derive_plan
 
 
@@ -45,3 +48,18 @@ def test_no_wait_for_an_operators_restore_or_a_stale_claim(tmp_path: Path) -> No
         t0 = time.monotonic()
         scratch.wait_for_a_verification()
         assert time.monotonic() - t0 < 0.5
+
+
+def test_a_busy_scratch_instance_postpones_the_schedulers_verification(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Someone's restore holding the scratch instance is no verdict on the backup: the
+    scheduler records nothing (status shows no failed verification) and tries again."""
+
+    def busy(_stack: object, _label: str) -> None:
+        raise ScratchBusy("a scratch instance already exists (/x)")
+
+    monkeypatch.setattr(backup_scheduler, "verify_backup", busy)
+    state = backup_scheduler.SchedulerState()
+    backup_scheduler._verify(None, "20261128-053538F", state)  # type: ignore[arg-type]
+    assert state.last_verify_ok is None and state.last_verify_label is None

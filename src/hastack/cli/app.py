@@ -20,6 +20,7 @@ from hastack.cli.output import ConsoleProgress, err, out, print_error, print_jso
 from hastack.errors import HastackError
 from hastack.ops.audit import audit as audit_stack
 from hastack.ops.bench import bench_pg, idle_footprint
+from hastack.ops.dashboards import export_dashboards
 from hastack.ops.env import env_settings
 from hastack.ops.init import write_example
 from hastack.ops.lifecycle import destroy, down, restart
@@ -268,6 +269,27 @@ def env(
         return
     for key, value in settings.items():
         out.print(f"export {key}='{value}'", markup=False)
+
+
+@app.command()
+@friendly_errors
+def dashboards(
+    ctx: typer.Context,
+    out_dir: Path = typer.Option(..., "--out", help="Directory to write the JSON files into."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Write the stack's Grafana dashboards (one per layer) as JSON to import."""
+    written = export_dashboards(stack_of(ctx), out_dir)
+    if json_out:
+        print_json({"dashboards": [str(p) for p in written]})
+        return
+    for path in written:
+        out.print(f"wrote {path}", markup=False)
+    out.print(
+        "import each into Grafana (Dashboards -> New -> Import) and pick a Prometheus data "
+        "source that reads this stack (docs/monitoring.md#dashboards)",
+        markup=False,
+    )
 
 
 @app.command()

@@ -32,13 +32,14 @@ from hastack.drills.region_loss import loss_allowed_after as region_loss_allowed
 from hastack.drills.region_loss import primary_stack
 from hastack.drills.report import DrillReport
 from hastack.drills.scenarios import Scenario
-from hastack.drills.timeline import PhaseTimes, ReportInput, build_report
+from hastack.drills.timeline import PhaseTimes, ReportInput, alerts_between, build_report
 from hastack.drills.workload import ALL_WORKERS, CANARY_WORKERS, Targets, Workload
 from hastack.errors import HastackError
 from hastack.ops.app_tokens import create_token, revoke_tokens
 from hastack.ops.lifecycle import wait_healthy
 from hastack.polling import iso_utc, sleep_until
 from hastack.runtime.dcs import converge_dcs
+from hastack.runtime.files import read_regular
 from hastack.runtime.health import data_tier
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
@@ -119,6 +120,7 @@ def run_drill(
             new_primary=new_primary,
             fencing=run.options.fencing and stack.plan.spec.fencing.enabled,
             fencer_marks=fencer_marks(stack, times.start, times.end),
+            alert_marks=alert_marks(stack, times.start, times.end),
             timelines=timelines,
             errors=run.errors,
             notes=run.notes,
@@ -502,6 +504,19 @@ def _lost_work_orders(stack: Stack, history: History, leader: str) -> list[int]:
         rows = conn.execute("SELECT id FROM work_orders WHERE id = ANY(%s)", (sorted(acked),))
         present = {int(str(r[0])) for r in rows}
     return sorted(acked - present)
+
+
+def alert_marks(stack: Stack, start: float, end: float) -> list[dict[str, Any]]:
+    """The notifications Alertmanager sent to hastack's receiver during the drill, one mark
+    per alert and state (`t` on the drill's monotonic clock)."""
+    if not stack.plan.monitoring_enabled:
+        return []
+    raw = read_regular(stack.plan.paths.alerts_log)
+    if raw is None:
+        return []
+    clock = stack.clock
+    offset = clock.wall() - clock.monotonic()  # wall = monotonic + offset
+    return alerts_between(raw.decode(errors="replace").splitlines(), start, end, offset)
 
 
 def fencer_marks(stack: Stack, start: float, end: float) -> list[dict[str, Any]]:

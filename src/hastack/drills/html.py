@@ -21,6 +21,7 @@ MARKER_COLORS = {
     "fencer": "#e76f51",
     "recovered": "#1d7be0",
     "healthy": "#2b9348",
+    "alert": "#d00000",
 }
 # Candidate tick steps in seconds; the first giving at most ~10 ticks wins.
 TICK_STEPS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)

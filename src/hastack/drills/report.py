@@ -56,6 +56,10 @@ class DrillReport:
     """Fault -> the stack healthy again with every node streaming (None: not within the
     deadline, or never reached)."""
     durations: dict[str, float | None] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    """Alerts Alertmanager sent during the drill: name, severity, state (firing or
+    resolved), node, `t` seconds after the fault. Those that fire after the stack is healthy
+    again (a rule's `for:` outlasting the fault) are not in it."""
     report_path: str | None = None
 
     @property

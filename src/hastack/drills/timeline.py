@@ -3,8 +3,10 @@ Pure: every figure comes from recorded timestamps."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from hastack.drills.backup_failover import backup_failover_expectations
@@ -51,6 +53,8 @@ class ReportInput:
     fencing: bool
     fencer_marks: list[dict[str, Any]]
     timelines: dict[str, int | None]
+    alert_marks: list[dict[str, Any]] = field(default_factory=list)
+    """Alerts received during the drill (`alerts_between`)."""
     errors: list[str] = field(default_factory=list)
     """Why the run could not complete (the run failed)."""
     notes: list[str] = field(default_factory=list)
@@ -107,7 +111,8 @@ def build_report(r: ReportInput) -> DrillReport:
             "problems": r.verdict.problems,
         },
         expectations=expectations,
-        timeline=timeline_events(history, r.fencer_marks, t0),
+        timeline=timeline_events(history, r.fencer_marks, t0, r.alert_marks),
+        alerts=[{**a, "t": round(a["t"] - t0, 3)} for a in r.alert_marks],
         series=_series(history, t0, end),
         tier=r.scenario.tier,
         error="; ".join(r.errors) or None,
@@ -236,8 +241,39 @@ def _expectations(r: ReportInput, t0: float, end: float) -> list[dict[str, Any]]
     return found
 
 
+def alerts_between(
+    lines: list[str], start: float, end: float, offset: float
+) -> list[dict[str, Any]]:
+    """Alerts from the receiver's log (JSON lines) received between `start` and `end`
+    (monotonic seconds; wall = monotonic + `offset`): name, severity, state, node, `t`."""
+    found = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+            received = datetime.fromisoformat(record["received_at"]).timestamp() - offset
+        except (ValueError, KeyError, TypeError):
+            continue
+        if not start <= received <= end:
+            continue
+        for alert in record.get("alerts") or []:
+            labels = alert.get("labels") or {}
+            found.append(
+                {
+                    "t": received,
+                    "name": labels.get("alertname", "?"),
+                    "severity": labels.get("severity", ""),
+                    "state": alert.get("status", ""),
+                    "node": labels.get("pg_node") or labels.get("member") or labels.get("app"),
+                }
+            )
+    return found
+
+
 def timeline_events(
-    history: History, fencer_marks: list[dict[str, Any]], t0: float
+    history: History,
+    fencer_marks: list[dict[str, Any]],
+    t0: float,
+    alert_marks: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     events = [
         {"t": round(m.t - t0, 3), "kind": m.kind, "text": m.text, "node": m.node}
@@ -246,6 +282,15 @@ def timeline_events(
     events += [
         {"t": round(m["t"] - t0, 3), "kind": "fencer", "text": m["text"], "node": m["node"]}
         for m in fencer_marks
+    ]
+    events += [
+        {
+            "t": round(a["t"] - t0, 3),
+            "kind": "alert",
+            "text": f"{a['name']} ({a['severity']}) {a['state']}",
+            "node": a["node"],
+        }
+        for a in alert_marks or []
     ]
     events += _error_spans(history, t0)
     return sorted(events, key=lambda e: e["t"])

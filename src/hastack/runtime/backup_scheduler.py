@@ -22,6 +22,7 @@ from typing import Any
 
 from hastack.errors import HastackError
 from hastack.runtime.files import write_atomic
+from hastack.runtime.scratch import ScratchBusy
 from hastack.runtime.stack import Stack
 from hastack.runtime.verify import verify_backup
 from hastack.spec import StackSpec, derive_plan
@@ -196,6 +197,10 @@ def _verify(stack: Stack, label: str, state: SchedulerState) -> None:
     print(f"verifying full backup {label}", flush=True)
     try:
         result = verify_backup(stack, label)
+    except ScratchBusy as exc:
+        # Someone else's restore holds the instance: try again at a later poll.
+        print(f"verification of {label} postponed: {exc.what}", flush=True)
+        return
     except HastackError as exc:
         problems = [exc.what]
         ok, took = False, None

@@ -33,6 +33,12 @@ from hastack.tools.pg_amcheck import PgAmcheck
 from hastack.tools.pg_ctl import PgCtl
 from hastack.tools.pgbackrest import PgBackRest
 
+
+class ScratchBusy(HastackError):
+    """Another restore or verification holds the scratch instance: nothing was tried (not a
+    verdict on any backup)."""
+
+
 TEMPORARY_MAX_S = 900.0
 """How long a restore waits for a verification to give the scratch instance back (and how
 old a verification's claim may be to be waited for: an older one was left by a crash)."""
@@ -209,7 +215,7 @@ class Scratch:
         paths = self.plan.paths
         self.wait_for_a_verification()
         if self.exists() or paths.scratch_pgdata.exists():
-            raise HastackError(
+            raise ScratchBusy(
                 f"a scratch instance already exists ({paths.scratch_pgdata})",
                 "look at it, then `hastack restore --cleanup`",
             )
@@ -263,7 +269,7 @@ class Scratch:
         try:
             fd = open_nofollow(paths.scratch_marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         except FileExistsError:
-            raise HastackError(
+            raise ScratchBusy(
                 "the scratch instance is in use (a restore or a verification)",
                 "wait, or look at it and `hastack restore --cleanup`",
             ) from None

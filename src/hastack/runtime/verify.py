@@ -18,6 +18,7 @@ from typing import Any
 
 from hastack.errors import HastackError
 from hastack.runtime.progress import NullProgress, Progress
+from hastack.runtime.scratch import ScratchBusy
 from hastack.runtime.stack import Stack
 
 COUNT_SQL = """
@@ -87,8 +88,10 @@ def verify_backup(
         )
     result = VerifyResult(label=chosen.label, type=chosen.type)
     scratch = stack.scratch()
+    scratch.on_wait = progress.step
+    scratch.wait_for_a_verification()
     if scratch.exists():
-        raise HastackError(
+        raise ScratchBusy(
             f"a scratch instance already exists ({stack.plan.paths.scratch_pgdata})",
             "look at it, then `hastack restore --cleanup`",
         )
@@ -113,6 +116,8 @@ def verify_backup(
         t2 = time.monotonic()
         result.tables, result.rows = _count_rows(stack)
         result.count_s = round(time.monotonic() - t2, 2)
+    except ScratchBusy:
+        raise  # taken meanwhile: no verdict on this backup, nothing recorded
     except HastackError as exc:
         result.problems.append(exc.what)
     finally:
