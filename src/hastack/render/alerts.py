@@ -948,7 +948,9 @@ def render_alertmanager(
             "receiver": "ticket",
             "group_by": ["alertname", "cluster", "pg_node"],
             "group_wait": "1s",
-            "group_interval": "30s",
+            # A change in a group (another node, a resolution) is sent after this: at 30 s a
+            # resolved page arrived ~29 s after the fix (benchmarks/alert_latency.py).
+            "group_interval": "10s",
             "repeat_interval": "24h",
             "routes": routes,
         },
