@@ -6,7 +6,6 @@ its answers into data: sizes, durations, ages, the archive's lag, and problems i
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -18,7 +17,7 @@ import psycopg
 from hastack.errors import HastackError, Unavailable
 from hastack.polling import iso_utc
 from hastack.runtime.cluster_restore import leftover_asides
-from hastack.runtime.files import read_regular
+from hastack.runtime.files import read_json_object
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
 from hastack.spec.model import S3_REPO
@@ -487,16 +486,9 @@ def _scheduler_state(stack: Stack) -> dict[str, Any] | None:
     """The scheduler's state file (its user writes it: read without following a link,
     and at most 64 KiB)."""
     try:
-        raw = read_regular(stack.plan.paths.backup_scheduler_state, 65536)
+        return read_json_object(stack.plan.paths.backup_scheduler_state)
     except OSError:
         return None
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def backup_status(stack: Stack, leader: str | None) -> BackupStatus | None:

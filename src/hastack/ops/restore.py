@@ -16,7 +16,7 @@ from typing import Any
 from hastack.errors import HastackError
 from hastack.ops.backup import require_backups
 from hastack.runtime.progress import NullProgress, Progress
-from hastack.runtime.scratch import Scratch, ScratchBusy, ScratchRestore
+from hastack.runtime.scratch import Scratch, ScratchRestore
 from hastack.runtime.stack import Stack
 
 LSN = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
@@ -128,12 +128,7 @@ def restore_scratch(
     progress = progress or NullProgress()
     scratch = scratch or stack.scratch()
     scratch.on_wait = progress.step
-    scratch.wait_for_a_verification()
-    if scratch.exists():
-        raise ScratchBusy(
-            f"a scratch instance already exists ({stack.plan.paths.scratch_pgdata})",
-            "look at it, then `hastack restore --cleanup`",
-        )
+    scratch.wait_until_free()
     info = stack.pgbackrest().info()
     good = [b.stop for b in info.backups if not b.error]
     refuse_out_of_range(target, min(good) if good else None, stack.clock.wall())

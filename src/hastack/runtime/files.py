@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import pwd
 import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from hastack.errors import HastackError
 
@@ -122,6 +124,19 @@ def read_regular(path: Path, limit_bytes: int = -1) -> bytes | None:
         return None
     with os.fdopen(fd, "rb") as handle:
         return handle.read(limit_bytes)
+
+
+def read_json_object(path: Path, limit_bytes: int = 65536) -> dict[str, Any] | None:
+    """A JSON object from a file another user writes (read as `read_regular` does); None
+    when it is missing, not a regular file, not JSON or not an object."""
+    raw = read_regular(path, limit_bytes)
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def count_in_file(path: Path, text: str) -> int:

@@ -10,7 +10,6 @@ scheduler's state, node certificates), never following a link or blocking on a F
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from hastack.runtime.files import read_regular
+from hastack.runtime.files import read_json_object, read_regular
 
 MAX_READ = 65536
 
@@ -71,14 +70,8 @@ def render(metrics: HastackMetrics) -> str:
 
 def backups_from_state(path: Path) -> dict[str, float]:
     """`last_backup_at` from the backup scheduler's state file; {} when unreadable."""
-    raw = read_regular(path, MAX_READ)
-    if raw is None:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return {}
-    found = data.get("last_backup_at") if isinstance(data, dict) else None
+    data = read_json_object(path, MAX_READ)
+    found = data.get("last_backup_at") if data is not None else None
     if not isinstance(found, dict):
         return {}
     return {str(k): float(v) for k, v in found.items() if isinstance(v, int | float)}

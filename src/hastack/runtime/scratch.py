@@ -25,7 +25,14 @@ import psycopg
 
 from hastack.errors import HastackError
 from hastack.render.pgbackrest import restore_options
-from hastack.runtime.files import ensure_dir, open_nofollow, read_regular, uid_gid, write_atomic
+from hastack.runtime.files import (
+    ensure_dir,
+    open_nofollow,
+    read_json_object,
+    read_regular,
+    uid_gid,
+    write_atomic,
+)
 from hastack.spec import roles
 from hastack.spec.plan import StackPlan
 from hastack.tools.base import ToolError, ToolResult, run
@@ -213,18 +220,24 @@ class Scratch:
         access rules written (the instance reads them from the scratch directory, not from
         its data directory)."""
         paths = self.plan.paths
-        self.wait_for_a_verification()
-        if self.exists() or paths.scratch_pgdata.exists():
-            raise ScratchBusy(
-                f"a scratch instance already exists ({paths.scratch_pgdata})",
-                "look at it, then `hastack restore --cleanup`",
-            )
+        self.wait_until_free()
         ensure_dir(paths.backup_scratch_dir, self.user, 0o700)
         ensure_dir(paths.scratch_socket_dir, self.user, 0o700)
         self._claim(description)
         hba = SCRATCH_HBA.format(address=self.plan.backup_address)
         write_atomic(paths.backup_scratch_dir / "pg_hba.conf", hba, self.user, 0o600)
         write_atomic(paths.backup_scratch_dir / "pg_ident.conf", "", self.user, 0o600)
+
+    def wait_until_free(self) -> None:
+        """Wait for a verification holding the instance, then refuse (ScratchBusy) while
+        anything else does."""
+        self.wait_for_a_verification()
+        pgdata = self.plan.paths.scratch_pgdata
+        if self.exists() or pgdata.exists():
+            raise ScratchBusy(
+                f"a scratch instance already exists ({pgdata})",
+                "look at it, then `hastack restore --cleanup`",
+            )
 
     def wait_for_a_verification(self) -> None:
         """A verification (the scheduler's after each full backup, `verify-backup`) holds the
@@ -246,14 +259,7 @@ class Scratch:
             time.sleep(1.0)
 
     def _marker(self) -> dict[str, Any] | None:
-        raw = read_regular(self.plan.paths.scratch_marker, 4096)
-        if raw is None:
-            return None
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
+        return read_json_object(self.plan.paths.scratch_marker, 4096)
 
     def _claim(self, description: str) -> None:
         """Create the marker, exclusively: of two restores (a verification by the scheduler,
@@ -280,13 +286,8 @@ class Scratch:
 
     def mine(self) -> bool:
         """The scratch instance is the one this object restored."""
-        raw = read_regular(self.plan.paths.scratch_marker, 4096)
-        if raw is None or self.token is None:
-            return False
-        try:
-            return bool(json.loads(raw).get("token") == self.token)
-        except ValueError:
-            return False
+        marker = self._marker()
+        return marker is not None and self.token is not None and marker.get("token") == self.token
 
     def _log_hint(self) -> str:
         return f"tail {self.log_file}"

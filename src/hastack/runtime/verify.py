@@ -89,12 +89,7 @@ def verify_backup(
     result = VerifyResult(label=chosen.label, type=chosen.type)
     scratch = stack.scratch()
     scratch.on_wait = progress.step
-    scratch.wait_for_a_verification()
-    if scratch.exists():
-        raise ScratchBusy(
-            f"a scratch instance already exists ({stack.plan.paths.scratch_pgdata})",
-            "look at it, then `hastack restore --cleanup`",
-        )
+    scratch.wait_until_free()
     t0 = time.monotonic()
     progress.step("pgbackrest verify: every file of the repository against its checksum")
     try:
