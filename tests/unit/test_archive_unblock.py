@@ -6,6 +6,7 @@ from hastack.runtime.archive_unblock import (
     DIFFERENT_CHECKSUM,
     UnblockState,
     UnblockTimings,
+    after_push,
     old_timeline_ready,
     plan_checks,
     sentence,
@@ -22,7 +23,7 @@ STATUS = [
     "0000000A0000000000000030.done",
     "not-a-segment.ready",
 ]
-T = UnblockTimings(after_s=20.0, every_s=300.0)
+T = UnblockTimings(after_s=20.0, retry_s=10.0, every_s=300.0)
 
 
 def test_only_plain_ready_segments_of_an_older_timeline_count() -> None:
@@ -49,6 +50,27 @@ def test_a_segment_is_not_asked_about_again_before_every_s() -> None:
     assert due == []
     due, state = plan_checks(state, 320.0, "pg1", 15, STATUS, T)
     assert due == [OLD]
+
+
+def test_an_undecided_answer_is_asked_again_soon_then_less_often() -> None:
+    """Seen in a clean-clone run: pgBackRest's asynchronous push (PostgreSQL retrying the
+    segment) held the repository's archive lock; waiting five minutes left archiving stuck."""
+    state = UnblockState()
+    for t in (0.0, 20.0):
+        due, state = plan_checks(state, t, "pg1", 15, STATUS, T)
+    assert due == [OLD]
+    asked = [20.0]
+    t = 20.0
+    while t < 400.0:
+        if due:
+            state = after_push(state, OLD, t, decided=False, timings=T)
+        t += 5.0
+        due, state = plan_checks(state, t, "pg1", 15, STATUS, T)
+        if due:
+            asked.append(t)
+    assert asked[:6] == [20.0, 30.0, 50.0, 90.0, 170.0, 330.0]  # 10, 20, 40, 80, 160 s
+    state = after_push(state, OLD, 330.0, decided=True, timings=T)
+    assert OLD not in state.failures and state.next_check[OLD] == 630.0
 
 
 def test_a_segment_that_got_archived_is_forgotten() -> None:

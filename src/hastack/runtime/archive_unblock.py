@@ -20,7 +20,10 @@ leader's own timeline left that one at an earlier switch point. So the watcher m
 - only when pgBackRest itself, asked to push it once more (synchronously, as the node's
   user), answers [45]: any other answer (pushed after all, repository out of reach) changes
   nothing;
-- at most once per `every_s` per segment.
+- an undecided answer (pgBackRest's asynchronous push held the repository's archive lock
+  at that moment, as it does for seconds at a time while PostgreSQL retries the segment;
+  the repository out of reach) is asked again after `retry_s`, doubling up to `every_s`;
+  a decided one (pushed, or marked done) at most once per `every_s` per segment.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ DIFFERENT_CHECKSUM = 45
 @dataclass(frozen=True)
 class UnblockTimings:
     after_s: float = 20.0
+    retry_s: float = 10.0
     every_s: float = 300.0
 
 
@@ -47,7 +51,9 @@ class UnblockState:
     node: str | None = None
     """The leader the `ready_since` times were seen on (a new leader starts afresh)."""
     ready_since: Mapping[str, float] = field(default_factory=dict)
-    last_check: Mapping[str, float] = field(default_factory=dict)
+    next_check: Mapping[str, float] = field(default_factory=dict)
+    failures: Mapping[str, int] = field(default_factory=dict)
+    """Undecided answers in a row, per segment (the retry doubles with each)."""
 
 
 def segment_timeline(segment: str) -> int:
@@ -80,16 +86,37 @@ def plan_checks(
     previous = state if state.node == leader else UnblockState(node=leader)
     ready = old_timeline_ready(status_files, timeline)
     since = {s: previous.ready_since.get(s, t) for s in ready}
-    last = {s: at for s, at in previous.last_check.items() if s in since}
+    next_check = {s: at for s, at in previous.next_check.items() if s in since}
+    failures = {s: n for s, n in previous.failures.items() if s in since}
     due = []
     for segment in ready:
-        if t - since[segment] < timings.after_s:
-            continue
-        if segment in last and t - last[segment] < timings.every_s:
+        if t < next_check.get(segment, since[segment] + timings.after_s):
             continue
         due.append(segment)
-        last[segment] = t
-    return due, replace(previous, ready_since=since, last_check=last)
+        # Until `after_push` says otherwise (a push that raised says nothing).
+        next_check[segment] = t + timings.every_s
+    return due, replace(previous, ready_since=since, next_check=next_check, failures=failures)
+
+
+def after_push(
+    state: UnblockState,
+    segment: str,
+    t: float,
+    decided: bool,
+    timings: UnblockTimings = UnblockTimings(),
+) -> UnblockState:
+    """The state once pgBackRest answered for `segment` at `t`: `decided` when it pushed the
+    segment or the segment was marked done; otherwise it is asked again soon."""
+    failures = dict(state.failures)
+    next_check = dict(state.next_check)
+    if decided:
+        failures.pop(segment, None)
+        next_check[segment] = t + timings.every_s
+    else:
+        failures[segment] = failures.get(segment, 0) + 1
+        wait = timings.retry_s * 2 ** (failures[segment] - 1)
+        next_check[segment] = t + min(wait, timings.every_s)
+    return replace(state, next_check=next_check, failures=failures)
 
 
 def sentence(
@@ -115,4 +142,7 @@ def sentence(
     if exit_code == 0:
         return f"{stuck}: pgBackRest accepted it this time (the repository holds it now)"
     detail = " ".join(output.split())[:200]
-    return f"{stuck}: pgBackRest could not push it (exit {exit_code}: {detail}); left as is"
+    return (
+        f"{stuck}: pgBackRest could not push it (exit {exit_code}: {detail}); left as is, "
+        "asked again soon"
+    )
