@@ -217,3 +217,31 @@ def test_every_dashboard_query_returns_series_from_the_live_prometheus(
         wait_until(all_answer, timeout_s=60, interval_s=5)
     except AssertionError:
         raise AssertionError(f"queries without series: {empty}") from None
+
+
+def test_every_log_merges_into_one_time_ordered_view(stack: Stack) -> None:
+    result = stack.run("logs", "--all", "--since", "30m", "--json")
+    assert result.code == 0, result.err
+    records = [json.loads(line) for line in result.out.splitlines()]
+    sources = {r["source"] for r in records}
+    # A stamp of each kind: Patroni's, etcd's JSON, PgBouncer's, Redis's, the watcher's,
+    # the app's JSON, Prometheus's JSON, PostgreSQL's own log.
+    for source in (
+        "pg1-patroni",
+        "pg1-etcd",
+        "pgbouncer",
+        "redis",
+        "fencer",
+        "app1",
+        "prometheus",
+        "pg1-postgres",
+    ):
+        assert source in sources, sorted(sources)
+    times = [r["time"] for r in records]
+    assert times == sorted(times)
+    last = stack.run("logs", "--all", "-n", "5")
+    assert last.code == 0 and len(last.out.splitlines()) == 5, last.out
+    bad = stack.run("logs", "--all", "--since", "yesterday")
+    assert bad.code == 1 and "give a duration" in bad.err
+    neither = stack.run("logs")
+    assert neither.code == 1 and "--all" in neither.err

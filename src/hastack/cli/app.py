@@ -6,6 +6,7 @@ import functools
 import os
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +17,7 @@ from typer.core import TyperGroup
 
 from hastack import __version__
 from hastack.cli import views
-from hastack.cli.output import ConsoleProgress, err, out, print_error, print_json
+from hastack.cli.output import ConsoleProgress, err, out, print_error, print_json, print_json_line
 from hastack.errors import HastackError
 from hastack.ops.audit import audit as audit_stack
 from hastack.ops.bench import bench_pg, idle_footprint
@@ -24,7 +25,8 @@ from hastack.ops.dashboards import export_dashboards
 from hastack.ops.env import env_settings
 from hastack.ops.init import write_example
 from hastack.ops.lifecycle import destroy, down, restart
-from hastack.ops.logs import follow, log_files, printable, tail
+from hastack.ops.logmerge import parse_since
+from hastack.ops.logs import every_log, follow, follow_many, log_files, merged_logs, printable, tail
 from hastack.ops.plan import plan_as_dict
 from hastack.ops.secrets import DEFAULT_GRACE_S, rotate_secret, show_secret
 from hastack.ops.status import stack_status
@@ -32,6 +34,7 @@ from hastack.ops.trust import refuse_untrusted_spec
 from hastack.ops.up import up
 from hastack.runtime.stack import Stack
 from hastack.spec import LoadedSpec, MachineFacts, SpecError, load_spec
+from hastack.spec.plan import StackPlan
 from hastack.spec.secrets import SECRET_PURPOSES
 
 CONFIG_OPTIONS = ("-c", "--config")
@@ -297,20 +300,39 @@ def dashboards(
 def logs(
     ctx: typer.Context,
     target: str = typer.Argument(
-        ...,
+        None,
         help="A node (pg1, ...), an app instance, or haproxy|pgbouncer|redis|supervisord|"
-        "fencer|backup-repo|backup-scheduler|monitor.",
+        "fencer|backup-repo|backup-scheduler|monitor. Leave out with --all.",
     ),
     component: str = typer.Argument(
         None,
         help="For a node: patroni (default), etcd, postgres or pgbackrest; for monitor: "
         "prometheus (default), alertmanager, alert-receiver or an exporter.",
     ),
+    all_: bool = typer.Option(
+        False, "--all", help="Every component's log in one time-ordered view."
+    ),
+    since: str = typer.Option(
+        None, "--since", help="With --all: lines from this long ago (10m, 2h) or this time on."
+    ),
     follow_: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines."),
-    lines: int = typer.Option(50, "-n", "--lines", help="How many lines to show first."),
+    lines: int = typer.Option(
+        None, "-n", "--lines", help="How many lines to show first (50; all with --since)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="With --all: one JSON object a line."),
 ) -> None:
-    """Show a component's log."""
-    files = log_files(load_stack(ctx).plan, target, component)
+    """Show a component's log, or every log merged in time order (--all)."""
+    plan = load_stack(ctx).plan
+    if all_:
+        if target is not None:
+            raise HastackError("--all shows every log: give no target", "hastack logs --all")
+        _all_logs(plan, since, lines, follow_, json_out)
+        return
+    if target is None:
+        raise HastackError("which log? give a target, or --all", "hastack logs pg1 | --all")
+    if since is not None or json_out:
+        raise HastackError("--since and --json go with --all", "hastack logs --all --since 10m")
+    files = log_files(plan, target, component)
     if not files or not files[0].exists():
         raise HastackError(
             f"no log yet for {target} {component or ''}".strip(),
@@ -318,12 +340,45 @@ def logs(
         )
     path = files[0]
     err.print(f"==> {path} <==", markup=False)
-    for line in tail(path, lines):
+    for line in tail(path, 50 if lines is None else lines):
         out.print(printable(line.rstrip("\n")), markup=False)
     if follow_:
         try:
             for line in follow(path):
                 out.print(printable(line.rstrip("\n")), markup=False)
+        except KeyboardInterrupt:
+            pass
+
+
+def _all_logs(
+    plan: StackPlan, since: str | None, lines: int | None, follow_: bool, json_out: bool
+) -> None:
+    try:
+        start = None if since is None else parse_since(since, datetime.now(UTC))
+    except ValueError as exc:
+        raise HastackError(str(exc), "hastack logs --all --since 10m") from None
+    last = lines if lines is not None else (None if start is not None else 50)
+    merged = merged_logs(plan, start, last)
+    width = max((len(s) for s in every_log(plan)), default=8)
+
+    def show(when: str, source: str, text: str) -> None:
+        if json_out:
+            print_json_line({"time": when, "source": source, "line": text})
+        else:
+            out.print(f"{when} {source:<{width}} {printable(text)}", markup=False)
+
+    for line in merged.lines:
+        show(line.at.astimezone(UTC).isoformat(timespec="milliseconds"), line.source, line.text)
+    if merged.unplaced:
+        counts = ", ".join(f"{s} ({n})" for s, n in sorted(merged.unplaced.items()))
+        err.print(f"lines with no time of their own, not shown: {counts}", markup=False)
+    for source, why in sorted(merged.unreadable.items()):
+        err.print(f"{source}: not read: {why}", markup=False)
+    if follow_:
+        try:
+            for source, text in follow_many(every_log(plan)):
+                now = datetime.now(UTC).isoformat(timespec="milliseconds")
+                show(now, source, text.rstrip("\n"))
         except KeyboardInterrupt:
             pass
 

@@ -29,6 +29,12 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def print_json_line(data: Any) -> None:
+    """One JSON object on one line (a stream a script reads as it comes)."""
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+    sys.stdout.flush()
+
+
 def fail(message: str, hint: str = "", details: tuple[str, ...] = ()) -> None:
     err.print("[bold red]error:[/] ", end="", markup=True)
     err.print(message, markup=False)

@@ -6,10 +6,13 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from hastack.errors import HastackError
+from hastack.ops.logmerge import LogLine, Unplaced, merge, timed_lines
 from hastack.runtime.files import UnsafePath, open_regular
 from hastack.runtime.stack import program_list
 from hastack.spec.plan import StackPlan
@@ -94,34 +97,94 @@ def tail(path: Path, lines: int) -> list[str]:
         return []
 
 
-def follow(path: Path, poll_s: float = 0.25) -> Iterator[str]:
-    """New lines appended to `path`, forever (the caller stops on Ctrl-C). Survives rotation:
-    a file that replaced the one being read is read from its start."""
-    handle: TextIO | None = None
-    inode = None
-    from_start = False
-    while True:
-        if handle is None:
+class Follower:
+    """The lines appended to one log since the last look. Survives rotation: a file that
+    replaced the one being read is read from its start."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: TextIO | None = None
+        self.inode: int | None = None
+        self.from_start = False
+
+    def new_lines(self) -> list[str]:
+        if self.handle is None:
             try:
-                handle = _open_log(path)
-                inode = os.fstat(handle.fileno()).st_ino
+                self.handle = _open_log(self.path)
+                self.inode = os.fstat(self.handle.fileno()).st_ino
             except FileNotFoundError:
-                from_start = True
-                time.sleep(poll_s)
-                continue
-            if not from_start:
-                handle.seek(0, 2)
-        line = handle.readline()
-        if line:
-            yield line
-            continue
+                self.from_start = True
+                return []
+            if not self.from_start:
+                self.handle.seek(0, 2)
+        lines = self.handle.readlines()
+        if lines:
+            return lines
         try:
-            rotated = os.lstat(path).st_ino != inode
+            rotated = os.lstat(self.path).st_ino != self.inode
         except FileNotFoundError:
             rotated = True
         if rotated:
-            handle.close()
-            handle = None
-            from_start = True
+            self.handle.close()
+            self.handle = None
+            self.from_start = True
+        return []
+
+
+def follow(path: Path, poll_s: float = 0.25) -> Iterator[str]:
+    """New lines appended to `path`, forever (the caller stops on Ctrl-C)."""
+    for _source, line in follow_many({path.name: path}, poll_s):
+        yield line
+
+
+def follow_many(paths: dict[str, Path], poll_s: float = 0.25) -> Iterator[tuple[str, str]]:
+    """(source, line) for every line appended to any of `paths`, forever."""
+    followers = {source: Follower(path) for source, path in paths.items()}
+    while True:
+        quiet = True
+        for source, follower in followers.items():
+            for line in follower.new_lines():
+                quiet = False
+                yield source, line
+        if quiet:
+            time.sleep(poll_s)
+
+
+def every_log(plan: StackPlan) -> dict[str, Path]:
+    """Every log of the stack, by source name: each supervised program's, supervisord's and
+    each node's current PostgreSQL log."""
+    found = {p.name: p.log_file for p in program_list(plan)}
+    found["supervisord"] = plan.paths.supervisor_log
+    for node in plan.nodes:
+        if node.runs_postgres:
+            found.update(
+                {f"{node.name}-postgres": p for p in log_files(plan, node.name, "postgres")}
+            )
+    return found
+
+
+@dataclass(frozen=True)
+class MergedLogs:
+    lines: list[LogLine]
+    unplaced: dict[str, int]
+    """Per source, lines that carry no time and follow none that does (not shown)."""
+    unreadable: dict[str, str]
+
+
+def merged_logs(plan: StackPlan, since: datetime | None, last: int | None) -> MergedLogs:
+    """Every log's lines since `since` (or the `last` ones), in time order."""
+    local = datetime.now().astimezone().tzinfo or UTC
+    unplaced = Unplaced()
+    unreadable: dict[str, str] = {}
+    streams = []
+    for source, path in sorted(every_log(plan).items()):
+        try:
+            with _open_log(path) as handle:
+                text = handle.read()
+        except FileNotFoundError:
             continue
-        time.sleep(poll_s)
+        except (OSError, HastackError) as exc:
+            unreadable[source] = getattr(exc, "what", None) or str(exc)
+            continue
+        streams.append(list(timed_lines(source, text.splitlines(), local, unplaced)))
+    return MergedLogs(merge(streams, since, last), unplaced.counts, unreadable)

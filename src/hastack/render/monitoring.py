@@ -271,6 +271,7 @@ def monitoring_programs(plan: StackPlan) -> list[Program]:
                 f"--storage.tsdb.retention.time={m.retention}",
                 f"--web.listen-address={mon}:{m.prometheus_port}",
                 f"--web.config.file={paths.monitor_web_config}",
+                "--log.format=json",
             ),
             stop_wait_s=30,
         ),
@@ -282,6 +283,7 @@ def monitoring_programs(plan: StackPlan) -> list[Program]:
                 f"--storage.path={paths.alertmanager_data}",
                 f"--web.listen-address={mon}:{m.alertmanager_port}",
                 f"--web.config.file={paths.monitor_web_config}",
+                "--log.format=json",
                 # One Alertmanager: no gossip listener (its default is every interface).
                 "--cluster.listen-address=",
             ),
@@ -303,6 +305,7 @@ def monitoring_programs(plan: StackPlan) -> list[Program]:
                 str(b.node_exporter),
                 f"--web.listen-address={mon}:{m.node_exporter_port}",
                 "--no-collector.systemd",
+                "--log.format=json",
                 f"--collector.textfile.directory={paths.node_exporter_textfiles}",
             ),
         ),
@@ -322,6 +325,7 @@ def monitoring_programs(plan: StackPlan) -> list[Program]:
                 f"-redis.addr={redis_url(plan)}",
                 f"-redis.password-file={paths.redis_exporter_passwords}",
                 f"-web.listen-address={mon}:{m.redis_exporter_port}",
+                "-log-format=json",
             ),
         ),
     ]
@@ -333,6 +337,7 @@ def monitoring_programs(plan: StackPlan) -> list[Program]:
                     str(b.postgres_exporter),
                     f"--web.listen-address={node.address}:{m.postgres_exporter_port}",
                     f"--extend.query-path={paths.postgres_exporter_queries}",
+                    "--log.format=json",
                 ),
                 environment={
                     # PostgreSQL always serves TLS: checked against the stack's CA and the

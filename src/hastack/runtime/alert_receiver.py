@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from hastack.runtime.logline import say
+
 USER = "hastack"
 MAX_BODY = 1024 * 1024
 ROTATE_BYTES = 5 * 1024 * 1024
@@ -117,7 +119,7 @@ def make_handler(password_file: Path, log: AlertLog) -> type[BaseHTTPRequestHand
             self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
-            print(f"{self.address_string()} {format % args}", flush=True)
+            say(f"{self.address_string()} {format % args}")
 
     return Handler
 
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     server = ThreadingHTTPServer(
         (host, int(port)), make_handler(Path(argv[2]), AlertLog(Path(argv[3])))
     )
-    print(f"alert receiver on {argv[1]}, writing {argv[3]}", flush=True)
+    say(f"alert receiver on {argv[1]}, writing {argv[3]}")
     server.serve_forever()
     return 0
 

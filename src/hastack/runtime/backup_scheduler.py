@@ -22,6 +22,7 @@ from typing import Any
 
 from hastack.errors import HastackError
 from hastack.runtime.files import write_atomic
+from hastack.runtime.logline import say
 from hastack.runtime.scratch import ScratchBusy
 from hastack.runtime.stack import Stack
 from hastack.runtime.verify import verify_backup
@@ -177,29 +178,29 @@ def _take(
     what: str,
 ) -> SchedulerState:
     assert decision.backup_type is not None
-    print(f"{what}taking a backup ({decision.backup_type}): {decision.sentence}", flush=True)
+    say(f"{what}taking a backup ({decision.backup_type}): {decision.sentence}")
     state.last_run_type, state.last_run_started_at = decision.backup_type, now
     result = tool.backup(decision.backup_type, options)
     state.last_run_duration_s = round(result.duration_s, 2)
     state.last_run_ok = result.ok
     if result.ok:
         state.failed_at, state.consecutive_failures, state.last_run_error = None, 0, None
-        print(f"{decision.backup_type} backup done in {result.duration_s:.1f} s", flush=True)
+        say(f"{decision.backup_type} backup done in {result.duration_s:.1f} s")
     else:
         state.failed_at = time.time()
         state.consecutive_failures += 1
         state.last_run_error = result.tail(5)
-        print(f"{decision.backup_type} backup failed: {result.tail(5)}", flush=True)
+        say(f"{decision.backup_type} backup failed: {result.tail(5)}")
     return state
 
 
 def _verify(stack: Stack, label: str, state: SchedulerState) -> None:
-    print(f"verifying full backup {label}", flush=True)
+    say(f"verifying full backup {label}")
     try:
         result = verify_backup(stack, label)
     except ScratchBusy as exc:
         # Someone else's restore holds the instance: try again at a later poll.
-        print(f"verification of {label} postponed: {exc.what}", flush=True)
+        say(f"verification of {label} postponed: {exc.what}")
         return
     except HastackError as exc:
         problems = [exc.what]
@@ -208,9 +209,7 @@ def _verify(stack: Stack, label: str, state: SchedulerState) -> None:
         problems, ok, took = result.problems, result.ok, result.total_s
     state.last_verify_label, state.last_verify_ok = label, ok
     state.last_verify_s, state.last_verify_problems = took, problems
-    print(
-        f"backup {label}: " + ("verified" if ok else "FAILED: " + "; ".join(problems)), flush=True
-    )
+    say(f"backup {label}: " + ("verified" if ok else "FAILED: " + "; ".join(problems)))
 
 
 def main(argv: list[str]) -> int:
@@ -228,7 +227,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     state = SchedulerState()
-    print(f"backup scheduler for stanza {config.stanza}: polling every {config.poll_s:.0f} s")
+    say(f"backup scheduler for stanza {config.stanza}: polling every {config.poll_s:.0f} s")
     while True:
         state = poll(tool, config.schedule, state, stack, config.repos)
         state.updated_at = time.time()

@@ -56,6 +56,7 @@ from hastack.runtime.healing import (
     node_returned,
     plan_heal,
 )
+from hastack.runtime.logline import say
 from hastack.runtime.orphans import Identity, StackProcess, find_orphans
 from hastack.runtime.probes import MemberInfo, probe_liveness, probe_member, probe_pg
 from hastack.runtime.replica_repair import Member, RepairState, members_from_dcs, plan_repairs
@@ -439,6 +440,10 @@ class Watcher:
                 pushed.tail(),
                 marked=marked is None or marked.ok,
             )
+            decided = pushed.returncode == 0 or (marked is not None and marked.ok)
+            self.unblock = archive_unblock.after_push(
+                self.unblock, segment, self.clock.monotonic(), decided
+            )
             self.log(Decision("heal", node.name, sentence), extra, force=True)
 
     def _wake_archiver(self, node: WatchNode) -> bool:
@@ -667,7 +672,7 @@ class Watcher:
                 path.replace(path.with_suffix(path.suffix + ".1"))
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        say(f"{record['time']} {decision.sentence}")
+        say(decision.sentence)
 
     last_poll_at: float | None = None
 
@@ -689,13 +694,6 @@ class Watcher:
                 self.write_metrics()
             elapsed = self.clock.monotonic() - started
             self.clock.sleep(max(0.0, self.config.timings.poll_interval_s - elapsed))
-
-
-def say(text: str) -> None:
-    """A line on stdout (supervisord's log of the watcher). When supervisord died, its pipe
-    is gone: the watcher must go on (it is what recovers supervisord)."""
-    with contextlib.suppress(OSError, ValueError):
-        print(text, flush=True)
 
 
 def node_pids(node: WatchNode, spare: set[str]) -> list[int]:
