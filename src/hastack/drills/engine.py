@@ -22,6 +22,7 @@ from urllib.parse import quote
 import psycopg
 
 from hastack.drills import data as drill_data
+from hastack.drills.alerting import heard_enough
 from hastack.drills.checker import CheckInput, Verdict, check
 from hastack.drills.cluster_loss import loss_allowed_after
 from hastack.drills.events import History
@@ -107,6 +108,7 @@ def run_drill(
     except Exception as exc:
         run.errors.append(f"{type(exc).__name__}: {exc}")
     times.end = times.end or clock.monotonic()
+    heard_until = _listen_for_alerts(run, times)
     verdict, new_primary, timelines, lost_http = _check(run, reached_fault=times.t0 is not None)
     return build_report(
         ReportInput(
@@ -120,7 +122,7 @@ def run_drill(
             new_primary=new_primary,
             fencing=run.options.fencing and stack.plan.spec.fencing.enabled,
             fencer_marks=fencer_marks(stack, times.start, times.end),
-            alert_marks=alert_marks(stack, times.start, times.end),
+            alert_marks=alert_marks(stack, times.start, heard_until),
             timelines=timelines,
             errors=run.errors,
             notes=run.notes,
@@ -504,6 +506,31 @@ def _lost_work_orders(stack: Stack, history: History, leader: str) -> list[int]:
         rows = conn.execute("SELECT id FROM work_orders WHERE id = ANY(%s)", (sorted(acked),))
         present = {int(str(r[0])) for r in rows}
     return sorted(acked - present)
+
+
+def _listen_for_alerts(run: _Run, times: PhaseTimes) -> float:
+    """Keep listening to the alert receiver after the drill when the scenario promises
+    something about alerts (drills/alerting.py): until every expected alert arrived (or its
+    deadline passed) and a drill that must page nobody has been quiet long enough. Returns
+    the end of the window the report's alerts come from."""
+    stack, promise = run.stack, run.scenario.expect.alerts
+    end = times.end or stack.clock.monotonic()
+    if not promise.any or times.t0 is None or run.errors or not stack.plan.monitoring_enabled:
+        return end
+    t0 = times.t0
+    what = ", ".join(promise.fires) or "no page"
+    run.progress.step(
+        f"listening to Alertmanager ({what}), up to {promise.listen_s():.0f} s after the fault"
+    )
+
+    def heard() -> bool:
+        now = stack.clock.monotonic()
+        marks = alert_marks(stack, times.start, now)
+        return heard_enough(promise, marks, t0, now)
+
+    while not heard():
+        stack.clock.sleep(1.0)
+    return stack.clock.monotonic()
 
 
 def alert_marks(stack: Stack, start: float, end: float) -> list[dict[str, Any]]:

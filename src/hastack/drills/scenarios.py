@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from hastack.drills import faults
+from hastack.drills.alerting import AlertPromise
 from hastack.drills.backup_failover import after_the_failover, lose_leader_during_backup
 from hastack.drills.cluster_loss import lose_every_node, restore_from_repository
 from hastack.drills.faults import Action, DrillContext, nothing
@@ -68,6 +69,9 @@ class Expectation:
     load_shed_by_haproxy: bool = False
     """Web, overload: HAProxy answers the excess 503 + Retry-After itself, no instance
     answers 5xx or is marked down, admitted requests stay fast (drills/overload.py)."""
+    alerts: AlertPromise = field(default_factory=AlertPromise)
+    """Alerts the fault must raise, or that it must page nobody (drills/alerting.py);
+    checked when the stack has monitoring."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,11 @@ ETCD_OUTAGE = Scenario(
 )
 """The base of both etcd quorum-loss scenarios."""
 
+LEADER_CHANGED = AlertPromise(fires=("PatroniLeaderChanged",))
+"""A failover raises the leader-change ticket. The lost node's PostgresqlDown page fires only
+when the node stays down past the rule's `for:` (10 s), and the watcher often brings it back
+sooner: not promised."""
+
 DATA_SCENARIOS = [
     Scenario(
         "kill-postmaster",
@@ -216,7 +225,7 @@ DATA_SCENARIOS = [
         inject=lambda ctx: faults.kill_program(
             ctx, f"{ctx.primary}:{ctx.primary}-patroni", ctx.primary
         ),
-        expect=Expectation(leader_changes=False),
+        expect=Expectation(leader_changes=False, alerts=AlertPromise(pages_nobody=True)),
     ),
     Scenario(
         "crash-primary",
@@ -229,7 +238,7 @@ DATA_SCENARIOS = [
         "every process of the primary's node killed and its programs stopped (a machine gone); "
         "the watcher brings it back once a new leader holds the key",
         inject=_on_primary(faults.lose_node),
-        expect=Expectation(leader_changes=True),
+        expect=Expectation(leader_changes=True, alerts=LEADER_CHANGED),
     ),
     Scenario(
         "freeze-primary",
@@ -285,7 +294,11 @@ DATA_SCENARIOS = [
         inject=faults.freeze_etcd,
         heal=faults.thaw_etcd,
         hold_s=lambda plan: max(1.0, plan.spec.patroni.retry_timeout_s - 2.0),
-        expect=Expectation(leader_changes=False, leader_stays_writable=True),
+        expect=Expectation(
+            leader_changes=False,
+            leader_stays_writable=True,
+            alerts=AlertPromise(pages_nobody=True),
+        ),
     ),
     Scenario(
         "switchover",
@@ -412,7 +425,10 @@ WEB_SCENARIOS = [
         "the PostgreSQL primary's node lost under HTTP load: the error window clients see",
         inject=_on_primary(faults.lose_node),
         expect=Expectation(
-            leader_changes=True, instances_stay_in_rotation=True, no_database_requests_ok=True
+            leader_changes=True,
+            instances_stay_in_rotation=True,
+            no_database_requests_ok=True,
+            alerts=LEADER_CHANGED,
         ),
         tier="web",
     ),

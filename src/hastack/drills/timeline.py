@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from hastack.drills.alerting import alert_expectations
 from hastack.drills.backup_failover import backup_failover_expectations
 from hastack.drills.checker import Verdict
 from hastack.drills.cluster_loss import cluster_loss_expectations
@@ -112,7 +114,10 @@ def build_report(r: ReportInput) -> DrillReport:
         },
         expectations=expectations,
         timeline=timeline_events(history, r.fencer_marks, t0, r.alert_marks),
-        alerts=[{**a, "t": round(a["t"] - t0, 3)} for a in r.alert_marks],
+        alerts=[
+            {**a, "t": round(a["t"] - t0, 3), "starts_at": round(a["starts_at"] - t0, 3)}
+            for a in r.alert_marks
+        ],
         series=_series(history, t0, end),
         tier=r.scenario.tier,
         error="; ".join(r.errors) or None,
@@ -232,6 +237,8 @@ def _expectations(r: ReportInput, t0: float, end: float) -> list[dict[str, Any]]
             set(r.verdict.lost_acked_writes),
             set(r.verdict.lost_acked_transfers),
         )
+    if expect.alerts.any and r.plan.monitoring_enabled:
+        found += alert_expectations(expect.alerts, r.alert_marks, t0)
     if r.volume:
         bad = r.volume.get("non_2xx", 0) + r.volume.get("socket_errors", 0)
         total = r.volume.get("requests", 0)
@@ -257,9 +264,11 @@ def alerts_between(
             continue
         for alert in record.get("alerts") or []:
             labels = alert.get("labels") or {}
+            starts = _instant(alert.get("startsAt"))
             found.append(
                 {
                     "t": received,
+                    "starts_at": received if starts is None else starts - offset,
                     "name": labels.get("alertname", "?"),
                     "severity": labels.get("severity", ""),
                     "state": alert.get("status", ""),
@@ -267,6 +276,17 @@ def alerts_between(
                 }
             )
     return found
+
+
+def _instant(text: object) -> float | None:
+    """Epoch seconds of Alertmanager's RFC 3339 time (nanoseconds cut to microseconds)."""
+    if not isinstance(text, str):
+        return None
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00")
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 def timeline_events(

@@ -181,6 +181,34 @@ ALERTS: tuple[Alert, ...] = (
         Case((_s('patroni_primary{cluster="demo",pg_node="pg1"}', "1x10"),), "30s"),
     ),
     Alert(
+        "PatroniLeaderChanged",
+        "availability",
+        "P2",
+        # Per new leader, so two failovers a minute apart are two alerts (one per cluster
+        # would still be firing from the first and say nothing of the second).
+        "changes(patroni_primary[1m]) > 0 and patroni_primary == 1",
+        0,
+        "{{ $labels.pg_node }} became the PostgreSQL leader of {{ $labels.cluster }}",
+        "A failover or a switchover moved the primary of {{ $labels.cluster }} to "
+        "{{ $labels.pg_node }} in the last minute: if nobody planned it, find out why.",
+        Case(
+            (
+                _s('patroni_primary{cluster="demo",pg_node="pg1"}', "1 1 1 0 0 0 0"),
+                _s('patroni_primary{cluster="demo",pg_node="pg2"}', "0 0 0 1 1 1 1"),
+            ),
+            "30s",
+            {"cluster": "demo", "pg_node": "pg2"},
+            1,
+        ),
+        Case(
+            (
+                _s('patroni_primary{cluster="demo",pg_node="pg1"}', "1x20"),
+                _s('patroni_primary{cluster="demo",pg_node="pg2"}', "0x20"),
+            ),
+            "90s",
+        ),
+    ),
+    Alert(
         "PostgresqlDown",
         "availability",
         "P1",
