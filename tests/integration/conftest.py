@@ -19,6 +19,7 @@ import pytest
 
 from hastack.runtime.stack import Stack as StackHandle
 from hastack.spec import StackPlan, load_spec, roles
+from tests.otlp_receiver import Receiver
 
 STACK_NAME = "hstest"
 SUBNET = "127.0.213.0/24"
@@ -75,6 +76,8 @@ class Stack:
     spec: Path
     plan: StackPlan
     up: dict[str, Any]
+    traces: Receiver
+    """Where the app instances send their traces (the spec's `app.tracing`)."""
 
     @property
     def hs(self) -> StackHandle:
@@ -118,14 +121,22 @@ def keep_logs(state_dir: Path = STATE_DIR) -> None:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # A collector for the app's traces, outside the stack's subnet (nothing foreign listens
+    # there); the default 10 % sampling keeps the session's load light on it.
+    traces = Receiver()
     spec = write_spec(
-        tmp_path_factory.mktemp("stack") / "hastack.yaml", STACK_NAME, SUBNET, STATE_DIR
+        tmp_path_factory.mktemp("stack") / "hastack.yaml",
+        STACK_NAME,
+        SUBNET,
+        STATE_DIR,
+        f"app:\n  tracing:\n    otlp_endpoint: {traces.endpoint}\n",
     )
     if STATE_DIR.exists():  # left behind by an aborted run: it is ours, start clean
         hastack(spec, "destroy", "--yes")
     result = hastack(spec, "up", "--json")
     assert result.code == 0, result.err
-    yield Stack(spec=spec, plan=load_spec(spec).plan, up=result.json()["up"])
+    yield Stack(spec=spec, plan=load_spec(spec).plan, up=result.json()["up"], traces=traces)
     if STATE_DIR.exists():
         keep_logs()
         hastack(spec, "destroy", "--yes")
+    traces.close()

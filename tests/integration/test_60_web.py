@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import psutil
@@ -132,6 +134,39 @@ def test_work_orders_round_trip(web: httpx.Client, alice: User) -> None:
     assert again.status_code == 409
     summary = web.get("/reports/summary", headers=auth(alice))
     assert summary.status_code == 200 and summary.json()["site_id"] == alice.site
+
+
+def test_a_request_in_a_callers_trace_is_traced_down_to_the_database(
+    stack: Stack, web: httpx.Client, alice: User
+) -> None:
+    """The spec's `app.tracing` reaches the instances: HAProxy passes `traceparent` on, the
+    instance continues the trace (kept: its parent was sampled), its database work is under
+    it, the batch reaches the collector, and the access log line names the trace."""
+    trace, parent = secrets.token_hex(16), secrets.token_hex(8)
+    answer = web.get(
+        "/work-orders", headers={**auth(alice), "traceparent": f"00-{trace}-{parent}-01"}
+    )
+    assert answer.status_code == 200, answer.text
+
+    def traced() -> list[dict[str, Any]] | None:
+        spans = [s for s in list(stack.traces.spans) if s["trace_id"] == trace]
+        server = [s for s in spans if s["kind"] == 2]
+        return spans if server and any(s["name"].startswith("db ") for s in spans) else None
+
+    spans = wait_until(traced, timeout_s=20)
+    server = next(s for s in spans if s["kind"] == 2)
+    assert server["name"] == "GET /work-orders" and server["parent"] == parent
+    assert server["service"] == "hastack-app"
+    assert server["attributes"]["http.response.status_code"] == 200
+    database = [s for s in spans if s["name"].startswith("db ")]
+    assert all(d["parent"] == server["span_id"] for d in database), spans
+    assert all(d["attributes"]["db.system"] == "postgresql" for d in database)
+
+    def logged() -> bool:
+        logs = [stack.plan.paths.program_log(i.name) for i in stack.plan.app_instances]
+        return any(f'"trace_id":"{trace}"' in log.read_text() for log in logs)
+
+    assert wait_until(logged, timeout_s=10)
 
 
 def test_tenant_isolation(web: httpx.Client, alice: User, bob: User) -> None:

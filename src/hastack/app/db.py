@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from hastack.app.metrics import AppMetrics
 from hastack.app.settings import AppSettings
+from hastack.app.tracing import Tracing
 
 LOG = logging.getLogger("hastack.db")
 
@@ -76,10 +77,26 @@ async def fetch_for_tenant(
         return await cursor.fetchall()
 
 
+def _operation(query: object) -> str:
+    """The statement's verb (SELECT, INSERT ...) for its span; never its text or values."""
+    if isinstance(query, str):
+        verb = query.lstrip().split(None, 1)[:1]
+        if verb and verb[0].isalpha():
+            return verb[0].upper()
+    return "statement"
+
+
 class Database:
-    def __init__(self, settings: AppSettings, metrics: AppMetrics, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        settings: AppSettings,
+        metrics: AppMetrics,
+        pool_size: int = 10,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.tracing = tracing
         self.rw = make_pool(settings.database_url, "rw", pool_size)
         self.ro = (
             make_pool(settings.database_url_ro, "ro", pool_size)
@@ -148,9 +165,10 @@ class Database:
         the block, plus one (four before: each statement awaited). One statement: `fetch`.
         Errors of queued statements surface when their result is read or the block ends."""
         pool = self._routed(readonly, primary)
-        async with pool.connection() as conn, conn.pipeline(), conn.transaction():
-            await conn.execute(tenant_setting(site_id))
-            yield conn
+        with self._span("transaction", pool.name):
+            async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+                await conn.execute(tenant_setting(site_id))
+                yield conn
 
     async def fetch(
         self,
@@ -166,8 +184,15 @@ class Database:
         PostgreSQL runs both in one implicit transaction (the setting ends with it) and
         PgBouncer hands the server connection back right after. Parameters are bound by the
         client (psycopg's literal quoting); use %s or %(name)s placeholders as usual."""
-        async with self._routed(readonly, primary).connection() as conn:
-            return await fetch_for_tenant(conn, site_id, query, params)
+        pool = self._routed(readonly, primary)
+        with self._span(_operation(query), pool.name):
+            async with pool.connection() as conn:
+                return await fetch_for_tenant(conn, site_id, query, params)
+
+    def _span(self, operation: str, pool: str) -> contextlib.AbstractContextManager[None]:
+        if self.tracing is None:
+            return contextlib.nullcontext()
+        return self.tracing.database(operation, pool)
 
     def _routed(self, readonly: bool, primary: bool) -> AsyncConnectionPool[AsyncConn]:
         """`pick`, counted in the metrics."""

@@ -24,6 +24,7 @@ from hastack.app.ratelimit import RateLimiter
 from hastack.app.redisio import connect
 from hastack.app.request import RequestMiddleware
 from hastack.app.settings import AppSettings
+from hastack.app.tracing import make_tracing
 
 
 @dataclass
@@ -65,7 +66,8 @@ def create_app(
     if configure_logs:
         configure_logging(settings.instance)
     metrics = AppMetrics()
-    db = Database(settings, metrics, pool_size=settings.db_pool_size)
+    tracing = make_tracing(settings)
+    db = Database(settings, metrics, pool_size=settings.db_pool_size, tracing=tracing)
     client = connect(settings.redis_url)
     services = Services(
         settings=settings,
@@ -90,10 +92,12 @@ def create_app(
             await db.close()
             if client is not None:
                 await client.aclose()
+            if tracing is not None:
+                tracing.shutdown()
 
     access_log = AccessLog(settings.instance) if settings.access_log else None
     middleware = [
-        Middleware(RequestMiddleware, metrics=metrics, access_log=access_log),
+        Middleware(RequestMiddleware, metrics=metrics, access_log=access_log, tracing=tracing),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
     ]
     app = Starlette(

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from hastack.app.requestid import current_request_id
+from hastack.app.tracing import TRACE_ID
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,6 +29,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": current_request_id(),
         }
+        trace_id = TRACE_ID.get()
+        if trace_id:
+            data["trace_id"] = trace_id
         if self.instance:
             data["instance"] = self.instance
         data.update(getattr(record, "fields", {}))
@@ -87,6 +91,7 @@ class AccessLog:
         status: int,
         duration_ms: float,
         client: str = "",
+        trace_id: str = "",
     ) -> str:
         return (
             f'{{"time":"{self.timestamp(now)}","level":"info","logger":"hastack.access",'
@@ -95,7 +100,9 @@ class AccessLog:
             f'"message":"request","request_id":"{request_id}"{self.instance},'
             f'"method":"{method}","path":{json.dumps(path)},"status":{status},'
             f'"client":{json.dumps(client)},'
-            f'"duration_ms":{duration_ms:.2f}}}\n'
+            # Hex digits from our own span: no escaping needed either.
+            + (f'"trace_id":"{trace_id}",' if trace_id else "")
+            + f'"duration_ms":{duration_ms:.2f}}}\n'
         )
 
     def write(self, line: str) -> None:

@@ -17,6 +17,7 @@ from hastack.app.logs import AccessLog
 from hastack.app.metrics import AppMetrics
 from hastack.app.requestid import REQUEST_ID, request_id_from
 from hastack.app.security import DEFAULT_HEADERS
+from hastack.app.tracing import TRACE_ID, Tracing, trace_id_of
 
 
 class RequestMiddleware:
@@ -27,8 +28,10 @@ class RequestMiddleware:
         access_log: AccessLog | None = None,
         request_id_header: str = "x-request-id",
         security_headers: tuple[tuple[bytes, bytes], ...] = DEFAULT_HEADERS,
+        tracing: Tracing | None = None,
     ) -> None:
         self.app = app
+        self.tracing = tracing
         self.metrics = metrics
         self.access_log = access_log
         self.id_header = request_id_header.lower().encode()
@@ -48,6 +51,13 @@ class RequestMiddleware:
         status = 500
         metrics = self.metrics
         metrics.in_flight.inc()
+        tracing, trace_id = self.tracing, ""
+        if tracing is not None:
+            span, span_token = tracing.start_request(
+                scope["method"], scope["path"], scope["headers"], request_id
+            )
+            trace_id = trace_id_of(span)
+            trace_token = TRACE_ID.set(trace_id)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -74,6 +84,9 @@ class RequestMiddleware:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"]
             metrics.observe_request(method, route, status, elapsed)
+            if tracing is not None:
+                tracing.end_request(span, span_token, method, route, status)
+                TRACE_ID.reset(trace_token)
             if self.access_log is not None:
                 # The client as uvicorn's proxy-headers layer resolved it: the address HAProxy
                 # saw, taken from X-Forwarded-For only because HAProxy sent it.
@@ -87,6 +100,7 @@ class RequestMiddleware:
                         status,
                         elapsed * 1000,
                         client[0],
+                        trace_id,
                     )
                 )
             REQUEST_ID.reset(token)

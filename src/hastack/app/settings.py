@@ -62,6 +62,12 @@ class AppSettings:
     """Connections per database pool (read-write, read-only)."""
     instance: str = ""
     """The instance name (app1..N), in logs and metrics."""
+    trace_endpoint: str | None = None
+    """OTLP/HTTP endpoint for traces (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); None: no tracing."""
+    trace_sample_ratio: float = 0.1
+    """Share of new traces kept (OTEL_TRACES_SAMPLER_ARG), parent-based."""
+    service_name: str = "hastack-app"
+    """OTEL_SERVICE_NAME."""
 
     @property
     def session_key(self) -> str:
@@ -109,5 +115,22 @@ class AppSettings:
             ),
             accepted_until=float(env.get("HASTACK_APP_SECRETS_ACCEPTED_UNTIL", "0") or 0),
             instance=env.get("HASTACK_INSTANCE", ""),
+            trace_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or None,
+            trace_sample_ratio=_ratio(env.get("OTEL_TRACES_SAMPLER_ARG")),
+            service_name=env.get("OTEL_SERVICE_NAME") or "hastack-app",
             **values,
         )
+
+
+def _ratio(text: str | None) -> float:
+    """OTEL_TRACES_SAMPLER_ARG: a ratio in [0, 1] (0.1 when unset, the spec's default); a
+    bad value stops the app at start rather than tracing everything or nothing."""
+    if not text:
+        return 0.1
+    try:
+        value = float(text)
+    except ValueError:
+        raise RuntimeError(f"OTEL_TRACES_SAMPLER_ARG={text!r} is not a number in [0, 1]") from None
+    if not 0.0 <= value <= 1.0:
+        raise RuntimeError(f"OTEL_TRACES_SAMPLER_ARG={text!r} is not a number in [0, 1]")
+    return value

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hastack.runtime.stack import Stack
-from hastack.spec.connection import monitoring_urls
+from hastack.spec.connection import monitoring_urls, tracing_settings
 
 
 def env_settings(stack: Stack) -> dict[str, str]:
-    return {**stack.urls(), **monitoring_urls(stack.plan)}
+    return {**stack.urls(), **tracing_settings(stack.plan), **monitoring_urls(stack.plan)}

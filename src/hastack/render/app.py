@@ -6,7 +6,7 @@ import json
 import shlex
 
 from hastack.render.program import Program
-from hastack.spec.connection import connection_settings
+from hastack.spec.connection import connection_settings, tracing_settings
 from hastack.spec.plan import StackPlan
 from hastack.spec.secrets import Secrets
 
@@ -16,6 +16,7 @@ def render_app_env(plan: StackPlan, secrets: Secrets) -> str:
     prints, the app's secret, and where its settings file is."""
     env = {
         **connection_settings(plan, secrets),
+        **tracing_settings(plan),
         "HASTACK_APP_SECRET": secrets.app_secret_key,
         "HASTACK_APP_CONFIG": str(plan.paths.app_config),
     }

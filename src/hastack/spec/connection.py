@@ -43,6 +43,20 @@ def connection_settings(plan: StackPlan, secrets: Secrets) -> dict[str, str]:
     }
 
 
+def tracing_settings(plan: StackPlan) -> dict[str, str]:
+    """The standard OpenTelemetry variables for the app's traces (any OTel SDK reads them,
+    so an app run by `command:` traces too); nothing while no endpoint is given."""
+    tracing = plan.spec.app.tracing
+    if tracing.otlp_endpoint is None:
+        return {}
+    return {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": tracing.otlp_endpoint,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": f"{tracing.sample_ratio:g}",
+        "OTEL_SERVICE_NAME": tracing.service_name,
+    }
+
+
 def monitoring_urls(plan: StackPlan) -> dict[str, str]:
     """PROMETHEUS_URL and ALERTMANAGER_URL with monitoring (their login: user `hastack`,
     `hastack secrets show monitoring_password`); nothing without."""

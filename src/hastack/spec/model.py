@@ -283,6 +283,32 @@ class RateLimitTiers(_Model):
 DEMO_APP_MODULE = "hastack.demo.app:build"
 
 
+class TracingSpec(_Model):
+    """OpenTelemetry traces from the app instances, sent over OTLP/HTTP to a collector you
+    run (Jaeger, Tempo, an OpenTelemetry Collector). Off until an endpoint is given."""
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description=(
+            "Where spans go, e.g. http://127.0.0.1:4318/v1/traces (OTLP over HTTP, "
+            "protobuf). Given to each instance as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT."
+        ),
+    )
+    sample_ratio: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description=(
+            "Share of new traces kept (parent-based: a request that arrives inside a sampled "
+            "trace, `traceparent` header, is always kept)."
+        ),
+    )
+    service_name: str = Field(
+        default="hastack-app", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="service.name."
+    )
+
+
 class AppSpec(_Model):
     """The app instances behind HAProxy's HTTP tier (the demo work-order app by default)."""
 
@@ -335,6 +361,7 @@ class AppSpec(_Model):
     graceful_timeout_s: int = Field(
         default=10, ge=1, description="How long an instance may finish requests when stopped."
     )
+    tracing: TracingSpec = Field(default_factory=TracingSpec)
 
 
 class EdgeRateLimitSpec(_Model):
