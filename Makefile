@@ -23,10 +23,12 @@ status: deps
 deps:
 	@scripts/install-deps
 
-test: deps
+test:
+	@scripts/install-deps --test
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-slow: deps
+test-slow:
+	@scripts/install-deps --test
 	$(VENV)/bin/pytest -m slow
 
 unit: deps

@@ -118,6 +118,7 @@ def test_programs_run_as_the_monitoring_user_on_the_monitoring_address() -> None
         "prometheus",
         "alertmanager",
         "alert-receiver",
+        "dashboard",
         "node-exporter",
         "redis-exporter",
         "pgbouncer-exporter",

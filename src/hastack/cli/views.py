@@ -69,7 +69,7 @@ def print_up_summary(
     if plan.monitoring_enabled:
         out.print(
             f"  {'monitoring login':20} user hastack, password: hastack secrets show "
-            "monitoring_password (Prometheus and Alertmanager above)",
+            "monitoring_password (Prometheus, Alertmanager and the dashboard above)",
             markup=False,
         )
     out.print(f"  {'state':20} {plan.paths.state_dir}", markup=False)

@@ -385,17 +385,18 @@ def _stats_need_login(plan: StackPlan) -> Check:
 
 
 def _monitoring_needs_login(plan: StackPlan) -> Check:
-    name = "Prometheus and Alertmanager: HTTPS only, behind the monitoring login"
+    name = "Prometheus, Alertmanager, the dashboard: HTTPS only, behind the monitoring login"
     if not plan.monitoring_enabled:
         return Check(name, True, "monitoring is off")
     ca = str(plan.paths.ca_cert)
     open_ = []
-    for what, base in (
-        ("Prometheus", plan.prometheus_url),
-        ("Alertmanager", plan.alertmanager_url),
+    for what, base, path in (
+        ("Prometheus", plan.prometheus_url, "/api/v2/status"),
+        ("Alertmanager", plan.alertmanager_url, "/api/v2/status"),
+        ("the dashboard", plan.dashboard_url, "/api/state"),
     ):
         # Alertmanager's API could silence every alert; Prometheus' shows the whole topology.
-        if httpx.get(f"{base}/api/v2/status", timeout=TIMEOUT_S, verify=ca).status_code != 401:
+        if httpx.get(f"{base}{path}", timeout=TIMEOUT_S, verify=ca).status_code != 401:
             open_.append(f"{what} without a login")
         if _serves_plain_http(base.replace("https:", "http:") + "/"):
             open_.append(f"{what} in plain HTTP")
@@ -404,7 +405,7 @@ def _monitoring_needs_login(plan: StackPlan) -> Check:
         open_,
         "served: {}",
         "plain HTTP refused, 401 without a login",
-        "run `hastack up` (their --web.config.file)",
+        "run `hastack up` (their --web.config.file, the dashboard's login)",
     )
 
 

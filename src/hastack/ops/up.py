@@ -516,7 +516,23 @@ def _start_monitoring(run: _Run) -> None:
         return (True, "") if answer.status_code == 200 else (None, f"HTTP {answer.status_code}")
 
     run.wait(ready, "Prometheus", 60, "hastack logs monitor prometheus")
-    run.milestone("monitoring", f"Prometheus and Alertmanager at {plan.monitor_address}")
+
+    def dashboard() -> tuple[bool | None, str]:
+        try:
+            answer = httpx.get(
+                f"{plan.dashboard_url}/",
+                auth=(roles.MONITORING_WEB, run.stack.secrets.monitoring_password),
+                verify=str(plan.paths.ca_cert),
+                timeout=2,
+            )
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+        return (True, "") if answer.status_code == 200 else (None, f"HTTP {answer.status_code}")
+
+    run.wait(dashboard, "the dashboard", 60, "hastack logs monitor dashboard")
+    run.milestone(
+        "monitoring", f"Prometheus, Alertmanager and the dashboard at {plan.monitor_address}"
+    )
 
 
 def _wait_services(run: _Run) -> None:

@@ -387,3 +387,32 @@ def render_dashboard(dashboard: Dashboard, stack: str) -> str:
 def render_dashboards(stack: str) -> dict[str, str]:
     """File name -> JSON of every dashboard."""
     return {f"{d.uid}.json": render_dashboard(d, stack) for d in DASHBOARDS}
+
+
+LIVE_CHARTS: tuple[tuple[str, str, str], ...] = (
+    # (title, PromQL, unit): the small charts of hastack's own web dashboard, over the last
+    # 15 minutes. One-minute rates: the page is watched during a drill.
+    (
+        "HTTP requests/s",
+        'sum(rate(haproxy_frontend_http_requests_total{proxy="web_https"}[1m]))',
+        "/s",
+    ),
+    (
+        "HTTP 5xx/s",
+        'sum(rate(haproxy_frontend_http_responses_total{proxy="web_https",code="5xx"}[1m]))',
+        "/s",
+    ),
+    (
+        "HTTP p95 latency",
+        "1000 * histogram_quantile(0.95, sum by (le) "
+        '(rate(http_request_duration_seconds_bucket{job="app"}[1m])))',
+        "ms",
+    ),
+    (
+        "Commits/s",
+        'sum(rate(pg_stat_database_xact_commit{datname!~"template.*|postgres"}[1m]))',
+        "/s",
+    ),
+    ("Replication lag", "max(pg_replication_lag_seconds)", "s"),
+    ("PgBouncer clients waiting", "sum(pgbouncer_pools_client_waiting_connections)", ""),
+)

@@ -117,6 +117,7 @@ def _metrics(plan: StackPlan) -> dict[str, object]:
     return {
         "metrics_file": str(paths.node_exporter_textfiles / "hastack.prom"),
         "metrics_owner": plan.service_users["monitor"],
+        "decisions_mirror": str(paths.decisions_mirror),
         "stanza": plan.stanza if plan.backup_enabled else "",
         "backup_state_file": str(paths.backup_scheduler_state) if plan.backup_enabled else "",
         "certificates": {name: str(path) for name, path in certificates.items()},

@@ -11,6 +11,7 @@ from hastack.render.fencer import render_watcher_config
 from hastack.render.haproxy import render_haproxy, render_haproxy_hold_lua
 from hastack.render.monitoring import (
     render_alertmanager_config,
+    render_dashboard_config,
     render_pgbouncer_exporter,
     render_postgres_queries,
     render_prometheus,
@@ -168,6 +169,7 @@ def _monitoring_files(plan: StackPlan, secrets: Secrets) -> list[RenderedFile]:
         RenderedFile(
             paths.alertmanager_config, render_alertmanager_config(plan), user, "alertmanager"
         ),
+        RenderedFile(paths.dashboard_config, render_dashboard_config(plan), user, "dashboard"),
         RenderedFile(
             paths.haproxy_stats_password_file, secrets.haproxy_stats_password + "\n", user, None
         ),

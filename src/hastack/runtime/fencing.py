@@ -102,6 +102,8 @@ class WatcherConfig:
     """Where it writes hastack's own metrics for Prometheus (empty: no monitoring)."""
     metrics_owner: str = "root"
     """Who may read that file (the monitoring user; 0600, in root's directory)."""
+    decisions_mirror: str = ""
+    """Where the latest decisions are copied for the dashboard (owned by metrics_owner)."""
     stanza: str = ""
     backup_state_file: str = ""
     """The backup scheduler's state (its newest backups); empty without backups."""

@@ -22,6 +22,7 @@ import sys
 import threading
 import traceback
 import xmlrpc.client
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
@@ -73,6 +74,8 @@ RECOVER_BACKOFF_S = (30.0, 60.0, 120.0, 300.0)
 ORPHAN_SCAN_S = 2.0
 REPAIR_SCAN_S = 5.0
 METRICS_S = 5.0
+RECENT_DECISIONS = 25
+"""How many of the latest decisions the dashboard is shown."""
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
 SUPERVISOR_ERRORS = (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError)
 ARCHIVE_PUSH_TIMEOUT_S = 60.0
@@ -113,6 +116,8 @@ class Watcher:
         self.waiting: list[Waiting] = []
         self.repair = RepairState()
         self.unblock = archive_unblock.UnblockState()
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
+        self.recent_changed = True
         self.unblock_pool = ThreadPoolExecutor(max_workers=1)
         self.unblocking: Future[None] | None = None
         self.log_lock = threading.Lock()
@@ -636,6 +641,11 @@ class Watcher:
         )
         # In root's directory, readable by the monitoring user's node exporter alone.
         write_atomic(Path(cfg.metrics_file), text, cfg.metrics_owner, 0o600)
+        if cfg.decisions_mirror and self.recent_changed:
+            # For the dashboard (the monitoring user): the watcher's own log is root's.
+            mirror = json.dumps(list(self.recent)) + "\n"
+            write_atomic(Path(cfg.decisions_mirror), mirror, cfg.metrics_owner, 0o600)
+            self.recent_changed = False
 
     def log(
         self,
@@ -666,6 +676,10 @@ class Watcher:
             **asdict(decision),
             **extra,
         }
+        self.recent.append(
+            {k: record[k] for k in ("time", "action", "node", "sentence") if k in record}
+        )
+        self.recent_changed = True
         path = Path(self.config.decision_log)
         with contextlib.suppress(OSError):
             if path.stat().st_size > LOG_ROTATE_BYTES:

@@ -216,6 +216,7 @@ def _check_ports(plan: StackPlan) -> list[SpecIssue]:
                 "node_exporter_port",
                 "redis_exporter_port",
                 "pgbouncer_exporter_port",
+                "dashboard_port",
             )
         }
     return (

@@ -58,11 +58,15 @@ def tracing_settings(plan: StackPlan) -> dict[str, str]:
 
 
 def monitoring_urls(plan: StackPlan) -> dict[str, str]:
-    """PROMETHEUS_URL and ALERTMANAGER_URL with monitoring (their login: user `hastack`,
-    `hastack secrets show monitoring_password`); nothing without."""
+    """PROMETHEUS_URL, ALERTMANAGER_URL and DASHBOARD_URL with monitoring (their login:
+    user `hastack`, `hastack secrets show monitoring_password`); nothing without."""
     if not plan.monitoring_enabled:
         return {}
-    return {"PROMETHEUS_URL": plan.prometheus_url, "ALERTMANAGER_URL": plan.alertmanager_url}
+    return {
+        "PROMETHEUS_URL": plan.prometheus_url,
+        "ALERTMANAGER_URL": plan.alertmanager_url,
+        "DASHBOARD_URL": plan.dashboard_url,
+    }
 
 
 def mask(url: str) -> str:

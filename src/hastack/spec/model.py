@@ -624,6 +624,12 @@ class MonitoringSpec(_Model):
     etcd_metrics_port: Port = Field(
         default=2381, description="etcd's plain-HTTP /metrics listener, on each node's address."
     )
+    dashboard_port: Port = Field(
+        default=9443,
+        description=(
+            "hastack's live web dashboard (HTTPS, the monitoring login), on the monitoring address."
+        ),
+    )
 
 
 class StandbyClusterSpec(_Model):

@@ -490,6 +490,17 @@ class StackPaths:
         return self.state_dir / "metrics"
 
     @property
+    def decisions_mirror(self) -> Path:
+        """The watcher's latest decisions, copied every few seconds for the dashboard (which
+        runs as the monitoring user and cannot read the watcher's own log)."""
+        return self.node_exporter_textfiles / "decisions.json"
+
+    @property
+    def dashboard_config(self) -> Path:
+        """What the dashboard reads and where (web/server.py)."""
+        return self.monitor_dir / "dashboard.json"
+
+    @property
     def alerts_log(self) -> Path:
         """Every notification Alertmanager sent to hastack's receiver, one JSON per line."""
         return self.monitor_dir / "alerts.jsonl"
@@ -694,6 +705,10 @@ class StackPlan:
     @property
     def prometheus_url(self) -> str:
         return f"https://{self.monitor_address}:{self.spec.monitoring.prometheus_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"https://{self.monitor_address}:{self.spec.monitoring.dashboard_port}"
 
     @property
     def alertmanager_url(self) -> str:
