@@ -108,6 +108,10 @@ def test_every_target_is_scraped(stack: Stack) -> None:
         "pgbouncer",
         "app",
     }
+    # `hastack status` asks Prometheus the same: no target down, and says which one is.
+    code, status = stack.status()
+    assert status["monitoring"] == {"ok": True, "error": None, "targets_down": []}, status
+    assert code == 0, status["problems"]
 
 
 def test_the_series_the_rules_read_are_there_with_their_labels(stack: Stack) -> None:
@@ -245,3 +249,23 @@ def test_every_log_merges_into_one_time_ordered_view(stack: Stack) -> None:
     assert bad.code == 1 and "give a duration" in bad.err
     neither = stack.run("logs")
     assert neither.code == 1 and "--all" in neither.err
+
+
+def test_status_names_a_target_prometheus_cannot_scrape(stack: Stack) -> None:
+    """The exporter stopped (the watcher held off it): beside the program's own state,
+    status says Prometheus' scrapes of it fail, and the problem clears once it runs again."""
+    program = "monitor:redis-exporter"
+    with stack.hs.hold(120, "test: an exporter down", [program]):
+        stack.hs.supervisor.stop(program)
+        try:
+
+            def said() -> list[str]:
+                problems = stack.status()[1]["problems"]
+                return [p for p in problems if p.startswith("monitoring: ") and "redis" in p]
+
+            assert wait_until(said, timeout_s=60, interval_s=2) == [
+                "monitoring: Prometheus' last 3 scrapes of redis 127.0.213.106:9121 failed"
+            ]
+        finally:
+            stack.hs.supervisor.start(program)
+    wait_until(lambda: stack.status()[1]["monitoring"]["ok"], timeout_s=60, interval_s=2)

@@ -7,7 +7,12 @@ from dataclasses import replace
 import pytest
 
 from hastack.runtime.health import assess, data_tier
-from hastack.runtime.snapshot import AppInstanceState, ServiceProbe, StackSnapshot
+from hastack.runtime.snapshot import (
+    AppInstanceState,
+    ServiceProbe,
+    StackSnapshot,
+    targets_down_query,
+)
 from tests.unit.factories import healthy_snapshot
 
 
@@ -223,3 +228,20 @@ def test_a_standby_cluster_with_its_app_instances_stopped_is_not_down() -> None:
         app=tuple(AppInstanceState(a.name, a.url, False, "DOWN") for a in standby_snapshot().app),
     )
     assert assess(snap).healthy, assess(snap).problems
+
+
+def test_a_target_prometheus_cannot_scrape_makes_the_stack_degraded() -> None:
+    down = ServiceProbe(ok=False, detail={"down": ["postgres pg2", "redis 127.0.10.106:9121"]})
+    result = assess(healthy_snapshot(monitoring=down))
+    assert result.health == "degraded"
+    assert "monitoring: Prometheus' last 3 scrapes of postgres pg2 failed" in result.problems
+    unreachable = ServiceProbe(ok=False, error="Prometheus does not answer: ConnectError")
+    assert assess(healthy_snapshot(monitoring=unreachable)).problems == (
+        "monitoring: Prometheus does not answer: ConnectError",
+    )
+    every_target_up = ServiceProbe(ok=True, detail={"down": []})
+    assert assess(healthy_snapshot(monitoring=every_target_up)).health == "healthy"
+    assert targets_down_query(5) == (
+        "max_over_time(up[30s]) == 0 and count_over_time(up[30s]) >= 3"
+    )
+    assert "up[60s]" in targets_down_query(15)

@@ -72,6 +72,15 @@ class StackStatus:
                 for a in snap.app
             ],
             "leftovers": list(snap.leftovers),
+            "monitoring": (
+                None
+                if snap.monitoring is None
+                else {
+                    "ok": snap.monitoring.ok,
+                    "error": snap.monitoring.error,
+                    "targets_down": snap.monitoring.detail.get("down", []),
+                }
+            ),
             "watcher": watcher_dict(snap),
             "fencing": list(self.decisions),
             "programs": [

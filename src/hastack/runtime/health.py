@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hastack.runtime import heartbeat
-from hastack.runtime.snapshot import StackSnapshot
+from hastack.runtime.snapshot import TARGETS_DOWN_SCRAPES, StackSnapshot
 from hastack.spec.names import RO_BACKEND, RW_BACKEND
 
 Health = Literal["healthy", "degraded", "down"]
@@ -148,10 +148,25 @@ def assess(snap: StackSnapshot) -> Assessment:
     for leftover in snap.leftovers:
         problems.append(f"left by an interrupted drill: {leftover}; run `hastack drill cleanup`")
     problems += _watcher(snap)
+    problems += _monitoring(snap)
 
     if fatal:
         return Assessment("down", tuple(problems))
     return Assessment("degraded" if problems else "healthy", tuple(problems))
+
+
+def _monitoring(snap: StackSnapshot) -> list[str]:
+    """Prometheus' view: every target it scrapes must answer (a dead exporter is a blind
+    spot, not an outage: degraded)."""
+    probe = snap.monitoring
+    if probe is None:
+        return []
+    if probe.error:
+        return [f"monitoring: {probe.error}"]
+    return [
+        f"monitoring: Prometheus' last {TARGETS_DOWN_SCRAPES} scrapes of {target} failed"
+        for target in probe.detail.get("down", [])
+    ]
 
 
 def _idle_in_a_standby(program: str) -> bool:

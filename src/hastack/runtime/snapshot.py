@@ -10,12 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import psutil
 
 from hastack.errors import Unavailable
 from hastack.runtime import heartbeat, holds
 from hastack.runtime.orphans import StackProcess, find_orphans
 from hastack.runtime.supervisor import ProcessInfo
+from hastack.spec import roles
 from hastack.spec.names import APP_BACKEND
 from hastack.spec.plan import Node, StackPlan
 from hastack.tools import app_probe
@@ -23,6 +25,7 @@ from hastack.tools.etcd_api import EtcdMemberStatus
 
 if TYPE_CHECKING:
     from hastack.runtime.stack import Stack
+    from hastack.spec.secrets import Secrets
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,55 @@ class StackSnapshot:
     recently, and for up to ttl afterwards the others still follow it even without a
     leader key (a failover would wait that long)."""
     watcher: WatcherView | None = None
+    monitoring: ServiceProbe | None = None
+    """Prometheus' targets that answered no scrape for DOWN_FOR (detail["down"]); None
+    without monitoring, or while Prometheus is not running (its program says so)."""
+
+
+TARGETS_DOWN_SCRAPES = 3
+"""A target counts as down once this many scrapes in a row failed (and none succeeded over
+the window): neither a fault the stack heals within seconds (a drill) nor a target's first
+scrape while it starts makes the stack degraded."""
+
+
+def targets_down_query(scrape_interval_s: int) -> str:
+    window = max(30, (TARGETS_DOWN_SCRAPES + 1) * scrape_interval_s)
+    return (
+        f"max_over_time(up[{window}s]) == 0 "
+        f"and count_over_time(up[{window}s]) >= {TARGETS_DOWN_SCRAPES}"
+    )
+
+
+def _monitoring(stack: Stack, secrets: Secrets) -> ServiceProbe:
+    """Prometheus' targets whose last scrapes all failed, each as `job name`."""
+    plan = stack.plan
+    try:
+        answer = httpx.get(
+            f"{plan.prometheus_url}/api/v1/query",
+            params={"query": targets_down_query(plan.spec.monitoring.scrape_interval_s)},
+            auth=(roles.MONITORING_WEB, secrets.monitoring_password),
+            verify=str(plan.paths.ca_cert),
+            timeout=2.0,
+        )
+        answer.raise_for_status()
+        result = answer.json()["data"]["result"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        return ServiceProbe(ok=False, error=f"Prometheus does not answer: {type(exc).__name__}")
+    down = sorted(
+        " ".join(
+            str(v)
+            for v in (
+                r["metric"].get("job"),
+                r["metric"].get("pg_node")
+                or r["metric"].get("member")
+                or r["metric"].get("app")
+                or r["metric"].get("instance"),
+            )
+            if v
+        )
+        for r in result
+    )
+    return ServiceProbe(ok=not down, detail={"down": down})
 
 
 def postmaster_pid(node: Node) -> int | None:
@@ -288,6 +340,10 @@ def take_snapshot(stack: Stack, services: bool = True) -> StackSnapshot:
         if secrets is not None:
             pgb_f = pool.submit(_probe, lambda: {"pools": stack.pgbouncer().show_pools()})
             redis_f = pool.submit(_probe, stack.redis().probe)
+        monitoring_f = None
+        prometheus_runs = any(p.name == "prometheus" and p.running for p in programs)
+        if secrets is not None and stack.plan.monitoring_enabled and prometheus_runs:
+            monitoring_f = pool.submit(_monitoring, stack, secrets)
         leftovers_f = pool.submit(drill_leftovers, stack)
         orphans_f = pool.submit(find_orphans, stack.identity, sup.pid() if running else None)
         leader, leader_error = leader_f.result()
@@ -315,4 +371,5 @@ def take_snapshot(stack: Stack, services: bool = True) -> StackSnapshot:
             app=app_f.result(),
             orphans=tuple(orphans_f.result()),
             watcher=_watcher(stack),
+            monitoring=monitoring_f.result() if monitoring_f else None,
         )
