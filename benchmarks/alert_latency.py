@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """From a component stopped to its alert at hastack's receiver, and back.
 
-On a running stack with monitoring: for each fault, hold the watcher off that one program
+On a running stack with monitoring: for each fault (the leader's Patroni stopped, which
+stops its PostgreSQL and hands the leader key over; Redis; an app instance; an etcd member),
+hold the watcher off that one program
 (it would start it again within seconds, before any rule's `for:` passed), stop it, wait
 until Alertmanager's notification of the expected alert reaches the receiver
 (`<state>/services/monitor/alerts.jsonl`), start it again and wait for the "resolved" one.
@@ -20,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from hastack.ops.lifecycle import wait_healthy
 from hastack.ops.trust import refuse_untrusted_spec
 from hastack.runtime.stack import Stack
 from hastack.spec import derive_plan, load_spec
@@ -27,7 +30,14 @@ from hastack.spec import derive_plan, load_spec
 DEADLINE_S = 180.0
 
 FAULTS = (
-    # (what, program to stop, alert expected, its label that names the component)
+    # (what, program to stop, alert expected, its label that names the component);
+    # {leader}: the PostgreSQL leader when the fault starts.
+    (
+        "the leader's Patroni stopped",
+        "{leader}:{leader}-patroni",
+        "PostgresqlDown",
+        "{leader}",
+    ),
     ("Redis stopped", "redis:redis", "RedisDown", None),
     ("an app instance stopped", "app2:app2", "AppInstanceDown", "app2"),
     ("an etcd member stopped", "pg3:pg3-etcd", "EtcdMemberDown", "etcd3"),
@@ -92,7 +102,18 @@ def main() -> int:
         return 2
     results = []
     for what, program, alert, label in FAULTS:
-        runs = [one_fault(stack, program, alert, label) for _ in range(args.runs)]
+        runs = []
+        for _ in range(args.runs):
+            leader = stack.leader() or "pg1"
+            runs.append(
+                one_fault(
+                    stack,
+                    program.format(leader=leader),
+                    alert,
+                    None if label is None else label.format(leader=leader),
+                )
+            )
+            wait_healthy(stack, 180)  # the old leader rejoins before the next run
         results.append(
             {
                 "fault": what,

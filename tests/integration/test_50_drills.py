@@ -6,15 +6,13 @@ asserted."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from hastack.drills.engine import run_drill
 from hastack.drills.scenarios import SCENARIOS, Scenario
 from hastack.errors import HastackError
 from tests.integration.conftest import Stack
+from tests.integration.drill_checks import assert_clean_and_healed, drill_report
 
 SHORTER_HOLD_S = {
     "freeze-primary": 12.0,
@@ -30,31 +28,22 @@ def run_drill_cli(
 ) -> dict[str, object]:
     hold = None if full_hold else SHORTER_HOLD_S.get(name)
     args = ["drill", "run", name, "--json", *extra, *(["--hold", str(hold)] if hold else [])]
-    result = stack.run(*args, timeout_s=600)
-    report: dict[str, object] = json.loads(result.out)
-    assert result.code == 0, (report.get("failure_reasons"), result.err[-3000:])
-    return report
+    return drill_report(stack.run(*args, timeout_s=600))
 
 
 RESTORED_BY_THE_OPERATOR = {"cluster-loss", "region-loss"}
 """Drills whose fault the stack cannot survive: the documented recovery runs in the drill
 (region-loss runs against a standby cluster: test_95_standby.py)."""
 
+RUN_ELSEWHERE = {"node-loss"}
+"""Run, with the same checks, by test_23_dashboard.py while a browser watches the dashboard."""
 
-@pytest.mark.parametrize("name", [n for n in SCENARIOS if n not in RESTORED_BY_THE_OPERATOR])
+
+@pytest.mark.parametrize(
+    "name", [n for n in SCENARIOS if n not in RESTORED_BY_THE_OPERATOR | RUN_ELSEWHERE]
+)
 def test_every_drill_passes_and_the_stack_heals_itself(stack: Stack, name: str) -> None:
-    report = run_drill_cli(stack, name)
-    assert report["passed"] is True, report["failure_reasons"]
-    assert report["error"] is None
-    assert report["rpo_lost_acked_writes"] == 0
-    assert report["split_brain"] is False
-    checker = report["checker"]
-    assert isinstance(checker, dict)
-    assert checker["invariant_ok"] and checker["converged"]
-    assert report["healthy_again_s"] is not None, "the stack did not heal by itself"
-    assert Path(str(report["report_path"])).exists()
-    code, status = stack.status()
-    assert code == 0, status["problems"]
+    assert_clean_and_healed(stack, run_drill_cli(stack, name))
 
 
 def test_cluster_loss_comes_back_from_the_repository_losing_only_unarchived_writes(
