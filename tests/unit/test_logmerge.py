@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
-from hastack.ops.logmerge import Unplaced, line_time, merge, timed_lines
+from hastack.ops.logmerge import Unplaced, line_time, merge, parse_since, timed_lines
+from hastack.ops.logs import Follower
 
 LOCAL = timezone(timedelta(hours=1))  # what a naive stamp means on this machine
 AT = datetime(2026, 11, 28, 7, 33, 40, 485000, tzinfo=UTC)
@@ -86,3 +88,28 @@ def test_a_file_written_a_little_out_of_order_still_merges_in_time_order() -> No
     ]
     merged = merge([list(timed_lines("pg1-etcd", etcd, UTC))])
     assert [line.text for line in merged] == [etcd[1], etcd[2], etcd[0]]
+
+
+def test_following_starts_at_the_end_and_survives_rotation(tmp_path: Path) -> None:
+    log = tmp_path / "app1.log"
+    log.write_text("old line\n")
+    follower = Follower(log)
+    assert follower.new_lines() == []  # what was there before is not repeated
+    with log.open("a") as handle:
+        handle.write("first\nsecond\n")
+    assert follower.new_lines() == ["first\n", "second\n"]
+    log.rename(tmp_path / "app1.log.1")  # supervisord rotates
+    log.write_text("after rotation\n")
+    assert follower.new_lines() == []  # notices the new file...
+    assert follower.new_lines() == ["after rotation\n"]  # ...and reads it from its start
+
+
+def test_since_takes_a_duration_or_a_time() -> None:
+    now = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+    assert parse_since("10m", now) == now - timedelta(minutes=10)
+    assert parse_since("1.5h", now) == now - timedelta(minutes=90)
+    assert parse_since("2026-11-28T07:30:00", now) == datetime(2026, 11, 28, 7, 30, tzinfo=UTC)
+    assert parse_since("2026-11-28 07:30:00+01:00", now).hour == 7
+    for bad in ("10 minutes", "yesterday", "-5m", ""):
+        with pytest.raises(ValueError, match="give a duration"):
+            parse_since(bad, now)
