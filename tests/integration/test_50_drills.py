@@ -38,9 +38,18 @@ RESTORED_BY_THE_OPERATOR = {"cluster-loss", "region-loss"}
 RUN_ELSEWHERE = {"node-loss"}
 """Run, with the same checks, by test_23_dashboard.py while a browser watches the dashboard."""
 
+SLOW_ONLY = {"partition-primary-lb", "etcd-quorum-loss-no-failsafe"}
+"""Variants of a drill `make test` runs (partition-primary, etcd-quorum-loss): they run in
+`make test-slow`, keeping `make test` near its 25 minutes."""
+
 
 @pytest.mark.parametrize(
-    "name", [n for n in SCENARIOS if n not in RESTORED_BY_THE_OPERATOR | RUN_ELSEWHERE]
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in SLOW_ONLY else n
+        for n in SCENARIOS
+        if n not in RESTORED_BY_THE_OPERATOR | RUN_ELSEWHERE
+    ],
 )
 def test_every_drill_passes_and_the_stack_heals_itself(stack: Stack, name: str) -> None:
     assert_clean_and_healed(stack, run_drill_cli(stack, name))
