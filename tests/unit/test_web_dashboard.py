@@ -16,7 +16,7 @@ from hastack.render.monitoring import render_dashboard_config
 from hastack.spec import StackSpec, derive_plan
 from hastack.web import view
 from hastack.web.dashboard import authorized, create_dashboard
-from hastack.web.sources import DashboardConfig, read_report
+from hastack.web.sources import DashboardConfig, Sources, read_report
 
 CLUSTER = {
     "members": [
@@ -149,3 +149,20 @@ def test_a_report_is_read_only_by_its_name_and_never_through_a_link(tmp_path: Pa
     assert read_report(tmp_path, "20261128T072049-node-loss.json") == b"{}"
     assert read_report(tmp_path, "20261128T072051-node-loss.json") is None
     assert read_report(tmp_path, "../hostname") is None
+
+
+def test_drill_reports_newest_first_read_once_and_only_real_ones(config: DashboardConfig) -> None:
+    drills = Path(config.drills_dir)
+    (drills / "20261128T080000-dcs-blip.json").write_text('{"scenario": "dcs-blip"}')
+    (drills / "20261128T090000-broken.json").write_text("{not json")
+    (drills / "notes.json").write_text('{"scenario": "not a report"}')
+    sources = Sources(config)
+    found = sources.drill_reports()
+    assert [(n, r["scenario"]) for n, r in found] == [
+        ("20261128T080000-dcs-blip.json", "dcs-blip"),
+        ("20261128T072049-node-loss.json", "node-loss"),
+    ]
+    # Reports are written once: a second look does not read them again.
+    (drills / "20261128T080000-dcs-blip.json").write_text('{"scenario": "changed"}')
+    assert sources.drill_reports()[0][1]["scenario"] == "dcs-blip"
+    assert [n for n, _ in sources.drill_reports(newest=2)] == ["20261128T080000-dcs-blip.json"]

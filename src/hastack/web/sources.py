@@ -53,6 +53,8 @@ class Sources:
     def __init__(self, config: DashboardConfig) -> None:
         self.config = config
         self._client: httpx.AsyncClient | None = None
+        self._reports: dict[str, dict[str, Any]] = {}
+        """Drill reports already read: each is written once, atomically, and never changed."""
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -134,12 +136,16 @@ class Sources:
             return []
         reports = []
         for name in names:
-            content = read_report(folder, name)
-            if content is not None:
+            if name not in self._reports:
+                content = read_report(folder, name)
                 try:
-                    reports.append((name, json.loads(content)))
+                    self._reports[name] = json.loads(content) if content is not None else {}
                 except ValueError:
-                    continue
+                    self._reports[name] = {}
+            if self._reports[name]:
+                reports.append((name, self._reports[name]))
+        for gone in set(self._reports) - set(names):
+            del self._reports[gone]
         return reports
 
 
