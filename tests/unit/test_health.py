@@ -245,3 +245,12 @@ def test_a_target_prometheus_cannot_scrape_makes_the_stack_degraded() -> None:
         "max_over_time(up[30s]) == 0 and count_over_time(up[30s]) >= 3"
     )
     assert "up[60s]" in targets_down_query(15)
+
+
+def test_a_standby_clusters_idle_app_instances_are_not_a_monitoring_problem() -> None:
+    """They run only once the standby is promoted: Prometheus' failing scrapes of them say
+    nothing wrong; any other target still does."""
+    down = ServiceProbe(ok=False, detail={"down": ["app app1", "app app2", "postgres dr2"]})
+    snap = replace(standby_snapshot(), monitoring=down)
+    problems = [p for p in assess(snap).problems if p.startswith("monitoring:")]
+    assert problems == ["monitoring: Prometheus' last 3 scrapes of postgres dr2 failed"]

@@ -148,16 +148,17 @@ def assess(snap: StackSnapshot) -> Assessment:
     for leftover in snap.leftovers:
         problems.append(f"left by an interrupted drill: {leftover}; run `hastack drill cleanup`")
     problems += _watcher(snap)
-    problems += _monitoring(snap)
+    problems += _monitoring(snap, tier.standby)
 
     if fatal:
         return Assessment("down", tuple(problems))
     return Assessment("degraded" if problems else "healthy", tuple(problems))
 
 
-def _monitoring(snap: StackSnapshot) -> list[str]:
+def _monitoring(snap: StackSnapshot, standby: bool) -> list[str]:
     """Prometheus' view: every target it scrapes must answer (a dead exporter is a blind
-    spot, not an outage: degraded)."""
+    spot, not an outage: degraded). A standby cluster runs no app instance until it is
+    promoted: their targets are down by design there."""
     probe = snap.monitoring
     if probe is None:
         return []
@@ -166,6 +167,7 @@ def _monitoring(snap: StackSnapshot) -> list[str]:
     return [
         f"monitoring: Prometheus' last {TARGETS_DOWN_SCRAPES} scrapes of {target} failed"
         for target in probe.detail.get("down", [])
+        if not (standby and target.split(" ", 1)[0] == "app")
     ]
 
 
