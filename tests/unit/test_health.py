@@ -242,7 +242,8 @@ def test_a_target_prometheus_cannot_scrape_makes_the_stack_degraded() -> None:
     every_target_up = ServiceProbe(ok=True, detail={"down": []})
     assert assess(healthy_snapshot(monitoring=every_target_up)).health == "healthy"
     assert targets_down_query(5) == (
-        "max_over_time(up[30s]) == 0 and count_over_time(up[30s]) >= 3"
+        "(max_over_time(up[30s]) == 0 and count_over_time(up[30s]) >= 3) "
+        'and on () (time() - process_start_time_seconds{job="prometheus"} > 30)'
     )
     assert "up[60s]" in targets_down_query(15)
 

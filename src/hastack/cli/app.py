@@ -29,7 +29,7 @@ from hastack.ops.logmerge import parse_since
 from hastack.ops.logs import every_log, follow, follow_many, log_files, merged_logs, printable, tail
 from hastack.ops.plan import plan_as_dict
 from hastack.ops.secrets import DEFAULT_GRACE_S, rotate_secret, show_secret
-from hastack.ops.status import stack_status
+from hastack.ops.status import settled_status, stack_status
 from hastack.ops.trust import refuse_untrusted_spec
 from hastack.ops.up import up
 from hastack.runtime.stack import Stack
@@ -216,7 +216,7 @@ def up_cmd(
     stack = Stack(loaded.plan)
     err.print(f"hastack up: stack {loaded.plan.name!r} from {loaded.path}", markup=False)
     result = up(stack, loaded.path, ConsoleProgress())
-    status = stack_status(stack)
+    status = settled_status(stack)
     if json_out:
         print_json({"up": views.up_result_dict(result), "status": status.as_dict()})
     else:

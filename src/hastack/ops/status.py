@@ -168,3 +168,19 @@ def stack_status(stack: Stack) -> StackStatus:
             health = "down" if assessment.health == "down" else "degraded"
             assessment = Assessment(health, assessment.problems + backups.problems)
     return StackStatus(snap, assessment, tuple(recent_decisions(stack)), backups, standby)
+
+
+def settled_status(stack: Stack, wait_s: float = 15.0) -> StackStatus:
+    """`status` at the end of `up`: when the only problems are Prometheus' failed scrapes,
+    of programs `up` has just (re)started, give it a few more scrapes to see them answer
+    before calling them down."""
+    status = stack_status(stack)
+    deadline = stack.clock.monotonic() + wait_s
+    while (
+        status.assessment.problems
+        and all(p.startswith("monitoring: ") for p in status.assessment.problems)
+        and stack.clock.monotonic() < deadline
+    ):
+        stack.clock.sleep(1.0)
+        status = stack_status(stack)
+    return status

@@ -132,10 +132,14 @@ scrape while it starts makes the stack degraded."""
 
 
 def targets_down_query(scrape_interval_s: int) -> str:
+    """Targets whose scrapes all failed over the window (at least TARGETS_DOWN_SCRAPES of
+    them), once Prometheus itself has run that long: right after its restart (`down` then
+    `up`), what it recorded while the stack was stopping is not what the stack is now."""
     window = max(30, (TARGETS_DOWN_SCRAPES + 1) * scrape_interval_s)
     return (
-        f"max_over_time(up[{window}s]) == 0 "
-        f"and count_over_time(up[{window}s]) >= {TARGETS_DOWN_SCRAPES}"
+        f"(max_over_time(up[{window}s]) == 0 "
+        f"and count_over_time(up[{window}s]) >= {TARGETS_DOWN_SCRAPES}) "
+        f'and on () (time() - process_start_time_seconds{{job="prometheus"}} > {window})'
     )
 
 
