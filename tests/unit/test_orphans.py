@@ -13,6 +13,7 @@ from hastack.runtime.orphans import (
     adoption_order,
     classify,
     orphans_among,
+    takeover_candidates,
 )
 
 PIDS = iter(range(1000, 2000))
@@ -181,3 +182,13 @@ def test_a_pgbackrest_connection_beside_its_supervised_server_is_not_an_orphan()
     assert orphans_among(everything, owned={10, 13}) == [node_server]
     # supervisord gone: every server and connection is an orphan.
     assert orphans_among(everything, owned=set()) == [server, connection, node_server, haproxy]
+
+
+def test_a_helper_process_of_a_node_user_is_not_a_reason_to_run_up() -> None:
+    """Seen in a test run: during a cluster-loss drill's restore, a short-lived helper run as
+    pg1's user looked like an orphan; the watcher ran `up`, which started the etcd members the
+    restore held down, and a second etcd cluster was born under Patroni."""
+    helper = StackProcess(4789, "hs-demo-pg1", "other", "pg1", "rm")
+    patroni = StackProcess(4790, "hs-demo-pg1", "patroni", "pg1", "python3")
+    assert takeover_candidates([helper]) == []
+    assert takeover_candidates([helper, patroni]) == [patroni]

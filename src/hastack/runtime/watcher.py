@@ -58,7 +58,7 @@ from hastack.runtime.healing import (
     plan_heal,
 )
 from hastack.runtime.logline import say
-from hastack.runtime.orphans import Identity, StackProcess, find_orphans
+from hastack.runtime.orphans import Identity, StackProcess, find_orphans, takeover_candidates
 from hastack.runtime.probes import MemberInfo, probe_liveness, probe_member, probe_pg
 from hastack.runtime.replica_repair import Member, RepairState, members_from_dcs, plan_repairs
 from hastack.runtime.supervisor import Supervisor
@@ -529,13 +529,17 @@ class Watcher:
         self.supervisord = "running" if self._parent_alive() else "gone"
         self._reap()
         orphans = self._orphans()
-        if self.supervisord == "running" and not orphans:
+        # Any hold (a drill, a restore holding some programs down on purpose): a recovery
+        # `up` would start what the holder keeps stopped.
+        held = obs.held or (heal_input is not None and bool(heal_input.held))
+        if self.supervisord == "running" and not takeover_candidates(orphans):
             # Back to normal: a later loss recovers at once.
             self.recover_attempts, self.next_recover = 0, 0.0
-        elif not obs.held and self.clock.monotonic() >= self.next_recover:
+        elif not held and self.clock.monotonic() >= self.next_recover:
             orphans = self._orphans(fresh=True)  # the cached list may predate an `up`
-            if self.supervisord == "gone" or orphans:
-                self.recover_supervisord(orphans)
+            candidates = takeover_candidates(orphans)
+            if self.supervisord == "gone" or candidates:
+                self.recover_supervisord(candidates or orphans)
         if obs.etcd_ok:
             self.readmit_returning(obs.leader)
         decision, self.state = decide(self.state, obs, self.config.timings)
