@@ -358,8 +358,9 @@ def _all_logs(
     except ValueError as exc:
         raise HastackError(str(exc), "hastack logs --all --since 10m") from None
     last = lines if lines is not None else (None if start is not None else 50)
-    merged = merged_logs(plan, start, last)
-    width = max((len(s) for s in every_log(plan)), default=8)
+    logs = every_log(plan)
+    merged = merged_logs(logs, start, last)
+    width = max((len(s) for s in logs), default=8)
 
     def show(when: str, source: str, text: str) -> None:
         if json_out:
@@ -376,7 +377,7 @@ def _all_logs(
         err.print(f"{source}: not read: {why}", markup=False)
     if follow_:
         try:
-            for source, text in follow_many(every_log(plan)):
+            for source, text in follow_many(logs):
                 now = datetime.now(UTC).isoformat(timespec="milliseconds")
                 show(now, source, text.rstrip("\n"))
         except KeyboardInterrupt:

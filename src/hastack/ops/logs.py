@@ -171,13 +171,14 @@ class MergedLogs:
     unreadable: dict[str, str]
 
 
-def merged_logs(plan: StackPlan, since: datetime | None, last: int | None) -> MergedLogs:
-    """Every log's lines since `since` (or the `last` ones), in time order."""
+def merged_logs(logs: dict[str, Path], since: datetime | None, last: int | None) -> MergedLogs:
+    """The lines of `logs` (source -> file, `every_log`) since `since` (or the `last`
+    ones), in time order."""
     local = datetime.now().astimezone().tzinfo or UTC
     unplaced = Unplaced()
     unreadable: dict[str, str] = {}
     streams = []
-    for source, path in sorted(every_log(plan).items()):
+    for source, path in sorted(logs.items()):
         try:
             with _open_log(path) as handle:
                 text = handle.read()

@@ -503,33 +503,33 @@ def _start_monitoring(run: _Run) -> None:
     run.start(run.stack.programs("monitor"))
     plan = run.plan
 
-    def ready() -> tuple[bool | None, str]:
-        try:
-            answer = httpx.get(
-                f"{plan.prometheus_url}/-/ready",
-                auth=(roles.MONITORING_WEB, run.stack.secrets.monitoring_password),
-                verify=str(plan.paths.ca_cert),
-                timeout=2,
-            )
-        except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}"
-        return (True, "") if answer.status_code == 200 else (None, f"HTTP {answer.status_code}")
+    def answers(url: str) -> Callable[[], tuple[bool | None, str]]:
+        """200 to the monitoring login, over HTTPS with the stack's CA."""
 
-    run.wait(ready, "Prometheus", 60, "hastack logs monitor prometheus")
+        def check() -> tuple[bool | None, str]:
+            try:
+                answer = httpx.get(
+                    url,
+                    auth=(roles.MONITORING_WEB, run.stack.secrets.monitoring_password),
+                    verify=str(plan.paths.ca_cert),
+                    timeout=2,
+                )
+            except httpx.HTTPError as exc:
+                return None, f"{type(exc).__name__}: {exc}"
+            ok = answer.status_code == 200
+            return (True, "") if ok else (None, f"HTTP {answer.status_code}")
 
-    def dashboard() -> tuple[bool | None, str]:
-        try:
-            answer = httpx.get(
-                f"{plan.dashboard_url}/",
-                auth=(roles.MONITORING_WEB, run.stack.secrets.monitoring_password),
-                verify=str(plan.paths.ca_cert),
-                timeout=2,
-            )
-        except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}"
-        return (True, "") if answer.status_code == 200 else (None, f"HTTP {answer.status_code}")
+        return check
 
-    run.wait(dashboard, "the dashboard", 60, "hastack logs monitor dashboard")
+    run.wait(
+        answers(f"{plan.prometheus_url}/-/ready"),
+        "Prometheus",
+        60,
+        "hastack logs monitor prometheus",
+    )
+    run.wait(
+        answers(f"{plan.dashboard_url}/"), "the dashboard", 60, "hastack logs monitor dashboard"
+    )
     run.milestone(
         "monitoring", f"Prometheus, Alertmanager and the dashboard at {plan.monitor_address}"
     )

@@ -72,7 +72,8 @@ def pools(vectors: Mapping[str, Vector]) -> list[dict[str, Any]]:
         for s in vector:
             name = (str(s["metric"].get("database")), str(s["metric"].get("user")))
             row = rows.setdefault(name, {"database": name[0], "user": name[1]})
-            row[key] = int(_value(s)) if _value(s) == _value(s) else None
+            value = _value(s)
+            row[key] = int(value) if value == value else None  # NaN: not a count
     return [rows[k] for k in sorted(rows)]
 
 
