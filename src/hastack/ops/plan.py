@@ -157,6 +157,7 @@ def plan_sections(plan: StackPlan) -> dict[str, list[PlanRow]]:
         ),
     ]
     return {
+        **({"hosts": _host_rows(plan)} if plan.hosts else {}),
         "nodes": nodes,
         "endpoints": endpoints,
         "postgres": pg,
@@ -167,6 +168,22 @@ def plan_sections(plan: StackPlan) -> dict[str, list[PlanRow]]:
         **({"standby cluster": _standby_rows(plan)} if plan.standby else {}),
         "stack": state,
     }
+
+
+def _host_rows(plan: StackPlan) -> list[PlanRow]:
+    named = {unit for host in plan.spec.hosts for unit in host.runs}
+    target = plan.spec.target
+    return [
+        PlanRow("target", target, f"`hastack render {target} --out DIR` writes it"),
+        *(
+            PlanRow(
+                host.name,
+                host.address,
+                ", ".join(u if u in named else f"{u} (placed by hastack)" for u in host.units),
+            )
+            for host in plan.hosts
+        ),
+    ]
 
 
 def _standby_rows(plan: StackPlan) -> list[PlanRow]:
@@ -199,7 +216,7 @@ def _backup_rows(plan: StackPlan) -> list[PlanRow]:
     return [
         PlanRow(
             "repository host",
-            f"{plan.backup_address}:{backup.port}",
+            f"{plan.backup_address}:{plan.repo_port}",
             f"user {plan.service_users['backup']}; pgBackRest TLS server",
         ),
         PlanRow("repository", str(plan.paths.backup_repo), "aes-256-cbc, zstd"),
@@ -221,7 +238,7 @@ def _backup_rows(plan: StackPlan) -> list[PlanRow]:
         ),
         PlanRow(
             "scratch restores",
-            f"{plan.backup_address}:{plan.spec.postgres.port}",
+            f"{plan.backup_address}:{plan.scratch_port}",
             "hastack restore",
         ),
     ]
@@ -235,6 +252,10 @@ def plan_as_dict(plan: StackPlan) -> dict[str, object]:
             for name, rows in plan_sections(plan).items()
         },
         "derived": {
+            "target": plan.spec.target,
+            "hosts": [
+                {"name": h.name, "address": h.address, "units": list(h.units)} for h in plan.hosts
+            ],
             "services_address": plan.services_address,
             "nodes": [
                 {

@@ -162,6 +162,7 @@ def up(
     (by name) whose changed config the caller already applied to the running process, so
     they are neither reloaded nor restarted (a secret rotation: Redis took its new password
     through ACL SETUSER and must not restart)."""
+    _refuse_another_target(stack)
     run = _Run(stack, progress or NullProgress(), applied_live)
     preflight(stack.plan)
     require_primary_secrets(stack.plan)
@@ -195,6 +196,17 @@ def up(
             _wait_all_running(run)
     run.result.elapsed_s = round(run.since(), 2)
     return run.result
+
+
+def _refuse_another_target(stack: Stack) -> None:
+    target = stack.plan.spec.target
+    if target != "local":
+        raise HastackError(
+            f"stack {stack.name!r} has target {target}: `hastack up` runs target local, on "
+            "this machine, and nothing was started",
+            f"render it for {target} with `hastack render {target} --out DIR`, or set "
+            "target: local",
+        )
 
 
 def _refuse_when_superseded(stack: Stack) -> None:

@@ -71,7 +71,7 @@ def restore_command(plan: StackPlan, node: Node) -> str:
 
 def render_node_pgbackrest(plan: StackPlan, node: Node) -> str:
     spec = plan.spec
-    port = spec.backup.port
+    port = plan.repo_port
     tls = {
         "cert": str(node.paths.tls_cert),
         "key": str(node.paths.tls_key),
@@ -252,7 +252,7 @@ def render_repo_pgbackrest(
         ("start-fast", "y"),
         *_common(plan, str(paths.backup_work_dir)),
         ("tls-server-address", plan.backup_address),
-        ("tls-server-port", backup.port),
+        ("tls-server-port", plan.repo_port),
         ("tls-server-cert-file", cert),
         ("tls-server-key-file", key),
         ("tls-server-ca-file", ca),

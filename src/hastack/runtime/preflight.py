@@ -119,9 +119,9 @@ def wanted_ports(plan: StackPlan) -> list[tuple[str, int, str]]:
             if plan.backup_enabled:
                 wanted.append((node.address, spec.backup.port, "backup.port"))
     if plan.backup_enabled:
-        wanted.append((plan.backup_address, spec.backup.port, "backup.port"))
+        wanted.append((plan.backup_address, plan.repo_port, "backup.port"))
         # where `hastack restore` starts its scratch instance
-        wanted.append((plan.backup_address, spec.postgres.port, "postgres.port"))
+        wanted.append((plan.backup_address, plan.scratch_port, "postgres.port"))
     return wanted
 
 

@@ -64,7 +64,7 @@ def scratch_settings(plan: StackPlan) -> dict[str, str]:
     paths = plan.paths
     scratch = paths.backup_scratch_dir
     return {
-        "port": str(plan.spec.postgres.port),
+        "port": str(plan.scratch_port),
         "listen_addresses": plan.backup_address,
         "unix_socket_directories": str(paths.scratch_socket_dir),
         "hba_file": str(scratch / "pg_hba.conf"),
@@ -130,14 +130,14 @@ class Scratch:
     def url(self, dbname: str) -> str:
         plan = self.plan
         return (
-            f"postgresql://{roles.SUPERUSER}@{plan.backup_address}:{plan.spec.postgres.port}/"
+            f"postgresql://{roles.SUPERUSER}@{plan.backup_address}:{plan.scratch_port}/"
             f"{dbname}?sslmode=verify-full&sslrootcert={plan.paths.ca_cert}"
         )
 
     def connect(self, dbname: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(
             host=str(self.plan.paths.scratch_socket_dir),
-            port=self.plan.spec.postgres.port,
+            port=self.plan.scratch_port,
             dbname=dbname or self.plan.spec.postgres.database,
             user=roles.SUPERUSER,
             connect_timeout=3,
@@ -326,7 +326,7 @@ class Scratch:
         """pg_amcheck --heapallindexed over every database of the running instance."""
         checker = PgAmcheck(self.plan.postgres_bin_dir, self.user)
         return checker.check_all(
-            str(self.plan.paths.scratch_socket_dir), self.plan.spec.postgres.port, roles.SUPERUSER
+            str(self.plan.paths.scratch_socket_dir), self.plan.scratch_port, roles.SUPERUSER
         )
 
     def cleanup(self, only_mine: bool = False) -> bool:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from hastack.spec.errors import SpecIssue
 from hastack.spec.model import StackSpec
+from hastack.spec.placement import BACKUP, MONITORING, SERVICES, placement_issues
 from hastack.spec.plan import StackPlan, default_state_dir
 
 MANAGED_PARAMETERS = frozenset(
@@ -50,6 +51,8 @@ def check_plan(plan: StackPlan) -> list[SpecIssue]:
         *_check_parameters(plan),
         *_check_fencing(plan),
         *_check_http(plan),
+        *placement_issues(plan.spec),
+        *_check_host_ports(plan),
     ]
 
 
@@ -224,6 +227,85 @@ def _check_ports(plan: StackPlan) -> list[SpecIssue]:
         + _collisions(node_ports, "each node address")
         + _collisions(monitor_ports, plan.monitor_address)
     )
+
+
+def _unit_ports(plan: StackPlan, unit: str) -> dict[str, int]:
+    """What a unit listens on (spec key -> port) on its host's address."""
+    spec, m = plan.spec, plan.spec.monitoring
+    if unit == SERVICES:
+        ports = {
+            "haproxy.rw_port": spec.haproxy.rw_port,
+            "haproxy.ro_port": spec.haproxy.ro_port,
+            "haproxy.stats_port": spec.haproxy.stats_port,
+            "pgbouncer.port": spec.pgbouncer.port,
+            "redis.port": spec.redis.port,
+        }
+        if plan.app_instances:
+            ports |= {
+                "http.http_port": spec.http.http_port,
+                "http.https_port": spec.http.https_port,
+            }
+        return ports
+    if unit == BACKUP:
+        return {"backup.port": plan.repo_port, "postgres.port": plan.scratch_port}
+    if unit == MONITORING:
+        keys = (
+            *("prometheus_port", "alertmanager_port", "receiver_port", "node_exporter_port"),
+            *("redis_exporter_port", "pgbouncer_exporter_port", "dashboard_port"),
+        )
+        return {f"monitoring.{key}": getattr(m, key) for key in keys}
+    for app in plan.app_instances:
+        if app.name == unit:
+            return {"app.port": app.port}
+    node = plan.node(unit)
+    ports = {}
+    if node.etcd_member:
+        ports |= {"etcd.client_port": spec.etcd.client_port, "etcd.peer_port": spec.etcd.peer_port}
+        if plan.monitoring_enabled:
+            ports["monitoring.etcd_metrics_port"] = m.etcd_metrics_port
+    if node.runs_postgres:
+        ports |= {"postgres.port": spec.postgres.port, "patroni.rest_port": spec.patroni.rest_port}
+        if plan.backup_enabled:
+            ports["backup.port"] = spec.backup.port
+        if plan.monitoring_enabled:
+            ports["monitoring.postgres_exporter_port"] = m.postgres_exporter_port
+    return ports
+
+
+def _check_host_ports(plan: StackPlan) -> list[SpecIssue]:
+    """Units sharing a host share its address: no two may listen on one port."""
+    issues = []
+    for i, host in enumerate(plan.hosts):
+        owner: dict[int, tuple[str, str]] = {}
+        clashes: dict[tuple[str, str], list[str]] = {}
+        for unit in host.units:
+            for key, port in _unit_ports(plan, unit).items():
+                if port not in owner:
+                    owner[port] = (unit, key)
+                    continue
+                other, other_key = owner[port]
+                same = key == other_key
+                clashes.setdefault((unit, other), []).append(
+                    f"{port}" if same else f"{port} ({key}, {other_key})"
+                )
+        for (unit, other), ports in clashes.items():
+            issues.append(
+                SpecIssue(
+                    key=f"hosts.{i}.runs",
+                    message=(
+                        f"on host {host.name!r} ({host.address}), {unit} and {other} would both "
+                        f"listen on port {', '.join(ports)}"
+                    ),
+                    fix=(
+                        f"place {unit} on another host: every unit listens on its host's "
+                        "address, so a host runs one node (list as many hosts as nodes)"
+                        if unit in {n.name for n in plan.nodes}
+                        else f"place {unit} on another host, or give it another port"
+                    ),
+                    related=(f"hosts.{i}", "hosts"),
+                )
+            )
+    return issues
 
 
 def _collisions(ports: dict[str, int], where: str) -> list[SpecIssue]:

@@ -9,6 +9,12 @@ EXAMPLE_SPEC = """\
 
 name: {name}                    # stack name: system users, etcd scope, state dir
 # state_dir: /var/lib/hastack/{name}   # created and owned by hastack
+# target: local                 # local: `hastack up` here; compose, swarm, kubernetes,
+#                               # systemd: `hastack render TARGET --out DIR` for that engine
+# hosts:                        # several machines (swarm, systemd); see `hastack plan`
+#   - {{name: db1, address: 10.0.0.11}}             # unplaced units: node N on host N,
+#   - {{name: db2, address: 10.0.0.12}}             # services and monitoring on the first,
+#   - {{name: db3, address: 10.0.0.13, runs: [pg3]}}  # backup on the last
 
 network:
   # A loopback /24 owned by this stack: node N listens on .N, HAProxy, PgBouncer and

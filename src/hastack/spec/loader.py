@@ -57,10 +57,15 @@ class _Source:
     def locate(self, issue: SpecIssue) -> SpecIssue:
         """Point at the issue's key, or at a related key the file does set."""
         for key in (issue.key, *issue.related):
-            line, found = self._walk(key.split(".") if key else [])
+            line, found = self._walk(_parts(key))
             if found:
                 return issue.located(self.path, line)
-        return issue.located(self.path, self.line_of(issue.key.split(".")))
+        return issue.located(self.path, self.line_of(_parts(issue.key)))
+
+
+def _parts(key: str) -> list[str | int]:
+    """A dotted key's parts; a number is a list index (`hosts.1.address`)."""
+    return [int(p) if p.isdigit() else p for p in key.split(".")] if key else []
 
 
 def load_spec(

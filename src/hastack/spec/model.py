@@ -703,6 +703,54 @@ class BinariesSpec(_Model):
     )
 
 
+Target = Literal["local", "compose", "swarm", "kubernetes", "systemd"]
+"""Where the stack runs: `local` is this machine under hastack's supervisor (`hastack up`); the
+others are what `hastack render` writes for an engine that runs it."""
+
+HostLabel = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9-]{0,30}$",
+        description="Host name: lowercase letters, digits and '-', at most 31 characters.",
+    ),
+]
+
+
+class HostSpec(_Model):
+    """One machine of a stack that spans several (the swarm and systemd targets)."""
+
+    name: HostLabel = Field(description="What hastack calls the host (placement, plan, render).")
+    address: str = Field(
+        description=(
+            "The IP address the other hosts reach this one at (a private network): every "
+            "component placed here listens on it."
+        )
+    )
+    runs: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Units placed on this host: PostgreSQL nodes (pg1, ...), etcd witness nodes "
+            "(dcs4, ...), app instances (app1, ...), `services` (HAProxy, PgBouncer, Redis), "
+            "`backup` (the pgBackRest repository) and `monitoring`. A unit no host names is "
+            "placed by hastack (see `hastack plan`)."
+        ),
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _ip_address(cls, value: str) -> str:
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(
+                "not an IP address; write the host's private address, for example "
+                "10.0.0.11 (a name may resolve differently on each host)"
+            ) from None
+        if address.is_unspecified or address.is_multicast:
+            raise ValueError(f"{value} cannot be a host's address; write its private address")
+        return str(address)
+
+
 StackName = Annotated[
     str,
     Field(
@@ -716,6 +764,20 @@ class StackSpec(_Model):
     """One `hastack.yaml`."""
 
     name: StackName = Field(default="demo")
+    target: Target = Field(
+        default="local",
+        description=(
+            "local: this machine, under hastack's supervisor (`hastack up`). compose, swarm, "
+            "kubernetes, systemd: rendered for that engine by `hastack render TARGET`."
+        ),
+    )
+    hosts: tuple[HostSpec, ...] = Field(
+        default=(),
+        description=(
+            "The machines of a multi-host stack (swarm, systemd): each component listens on "
+            "its host's address. Empty: every component on its own loopback address here."
+        ),
+    )
     state_dir: Path | None = Field(
         default=None, description="Default: /var/lib/hastack/<name>. Created by hastack."
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hastack.spec.model import DEMO_APP_MODULE, StackSpec
+from hastack.spec.placement import BACKUP, MONITORING, SERVICES, Host, node_names, place
 
 SERVICES_HOST = 100
 """Host number of the shared services address inside the stack's /24."""
@@ -631,6 +632,20 @@ class StackPlan:
     etcd_namespace: str = ETCD_NAMESPACE
     standby: StandbyPlan | None = None
     """Set when the spec declares `standby_cluster` (and the primary's spec was read)."""
+    hosts: tuple[Host, ...] = ()
+    """The spec's hosts with the units placed on each; empty for a single-machine stack."""
+    monitor_address: str = ""
+    """Prometheus, Alertmanager, the dashboard and the host exporters listen here."""
+    repo_port: int = 0
+    """The repository host's pgBackRest TLS server port: backup.port, or the next one when
+    the repository shares a host with a node (whose own server has backup.port)."""
+    scratch_port: int = 0
+    """The repository host's scratch PostgreSQL (verify, restore tests): postgres.port, or the
+    next one when the repository shares a host with a PostgreSQL node."""
+
+    def host_of(self, unit: str) -> Host | None:
+        """The host a unit (pg1, app2, services, ...) is placed on; None on one machine."""
+        return next((h for h in self.hosts if unit in h.units), None)
 
     @property
     def name(self) -> str:
@@ -697,10 +712,6 @@ class StackPlan:
     @property
     def monitoring_enabled(self) -> bool:
         return self.spec.monitoring.enabled
-
-    @property
-    def monitor_address(self) -> str:
-        return host_address(self.spec.network.subnet, MONITOR_HOST)
 
     @property
     def prometheus_url(self) -> str:
@@ -771,34 +782,43 @@ def derive_pool(spec: StackSpec) -> PoolPlan:
     )
 
 
-def derive_nodes(spec: StackSpec, paths: StackPaths) -> tuple[Node, ...]:
-    count = max(spec.postgres.nodes, spec.etcd.members)
-    nodes = []
-    for i in range(1, count + 1):
-        runs_postgres = i <= spec.postgres.nodes
-        name = f"{spec.postgres.node_prefix}{i}" if runs_postgres else f"dcs{i}"
-        nodes.append(
-            Node(
+def unit_address(spec: StackSpec, hosts: tuple[Host, ...], unit: str, loopback_host: int) -> str:
+    """A unit's address: its host's on a multi-host stack, else its own on loopback."""
+    host = next((h for h in hosts if unit in h.units), None)
+    return host.address if host else host_address(spec.network.subnet, loopback_host)
+
+
+def derive_nodes(spec: StackSpec, paths: StackPaths, hosts: tuple[Host, ...]) -> tuple[Node, ...]:
+    return tuple(
+        Node(
+            name=name,
+            address=unit_address(spec, hosts, name, i),
+            user=system_user(spec.name, name),
+            runs_postgres=i <= spec.postgres.nodes,
+            etcd_member=f"etcd{i}" if i <= spec.etcd.members else None,
+            paths=paths.node(name),
+        )
+        for i, name in enumerate(node_names(spec), start=1)
+    )
+
+
+def derive_app_instances(spec: StackSpec, hosts: tuple[Host, ...]) -> tuple[AppInstance, ...]:
+    instances = []
+    for i in range(1, spec.app.instances + 1):
+        name = f"app{i}"
+        host = next((h for h in hosts if name in h.units), None)
+        # Instances sharing a host share its address, so each takes the next port.
+        before = (
+            [u for u in host.units[: host.units.index(name)] if u.startswith("app")] if host else []
+        )
+        instances.append(
+            AppInstance(
                 name=name,
-                address=host_address(spec.network.subnet, i),
-                user=system_user(spec.name, name),
-                runs_postgres=runs_postgres,
-                etcd_member=f"etcd{i}" if i <= spec.etcd.members else None,
-                paths=paths.node(name),
+                address=unit_address(spec, hosts, name, APP_HOST_BASE + i),
+                port=spec.app.port + len(before),
             )
         )
-    return tuple(nodes)
-
-
-def derive_app_instances(spec: StackSpec) -> tuple[AppInstance, ...]:
-    return tuple(
-        AppInstance(
-            name=f"app{i}",
-            address=host_address(spec.network.subnet, APP_HOST_BASE + i),
-            port=spec.app.port,
-        )
-        for i in range(1, spec.app.instances + 1)
-    )
+    return tuple(instances)
 
 
 def derive_admission(spec: StackSpec) -> AdmissionPlan:
@@ -846,9 +866,17 @@ def derive_standby(spec: StackSpec, primary: StackSpec | None) -> StandbyPlan | 
     )
 
 
+def _repository_port(spec: StackSpec, hosts: tuple[Host, ...], port: int) -> int:
+    """`port`, or the next one when the repository host shares a host with a node."""
+    shared = next((h for h in hosts if BACKUP in h.units), None)
+    beside_node = shared is not None and any(u in shared.units for u in node_names(spec))
+    return port + 1 if beside_node else port
+
+
 def derive_plan(spec: StackSpec, primary: StackSpec | None = None) -> StackPlan:
     """`primary`: the primary stack's spec when this one is a standby cluster."""
     paths = StackPaths(spec.state_dir or default_state_dir(spec.name))
+    hosts = place(spec)
     pool = derive_pool(spec)
     bin_dir = spec.binaries.postgres_bin_dir or Path(
         f"/usr/lib/postgresql/{spec.postgres.version}/bin"
@@ -856,9 +884,13 @@ def derive_plan(spec: StackSpec, primary: StackSpec | None = None) -> StackPlan:
     return StackPlan(
         spec=spec,
         paths=paths,
-        nodes=derive_nodes(spec, paths),
-        services_address=host_address(spec.network.subnet, SERVICES_HOST),
-        backup_address=host_address(spec.network.subnet, BACKUP_HOST),
+        nodes=derive_nodes(spec, paths, hosts),
+        services_address=unit_address(spec, hosts, SERVICES, SERVICES_HOST),
+        backup_address=unit_address(spec, hosts, BACKUP, BACKUP_HOST),
+        monitor_address=unit_address(spec, hosts, MONITORING, MONITOR_HOST),
+        hosts=hosts,
+        repo_port=_repository_port(spec, hosts, spec.backup.port),
+        scratch_port=_repository_port(spec, hosts, spec.postgres.port),
         service_users={
             s: system_user(spec.name, s)
             for s in (
@@ -874,7 +906,7 @@ def derive_plan(spec: StackSpec, primary: StackSpec | None = None) -> StackPlan:
         pool=pool,
         postgres_bin_dir=bin_dir,
         watcher=derive_watcher(spec),
-        app_instances=derive_app_instances(spec),
+        app_instances=derive_app_instances(spec, hosts),
         admission=derive_admission(spec),
         standby=derive_standby(spec, primary),
     )
