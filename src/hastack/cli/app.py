@@ -28,6 +28,7 @@ from hastack.ops.lifecycle import destroy, down, restart
 from hastack.ops.logmerge import parse_since
 from hastack.ops.logs import every_log, follow, follow_many, log_files, merged_logs, printable, tail
 from hastack.ops.plan import plan_as_dict
+from hastack.ops.render import render
 from hastack.ops.secrets import DEFAULT_GRACE_S, rotate_secret, show_secret
 from hastack.ops.status import settled_status, stack_status
 from hastack.ops.trust import refuse_untrusted_spec
@@ -293,6 +294,30 @@ def dashboards(
         "source that reads this stack (docs/monitoring.md#dashboards)",
         markup=False,
     )
+
+
+@app.command("render")
+@friendly_errors
+def render_cmd(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., help="compose, swarm, kubernetes or systemd."),
+    out_dir: Path = typer.Option(..., "--out", help="Directory to write (replaced whole)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Render the stack for another engine: the same configs the local stack runs, as that
+    engine's files (secret files 0600; the secrets stay those in the state directory)."""
+    loaded = load_stack(ctx)
+    result = render(loaded.plan, target, out_dir)
+    if json_out:
+        print_json(asdict(result) | {"out": str(result.out)})
+        return
+    out.print(
+        f"wrote {len(result.files)} files for {target} to {result.out} "
+        f"({len(result.secret_files)} hold secrets: mode 0600, keep them out of version control)",
+        markup=False,
+    )
+    for step in result.next_steps:
+        out.print(f"next: {step}", markup=False)
 
 
 @app.command()

@@ -259,6 +259,17 @@ class FencingSpec(_Model):
     )
     poll_interval_ms: int = Field(default=250, ge=50, le=2000)
     probe_timeout_ms: int = Field(default=500, ge=100, le=5000)
+    command: str | None = Field(
+        default=None,
+        description=(
+            "On separate hosts (target systemd), how to fence a dead primary's host: a "
+            "command run by /bin/sh with HASTACK_FENCE_NODE (pg1, ...), HASTACK_FENCE_HOST "
+            "and HASTACK_FENCE_ADDRESS set, that powers the host off or cuts it from the "
+            "network (a cloud API, IPMI) and exits 0 only once it has. Unset: no early "
+            "fencing there; failover waits for the leader key's TTL. Not used on one machine, "
+            "where the watcher stops the node's processes itself."
+        ),
+    )
 
 
 RateString = Annotated[

@@ -85,7 +85,7 @@ def place(spec: StackSpec) -> tuple[Host, ...]:
 
 def placement_issues(spec: StackSpec) -> list[SpecIssue]:
     """The spec's hosts against the target, each other, and what HA needs of a placement."""
-    issues = _target_issues(spec)
+    issues = target_issues(spec, spec.target)
     if not spec.hosts:
         return issues
     issues += _naming_issues(spec) + _one_host(spec)
@@ -93,7 +93,9 @@ def placement_issues(spec: StackSpec) -> list[SpecIssue]:
     return issues + _postgres_spread(spec, hosts) + _etcd_quorum(spec, hosts)
 
 
-def _target_issues(spec: StackSpec) -> list[SpecIssue]:
+def target_issues(spec: StackSpec, target: str) -> list[SpecIssue]:
+    """What keeps the spec's hosts from running on `target` (the spec's own, or the one
+    `hastack render` is asked for)."""
     count = len(spec.hosts)
     why = {
         "local": (
@@ -120,7 +122,7 @@ def _target_issues(spec: StackSpec) -> list[SpecIssue]:
         ),
         "swarm": (False, "", ""),
     }
-    bad, message, fix = why[spec.target]
+    bad, message, fix = why.get(target, (False, "", ""))
     return [SpecIssue(key="hosts", message=message, fix=fix, related=("target",))] if bad else []
 
 
