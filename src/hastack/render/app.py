@@ -41,8 +41,10 @@ def render_app_config(plan: StackPlan) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-def server_command(plan: StackPlan) -> list[str]:
-    """The server an instance execs; {address} and {port} are filled in by the launcher."""
+def server_command(plan: StackPlan, trusted_proxies: str | None = None) -> list[str]:
+    """The server an instance execs; {address} and {port} are filled in by the launcher.
+    `trusted_proxies`: whose X-Forwarded-For uvicorn believes (default: the services
+    address, where HAProxy connects from)."""
     a = plan.spec.app
     if a.command:
         return ["/bin/sh", "-c", a.command]
@@ -62,7 +64,7 @@ def server_command(plan: StackPlan) -> list[str]:
         str(a.graceful_timeout_s),
         "--proxy-headers",
         "--forwarded-allow-ips",
-        plan.services_address,
+        trusted_proxies or plan.services_address,
     ]
     if a.factory:
         argv.append("--factory")

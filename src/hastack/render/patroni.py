@@ -96,16 +96,43 @@ PINNED_PARAMETERS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class ServerFiles:
+    """Where one PostgreSQL server finds its socket directory, TLS files and logs, and how it
+    archives WAL: the parts of its parameters that differ between targets."""
+
+    socket_dir: str
+    tls_cert: str
+    tls_key: str
+    log_dir: str
+    archive_command: str
+
+
 def postgres_parameters(plan: StackPlan, node: Node) -> dict[str, Any]:
+    files = ServerFiles(
+        socket_dir=str(node.paths.socket_dir),
+        tls_cert=str(node.paths.tls_cert),
+        tls_key=str(node.paths.tls_key),
+        log_dir=str(node.paths.log_dir),
+        archive_command=archive_command(plan, node),
+    )
+    return server_parameters(plan, files)
+
+
+def server_parameters(
+    plan: StackPlan, files: ServerFiles, target: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """postgresql.conf parameters: pinned, derived from the plan's tuning, then `target`'s own
+    (a target that logs elsewhere), then the spec's `postgres.parameters`, which win."""
     t = plan.tuning
     params: dict[str, Any] = {
         **PINNED_PARAMETERS,
-        "unix_socket_directories": str(node.paths.socket_dir),
+        "unix_socket_directories": files.socket_dir,
         # TLS with the node's certificate from the stack's CA (it names the node's address
         # and HAProxy's): clients verify the server with `sslmode=verify-full`.
         "ssl": "on",
-        "ssl_cert_file": str(node.paths.tls_cert),
-        "ssl_key_file": str(node.paths.tls_key),
+        "ssl_cert_file": files.tls_cert,
+        "ssl_key_file": files.tls_key,
         "ssl_min_protocol_version": "TLSv1.2",
         "password_encryption": "scram-sha-256",
         "shared_buffers": _kb(t.shared_buffers_kb),
@@ -116,7 +143,7 @@ def postgres_parameters(plan: StackPlan, node: Node) -> dict[str, Any]:
         "checkpoint_completion_target": t.checkpoint_completion_target,
         "random_page_cost": t.random_page_cost,
         "logging_collector": "on",
-        "log_directory": str(node.paths.log_dir),
+        "log_directory": files.log_dir,
         "log_filename": "postgresql-%a.log",
         "log_truncate_on_rotation": "on",
         "log_rotation_age": "1d",
@@ -130,10 +157,11 @@ def postgres_parameters(plan: StackPlan, node: Node) -> dict[str, Any]:
                 # Local, like the pinned values: the archive command runs as the node's user,
                 # so only the spec (root's) may set it.
                 "archive_mode": "on",
-                "archive_command": archive_command(plan, node),
+                "archive_command": files.archive_command,
                 "archive_timeout": f"{plan.spec.backup.archive_timeout_s}s",
             }
         )
+    params.update(target or {})
     params.update(plan.spec.postgres.parameters)
     return params
 
@@ -203,11 +231,13 @@ def restore_bootstrap(plan: StackPlan, node: Node, restore: RestoreBootstrap) ->
     }
 
 
-def pg_hba(plan: StackPlan) -> list[str]:
-    subnet = plan.spec.network.subnet
-    # Every loopback client connects from 127.0.0.1 (HAProxy, PgBouncer, the nodes
-    # themselves), so that and the stack's own /24 are the only networks allowed.
-    networks = ("127.0.0.1/32", subnet)
+def pg_hba(plan: StackPlan, networks: tuple[str, ...] | None = None) -> list[str]:
+    """`networks`: where TCP clients may come from; by default (one machine) 127.0.0.1 and
+    the stack's own /24."""
+    if networks is None:
+        # Every loopback client connects from 127.0.0.1 (HAProxy, PgBouncer, the nodes
+        # themselves), so that and the stack's own /24 are the only networks allowed.
+        networks = ("127.0.0.1/32", plan.spec.network.subnet)
     # The superuser only through the node's Unix socket (a directory only the node's user
     # and root can enter): its password alone never opens the cluster over TCP.
     lines = ["local all all scram-sha-256", f"host all {roles.SUPERUSER} all reject"]

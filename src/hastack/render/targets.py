@@ -83,5 +83,5 @@ def targets() -> dict[str, Target]:
     return found
 
 
-_TARGET_MODULES: tuple[str, ...] = ()
+_TARGET_MODULES: tuple[str, ...] = ("swarm", "compose", "systemd", "kubernetes")
 """The modules under `hastack.render` that each define one `TARGET`."""
