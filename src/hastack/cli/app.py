@@ -22,6 +22,7 @@ from hastack.errors import HastackError
 from hastack.ops.audit import audit as audit_stack
 from hastack.ops.bench import bench_pg, idle_footprint
 from hastack.ops.dashboards import export_dashboards
+from hastack.ops.deploy import deploy
 from hastack.ops.env import env_settings
 from hastack.ops.init import write_example
 from hastack.ops.lifecycle import destroy, down, restart
@@ -296,6 +297,29 @@ def dashboards(
     )
 
 
+@app.command("deploy")
+@friendly_errors
+def deploy_cmd(
+    ctx: typer.Context,
+    target: str = typer.Option(
+        "", "--target", help="swarm (the default: the spec's target, which must be it)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="JSON output (progress on stderr)."),
+) -> None:
+    """Deploy the stack on a container engine: render, build the image, deploy, wait until
+    every service is healthy, then make the database and the first backup, as `up` does."""
+    stack = stack_of(ctx)
+    target = target or stack.plan.spec.target
+    err.print(f"hastack deploy: stack {stack.name!r} on {target}", markup=False)
+    result = deploy(stack, target, ConsoleProgress())
+    status = settled_status(stack)
+    if json_out:
+        print_json({"deploy": asdict(result), "status": status.as_dict()})
+    else:
+        views.print_deploy_summary(stack.plan, result, status, env_settings(stack))
+    raise typer.Exit(status.exit_code)
+
+
 @app.command("render")
 @friendly_errors
 def render_cmd(
@@ -472,6 +496,8 @@ def destroy_cmd(
         return
     if result.stop:
         views.print_stop(stack.name, "destroyed", result.stop)
+    if result.removed_volumes:
+        out.print(f"removed volumes: {', '.join(result.removed_volumes)}", markup=False)
     out.print(f"deleted {result.removed_dir}; removed users: {', '.join(result.removed_users)}")
 
 

@@ -10,6 +10,7 @@ from rich.markup import escape
 from hastack.cli.output import out, table
 from hastack.ops.bench import IdleReport, PgBenchReport
 from hastack.ops.bench_http import HttpBenchReport
+from hastack.ops.deploy import DeployResult
 from hastack.ops.lifecycle import StopResult
 from hastack.ops.plan import plan_sections
 from hastack.ops.status import StackStatus
@@ -53,6 +54,31 @@ def print_up_summary(
     _print_roles(status)
     for line in result.adopted:
         out.print(f"  took over from a dead supervisord: {line}", markup=False)
+    _print_where(plan, status, urls, applied_spec=True)
+
+
+def print_deploy_summary(
+    plan: StackPlan, result: DeployResult, status: StackStatus, urls: dict[str, str]
+) -> None:
+    style = HEALTH_STYLE[status.health]
+    out.print(
+        f"stack [bold]{plan.name}[/] is deployed on {result.target} (engine {result.engine}) "
+        f"in {result.elapsed_s:.1f} s: [{style}]{status.health}[/]"
+    )
+    out.print(
+        f"  image {result.image} (built in {result.image_build_s:.1f} s); {result.services} "
+        f"services healthy {result.healthy_after_s:.1f} s after deploy",
+        markup=False,
+    )
+    for line in result.said:
+        out.print(f"  {line}", markup=False)
+    _print_roles(status)
+    _print_where(plan, status, urls, applied_spec=False)
+
+
+def _print_where(
+    plan: StackPlan, status: StackStatus, urls: dict[str, str], *, applied_spec: bool
+) -> None:
     for problem in status.assessment.problems:
         out.print(f"  [yellow]-[/] {problem}")
     out.print()
@@ -73,11 +99,12 @@ def print_up_summary(
             markup=False,
         )
     out.print(f"  {'state':20} {plan.paths.state_dir}", markup=False)
-    out.print(
-        f"  {'applied spec':20} {plan.paths.applied_spec} (the installed CLI: "
-        f"hastack -c {plan.paths.applied_spec} ...)",
-        markup=False,
-    )
+    if applied_spec:
+        out.print(
+            f"  {'applied spec':20} {plan.paths.applied_spec} (the installed CLI: "
+            f"hastack -c {plan.paths.applied_spec} ...)",
+            markup=False,
+        )
     out.print()
     out.print("  full connection settings:  hastack env   (eval $(hastack env))", markup=False)
     out.print(

@@ -32,7 +32,7 @@ from hastack.drills.monitor import Monitor
 from hastack.drills.region_loss import loss_allowed_after as region_loss_allowed_after
 from hastack.drills.region_loss import primary_stack
 from hastack.drills.report import DrillReport
-from hastack.drills.scenarios import Scenario
+from hastack.drills.scenarios import Scenario, for_stack
 from hastack.drills.timeline import PhaseTimes, ReportInput, alerts_between, build_report
 from hastack.drills.workload import ALL_WORKERS, CANARY_WORKERS, Targets, Workload
 from hastack.errors import HastackError
@@ -91,6 +91,7 @@ def run_drill(
     options: DrillOptions | None = None,
     progress: Progress | None = None,
 ) -> DrillReport:
+    scenario = for_stack(scenario, stack.in_containers)
     run = _Run(stack, scenario, options or DrillOptions(), progress or NullProgress())
     clock = stack.clock
     times = PhaseTimes(start=clock.monotonic())
@@ -120,7 +121,10 @@ def run_drill(
             started_at=started_at,
             old_primary=run.primary,
             new_primary=new_primary,
-            fencing=run.options.fencing and stack.plan.spec.fencing.enabled,
+            # In containers no watcher runs (docs/deploy-swarm.md#fencing).
+            fencing=run.options.fencing
+            and stack.plan.spec.fencing.enabled
+            and not stack.in_containers,
             fencer_marks=fencer_marks(stack, times.start, times.end),
             alert_marks=alert_marks(stack, times.start, heard_until),
             timelines=timelines,
@@ -538,7 +542,7 @@ def alert_marks(stack: Stack, start: float, end: float) -> list[dict[str, Any]]:
     per alert and state (`t` on the drill's monotonic clock)."""
     if not stack.plan.monitoring_enabled:
         return []
-    raw = read_regular(stack.plan.paths.alerts_log)
+    raw = read_regular(stack.host_path(stack.plan.paths.alerts_log))
     if raw is None:
         return []
     clock = stack.clock

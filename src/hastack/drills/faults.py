@@ -17,11 +17,8 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import psutil
-
 from hastack.drills.events import History
 from hastack.errors import HastackError
-from hastack.runtime.snapshot import postmaster_pid
 from hastack.runtime.stack import Stack
 from hastack.spec.plan import Node
 
@@ -51,8 +48,8 @@ def nothing(_ctx: DrillContext) -> None:
     return None
 
 
-def node_pids(node: Node) -> list[int]:
-    return [p.pid for p in psutil.process_iter(["username"]) if p.info["username"] == node.user]
+def node_pids(ctx: DrillContext, node: Node) -> list[int]:
+    return ctx.stack.node_pids(node)
 
 
 def signal_all(pids: list[int], sig: signal.Signals) -> None:
@@ -62,7 +59,7 @@ def signal_all(pids: list[int], sig: signal.Signals) -> None:
 
 
 def kill_postmaster(ctx: DrillContext, name: str) -> None:
-    pid = postmaster_pid(ctx.node(name))
+    pid = ctx.stack.postmaster_pid(ctx.node(name))
     if pid is None:
         raise HastackError(f"{name} has no running postmaster", "hastack status")
     os.kill(pid, signal.SIGKILL)
@@ -83,12 +80,12 @@ def crash_node(ctx: DrillContext, name: str) -> None:
     """A crash: SIGKILL every process of the node at once. supervisord may restart etcd and
     Patroni; the watcher may fence the node first. Nothing is healed by the drill."""
     node = ctx.node(name)
-    pids = node_pids(node)
+    pids = node_pids(ctx, node)
     signal_all(pids, signal.SIGSTOP)  # none reacts to the others' deaths
     signal_all(pids, signal.SIGKILL)
     ctx.history.mark("fault", f"node {name} crashed: {len(pids)} processes SIGKILLed", node=name)
     ctx.stack.until(
-        lambda: not (set(pids) & set(node_pids(node))),
+        lambda: not (set(pids) & set(node_pids(ctx, node))),
         what=f"the crashed processes of {name} gone",
         timeout_s=5,
         interval_s=0.02,
@@ -99,14 +96,20 @@ def lose_node(ctx: DrillContext, name: str) -> None:
     """A machine that goes away: every process of the node dies and supervisord does not
     restart it (its group is stopped); it comes back only when the watcher brings it back."""
     node = ctx.node(name)
-    pids = node_pids(node)
+    pids = node_pids(ctx, node)
     signal_all(pids, signal.SIGSTOP)
-    ctx.stack.supervisor.stop_group(name, wait=False)
+    if ctx.stack.in_containers:
+        # No supervisor to stop: every task of the node dies at once, and the engine
+        # starts new ones (a machine that comes back) as a real outage would leave it to.
+        how = "its tasks killed; the engine starts new ones"
+    else:
+        ctx.stack.supervisor.stop_group(name, wait=False)
+        how = "its programs stopped"
     signal_all(pids, signal.SIGKILL)
-    ctx.history.mark("fault", f"node {name} lost: {len(pids)} processes killed", node=name)
+    ctx.history.mark("fault", f"node {name} lost: {len(pids)} processes killed, {how}", node=name)
 
     def gone() -> bool:
-        left = node_pids(node)
+        left = node_pids(ctx, node)
         signal_all(left, signal.SIGKILL)
         return not left
 
@@ -114,7 +117,7 @@ def lose_node(ctx: DrillContext, name: str) -> None:
 
 
 def freeze_node(ctx: DrillContext, name: str) -> None:
-    pids = node_pids(ctx.node(name))
+    pids = node_pids(ctx, ctx.node(name))
     signal_all(pids, signal.SIGSTOP)
     ctx.history.mark("fault", f"node {name} frozen: SIGSTOP to {len(pids)} processes", node=name)
 
@@ -122,7 +125,7 @@ def freeze_node(ctx: DrillContext, name: str) -> None:
 def thaw_node(ctx: DrillContext, name: str) -> None:
     """The stall ends: SIGCONT to whatever of the node is still there (a fenced node has
     nothing left; the watcher brings it back)."""
-    pids = node_pids(ctx.node(name))
+    pids = node_pids(ctx, ctx.node(name))
     signal_all(pids, signal.SIGCONT)
     ctx.history.mark("heal", f"node {name} thawed: SIGCONT to {len(pids)} processes", node=name)
 

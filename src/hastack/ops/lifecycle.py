@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hastack.errors import HastackError
+from hastack.ops.deploy import DEPLOY_TARGETS, undeploy
 from hastack.polling import WaitTimeout
 from hastack.runtime.health import Assessment, assess
 from hastack.runtime.lifecycle import StopResult, stop_all
@@ -49,6 +50,8 @@ class DestroyResult:
     stop: StopResult | None = None
     removed_dir: str | None = None
     removed_users: list[str] = field(default_factory=list)
+    removed_volumes: list[str] = field(default_factory=list)
+    """A container deployment's: its named volumes (its data)."""
 
 
 def destroy(stack: Stack, progress: Progress | None = None) -> DestroyResult:
@@ -69,11 +72,21 @@ def destroy(stack: Stack, progress: Progress | None = None) -> DestroyResult:
         raise OwnershipError(
             f"{state} belongs to stack {marker.stack!r}, not {plan.name!r}; refusing to delete it"
         )
+    volumes: list[str] = []
+    if plan.spec.target in DEPLOY_TARGETS:
+        progress.step(f"removing the {plan.spec.target} stack {plan.name} and its volumes")
+        volumes = undeploy(stack, volumes=True)
     stop = stop_all(stack, progress)
     progress.step(f"deleting {state}")
     shutil.rmtree(state)
     removed = remove_users(marker)
-    return DestroyResult(existed=True, stop=stop, removed_dir=str(state), removed_users=removed)
+    return DestroyResult(
+        existed=True,
+        stop=stop,
+        removed_dir=str(state),
+        removed_users=removed,
+        removed_volumes=volumes,
+    )
 
 
 @dataclass

@@ -44,6 +44,8 @@ class StackStatus:
             "problems": list(self.assessment.problems),
             "leader_key": snap.leader_key,
             "paused": snap.paused,
+            "target": plan.spec.target,
+            # In a container deployment the engine supervises: its tasks, listed as programs.
             "supervisord": "running" if snap.supervisor_running else "not running",
             "orphans": [asdict(o) for o in snap.orphans],
             "postgres": [asdict(m) for m in snap.members],

@@ -7,9 +7,9 @@ from hastack.runtime.files import ensure_dir
 from hastack.spec.plan import StackPlan
 
 
-def prepare_dirs(plan: StackPlan) -> None:
-    """Idempotent. Each node's directory belongs to its user (0700): other nodes, and the
-    shared services, cannot read its data or config."""
+def prepare_root_dirs(plan: StackPlan) -> None:
+    """Root's own part: what the CLI itself uses (locks, holds, drill reports, the CA),
+    also for a stack deployed in containers, whose units' directories are in volumes."""
     paths = plan.paths
     ensure_dir(paths.state_dir, "root", 0o755)
     ensure_dir(paths.supervisor_dir, "root", 0o700)
@@ -17,6 +17,13 @@ def prepare_dirs(plan: StackPlan) -> None:
     ensure_dir(paths.logs_dir, "root", 0o700)
     ensure_dir(paths.drills_dir, "root", 0o755)
     ensure_dir(paths.tls_dir, "root", 0o755)
+
+
+def prepare_dirs(plan: StackPlan) -> None:
+    """Idempotent. Each node's directory belongs to its user (0700): other nodes, and the
+    shared services, cannot read its data or config."""
+    paths = plan.paths
+    prepare_root_dirs(plan)
     ensure_dir(paths.nodes_dir, "root", 0o755)
     for node in plan.nodes:
         np = node.paths

@@ -17,6 +17,7 @@ from hastack.errors import Unavailable
 from hastack.runtime import heartbeat, holds
 from hastack.runtime.orphans import StackProcess, find_orphans
 from hastack.runtime.supervisor import ProcessInfo
+from hastack.runtime.swarm import process_infos
 from hastack.spec import roles
 from hastack.spec.names import APP_BACKEND
 from hastack.spec.plan import Node, StackPlan
@@ -331,9 +332,14 @@ def take_snapshot(stack: Stack, services: bool = True) -> StackSnapshot:
     """Everything `status` shows. `services`: also probe PgBouncer and Redis (they need the
     secrets; `up` skips them until it has started them)."""
     sup = stack.supervisor
-    running = sup.is_running()
+    if stack.in_containers:
+        # The engine supervises: its tasks stand for supervisord's programs.
+        programs = tuple(process_infos(stack.docker(), stack.plan))
+        running = any(p.state != "STOPPED" for p in programs)
+    else:
+        running = sup.is_running()
+        programs = tuple(sup.processes()) if running else ()
     wall = stack.clock.wall
-    programs = tuple(sup.processes()) if running else ()
     secrets = stack.secrets_or_none() if services else None
     skipped = ServiceProbe(ok=False, error="not probed")
     with ThreadPoolExecutor(max_workers=10) as pool:
@@ -349,7 +355,13 @@ def take_snapshot(stack: Stack, services: bool = True) -> StackSnapshot:
         if secrets is not None and stack.plan.monitoring_enabled and prometheus_runs:
             monitoring_f = pool.submit(_monitoring, stack, secrets)
         leftovers_f = pool.submit(drill_leftovers, stack)
-        orphans_f = pool.submit(find_orphans, stack.identity, sup.pid() if running else None)
+        orphans_f = pool.submit(
+            lambda: (
+                []
+                if stack.in_containers
+                else find_orphans(stack.identity, sup.pid() if running else None)
+            )
+        )
         leader, leader_error = leader_f.result()
         members_f = pool.submit(_members, stack, leader)
         failsafe_f = pool.submit(_failsafe, stack)

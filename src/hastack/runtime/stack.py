@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
@@ -19,17 +21,20 @@ import psycopg
 
 from hastack.errors import Unavailable
 from hastack.polling import SYSTEM_CLOCK, Clock, poll, until
+from hastack.render.container_files import uid_of as container_uid
 from hastack.render.programs import Program, stack_programs
 from hastack.runtime import holds, secret_store
 from hastack.runtime.health import Assessment, assess
 from hastack.runtime.orphans import Identity, identity_of
 from hastack.runtime.scratch import Scratch
-from hastack.runtime.snapshot import StackSnapshot, take_snapshot
+from hastack.runtime.snapshot import StackSnapshot, postmaster_pid, take_snapshot
 from hastack.runtime.supervisor import Supervisor
+from hastack.runtime.swarm import CONTAINER_TARGETS, task_of, volume_path
 from hastack.spec import roles
 from hastack.spec.connection import connection_settings, pg_url
-from hastack.spec.plan import StackPlan
+from hastack.spec.plan import Node, StackPlan
 from hastack.spec.secrets import Secrets
+from hastack.tools.docker import Docker
 from hastack.tools.etcd_api import EtcdClient, EtcdUnavailable
 from hastack.tools.haproxy_api import HAProxyAdmin
 from hastack.tools.http import ClientCert
@@ -52,12 +57,18 @@ def program_list(plan: StackPlan) -> list[Program]:
 
 
 class Stack:
-    def __init__(self, plan: StackPlan, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, plan: StackPlan, *, clock: Clock = SYSTEM_CLOCK, secrets: Secrets | None = None
+    ) -> None:
+        """`secrets`: given, instead of read from the state directory (inside a container,
+        which has none: `hastack deploy` hands them over)."""
         if plan.standby is not None and plan.paths.standby_promoted.is_file():
             # Promoted: a primary cluster now; its spec only says how it was born.
             plan = dataclasses.replace(plan, standby=None)
         self.plan = plan
         self.clock = clock
+        if secrets is not None:
+            self.__dict__["secrets"] = secrets
 
     @property
     def name(self) -> str:
@@ -135,8 +146,39 @@ class Stack:
         port, ca = self.plan.spec.patroni.rest_port, str(self.plan.paths.ca_cert)
         return PatroniClient(n.address, port, ca, auth, timeout_s)
 
+    @property
+    def in_containers(self) -> bool:
+        """Deployed on a container engine (`hastack deploy`), not under supervisord."""
+        return self.plan.spec.target in CONTAINER_TARGETS
+
+    def host_path(self, path: Path) -> Path:
+        """Where a path of the plan is on this machine (in a container deployment, under its
+        unit's volume)."""
+        return volume_path(self.docker(), self.plan, path) if self.in_containers else path
+
+    def node_pids(self, node: Node) -> list[int]:
+        """Every process of a node, by its user (in containers, by that user's fixed uid:
+        the host has no such user)."""
+        if self.in_containers:
+            uid = container_uid(self.plan, node.user)
+            return [p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"].real == uid]
+        return [p.pid for p in psutil.process_iter(["username"]) if p.info["username"] == node.user]
+
+    def postmaster_pid(self, node: Node) -> int | None:
+        """The node's running postmaster (in containers, found among its processes: the
+        postmaster.pid file holds the container's own pid)."""
+        if not self.in_containers:
+            return postmaster_pid(node)
+        for pid in self.node_pids(node):
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                parent = proc.parent()
+                if proc.name() == "postgres" and (parent is None or parent.name() != "postgres"):
+                    return pid
+        return None
+
     def haproxy(self) -> HAProxyAdmin:
-        return HAProxyAdmin(self.plan.paths.haproxy_socket)
+        return HAProxyAdmin(self.host_path(self.plan.paths.haproxy_socket))
 
     def pgbouncer(self) -> PgBouncerAdmin:
         return PgBouncerAdmin(
@@ -164,6 +206,11 @@ class Stack:
     def wrk(self) -> Wrk:
         return Wrk()
 
+    def docker(self) -> Docker:
+        """The Docker engine a container deployment of the stack runs on (DOCKER_HOST, or
+        the engine's default socket)."""
+        return Docker(os.environ.get("DOCKER_HOST"))
+
     def scratch(self) -> Scratch:
         """The scratch instance backups are restored into (the repository host's)."""
         return Scratch(self.plan)
@@ -172,12 +219,25 @@ class Stack:
         """pgBackRest on the repository host: as its user, with its config (the one that
         holds the repository's passphrase and names every node)."""
         paths = self.plan.paths
+        user = self.plan.service_users["backup"]
+        home = {"HOME": str(paths.backup_dir)}
+        if self.in_containers:
+            docker = self.docker()
+            task = task_of(docker, self.plan, "backup-repo")
+            exec_in = (docker.binary, "exec", "-u", user, "-e", f"HOME={home['HOME']}", task.id)
+            return PgBackRest(
+                self.plan.spec.binaries.pgbackrest,
+                paths.backup_config,
+                self.plan.stanza,
+                env=docker.env,
+                prefix=exec_in,
+            )
         return PgBackRest(
             self.plan.spec.binaries.pgbackrest,
             paths.backup_config,
             self.plan.stanza,
-            user=self.plan.service_users["backup"],
-            env={"HOME": str(paths.backup_dir)},
+            user=user,
+            env=home,
         )
 
     def connect(
@@ -189,7 +249,7 @@ class Stack:
         n = self.plan.node(node)
         try:
             return psycopg.connect(
-                host=str(n.paths.socket_dir),
+                host=str(self.host_path(n.paths.socket_dir)),
                 port=self.plan.spec.postgres.port,
                 dbname=dbname or self.plan.spec.postgres.database,
                 user=roles.SUPERUSER,

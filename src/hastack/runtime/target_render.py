@@ -183,3 +183,13 @@ def _write_tree(out: Path, files: list[TargetFile]) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def install_client_cert(plan: StackPlan, client_dir: Path) -> None:
+    """Put the render's client certificate where the stack's own clients look (the state
+    directory), so this CLI reaches the deployed etcd and Patroni as a local stack's."""
+    for source, target in (
+        (client_dir / "hastack-client.pem", plan.paths.client_cert),
+        (client_dir / "hastack-client.key", plan.paths.client_key),
+    ):
+        write_atomic(target, source.read_text(), "root", 0o600)

@@ -194,9 +194,12 @@ class PgBackRest:
     stanza: str
     user: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    prefix: tuple[str, ...] = ()
+    """Where it runs when not here: `docker exec ... CONTAINER` (a container deployment)."""
 
     def argv(self, command: str, *options: str) -> tuple[str, ...]:
         return (
+            *self.prefix,
             str(self.binary),
             f"--config={self.config}",
             f"--stanza={self.stanza}",

@@ -1,0 +1,228 @@
+"""A stack on Docker Swarm: the swarm, the node's labels, the deployed stack and its health.
+
+On one machine hastack makes the swarm itself when the engine is in none (on the stack's
+services address, so nothing listens beyond the stack's own addresses) and gives this node
+every placement label. A swarm of several nodes is the operator's: its nodes carry the
+labels already (`hastack render swarm` says which), and hastack only checks them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hastack.errors import HastackError
+from hastack.polling import poll
+from hastack.render.containers import container_programs
+from hastack.runtime.progress import NullProgress, Progress
+from hastack.runtime.supervisor import ProcessInfo
+from hastack.spec.placement import units
+from hastack.spec.plan import StackPlan
+from hastack.tools.base import ToolError
+from hastack.tools.docker import Container, Docker
+
+SWARM_PORT = 2377
+"""Swarm's management port (its default), on the stack's services address."""
+DATA_PATH_PORT = 4789
+LABEL_PREFIX = "hastack."
+"""A service of unit U runs only on a node labelled `hastack.U=true`."""
+
+
+@dataclass(frozen=True)
+class SwarmHealth:
+    healthy: tuple[str, ...]
+    waiting: tuple[str, ...]
+    """Services with no running, healthy task yet."""
+
+    @property
+    def ready(self) -> bool:
+        return not self.waiting
+
+    def sentence(self) -> str:
+        if self.ready:
+            return f"all {len(self.healthy)} services healthy"
+        shown = ", ".join(self.waiting[:6]) + (" ..." if len(self.waiting) > 6 else "")
+        total = len(self.healthy) + len(self.waiting)
+        return f"{len(self.healthy)} of {total} healthy; waiting for {shown}"
+
+
+def service_names(plan: StackPlan) -> list[str]:
+    """The stack's services, as the render names them (one per program)."""
+    return [p.name for p in container_programs(plan)]
+
+
+def assess(stack_name: str, expected: Sequence[str], containers: list[Container]) -> SwarmHealth:
+    """Which services have a running task that passes its health check (or has none). Pure."""
+    fine = {
+        c.service.removeprefix(f"{stack_name}_")
+        for c in containers
+        if c.state == "running" and c.health in ("healthy", "")
+    }
+    return SwarmHealth(
+        healthy=tuple(s for s in expected if s in fine),
+        waiting=tuple(s for s in expected if s not in fine),
+    )
+
+
+def require_engine(docker: Docker) -> str:
+    """The engine's version; a clear error when none answers."""
+    answer = docker.reachable()
+    if not answer.ok:
+        raise ToolError(
+            "no Docker engine answers",
+            answer,
+            "install one (apt-get install docker.io) and start it, or point DOCKER_HOST at one",
+        )
+    return answer.stdout.strip()
+
+
+def ensure_swarm(docker: Docker, plan: StackPlan, progress: Progress | None = None) -> bool:
+    """Join nothing: make a one-node swarm when the engine is in none. True if made now."""
+    progress = progress or NullProgress()
+    state = docker.swarm_state().strip()
+    if state == "active":
+        return False
+    if state != "inactive":
+        raise HastackError(
+            f"this Docker engine's swarm is {state}",
+            "docker info; `docker swarm leave --force` if it is a stale one",
+        )
+    address = plan.services_address
+    progress.step(f"making a one-node swarm on {address}:{SWARM_PORT}")
+    docker.swarm_init(address, SWARM_PORT, DATA_PATH_PORT)
+    # The routing mesh's ingress network is not used (every service is on the host
+    # network) and would only add a bridge.
+    docker.run("network", "rm", "ingress", timeout_s=60)
+    return True
+
+
+def ensure_labels(docker: Docker, plan: StackPlan) -> list[str]:
+    """On a one-node swarm, the node gets every unit's label; on a larger one each label must
+    already be on some node. The labels set now."""
+    nodes = docker.checked("docker node ls failed", "node", "ls", "-q").split()
+    wanted = [f"{LABEL_PREFIX}{u}" for u in units(plan.spec)]
+    if len(nodes) > 1:
+        present: set[str] = set()
+        for node in nodes:
+            out = docker.checked(
+                "docker node inspect failed", "node", "inspect", "-f", "{{json .Spec.Labels}}", node
+            )
+            present |= {k for k, v in (json.loads(out) or {}).items() if v == "true"}
+        missing = [w for w in wanted if w not in present]
+        if missing:
+            raise HastackError(
+                f"no node of this swarm carries {', '.join(missing)}: those services would "
+                "never start",
+                "docker node update --label-add LABEL=true NODE, as `hastack render swarm` lists",
+            )
+        return []
+    docker.checked(
+        "docker node update failed",
+        "node",
+        "update",
+        *(arg for w in wanted for arg in ("--label-add", f"{w}=true")),
+        nodes[0],
+    )
+    return wanted
+
+
+def deploy_stack(docker: Docker, plan: StackPlan, stack_file: Path) -> None:
+    docker.stack_deploy(stack_file, plan.name)
+
+
+def health(docker: Docker, plan: StackPlan) -> SwarmHealth:
+    containers = docker.containers(f"com.docker.stack.namespace={plan.name}")
+    return assess(plan.name, service_names(plan), containers)
+
+
+def task_of(docker: Docker, plan: StackPlan, service: str) -> Container:
+    """The running container of one service (a one-replica service has one)."""
+    full = f"{plan.name}_{service}"
+    running = [
+        c
+        for c in docker.containers(f"com.docker.stack.namespace={plan.name}")
+        if c.service == full and c.state == "running"
+    ]
+    if not running:
+        raise HastackError(f"service {service} has no running task", f"docker service ps {full}")
+    return running[0]
+
+
+def exec_json(
+    docker: Docker, container: Container, user: str, argv: Sequence[str], stdin: str
+) -> dict[str, object]:
+    """Run a hastack module inside a container, the request on stdin, one JSON line back."""
+    result = docker.run_input(stdin, "exec", "-i", "-u", user, container.id, *argv, timeout_s=900)
+    line = (result.stdout.strip().splitlines() or [""])[-1]
+    try:
+        answer: dict[str, object] = json.loads(line)
+    except json.JSONDecodeError:
+        raise ToolError(f"{' '.join(argv[-2:])} in {container.name} failed", result) from None
+    return answer
+
+
+CONTAINER_TARGETS = ("swarm", "compose")
+
+
+def volume_path(docker: Docker, plan: StackPlan, path: Path) -> Path:
+    """Where a path of the plan is on this machine when its unit runs in a container: under
+    the mount point of the unit's named volume (`<state>/nodes/pg1/...` -> the volume pg1's
+    directory). A Unix socket there (HAProxy's admin socket, PostgreSQL's) is reachable from
+    the host as from inside."""
+    try:
+        rel = path.relative_to(plan.paths.state_dir)
+    except ValueError:
+        return path
+    if len(rel.parts) < 2 or rel.parts[0] not in ("nodes", "services"):
+        return path
+    volume = f"{plan.name}_{rel.parts[1]}"
+    out = docker.run("volume", "inspect", "-f", "{{.Mountpoint}}", volume, timeout_s=20)
+    if not out.ok:
+        return path  # not deployed: callers report the path they could not open
+    return Path(out.stdout.strip()).joinpath(*rel.parts[2:])
+
+
+def process_infos(docker: Docker, plan: StackPlan) -> list[ProcessInfo]:
+    """The stack's services as `status` lists supervised programs: RUNNING when a task runs
+    and passes its health check, else what it is doing."""
+    containers = docker.containers(f"com.docker.stack.namespace={plan.name}")
+    found = []
+    for program in container_programs(plan):
+        full = f"{plan.name}_{program.name}"
+        tasks = [c for c in containers if c.service == full]
+        ok = [c for c in tasks if c.state == "running" and c.health in ("healthy", "")]
+        state = "RUNNING" if ok else ("STARTING" if tasks else "STOPPED")
+        described = ", ".join(f"{c.state} {c.health}".strip() for c in tasks) or "no task"
+        found.append(ProcessInfo(program.group, program.name, state, 0, 0, described))
+    return found
+
+
+def remove_stack(docker: Docker, plan: StackPlan, volumes: bool) -> list[str]:
+    """`docker stack rm`, then (with `volumes`) the stack's named volumes once no container
+    holds them. The volumes removed."""
+    docker.stack_rm(plan.name)
+    if not volumes:
+        return []
+    names = docker.checked(
+        "docker volume ls failed",
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        f"label=com.docker.stack.namespace={plan.name}",
+    ).split()
+
+    left = list(names)
+
+    def all_removed() -> tuple[bool | None, str]:
+        # A volume stays in use until its task's container is gone (seconds after stack rm).
+        for name in list(left):
+            answer = docker.remove_volume(name)
+            if answer.ok or "no such volume" in answer.stderr.lower():
+                left.remove(name)
+        return (True, "") if not left else (None, f"still in use: {', '.join(left)}")
+
+    poll(all_removed, what=f"the volumes of {plan.name} removed", timeout_s=120, interval_s=1)
+    return names
