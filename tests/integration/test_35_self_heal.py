@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import psutil
+import pytest
 
 from hastack.ops.status import stack_status
 from hastack.runtime import heartbeat
@@ -56,7 +57,10 @@ def postmaster_pid(stack: Stack, node: str) -> int | None:
     return next(m.pid for m in status.snapshot.members if m.name == node)
 
 
+@pytest.mark.slow
 def test_a_crashed_leader_node_comes_back_by_itself(stack: Stack) -> None:
+    """In `make test-slow`: `make test` runs the same fault as the crash-primary drill
+    (test_50), which also checks every acknowledged write."""
     old = leader_of(stack)
     killed = postmaster_pid(stack, old)
     assert killed is not None

@@ -14,7 +14,7 @@ from hastack.ops.container_init import request
 from hastack.ops.deploy import deploy
 from hastack.runtime.image import debian_mirror
 from hastack.runtime.stack import Stack
-from hastack.runtime.swarm import assess, service_names
+from hastack.runtime.containers import assess, service_names
 from hastack.tools.docker import Container
 from tests.unit.factories import fixed_secrets, load_text
 

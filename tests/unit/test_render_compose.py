@@ -30,7 +30,7 @@ from tests.unit.container_targets import (
 TEXTS = ("compose/compose.yml", "compose/owners.sh")
 
 SWARM_ONLY = {"networks", "deploy"}
-COMPOSE_ONLY = {"network_mode", "restart"}
+COMPOSE_ONLY = {"network_mode", "restart", "labels"}
 
 
 @functools.cache
@@ -133,3 +133,14 @@ def test_no_secret_outside_a_secret_file() -> None:
     for path, f in files.items():
         if path.startswith(("compose/secrets/", "compose/client/")):
             assert f.mode == SECRET_MODE, path
+
+
+def test_a_changed_file_changes_only_its_readers_label() -> None:
+    """Compose recreates a service when its definition changes, not when a bind-mounted
+    file does: the label carries the digest of the service's files."""
+    before = compose()["services"]
+    changed = StackSpec.model_validate({"redis": {"maxmemory_mb": 96}})
+    after = load_yaml(render("compose", changed)["compose/compose.yml"].content)["services"]
+    differs = {n for n in before if before[n]["labels"] != after[n]["labels"]}
+    assert "redis" in differs
+    assert "pg1-patroni" not in differs and "haproxy" not in differs

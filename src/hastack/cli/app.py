@@ -302,7 +302,7 @@ def dashboards(
 def deploy_cmd(
     ctx: typer.Context,
     target: str = typer.Option(
-        "", "--target", help="swarm (the default: the spec's target, which must be it)."
+        "", "--target", help="swarm or compose (default: the spec's target, which must be it)."
     ),
     json_out: bool = typer.Option(False, "--json", help="JSON output (progress on stderr)."),
 ) -> None:

@@ -136,13 +136,14 @@ def partition_node(ctx: DrillContext, name: str, cut_balancer: bool) -> None:
     cut = ctx.stack.netcut()
     node = ctx.node(name)
     cut.ensure()
+    owner = ctx.stack.process_owner
     for other in plan.nodes:
         if other.name == name:
             continue
-        cut.drop_from_user_to(node.user, other.address)
-        cut.drop_from_user_to(other.user, node.address)
+        cut.drop_from_user_to(owner(node.user), other.address)
+        cut.drop_from_user_to(owner(other.user), node.address)
     if cut_balancer:
-        cut.drop_from_user_to(plan.service_users["haproxy"], node.address)
+        cut.drop_from_user_to(owner(plan.service_users["haproxy"]), node.address)
     what = "the other nodes and HAProxy" if cut_balancer else "the other nodes"
     ctx.history.mark("fault", f"node {name} cut off from {what} (iptables {cut.chain})", node=name)
 

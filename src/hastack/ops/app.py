@@ -25,12 +25,17 @@ def restart_app(
             "this stack has no app instances (app.instances is 0)", "hastack scale app=2"
         )
     sup = stack.supervisor
-    if not sup.is_running():
+    if not stack.in_containers and not sup.is_running():
         raise HastackError(f"stack {stack.name!r} is not running", "hastack up")
     # The instances are stopped on purpose: the watcher must not start them meanwhile.
     with stack.hold(60.0 * (len(programs) + 1), "hastack app restart"):
         if rolling:
             return rolling_restart(stack, programs, progress)
+        if stack.in_containers:
+            raise HastackError(
+                "an all-at-once restart is not offered for a container deployment",
+                "hastack app restart --rolling",
+            )
         result = RollingResult()
         for program in programs:
             progress.step(f"restarting {program.name}")

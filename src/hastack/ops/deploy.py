@@ -17,27 +17,30 @@ from typing import TYPE_CHECKING
 from hastack.errors import HastackError
 from hastack.ops.container_init import request
 from hastack.polling import poll
-from hastack.runtime.image import build_image
-from hastack.runtime.layout import prepare_root_dirs
-from hastack.runtime.progress import NullProgress, Progress
-from hastack.runtime.stack import Stack
-from hastack.runtime.swarm import (
+from hastack.runtime.containers import (
     SwarmHealth,
+    compose_down,
+    compose_up,
     ensure_labels,
     ensure_swarm,
     exec_json,
     health,
     remove_stack,
+    remove_volumes,
     require_engine,
     task_of,
 )
+from hastack.runtime.image import build_image
+from hastack.runtime.layout import prepare_root_dirs
+from hastack.runtime.progress import NullProgress, Progress
+from hastack.runtime.stack import Stack
 from hastack.runtime.target_render import install_client_cert, render_target
 from hastack.spec.plan import StackPlan
 
 if TYPE_CHECKING:
     from hastack.tools.docker import Docker
 
-DEPLOY_TARGETS = ("swarm",)
+DEPLOY_TARGETS = ("swarm", "compose")
 HEALTHY_TIMEOUT_S = 180.0
 CONTAINER_PYTHON = ("/opt/hastack/venv/bin/python", "-m", "hastack.ops.container_init")
 
@@ -51,7 +54,8 @@ class DeployResult:
     swarm_made: bool = False
     image_build_s: float = 0.0
     healthy_after_s: float = 0.0
-    """From `docker stack deploy` until every service had a healthy task."""
+    """From `docker stack deploy` (or `docker-compose up`) until every service had a
+    healthy task."""
     services: int = 0
     said: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -85,11 +89,16 @@ def deploy(stack: Stack, target: str, progress: Progress | None = None) -> Deplo
     tag, build_s = build_image(plan, docker, out / "image", progress)
     result = DeployResult(target=target, stack=plan.name, image=tag, engine=engine)
     result.image_build_s = round(build_s, 1)
-    result.swarm_made = ensure_swarm(docker, plan, progress)
-    ensure_labels(docker, plan)
-    progress.step(f"docker stack deploy {plan.name} ({len(rendered.files)} files)")
-    deployed = time.monotonic()
-    docker.stack_deploy(out / "swarm" / "stack.yml", plan.name)
+    if target == "swarm":
+        result.swarm_made = ensure_swarm(docker, plan, progress)
+        ensure_labels(docker, plan)
+        progress.step(f"docker stack deploy {plan.name} ({len(rendered.files)} files)")
+        deployed = time.monotonic()
+        docker.stack_deploy(out / "swarm" / "stack.yml", plan.name)
+    else:
+        progress.step(f"docker-compose up {plan.name} ({len(rendered.files)} files)")
+        deployed = time.monotonic()
+        compose_up(docker, plan, out / "compose")
     final = _wait_healthy(docker, plan, progress)
     result.healthy_after_s = round(time.monotonic() - deployed, 1)
     result.services = len(final.healthy)
@@ -160,6 +169,11 @@ def _converge(stack: Stack, docker: Docker, progress: Progress) -> list[str]:
 
 def undeploy(stack: Stack, volumes: bool) -> list[str]:
     """Remove the deployed stack (and with `volumes` its data). The volumes removed."""
-    docker = stack.docker()
+    plan, docker = stack.plan, stack.docker()
     require_engine(docker)
-    return remove_stack(docker, stack.plan, volumes)
+    if plan.spec.target == "compose":
+        render_dir = deploy_dir(plan, "compose") / "compose"
+        if (render_dir / "compose.yml").is_file():
+            return compose_down(docker, plan, render_dir, volumes)
+        return remove_volumes(docker, plan) if volumes else []
+    return remove_stack(docker, plan, volumes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,15 @@ class DownResult:
 
 
 def down(stack: Stack, progress: Progress | None = None) -> DownResult:
-    """Stop every process of the stack (ordered), keep all data."""
+    """Stop every process of the stack (ordered), keep all data. A container deployment:
+    its services removed, its volumes (the data) kept; `hastack deploy` brings it back."""
+    if stack.in_containers:
+        started = time.monotonic()
+        was_running = bool(stack.snapshot(services=False).supervisor_running)
+        undeploy(stack, volumes=False)
+        stop = StopResult(order=[f"{stack.plan.spec.target} stack {stack.name}"])
+        stop.elapsed_s = round(time.monotonic() - started, 1)
+        return DownResult(was_running=was_running, stop=stop)
     was_running = stack.supervisor.is_running() or bool(stack_processes(stack.identity))
     return DownResult(was_running=was_running, stop=stop_all(stack, progress))
 

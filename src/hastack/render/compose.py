@@ -14,7 +14,9 @@ The same services (render/containers.py). What differs from swarm.py, and why:
 
 from __future__ import annotations
 
+import hashlib
 import shlex
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -58,6 +60,10 @@ def render_owners_script(plan: StackPlan, files: list[MountedFile]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _digest(parts: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16]
+
+
 def render_compose(plan: StackPlan, material: StackMaterial) -> list[TargetFile]:
     check_supported(plan, "compose")
     services, files = container_services(plan, material)
@@ -70,6 +76,10 @@ def render_compose(plan: StackPlan, material: StackMaterial) -> list[TargetFile]
             # Swarm's `condition: any`. Unlike Swarm, Docker treats `docker kill` as a
             # manual stop and does not restart it; a crash (the process killed) it does.
             "restart": "always",
+            # The files are bind mounts: a changed file alone would not change the service,
+            # and Compose would keep the container (reading the old file). Their digest here
+            # makes `up` recreate exactly the services whose files changed.
+            "labels": {"hastack.files": _digest(f.digest for f in s.files)},
         }
         for s in services
     }

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from hastack.errors import HastackError
 from hastack.polling import WaitTimeout
 from hastack.render.program import Program
+from hastack.runtime.containers import restart_service
 from hastack.runtime.files import write_atomic
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.tls import TlsFiles, ensure_tls
@@ -124,8 +125,13 @@ def _restart_one(
     set_app_state(stack, name, "drain")
     drained = _wait(stack, lambda: _sessions(stack, name) == 0, drain_timeout_s, f"{name} drained")
     t = stack.clock.monotonic()
-    sup.stop(program.process_name)
-    sup.start(program.process_name, wait=False)
+    if stack.in_containers:
+        if restart_service(stack.docker(), stack.plan, name):
+            # The old task answers until the engine stops it: wait for that, then the new.
+            _wait(stack, lambda: not instance_ready(stack, instance), 30, f"{name} stopped")
+    else:
+        sup.stop(program.process_name)
+        sup.start(program.process_name, wait=False)
     _wait(stack, lambda: instance_ready(stack, instance), 60, f"{name} ready")
     restarted = stack.clock.monotonic() - t
     set_app_state(stack, name, "ready")

@@ -15,9 +15,9 @@ import psutil
 
 from hastack.errors import Unavailable
 from hastack.runtime import heartbeat, holds
+from hastack.runtime.containers import process_infos
 from hastack.runtime.orphans import StackProcess, find_orphans
 from hastack.runtime.supervisor import ProcessInfo
-from hastack.runtime.swarm import process_infos
 from hastack.spec import roles
 from hastack.spec.names import APP_BACKEND
 from hastack.spec.plan import Node, StackPlan

@@ -24,12 +24,12 @@ from hastack.polling import SYSTEM_CLOCK, Clock, poll, until
 from hastack.render.container_files import uid_of as container_uid
 from hastack.render.programs import Program, stack_programs
 from hastack.runtime import holds, secret_store
+from hastack.runtime.containers import CONTAINER_TARGETS, task_of, volume_path
 from hastack.runtime.health import Assessment, assess
 from hastack.runtime.orphans import Identity, identity_of
 from hastack.runtime.scratch import Scratch
 from hastack.runtime.snapshot import StackSnapshot, postmaster_pid, take_snapshot
 from hastack.runtime.supervisor import Supervisor
-from hastack.runtime.swarm import CONTAINER_TARGETS, task_of, volume_path
 from hastack.spec import roles
 from hastack.spec.connection import connection_settings, pg_url
 from hastack.spec.plan import Node, StackPlan
@@ -163,6 +163,11 @@ class Stack:
             uid = container_uid(self.plan, node.user)
             return [p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"].real == uid]
         return [p.pid for p in psutil.process_iter(["username"]) if p.info["username"] == node.user]
+
+    def process_owner(self, user: str) -> str:
+        """How iptables' owner match names a user's processes: by name, or in containers by
+        the fixed uid (the host has no such user)."""
+        return str(container_uid(self.plan, user)) if self.in_containers else user
 
     def postmaster_pid(self, node: Node) -> int | None:
         """The node's running postmaster (in containers, found among its processes: the

