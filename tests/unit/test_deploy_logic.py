@@ -12,9 +12,9 @@ from hastack.drills.scenarios import SCENARIOS, for_stack
 from hastack.errors import HastackError
 from hastack.ops.container_init import request
 from hastack.ops.deploy import deploy
+from hastack.runtime.containers import assess, service_names
 from hastack.runtime.image import debian_mirror
 from hastack.runtime.stack import Stack
-from hastack.runtime.containers import assess, service_names
 from hastack.tools.docker import Container
 from tests.unit.factories import fixed_secrets, load_text
 
