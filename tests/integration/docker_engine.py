@@ -81,3 +81,7 @@ def engine(start_timeout_s: float = 60) -> Iterator[str]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+        # dockerd leaves its default network namespace mounted under the exec root.
+        netns = RUN_DIR / "exec" / "netns" / "default"
+        if os.path.ismount(netns):
+            subprocess.run(["umount", str(netns)], check=False, capture_output=True)

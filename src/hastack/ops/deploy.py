@@ -35,6 +35,7 @@ from hastack.runtime.layout import prepare_root_dirs
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
 from hastack.runtime.target_render import install_client_cert, render_target
+from hastack.spec.names import RO_BACKEND
 from hastack.spec.plan import StackPlan
 
 if TYPE_CHECKING:
@@ -104,6 +105,8 @@ def deploy(stack: Stack, target: str, progress: Progress | None = None) -> Deplo
     result.services = len(final.healthy)
     progress.done(f"{final.sentence()} {result.healthy_after_s} s after deploy")
     result.said = _converge(stack, docker, progress)
+    if len(plan.postgres_nodes) > 1:
+        result.said.append(_reads_to_replicas(stack, progress))
     result.elapsed_s = round(time.monotonic() - started, 1)
     return result
 
@@ -165,6 +168,28 @@ def _converge(stack: Stack, docker: Docker, progress: Progress) -> list[str]:
             progress.done(line)
         said += lines
     return said
+
+
+def _reads_to_replicas(stack: Stack, progress: Progress) -> str:
+    """Every service starts at once: PgBouncer's read-only pool may have connected while no
+    replica passed HAProxy's check yet (HAProxy then sends reads to the primary), and it
+    keeps its server connections. Once a replica is in, the pool reconnects."""
+    plan = stack.plan
+
+    def replica_in() -> tuple[bool | None, str]:
+        leader = stack.leader()
+        up = [
+            s
+            for s in stack.haproxy().server_states()
+            if s.backend == RO_BACKEND and s.up and s.server != leader
+        ]
+        return (True, "") if up else (None, "no replica in HAProxy's read-only backend yet")
+
+    poll(replica_in, what="a replica serving reads", timeout_s=90, interval_s=0.5)
+    stack.pgbouncer().command(f"RECONNECT {plan.spec.postgres.database}_ro", timeout_s=10)
+    line = "PgBouncer's read-only pool reconnected: reads go to the replicas"
+    progress.done(line)
+    return line
 
 
 def undeploy(stack: Stack, volumes: bool) -> list[str]:
