@@ -281,8 +281,8 @@ def test_the_certificates_are_those_the_local_stack_makes(monkeypatch: pytest.Mo
     monkeypatch.setattr(tls, "make_server_cert", record)
     monkeypatch.setattr(tls, "_current", lambda path: None)
     monkeypatch.setattr(tls, "write_atomic", lambda *a, **k: True)
-    monkeypatch.setattr(tls, "_key_pem", lambda key: b"")
-    monkeypatch.setattr(tls, "_cert_pem", lambda cert: "")
+    monkeypatch.setattr(tls, "key_pem", lambda key: b"")
+    monkeypatch.setattr(tls, "cert_pem", lambda cert: "")
     tls.ensure_node_tls(plan)
 
     def record_site(

@@ -144,10 +144,6 @@ def ensure_labels(docker: Docker, plan: StackPlan) -> list[str]:
     return wanted
 
 
-def deploy_stack(docker: Docker, plan: StackPlan, stack_file: Path) -> None:
-    docker.stack_deploy(stack_file, plan.name)
-
-
 def health(docker: Docker, plan: StackPlan) -> SwarmHealth:
     containers = docker.containers(stack_label(plan))
     return assess(plan.name, service_names(plan), containers)
@@ -224,11 +220,17 @@ def remove_stack(docker: Docker, plan: StackPlan, volumes: bool) -> list[str]:
     return remove_volumes(docker, plan)
 
 
+def stack_volumes(docker: Docker, plan: StackPlan) -> list[str]:
+    """The deployed stack's named volumes (its data)."""
+    listed = docker.checked(
+        "docker volume ls failed", "volume", "ls", "-q", "--filter", f"label={stack_label(plan)}"
+    )
+    return listed.split()
+
+
 def remove_volumes(docker: Docker, plan: StackPlan) -> list[str]:
     """The stack's named volumes, once no container holds them. The names removed."""
-    names = docker.checked(
-        "docker volume ls failed", "volume", "ls", "-q", "--filter", f"label={stack_label(plan)}"
-    ).split()
+    names = stack_volumes(docker, plan)
 
     left = list(names)
 
@@ -297,16 +299,7 @@ def compose_up(docker: Docker, plan: StackPlan, render_dir: Path) -> None:
 
 def compose_down(docker: Docker, plan: StackPlan, render_dir: Path, volumes: bool) -> list[str]:
     """`down` (with `volumes`: the stack's named volumes too). The volumes removed."""
-    names = []
-    if volumes:
-        names = docker.checked(
-            "docker volume ls failed",
-            "volume",
-            "ls",
-            "-q",
-            "--filter",
-            f"label={stack_label(plan)}",
-        ).split()
+    names = stack_volumes(docker, plan) if volumes else []
     args = ["down", "--remove-orphans", *(["--volumes"] if volumes else [])]
     result = docker.compose(compose_binary(), plan.name, render_dir / "compose.yml", *args)
     if not result.ok:

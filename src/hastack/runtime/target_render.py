@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from hastack.errors import HastackError
@@ -33,7 +32,13 @@ from hastack.render.targets import (
 from hastack.runtime import secret_store
 from hastack.runtime.files import ensure_dir, write_atomic
 from hastack.runtime.ownership import claim_state_dir
-from hastack.runtime.tls import load_or_make_ca, make_server_cert, needs_renewal
+from hastack.runtime.tls import (
+    cert_pem,
+    key_pem,
+    load_or_make_ca,
+    make_server_cert,
+    needs_renewal,
+)
 from hastack.spec.placement import target_issues
 from hastack.spec.plan import StackPlan
 
@@ -123,18 +128,10 @@ def _material(plan: StackPlan, name: str, wanted: dict[str, CertRequest]) -> Sta
                 common_name=request.common_name,
                 usages=usages,
             )
-            key_pem = key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ).decode()
-            write_atomic(key_path, key_pem, "root", 0o600)
-            write_atomic(
-                cert_path, cert.public_bytes(serialization.Encoding.PEM).decode(), "root", 0o600
-            )
+            write_atomic(key_path, key_pem(key).decode(), "root", 0o600)
+            write_atomic(cert_path, cert_pem(cert), "root", 0o600)
         issued[cert_name] = IssuedCert(cert_path.read_text(), key_path.read_text())
-    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM).decode()
-    return StackMaterial(secrets=secrets, ca_cert_pem=ca_pem, issued=issued)
+    return StackMaterial(secrets=secrets, ca_cert_pem=cert_pem(ca_cert), issued=issued)
 
 
 def _current(cert: Path, key: Path, request: CertRequest, ca: x509.Certificate) -> bool:

@@ -37,7 +37,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -152,7 +152,7 @@ def ensure_tls(
     chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(
         serialization.Encoding.PEM
     )
-    return write_atomic(files.haproxy_pem, (chain + _key_pem(key)).decode(), haproxy_user, 0o600)
+    return write_atomic(files.haproxy_pem, (chain + key_pem(key)).decode(), haproxy_user, 0o600)
 
 
 def load_or_make_ca(
@@ -164,12 +164,12 @@ def load_or_make_ca(
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
         return ca_key, x509.load_pem_x509_certificate(cert_path.read_bytes())
     ca_key, ca_cert = make_ca(stack)
-    write_atomic(key_path, _key_pem(ca_key).decode(), "root", 0o600)
-    write_atomic(cert_path, _cert_pem(ca_cert), "root", 0o644)
+    write_atomic(key_path, key_pem(ca_key).decode(), "root", 0o600)
+    write_atomic(cert_path, cert_pem(ca_cert), "root", 0o644)
     return ca_key, ca_cert
 
 
-def _cert_pem(cert: x509.Certificate) -> str:
+def cert_pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -209,20 +209,20 @@ def ensure_node_tls(plan: StackPlan) -> list[Path]:
         key, cert = make_server_cert(
             ca_key, ca_cert, hostnames, addresses, common_name=node.name, usages=both
         )
-        write_atomic(np.tls_key, _key_pem(key).decode(), node.user, 0o600)
-        write_atomic(np.tls_cert, _cert_pem(cert), node.user, 0o644)
+        write_atomic(np.tls_key, key_pem(key).decode(), node.user, 0o600)
+        write_atomic(np.tls_cert, cert_pem(cert), node.user, 0o644)
         written.append(np.tls_cert)
     haproxy = plan.service_users["haproxy"]
     if _stale(_current(paths.haproxy_stats_pem), [plan.services_address]):
         key, cert = make_server_cert(ca_key, ca_cert, [], [plan.services_address])
-        pem = _cert_pem(cert) + _key_pem(key).decode()  # HAProxy wants both in one file
+        pem = cert_pem(cert) + key_pem(key).decode()  # HAProxy wants both in one file
         write_atomic(paths.haproxy_stats_pem, pem, haproxy, 0o600)
         written.append(paths.haproxy_stats_pem)
     pgbouncer = plan.service_users["pgbouncer"]
     if _stale(_current(paths.pgbouncer_tls_cert), [plan.services_address]):
         key, cert = make_server_cert(ca_key, ca_cert, [], [plan.services_address])
-        write_atomic(paths.pgbouncer_tls_key, _key_pem(key).decode(), pgbouncer, 0o600)
-        write_atomic(paths.pgbouncer_tls_cert, _cert_pem(cert), pgbouncer, 0o644)
+        write_atomic(paths.pgbouncer_tls_key, key_pem(key).decode(), pgbouncer, 0o600)
+        write_atomic(paths.pgbouncer_tls_cert, cert_pem(cert), pgbouncer, 0o644)
         written.append(paths.pgbouncer_tls_cert)
     backup_names = [plan.backup_address]
     if plan.backup_enabled and _stale(_current(paths.backup_tls_cert), backup_names, backup_names):
@@ -237,15 +237,15 @@ def ensure_node_tls(plan: StackPlan) -> list[Path]:
             usages=both,
         )
         backup = plan.service_users["backup"]
-        write_atomic(paths.backup_tls_key, _key_pem(key).decode(), backup, 0o600)
-        write_atomic(paths.backup_tls_cert, _cert_pem(cert), backup, 0o644)
+        write_atomic(paths.backup_tls_key, key_pem(key).decode(), backup, 0o600)
+        write_atomic(paths.backup_tls_cert, cert_pem(cert), backup, 0o644)
         written.append(paths.backup_tls_cert)
     if plan.monitoring_enabled and _stale(_current(paths.monitor_tls_cert), [plan.monitor_address]):
         # Prometheus' and Alertmanager's HTTPS (their clients check it against the CA).
         key, cert = make_server_cert(ca_key, ca_cert, [], [plan.monitor_address])
         monitor = plan.service_users["monitor"]
-        write_atomic(paths.monitor_tls_key, _key_pem(key).decode(), monitor, 0o600)
-        write_atomic(paths.monitor_tls_cert, _cert_pem(cert), monitor, 0o644)
+        write_atomic(paths.monitor_tls_key, key_pem(key).decode(), monitor, 0o600)
+        write_atomic(paths.monitor_tls_cert, cert_pem(cert), monitor, 0o644)
         written.append(paths.monitor_tls_cert)
     if _stale(_current(paths.client_cert), ["127.0.0.1"]):
         key, cert = make_server_cert(
@@ -256,8 +256,8 @@ def ensure_node_tls(plan: StackPlan) -> list[Path]:
             common_name="hastack",
             usages=(ExtendedKeyUsageOID.CLIENT_AUTH,),
         )
-        write_atomic(paths.client_key, _key_pem(key).decode(), "root", 0o600)
-        write_atomic(paths.client_cert, _cert_pem(cert), "root", 0o600)
+        write_atomic(paths.client_key, key_pem(key).decode(), "root", 0o600)
+        write_atomic(paths.client_cert, cert_pem(cert), "root", 0o600)
         written.append(paths.client_cert)
     return written
 
@@ -284,11 +284,11 @@ def ensure_primary_repo_certs(plan: StackPlan) -> list[Path]:
     if standby is None or standby.primary_backup_host is None:
         return []
     primary = standby.primary_paths
-    ca_pem, key_pem = read_regular(primary.ca_cert), read_regular(primary.ca_key)
-    if ca_pem is None or key_pem is None:
+    ca_pem, ca_key_pem = read_regular(primary.ca_cert), read_regular(primary.ca_key)
+    if ca_pem is None or ca_key_pem is None:
         return []
     ca_cert = x509.load_pem_x509_certificate(ca_pem)
-    ca_key = serialization.load_pem_private_key(key_pem, None)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     written = []
     for node in plan.postgres_nodes:
@@ -303,7 +303,7 @@ def ensure_primary_repo_certs(plan: StackPlan) -> list[Path]:
             common_name=STANDBY_CERT_NAME,
             usages=(ExtendedKeyUsageOID.CLIENT_AUTH,),
         )
-        write_atomic(np.primary_repo_key, _key_pem(key).decode(), node.user, 0o600)
-        write_atomic(np.primary_repo_cert, _cert_pem(cert), node.user, 0o644)
+        write_atomic(np.primary_repo_key, key_pem(key).decode(), node.user, 0o600)
+        write_atomic(np.primary_repo_cert, cert_pem(cert), node.user, 0o644)
         written.append(np.primary_repo_cert)
     return written

@@ -92,13 +92,6 @@ class Docker:
             str(data_path_port),
         )
 
-    def swarm_leave(self) -> ToolResult:
-        return self.run("swarm", "leave", "--force", timeout_s=60)
-
-    def node_label(self, label: str) -> None:
-        """Add a label to this node (placement constraints match it)."""
-        self.checked("docker node update failed", "node", "update", "--label-add", label, "self")
-
     def stack_deploy(self, compose_file: Path, name: str) -> str:
         return self.checked(
             f"docker stack deploy of {name} failed",
@@ -152,22 +145,6 @@ class Docker:
                 )
             )
         return found
-
-    def main_pid(self, container: str) -> int:
-        out = self.checked("docker inspect failed", "inspect", "-f", "{{.State.Pid}}", container)
-        return int(out.strip())
-
-    def kill(self, container: str, signal: str = "KILL") -> ToolResult:
-        return self.run("kill", "--signal", signal, container, timeout_s=30)
-
-    def pause(self, container: str) -> ToolResult:
-        return self.run("pause", container, timeout_s=30)
-
-    def unpause(self, container: str) -> ToolResult:
-        return self.run("unpause", container, timeout_s=30)
-
-    def service_scale(self, service: str, replicas: int) -> ToolResult:
-        return self.run("service", "scale", "--detach", f"{service}={replicas}", timeout_s=60)
 
     def service_update(self, service: str, *args: str, timeout_s: float = 300.0) -> ToolResult:
         return self.run("service", "update", *args, service, timeout_s=timeout_s)
