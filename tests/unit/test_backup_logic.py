@@ -129,11 +129,17 @@ def test_problems_name_what_is_missing_overdue_or_failing() -> None:
     problems = backup_problems(spec, NOW, old, None, None)
     assert "backup: the last full backup is overdue (200.0 h old)" in problems
     assert "backup: the newest backup is overdue (3.0 h old)" in problems
-    failing = _archive(last_failed_wal="00000003000000000000000F", last_failed_at=NOW - 1)
+    failing = _archive(
+        last_failed_wal="00000003000000000000000F", last_failed_at=NOW - 1, waiting=2
+    )
     [problem] = backup_problems(spec, NOW, None, failing, None)
     assert "WAL archiving on pg2 is failing" in problem
-    recovered = _archive(last_failed_at=NOW - 60)  # archived since it failed
+    recovered = _archive(last_failed_at=NOW - 60, waiting=1)  # archived since it failed
     assert backup_problems(spec, NOW, None, recovered, None) == ()
+    # The failed segment was marked done (a diverged copy) and nothing waits: not failing,
+    # though no success has been counted since.
+    unblocked = replace(failing, waiting=0)
+    assert backup_problems(spec, NOW, None, unblocked, None) == ()
     scheduler = {"consecutive_failures": 3, "last_run_error": "ERROR: [056]: no primary"}
     [problem] = backup_problems(spec, NOW, None, None, scheduler)
     assert "the scheduler's last 3 backups failed" in problem

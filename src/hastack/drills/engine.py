@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +37,7 @@ from hastack.drills.timeline import PhaseTimes, ReportInput, alerts_between, bui
 from hastack.drills.workload import ALL_WORKERS, CANARY_WORKERS, Targets, Workload
 from hastack.errors import HastackError
 from hastack.ops.app_tokens import create_token, revoke_tokens
+from hastack.ops.backup import wait_archiving
 from hastack.ops.lifecycle import wait_healthy
 from hastack.polling import iso_utc, sleep_until
 from hastack.runtime.dcs import converge_dcs
@@ -369,6 +370,12 @@ def _phases(run: _Run, ctx: DrillContext, loads: _Loads, times: PhaseTimes) -> N
     progress.step("waiting until the stack is healthy again, every node streaming")
     asked = clock.monotonic()
     after = wait_healthy(stack, options.healthy_deadline_s, progress)
+    if after.healthy:
+        progress.step("waiting until WAL archiving works on the leader")
+        left_s = max(1.0, options.healthy_deadline_s - (clock.monotonic() - asked))
+        blocked = wait_archiving(stack, left_s)
+        if blocked is not None:
+            after = replace(after, health="degraded", problems=(blocked,))
     if after.healthy:
         # Healthy at once after the fault ended, and already before (a fenced node brought
         # back while the rest of the node was still frozen): it was healthy since then.

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from hastack.errors import HastackError, Unavailable
-from hastack.polling import iso_utc
+from hastack.polling import WaitTimeout, iso_utc
 from hastack.runtime.cluster_restore import leftover_asides
 from hastack.runtime.files import read_json_object
 from hastack.runtime.progress import NullProgress, Progress
 from hastack.runtime.stack import Stack
+from hastack.runtime.standby import is_standby
 from hastack.spec.model import S3_REPO
 
 if TYPE_CHECKING:
@@ -314,11 +315,18 @@ class ArchiveState:
     archived was not a segment: a timeline history file). Losing every node now loses the
     writes in them; `archive_timeout` bounds it while writes flow (a forced switch counts
     the rest of its segment, unused, too)."""
+    waiting: int = 0
+    """Files marked ready to archive (`archive_status/*.ready`) right now."""
 
     @property
     def failing(self) -> bool:
-        return self.last_failed_at is not None and (
-            self.last_archived_at is None or self.last_failed_at > self.last_archived_at
+        """The last attempt failed and something still waits. A failure with nothing left
+        waiting is over (the watcher marked a diverged segment done, and no segment has
+        filled since for a success to be counted)."""
+        return (
+            self.waiting > 0
+            and self.last_failed_at is not None
+            and (self.last_archived_at is None or self.last_failed_at > self.last_archived_at)
         )
 
 
@@ -343,7 +351,9 @@ def archive_state(stack: Stack, leader: str) -> ArchiveState:
                 "SELECT last_archived_wal, extract(epoch FROM last_archived_time),"
                 " failed_count, last_failed_wal, extract(epoch FROM last_failed_time),"
                 " CASE WHEN pg_is_in_recovery() THEN NULL"
-                " ELSE pg_current_wal_lsn() - '0/0'::pg_lsn END FROM pg_stat_archiver"
+                " ELSE pg_current_wal_lsn() - '0/0'::pg_lsn END,"
+                " (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready')"
+                " FROM pg_stat_archiver"
             ).fetchone()
     except psycopg.Error as exc:
         raise Unavailable(
@@ -351,7 +361,7 @@ def archive_state(stack: Stack, leader: str) -> ArchiveState:
             "hastack status (again, once the leader is settled)",
         ) from None
     assert row is not None
-    wal, at, failed, failed_wal, failed_at, current = row
+    wal, at, failed, failed_wal, failed_at, current, waiting = row
     if current is None:
         raise Unavailable(
             f"{leader} is in recovery: it is no longer the leader (a failover under way)",
@@ -367,7 +377,42 @@ def archive_state(stack: Stack, leader: str) -> ArchiveState:
         last_failed_wal=failed_wal,  # type: ignore[arg-type]
         last_failed_at=float(failed_at) if failed_at is not None else None,  # type: ignore[arg-type]
         unarchived_bytes=unarchived,
+        waiting=int(waiting),  # type: ignore[call-overload]
     )
+
+
+def wait_archiving(stack: Stack, timeout_s: float) -> str | None:
+    """Poll until WAL archiving on the leader is not failing: None then (at once when
+    backups are off), else what still fails at the deadline. Part of a healed stack: a
+    failover can leave the new leader's archiver behind a diverged segment of an older
+    timeline until the watcher marks it done (runtime/archive_unblock.py). A standby
+    cluster archives nothing of its own: None."""
+    if not stack.plan.backup_enabled or is_standby(stack):
+        return None
+    last = ["no leader to ask"]
+
+    def check() -> tuple[bool | None, str]:
+        leader = stack.leader()
+        if leader is None:
+            return None, last[0]
+        try:
+            archive = archive_state(stack, leader)
+        except Unavailable as exc:
+            last[0] = exc.what
+            return None, last[0]
+        if archive.failing:
+            last[0] = (
+                f"WAL archiving on {leader} is failing (last failed segment "
+                f"{archive.last_failed_wal})"
+            )
+            return None, last[0]
+        return True, ""
+
+    try:
+        stack.wait(check, what="WAL archiving on the leader", timeout_s=timeout_s, interval_s=1.0)
+    except WaitTimeout:
+        return last[0]
+    return None
 
 
 @dataclass(frozen=True)

@@ -468,8 +468,11 @@ ALERTS: tuple[Alert, ...] = (
         "WalArchivingFailing",
         "backup",
         "P1",
+        # Only the primary archives: a replica keeps the counters of its time as primary
+        # (a node demoted, or replaced by a cluster restore, right after a failure).
         "increase(pg_stat_archiver_failed_count[5m]) > 0 and on (pg_node) "
-        "time() - pg_stat_archiver_last_archive_time > 120",
+        "time() - pg_stat_archiver_last_archive_time > 120 and on (pg_node) "
+        "patroni_primary == 1",
         60,
         "WAL archiving fails on {{ $labels.pg_node }}",
         '{{ $labels.pg_node }} could not archive WAL for {{ $value | printf "%.0f" }} '
@@ -479,6 +482,7 @@ ALERTS: tuple[Alert, ...] = (
             (
                 _s('pg_stat_archiver_failed_count{pg_node="pg1"}', "0+1x60"),
                 _s('pg_stat_archiver_last_archive_time{pg_node="pg1"}', "0x60"),
+                _s('patroni_primary{pg_node="pg1"}', "1x60"),
             ),
             "5m",
             {"pg_node": "pg1"},
@@ -489,6 +493,11 @@ ALERTS: tuple[Alert, ...] = (
                 # A failure, then archiving again (the last archive is recent).
                 _s('pg_stat_archiver_failed_count{pg_node="pg1"}', "0 1x59"),
                 _s('pg_stat_archiver_last_archive_time{pg_node="pg1"}', "0+5x60"),
+                _s('patroni_primary{pg_node="pg1"}', "1x60"),
+                # Failures counted while pg2 was the primary; it is a replica now.
+                _s('pg_stat_archiver_failed_count{pg_node="pg2"}', "0+1x60"),
+                _s('pg_stat_archiver_last_archive_time{pg_node="pg2"}', "0x60"),
+                _s('patroni_primary{pg_node="pg2"}', "0x60"),
             ),
             "5m",
         ),
