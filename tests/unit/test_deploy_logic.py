@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hastack.drills.scenarios import SCENARIOS, for_stack
+from hastack.drills.scenarios import RUN_ON_CONTAINERS, SCENARIOS, available, for_stack
 from hastack.errors import HastackError
 from hastack.ops.container_init import request
 from hastack.ops.deploy import deploy
@@ -59,6 +59,17 @@ def test_node_loss_promises_no_leader_change_in_containers() -> None:
     assert moved.expect.leader_changes is None and not moved.expect.alerts.fires
     kill = SCENARIOS["kill-postmaster"]
     assert for_stack(kill, in_containers=True) is kill
+
+
+def test_a_drill_without_a_container_driver_is_refused_on_containers() -> None:
+    assert set(RUN_ON_CONTAINERS) <= set(SCENARIOS)
+    patroni = SCENARIOS["kill-patroni"]
+    assert for_stack(patroni, in_containers=False) is patroni
+    with pytest.raises(HastackError, match="does not run on a container engine") as refused:
+        for_stack(patroni, in_containers=True)
+    assert "node-loss" in refused.value.hint
+    assert not available(SCENARIOS["pooler-restart"], in_containers=True)
+    assert available(SCENARIOS["pooler-restart"], in_containers=False)
 
 
 def test_the_container_request_carries_the_spec_and_every_secret(tmp_path: Path) -> None:

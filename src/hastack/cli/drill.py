@@ -13,7 +13,7 @@ from hastack.drills.campaign import cleanup, run_scenario
 from hastack.drills.engine import DrillOptions
 from hastack.drills.metrics import Figure
 from hastack.drills.report import DrillReport, history, repeat_summary
-from hastack.drills.scenarios import SCENARIOS
+from hastack.drills.scenarios import SCENARIOS, available
 
 drill_app = typer.Typer(help="Failure drills: break the stack on purpose and measure the promises.")
 app.add_typer(drill_app, name="drill")
@@ -79,7 +79,13 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="JSON output.")
     if json_out:
         print_json(
             [
-                {"name": s.name, "summary": s.summary, "slow": s.slow, "tier": s.tier}
+                {
+                    "name": s.name,
+                    "summary": s.summary,
+                    "slow": s.slow,
+                    "tier": s.tier,
+                    "on_containers": available(s, in_containers=True),
+                }
                 for s in SCENARIOS.values()
             ]
         )
@@ -126,13 +132,14 @@ def all_cmd(
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Every scenario in turn (about 15 minutes for one run of each), but region-loss: it
-    runs against a standby cluster and leaves it promoted (run it by name)."""
+    runs against a standby cluster and leaves it promoted (run it by name). On Swarm or
+    Compose, the drills that run there."""
     _sigterm_as_interrupt()
     stack = stack_of(ctx)
     results = {
         name: run_scenario(stack, name, repeat, progress=ConsoleProgress(json_out))
         for name, s in SCENARIOS.items()
-        if not (fast and s.slow) and not s.region
+        if not (fast and s.slow) and not s.region and available(s, stack.in_containers)
     }
     if json_out:
         print_json({name: repeat_summary(name, reports) for name, reports in results.items()})

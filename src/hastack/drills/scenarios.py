@@ -445,16 +445,50 @@ def scenario(name: str) -> Scenario:
 
 IN_CONTAINERS: dict[str, Expectation] = {
     "node-loss": Expectation(leader_changes=None),
+    "db-failover-under-http-load": Expectation(
+        leader_changes=None, instances_stay_in_rotation=True, no_database_requests_ok=True
+    ),
 }
 """What a drill promises when the stack runs on a container engine instead, and why it
 differs. node-loss: the engine starts the killed node's tasks again within seconds (2.5 s
 measured), inside the leader lock's TTL, so Patroni on the old leader may take its lock back
 (no failover, no leader-change alert) or another node may win; both are right, and the
-promise is the write gap and no lost acknowledged write (docs/deploy-swarm.md#drills)."""
+promise is the write gap and no lost acknowledged write (docs/deploy-swarm.md#drills). The
+same for db-failover-under-http-load, which loses the primary's node the same way."""
+
+
+RUN_ON_CONTAINERS: tuple[str, ...] = (
+    "kill-postmaster",
+    "crash-primary",
+    "node-loss",
+    "freeze-primary",
+    "partition-primary",
+    "sync-replica-loss",
+    "switchover",
+    "rolling-restart",
+    "db-failover-under-http-load",
+)
+"""The drills whose faults hastack can cause on a container engine, each run there with
+the same checker (docs/deploy.md#drills-on-swarm). The others stop, start or signal
+supervisord's programs (an etcd member, Patroni alone, PgBouncer, Redis, HAProxy, one app
+instance), which the engine's tasks replace, and have no container driver yet; kill-patroni
+cannot mean the same fault there at all: Patroni is its container's main process, and
+PostgreSQL ends with it."""
+
+
+def available(scenario: Scenario, in_containers: bool) -> bool:
+    return not in_containers or scenario.name in RUN_ON_CONTAINERS
 
 
 def for_stack(scenario: Scenario, in_containers: bool) -> Scenario:
-    """The scenario with its promise for where the stack runs."""
+    """The scenario with its promise for where the stack runs; a drill that cannot run
+    there is refused before anything is touched."""
+    if not available(scenario, in_containers):
+        raise HastackError(
+            f"drill {scenario.name} does not run on a container engine yet: it drives "
+            "supervisord's programs, which the engine's tasks replace",
+            "on Swarm and Compose hastack drills " + ", ".join(RUN_ON_CONTAINERS),
+        )
     if in_containers and scenario.name in IN_CONTAINERS:
         return replace(scenario, expect=IN_CONTAINERS[scenario.name])
     return scenario
