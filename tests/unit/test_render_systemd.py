@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from hastack.render.nftables import Flow, flows, host_rules
+from hastack.render.patroni import pg_hba
 from hastack.render.program import Program
 from hastack.render.systemd import TARGET, placed_programs, program_unit, secret_values
 from hastack.render.systemd_units import UnitContext, exec_line, service_unit
@@ -339,3 +340,19 @@ def test_paths_stay_inside_each_hosts_directory(files: list[TargetFile]) -> None
         assert not f.path.is_absolute() and ".." not in f.path.parts
         assert f.path.parts[0] in ADDRESSES
         assert isinstance(f.path, PurePosixPath)
+
+
+def test_postgresql_admits_the_peers_of_every_host(
+    plan: StackPlan, files: list[TargetFile], tmp_path: Path
+) -> None:
+    """On separate hosts replication, pg_rewind, HAProxy's checks and the repository's
+    connections come from the hosts' addresses: pg_hba must admit each one (it admitted only
+    127.0.0.1 and the loopback /24 before, which no peer on another host comes from)."""
+    lines = pg_hba(plan)
+    for address in ADDRESSES.values():
+        assert f"hostssl replication replicator {address}/32 scram-sha-256" in lines
+        assert f"hostssl all all {address}/32 scram-sha-256" in lines
+    rendered = [f for f in files if str(f.path).endswith("pg2/patroni.yml")]
+    assert rendered and all("10.0.0.11/32" in f.content for f in rendered)
+    single = load_text(tmp_path, "name: one\n").plan
+    assert not [line for line in pg_hba(single) if "/32" in line and "127.0.0.1" not in line]

@@ -232,12 +232,18 @@ def restore_bootstrap(plan: StackPlan, node: Node, restore: RestoreBootstrap) ->
 
 
 def pg_hba(plan: StackPlan, networks: tuple[str, ...] | None = None) -> list[str]:
-    """`networks`: where TCP clients may come from; by default (one machine) 127.0.0.1 and
-    the stack's own /24."""
+    """`networks`: where TCP clients may come from; by default 127.0.0.1, the stack's own
+    /24 and, on several hosts, each host's address."""
     if networks is None:
         # Every loopback client connects from 127.0.0.1 (HAProxy, PgBouncer, the nodes
-        # themselves), so that and the stack's own /24 are the only networks allowed.
-        networks = ("127.0.0.1/32", plan.spec.network.subnet)
+        # themselves), so that and the stack's own /24 are the only networks allowed on one
+        # machine. On several hosts the peers connect from their hosts' addresses: the
+        # other nodes (replication, pg_rewind), HAProxy's, the repository's, the watcher's.
+        networks = (
+            "127.0.0.1/32",
+            plan.spec.network.subnet,
+            *(f"{h.address}/32" for h in plan.hosts),
+        )
     # The superuser only through the node's Unix socket (a directory only the node's user
     # and root can enter): its password alone never opens the cluster over TCP.
     lines = ["local all all scram-sha-256", f"host all {roles.SUPERUSER} all reject"]
