@@ -13,6 +13,7 @@ import pytest
 from hastack.render.compose import TARGET
 from hastack.render.container_files import system_users
 from hastack.render.targets import SECRET_MODE, targets
+from hastack.runtime.containers import volume_seeders
 from hastack.spec import StackSpec, derive_plan
 from tests.unit.container_targets import (
     BIN,
@@ -144,3 +145,28 @@ def test_a_changed_file_changes_only_its_readers_label() -> None:
     differs = {n for n in before if before[n]["labels"] != after[n]["labels"]}
     assert "redis" in differs
     assert "pg1-patroni" not in differs and "haproxy" not in differs
+
+
+def test_each_shared_volume_is_first_mounted_by_one_container_alone() -> None:
+    """Compose gives up when two containers race to fill one fresh volume (seen in a
+    clean-clone run: "failed to mkdir .../alertmanager-data: file exists"): one service per
+    shared volume starts first."""
+    rendered = compose()
+    rounds = volume_seeders(rendered)
+    shared = {"monitor", "pg1", "pg2", "pg3", "backup", "app"}
+    seeded: list[str] = []
+    for services in rounds:
+        mounted = [v.split(":", 1)[0] for s in services for v in rendered["services"][s]["volumes"]]
+        assert len(mounted) == len(set(mounted)), mounted  # no two in a round share one
+        seeded += mounted
+    assert set(seeded) == shared and len(seeded) == len(shared)
+    two = {
+        "volumes": {"a": None, "b": None},
+        "services": {
+            "x": {"volumes": ["a:/a", "b:/b"]},
+            "y": {"volumes": [{"type": "volume", "source": "a", "target": "/a"}]},
+            "z": {"volumes": ["b:/b", "/etc/hosts:/etc/hosts:ro"]},
+        },
+    }
+    assert volume_seeders(two) == [["x"]]
+    assert volume_seeders({"volumes": {"a": None}, "services": {"x": {"volumes": ["a:/a"]}}}) == []

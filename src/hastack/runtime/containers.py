@@ -16,6 +16,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
 
 from hastack.errors import HastackError
 from hastack.polling import poll
@@ -290,11 +293,54 @@ def compose_up(docker: Docker, plan: StackPlan, render_dir: Path) -> None:
     owners = run(["/bin/sh", str(render_dir / "owners.sh")], timeout_s=60)
     if not owners.ok:
         raise ToolError("owners.sh of the compose render failed", owners)
-    result = docker.compose(
-        compose_binary(), plan.name, render_dir / "compose.yml", "up", "-d", "--remove-orphans"
-    )
+    file = render_dir / "compose.yml"
+    loaded = YAML(typ="safe").load(file.read_text(encoding="utf-8"))
+    for seeders in volume_seeders(loaded if isinstance(loaded, dict) else {}):
+        seeded = docker.compose(
+            compose_binary(), plan.name, file, "up", "-d", "--no-deps", *seeders
+        )
+        if not seeded.ok:
+            raise ToolError(f"docker-compose up of {plan.name} failed", seeded)
+    result = docker.compose(compose_binary(), plan.name, file, "up", "-d", "--remove-orphans")
     if not result.ok:
         raise ToolError(f"docker-compose up of {plan.name} failed", result)
+
+
+def _named_volumes(service: dict[str, Any], names: set[str]) -> set[str]:
+    found = set()
+    for entry in service.get("volumes") or []:
+        source = entry.split(":", 1)[0] if isinstance(entry, str) else entry.get("source")
+        if source in names:
+            found.add(source)
+    return found
+
+
+def volume_seeders(compose: dict[str, Any]) -> list[list[str]]:
+    """Rounds of services to start before the rest, so that each named volume two services
+    share is first mounted by one container alone. The engine fills an empty volume with
+    the image's copy of its directory when a container first mounts it; two containers
+    starting at once on the same fresh volume race in that copy, and one fails ("failed to
+    mkdir ...: file exists", Docker 20.10). Swarm starts the failed task again; Compose
+    gives up. Within a round no two services share a volume."""
+    names = set(compose.get("volumes") or {})
+    services = compose.get("services") or {}
+    mounts = {name: _named_volumes(svc or {}, names) for name, svc in sorted(services.items())}
+    users: dict[str, int] = {}
+    for vols in mounts.values():
+        for vol in vols:
+            users[vol] = users.get(vol, 0) + 1
+    left = {vol for vol, n in users.items() if n > 1}
+    rounds: list[list[str]] = []
+    while left:
+        taken: set[str] = set()
+        chosen = []
+        for name, vols in mounts.items():
+            if vols & left and not vols & taken:
+                chosen.append(name)
+                taken |= vols
+        left -= taken
+        rounds.append(chosen)
+    return rounds
 
 
 def compose_down(docker: Docker, plan: StackPlan, render_dir: Path, volumes: bool) -> list[str]:
