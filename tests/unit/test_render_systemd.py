@@ -12,6 +12,7 @@ import pytest
 
 from hastack.render.nftables import Flow, flows, host_rules
 from hastack.render.patroni import pg_hba
+from hastack.render.pgbackrest import render_node_pgbackrest, render_repo_pgbackrest
 from hastack.render.program import Program
 from hastack.render.systemd import TARGET, placed_programs, program_unit, secret_values
 from hastack.render.systemd_units import UnitContext, exec_line, service_unit
@@ -356,3 +357,13 @@ def test_postgresql_admits_the_peers_of_every_host(
     assert rendered and all("10.0.0.11/32" in f.content for f in rendered)
     single = load_text(tmp_path, "name: one\n").plan
     assert not [line for line in pg_hba(single) if "/32" in line and "127.0.0.1" not in line]
+
+
+def test_a_repository_beside_a_node_listens_on_its_own_port(plan: StackPlan) -> None:
+    """db3 runs pg3 and the repository: pg3's pgBackRest server keeps backup.port, the
+    repository's takes the next one, and each side names the other's port (both took the
+    repository's port before, and the second to start could not bind it)."""
+    node = render_node_pgbackrest(plan, plan.node("pg3"))
+    repo = render_repo_pgbackrest(plan, fixed_secrets())
+    assert "tls-server-port=8432" in node and "repo1-host-port=8433" in node
+    assert "tls-server-port=8433" in repo and "pg3-host-port=8432" in repo

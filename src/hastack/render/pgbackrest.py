@@ -98,7 +98,9 @@ def render_node_pgbackrest(plan: StackPlan, node: Node) -> str:
         ("archive-async", "y"),
         *common_options(plan, str(node.paths.pgbackrest_dir)),
         ("tls-server-address", node.address),
-        ("tls-server-port", port),
+        # The node's own server keeps backup.port; `port` is the repository's, one more
+        # when the repository shares this node's host.
+        ("tls-server-port", spec.backup.port),
         ("tls-server-cert-file", tls["cert"]),
         ("tls-server-key-file", tls["key"]),
         ("tls-server-ca-file", tls["ca"]),
