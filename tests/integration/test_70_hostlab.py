@@ -123,6 +123,18 @@ def test_a_throttled_link_carries_data_at_its_rate(lab: HostLan) -> None:
     assert slow >= size * 8 / 2_000_000
 
 
+def test_loss_falls_on_the_cable_never_on_a_hosts_own_loopback(lab: HostLan) -> None:
+    """Everything lost on the way in or out, yet a host still reaches its own address (the
+    kernel carries that over loopback, as between two programs of one real host)."""
+    lab.throttle("h1", Throttle(rate_kbit=100_000, loss_percent=100.0))
+    try:
+        assert _round_trip(lab, "h2", 1) is None
+        assert _round_trip(lab, "h1", 1) is not None
+    finally:
+        lab.unthrottle("h1")
+    assert _round_trip(lab, "h2", 1) is not None
+
+
 def test_bad_input_is_refused_and_nothing_is_left_half_made() -> None:
     outside = HostLan("it-bad", SUBNET, [LanHost("x", "10.9.9.9")])
     with pytest.raises(HastackError, match=r"is not in 10\.213\.77\.0/24"):

@@ -6,7 +6,8 @@ namespace gets nothing but one veth, the operator's seat (the CLI, the drill's c
 tests reach every host through it). Each host namespace has loopback and one veth into the
 switch, carrying the host's address. Cutting a host shuts its switch port (the link goes
 down on both ends, as a pulled cable); slowing it caps its port's rate (tbf, both ways) and
-drops a share of its packets at random (iptables `statistic` in the host's namespace).
+drops a share of what crosses its cable at random (iptables `statistic` in the host's
+namespace; its own loopback is spared).
 
 This kernel has no netem (`tc qdisc ... netem` is an unknown kind here), so a slow link is a
 narrow and lossy one, not a long one: its latency comes from queueing under load.
@@ -21,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hastack.tools.base import ToolError, ToolResult, run
+from hastack.tools.iptables import Jump, NetCut
 
 IP = "/usr/sbin/ip"
 TC = "/usr/sbin/tc"
-IPTABLES = "/usr/sbin/iptables"
 NSENTER = "/usr/bin/nsenter"
 NETNS_DIR = Path("/run/netns")
 BRIDGE = "switch0"
@@ -179,25 +180,13 @@ class HostLan:
             if not result.ok:
                 raise ToolError(f"cannot throttle {host}'s link", result)
         if how.loss_percent > 0:
+            lossy = self._loss(host)
+            lossy.ensure()
             probability = f"{how.loss_percent / 100:.4f}"
-            self._iptables(host, "-N", LOSS_CHAIN)
-            for hook in ("INPUT", "OUTPUT"):
-                self._iptables(host, "-I", hook, "-j", LOSS_CHAIN)
-            self._iptables(
-                host,
-                "-A",
-                LOSS_CHAIN,
-                "!",
-                "-o",
-                "lo",
-                "-m",
-                "statistic",
-                "--mode",
-                "random",
-                "--probability",
-                probability,
-                "-j",
-                "DROP",
+            lossy.append(
+                f"dropping {how.loss_percent} % of {host}'s packets",
+                *("-m", "statistic", "--mode", "random", "--probability", probability),
+                *("-j", "DROP"),
             )
 
     def unthrottle(self, host: str) -> None:
@@ -205,12 +194,16 @@ class HostLan:
         mine, port = self._cable(host)
         for where, dev in ((self.namespace(host), mine), (self.switch, port)):
             run([TC, "-n", where, "qdisc", "del", "dev", dev, "root"], timeout_s=15)
-        if self._iptables(host, "-n", "-L", LOSS_CHAIN, check=False).ok:
-            for hook in ("INPUT", "OUTPUT"):
-                while self._iptables(host, "-D", hook, "-j", LOSS_CHAIN, check=False).ok:
-                    pass
-            self._iptables(host, "-F", LOSS_CHAIN)
-            self._iptables(host, "-X", LOSS_CHAIN)
+        self._loss(host).remove()
+
+    def _loss(self, host: str) -> NetCut:
+        """The chain of the host's random losses, in its namespace: everything that comes in
+        or goes out of its cable passes it, nothing on its own loopback does."""
+        loopback_spared: tuple[Jump, ...] = (
+            ("INPUT", ("!", "-i", "lo")),
+            ("OUTPUT", ("!", "-o", "lo")),
+        )
+        return NetCut(LOSS_CHAIN, prefix=self.exec_argv(host), jumps=loopback_spared)
 
     # --- running in a host ----------------------------------------------------------------
 
@@ -219,9 +212,3 @@ class HostLan:
         of it changes: the same files, the same users)."""
         self._cable(host)  # a host of this lab
         return [NSENTER, f"--net={NETNS_DIR / self.namespace(host)}", "--"]
-
-    def _iptables(self, host: str, *args: str, check: bool = True) -> ToolResult:
-        result = run([*self.exec_argv(host), IPTABLES, "-w", "5", *args], timeout_s=15)
-        if check and not result.ok:
-            raise ToolError(f"iptables {' '.join(args)} in {host}'s namespace failed", result)
-        return result
