@@ -329,6 +329,12 @@ class ArchiveState:
             and (self.last_archived_at is None or self.last_failed_at > self.last_archived_at)
         )
 
+    @property
+    def failure(self) -> str:
+        return (
+            f"WAL archiving on {self.node} is failing (last failed segment {self.last_failed_wal})"
+        )
+
 
 def segment_end_lsn(wal_name: str) -> int | None:
     """The LSN just past a WAL segment, from its file name (16 MiB segments); a backup
@@ -401,10 +407,7 @@ def wait_archiving(stack: Stack, timeout_s: float) -> str | None:
             last[0] = exc.what
             return None, last[0]
         if archive.failing:
-            last[0] = (
-                f"WAL archiving on {leader} is failing (last failed segment "
-                f"{archive.last_failed_wal})"
-            )
+            last[0] = archive.failure
             return None, last[0]
         return True, ""
 
@@ -513,10 +516,7 @@ def backup_problems(
             "next full backup may fail; free space or keep fewer (backup.retention_full)"
         )
     if archive is not None and archive.failing:
-        problems.append(
-            f"backup: WAL archiving on {archive.node} is failing (last failed segment "
-            f"{archive.last_failed_wal}); `hastack logs {archive.node} postgres`"
-        )
+        problems.append(f"backup: {archive.failure}; `hastack logs {archive.node} postgres`")
     if scheduler is not None and int(scheduler.get("consecutive_failures") or 0) >= 2:
         error_lines = str(scheduler.get("last_run_error") or "").strip().splitlines()
         last_error = error_lines[-1].strip() if error_lines else "no output"

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,10 +326,7 @@ def volume_seeders(compose: dict[str, Any]) -> list[list[str]]:
     names = set(compose.get("volumes") or {})
     services = compose.get("services") or {}
     mounts = {name: _named_volumes(svc or {}, names) for name, svc in sorted(services.items())}
-    users: dict[str, int] = {}
-    for vols in mounts.values():
-        for vol in vols:
-            users[vol] = users.get(vol, 0) + 1
+    users = Counter(vol for vols in mounts.values() for vol in vols)
     left = {vol for vol, n in users.items() if n > 1}
     rounds: list[list[str]] = []
     while left:
