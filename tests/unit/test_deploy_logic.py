@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from hastack.drills.scenarios import RUN_ON_CONTAINERS, SCENARIOS, available, for_stack
+from hastack.drills.scenarios import (
+    RUN_IN_LAB,
+    RUN_ON_CONTAINERS,
+    SCENARIOS,
+    available,
+    for_stack,
+)
 from hastack.errors import HastackError
 from hastack.ops.container_init import request
 from hastack.ops.deploy import deploy
@@ -54,22 +60,39 @@ def test_the_services_waited_for_are_the_renders(tmp_path: Path) -> None:
 def test_node_loss_promises_no_leader_change_in_containers() -> None:
     node_loss = SCENARIOS["node-loss"]
     assert node_loss.expect.leader_changes is True
-    assert for_stack(node_loss, in_containers=False) is node_loss
-    moved = for_stack(node_loss, in_containers=True)
+    assert for_stack(node_loss, "machine") is node_loss
+    moved = for_stack(node_loss, "containers")
     assert moved.expect.leader_changes is None and not moved.expect.alerts.fires
     kill = SCENARIOS["kill-postmaster"]
-    assert for_stack(kill, in_containers=True) is kill
+    assert for_stack(kill, "containers") is kill
 
 
 def test_a_drill_without_a_container_driver_is_refused_on_containers() -> None:
     assert set(RUN_ON_CONTAINERS) <= set(SCENARIOS)
     patroni = SCENARIOS["kill-patroni"]
-    assert for_stack(patroni, in_containers=False) is patroni
+    assert for_stack(patroni, "machine") is patroni
     with pytest.raises(HastackError, match="does not run on a container engine") as refused:
-        for_stack(patroni, in_containers=True)
+        for_stack(patroni, "containers")
     assert "node-loss" in refused.value.hint
-    assert not available(SCENARIOS["pooler-restart"], in_containers=True)
-    assert available(SCENARIOS["pooler-restart"], in_containers=False)
+    assert not available(SCENARIOS["pooler-restart"], "containers")
+    assert available(SCENARIOS["pooler-restart"], "machine")
+
+
+def test_host_drills_run_in_the_lab_only_and_the_lab_runs_what_it_can() -> None:
+    assert set(RUN_IN_LAB) <= set(SCENARIOS)
+    for name in ("host-loss", "host-partition", "slow-link"):
+        host = SCENARIOS[name]
+        assert for_stack(host, "lab") is host and not host.pinned_writer
+        for venue in ("machine", "containers"):
+            assert not available(host, venue)  # type: ignore[arg-type]
+        with pytest.raises(HastackError, match="runs in the lab only") as refused:
+            for_stack(host, "machine")
+        assert "hastack lab up" in refused.value.hint
+    # iptables in this machine's namespace cuts nothing between the lab's hosts.
+    with pytest.raises(HastackError, match="does not run in the lab") as refused:
+        for_stack(SCENARIOS["partition-primary"], "lab")
+    assert "host-partition" in refused.value.hint
+    assert available(SCENARIOS["switchover"], "lab")
 
 
 def test_the_container_request_carries_the_spec_and_every_secret(tmp_path: Path) -> None:

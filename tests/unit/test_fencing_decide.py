@@ -109,6 +109,35 @@ def test_a_dead_leader_is_fenced_whatever_its_lease() -> None:
     assert actions([dead(t, lease_age_s=0.0) for t in polls(1.0)])[-1] == "fence"
 
 
+def unreachable(t: float, lease_age_s: float | None = 0.0, **kw: object) -> Observation:
+    """No connection at all to the leader's host: no handshake, no route."""
+    fields: dict[str, Any] = {"rest": "unreachable", "pg": "unreachable", **kw}
+    return obs(t, role=None, pg_state=None, lease_age_s=lease_age_s, **fields)
+
+
+def test_an_unreachable_host_is_fenced_after_detect_s_whatever_its_lease() -> None:
+    # A kernel answers handshakes for a frozen or busy process: no handshake at all is a
+    # host down or cut off, and HAProxy (beside the watcher) cannot reach it either.
+    assert actions([unreachable(t) for t in polls(1.0)]) == ["suspect"] * 4 + ["fence"]
+    fenced = run([unreachable(t, lease_age_s=None) for t in polls(1.0)])[-1]
+    assert fenced.action == "fence" and "has not answered a connection" in fenced.sentence
+
+
+@pytest.mark.parametrize(
+    "mixed",
+    [
+        pytest.param({"rest": "timeout"}, id="patroni-connected-but-silent"),
+        pytest.param({"pg": "timeout"}, id="postgres-connected-but-silent"),
+    ],
+)
+def test_a_host_that_still_takes_a_connection_waits_for_the_stale_lease(
+    mixed: dict[str, str],
+) -> None:
+    # One probe got a handshake: the host is there, maybe only slow, so the stall rule holds.
+    observed = [unreachable(t, lease_age_s=1.0, **mixed) for t in polls(3.0)]
+    assert set(actions(observed)) == {"suspect"}
+
+
 # --- false positives: never fence, never release -------------------------------------------
 
 
@@ -389,7 +418,29 @@ def test_watcher_config_round_trips_from_the_rendered_file() -> None:
     config = WatcherConfig.from_json(text)
     assert json.loads(json.dumps(asdict(config))) == json.loads(text)
     assert config.timings == plan.watcher
+    assert config.fence_command == ""  # one machine: the watcher stops processes itself
     assert [n.name for n in config.nodes] == ["pg1", "pg2", "pg3"]
     assert config.etcd_urls_without("pg1") == tuple(
         u for u in config.etcd_urls if u != config.nodes[0].etcd_url
     )
+
+
+def test_on_hosts_the_watcher_fences_with_the_operators_commands() -> None:
+    hosts = [{"name": f"db{i}", "address": f"10.9.0.{i}", "runs": [f"pg{i}"]} for i in (1, 2, 3)]
+    spec = StackSpec.model_validate(
+        {
+            "target": "systemd",
+            "hosts": hosts,
+            "fencing": {"command": "fence $HASTACK_FENCE_HOST", "unfence_command": "on"},
+        }
+    )
+    config = WatcherConfig.from_json(render_watcher_config(derive_plan(spec)))
+    assert (config.fence_command, config.unfence_command) == ("fence $HASTACK_FENCE_HOST", "on")
+    assert [(n.name, n.host) for n in config.nodes] == [
+        ("pg1", "db1"),
+        ("pg2", "db2"),
+        ("pg3", "db3"),
+    ]
+    assert config.applied_spec.endswith("/hastack.yaml")
+    without = StackSpec.model_validate({"target": "systemd", "hosts": hosts})
+    assert WatcherConfig.from_json(render_watcher_config(derive_plan(without))).fence_command == ""

@@ -15,6 +15,7 @@ from hastack.runtime.healing import (
     HealTimings,
     ProgramView,
     Waiting,
+    host_return,
     node_fenced,
     node_returned,
     plan_heal,
@@ -395,3 +396,27 @@ def test_a_fence_of_the_node_counts_as_a_failure_of_its_patroni() -> None:
     state = node_fenced(state, "pg1", 20.0)  # fenced again 17.5 s after its start
     _, _, state = poll(state, 20.5, {PATRONI1: "STOPPED"}, leader="pg2")
     assert state.programs[PATRONI1].failures == 1
+
+
+# --- a host fenced by the operator's command -----------------------------------------------
+
+
+def test_a_command_fenced_host_comes_back_by_the_fenced_patroni_rule() -> None:
+    # Its programs are held down while the host is off; whether the host may be brought
+    # back (fencing.unfence_command) follows the rule of a fenced node's Patroni.
+    held = frozenset({PATRONI1, ETCD1})
+    state = node_fenced(HealState(), "pg1", 100.0)
+    _, waiting, state = poll(state, 101.0, {PATRONI1: "STOPPED"}, leader="pg1", held=held)
+    assert waiting[0].sentence.endswith("held down on purpose")
+    inp = HealInput(t=101.0, programs=(), etcd_ok=True, leader="pg1")
+    verdict = host_return(state, inp, "pg1", "db1", TIMINGS)
+    assert isinstance(verdict, Waiting) and "still names it" in verdict.sentence
+    inp = HealInput(t=102.0, programs=(), etcd_ok=True, leader="pg3")
+    verdict = host_return(state, inp, "pg1", "db1", TIMINGS)
+    assert isinstance(verdict, HealAction)
+    assert "pg3 now holds the leader key: starting pg1's host db1" in verdict.sentence
+    # No leader at all for no_leader_grace_s: the old host is needed for an election.
+    for t in seconds(110.0, 110.0 + TIMINGS.no_leader_grace_s):
+        _, _, state = poll(state, t, {}, leader=None)
+    inp = HealInput(t=110.0 + TIMINGS.no_leader_grace_s, programs=(), etcd_ok=True, leader=None)
+    assert isinstance(host_return(state, inp, "pg1", "db1", TIMINGS), HealAction)

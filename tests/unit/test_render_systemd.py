@@ -216,12 +216,12 @@ def test_no_secret_value_in_a_non_secret_file(files: list[TargetFile]) -> None:
             continue
         leaked = [v for v in values if v in f.content]
         assert leaked == [], (str(f.path), leaked)
-    # The fence command is in the root-only fence.json, and (the spec copied whole into it)
-    # in the backup scheduler's config, 0600 for the backup user: docs/deploy-systemd.md says
-    # to keep credentials in a file the command reads, not on its command line.
+    # The fence command is in the watcher's root-only config, and (the spec copied whole into
+    # it) in the backup scheduler's config, 0600 for the backup user: docs/deploy-systemd.md
+    # says to keep credentials in a file the command reads, not on its command line.
     holders = sorted(str(f.path) for f in files if "s3cr3t-fence-token" in f.content)
     assert holders == [
-        "db1/files/var/lib/hastack/demo/fencing/fence.json",
+        "db1/files/var/lib/hastack/demo/fencing/watcher.json",
         "db3/files/var/lib/hastack/demo/services/backup/scheduler-config.json",
     ]
     assert all(f.secret for f in files if str(f.path) in holders)
@@ -321,7 +321,7 @@ def test_the_watcher_is_rendered_only_with_a_fence_command(tmp_path: Path) -> No
     text = "".join(line for line in SPEC.splitlines(True) if "fenc" not in line)
     without = load_text(tmp_path, text).plan
     files = TARGET.render(without, material_for(without))
-    assert not [f for f in files if "fencer" in str(f.path) or "fence.json" in str(f.path)]
+    assert not [f for f in files if "fenc" in str(f.path)]
     assert any("TTL" in step for step in TARGET.next_steps(without, "/out"))
 
 

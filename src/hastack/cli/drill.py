@@ -84,7 +84,8 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="JSON output.")
                     "summary": s.summary,
                     "slow": s.slow,
                     "tier": s.tier,
-                    "on_containers": available(s, in_containers=True),
+                    "on_containers": available(s, "containers"),
+                    "in_lab": available(s, "lab"),
                 }
                 for s in SCENARIOS.values()
             ]
@@ -139,7 +140,7 @@ def all_cmd(
     results = {
         name: run_scenario(stack, name, repeat, progress=ConsoleProgress(json_out))
         for name, s in SCENARIOS.items()
-        if not (fast and s.slow) and not s.region and available(s, stack.in_containers)
+        if not (fast and s.slow) and not s.region and available(s, stack.venue)
     }
     if json_out:
         print_json({name: repeat_summary(name, reports) for name, reports in results.items()})

@@ -92,7 +92,7 @@ def run_drill(
     options: DrillOptions | None = None,
     progress: Progress | None = None,
 ) -> DrillReport:
-    scenario = for_stack(scenario, stack.in_containers)
+    scenario = for_stack(scenario, stack.venue)
     run = _Run(stack, scenario, options or DrillOptions(), progress or NullProgress())
     clock = stack.clock
     times = PhaseTimes(start=clock.monotonic())

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from hastack.drills import faults
+from hastack.drills import faults, hosts
 from hastack.drills.alerting import AlertPromise
 from hastack.drills.backup_failover import after_the_failover, lose_leader_during_backup
 from hastack.drills.cluster_loss import lose_every_node, restore_from_repository
@@ -26,6 +26,7 @@ from hastack.ops.app import restart_app
 from hastack.ops.cluster import switchover
 from hastack.ops.secrets import rotate_secret
 from hastack.runtime.apptier import reload_haproxy
+from hastack.runtime.stack import Venue
 from hastack.spec.plan import StackPlan
 
 
@@ -366,6 +367,43 @@ DATA_SCENARIOS = [
     ),
 ]
 
+HOST_SCENARIOS = [
+    Scenario(
+        "host-loss",
+        "the primary's host loses its power (every process killed, its link down); with "
+        "fencing.command the watcher fences it and releases its key, and brings it back "
+        "with fencing.unfence_command (lab only)",
+        inject=hosts.lose_host,
+        heal=hosts.power_returns,
+        expect=Expectation(leader_changes=True),
+        pinned_writer=False,
+    ),
+    Scenario(
+        "host-partition",
+        "the primary's host cut off from every other host (its cable pulled) for longer "
+        "than the TTL, then plugged back in (lab only)",
+        inject=hosts.unplug_host,
+        heal=hosts.plug_host,
+        hold_s=lambda plan: plan.spec.patroni.ttl_s + 5.0,
+        expect=Expectation(leader_changes=True),
+        pinned_writer=False,
+        slow=True,
+    ),
+    Scenario(
+        "slow-link",
+        f"the primary's host on a {hosts.SLOW_RATE_KBIT} kbit/s link losing "
+        f"{hosts.SLOW_LOSS_PERCENT:g} % of its packets for {hosts.SLOW_HOLD_S:.0f} s: slow, "
+        "not dead, so no failover (lab only)",
+        inject=hosts.slow_host,
+        heal=hosts.fast_again,
+        hold_s=lambda _plan: hosts.SLOW_HOLD_S,
+        expect=Expectation(leader_changes=False),
+        pinned_writer=False,
+    ),
+]
+"""Whole hosts, in the lab only: the pinned writer (a client straight to the old primary's
+address) runs on this machine, outside every host, and measures nothing a host fault does."""
+
 WEB_SCENARIOS = [
     Scenario(
         "app-instance-kill",
@@ -434,7 +472,9 @@ WEB_SCENARIOS = [
     ),
 ]
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in [*DATA_SCENARIOS, *WEB_SCENARIOS]}
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s for s in [*DATA_SCENARIOS, *HOST_SCENARIOS, *WEB_SCENARIOS]
+}
 
 
 def scenario(name: str) -> Scenario:
@@ -476,19 +516,47 @@ cannot mean the same fault there at all: Patroni is its container's main process
 PostgreSQL ends with it."""
 
 
-def available(scenario: Scenario, in_containers: bool) -> bool:
-    return not in_containers or scenario.name in RUN_ON_CONTAINERS
+RUN_IN_LAB: tuple[str, ...] = (
+    *(s.name for s in HOST_SCENARIOS),
+    "kill-postmaster",
+    "crash-primary",
+    "node-loss",
+    "sync-replica-loss",
+    "switchover",
+)
+"""The drills run on the lab's hosts: the host faults, and those that act on one node's
+processes or on Patroni (the same PID space). The others cut networks with iptables in
+this machine's namespace, or need more than one host's programs on one address."""
 
 
-def for_stack(scenario: Scenario, in_containers: bool) -> Scenario:
+def available(scenario: Scenario, venue: Venue) -> bool:
+    if venue == "containers":
+        return scenario.name in RUN_ON_CONTAINERS
+    if venue == "lab":
+        return scenario.name in RUN_IN_LAB
+    return scenario in DATA_SCENARIOS or scenario in WEB_SCENARIOS
+
+
+def for_stack(scenario: Scenario, venue: Venue) -> Scenario:
     """The scenario with its promise for where the stack runs; a drill that cannot run
     there is refused before anything is touched."""
-    if not available(scenario, in_containers):
+    if available(scenario, venue):
+        if venue == "containers" and scenario.name in IN_CONTAINERS:
+            return replace(scenario, expect=IN_CONTAINERS[scenario.name])
+        return scenario
+    if venue == "containers":
         raise HastackError(
             f"drill {scenario.name} does not run on a container engine yet: it drives "
             "supervisord's programs, which the engine's tasks replace",
             "on Swarm and Compose hastack drills " + ", ".join(RUN_ON_CONTAINERS),
         )
-    if in_containers and scenario.name in IN_CONTAINERS:
-        return replace(scenario, expect=IN_CONTAINERS[scenario.name])
-    return scenario
+    if venue == "lab":
+        raise HastackError(
+            f"drill {scenario.name} does not run in the lab (the spec's hosts as namespaces)",
+            "in the lab hastack drills " + ", ".join(RUN_IN_LAB),
+        )
+    raise HastackError(
+        f"drill {scenario.name} faults a whole host: it runs in the lab only",
+        "simulate the hosts of a `target: systemd` spec with `hastack lab up`, then "
+        "`hastack up` (docs/deploy-systemd.md#the-lab)",
+    )

@@ -42,6 +42,7 @@ from hastack.runtime.health import (
     members_seen,
     replicas_streaming,
 )
+from hastack.runtime.hostlab import lab_exists
 from hastack.runtime.installed import installed_at, running_older_code
 from hastack.runtime.layout import prepare_dirs
 from hastack.runtime.lifecycle import ensure_started
@@ -200,12 +201,19 @@ def up(
 
 def _refuse_another_target(stack: Stack) -> None:
     target = stack.plan.spec.target
+    if target == "systemd" and lab_exists(stack.plan):
+        return  # its hosts are simulated here (`hastack lab up`)
     if target != "local":
         raise HastackError(
             f"stack {stack.name!r} has target {target}: `hastack up` runs target local, on "
             "this machine, and nothing was started",
             f"render it for {target} with `hastack render {target} --out DIR`, or set "
-            "target: local",
+            "target: local"
+            + (
+                "; or simulate its hosts on this machine first: `hastack lab up`"
+                if target == "systemd"
+                else ""
+            ),
         )
 
 

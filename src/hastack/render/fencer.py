@@ -63,10 +63,12 @@ def render_watcher_config(plan: StackPlan) -> str:
             "apps": {i.address: i.name for i in plan.app_instances},
             "watcher_config": str(paths.fencer_config),
         },
+        **_fence_commands(plan),
         "nodes": [
             {
                 "name": n.name,
                 "address": n.address,
+                "host": host.name if (host := plan.host_of(n.name)) else "",
                 "user": n.user,
                 "rest_port": spec.patroni.rest_port,
                 "rest_ca": str(paths.ca_cert),
@@ -95,6 +97,19 @@ def render_watcher_config(plan: StackPlan) -> str:
         ],
     }
     return json.dumps(data, indent=2) + "\n"
+
+
+def _fence_commands(plan: StackPlan) -> dict[str, str]:
+    """On separate hosts the watcher cannot stop another host's processes: it fences with
+    the operator's command (the config is root's, 0600: the command may hold a credential).
+    On one machine (no command here) it stops them itself."""
+    fencing = plan.spec.fencing
+    by_command = bool(plan.hosts) and fencing.command is not None
+    return {
+        "fence_command": (fencing.command or "") if by_command else "",
+        "unfence_command": (fencing.unfence_command or "") if by_command else "",
+        "applied_spec": str(plan.paths.applied_spec),
+    }
 
 
 def _metrics(plan: StackPlan) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,13 +54,19 @@ class RenderedFile:
 
 
 def render_stack(
-    plan: StackPlan, secrets: Secrets, s3: S3Credentials | None = None
+    plan: StackPlan,
+    secrets: Secrets,
+    s3: S3Credentials | None = None,
+    namespaces: Mapping[str, str] | None = None,
+    operator: str | None = None,
 ) -> list[RenderedFile]:
-    """`s3`: the S3 repository's access key, when the spec has one (the operator's file)."""
+    """`s3`: the S3 repository's access key, when the spec has one (the operator's file).
+    `namespaces` and `operator`: each program's network namespace, and the operator's
+    address, when the hosts are simulated here (runtime/hostlab.py)."""
     files = [
         RenderedFile(
             path=node.paths.patroni_config,
-            content=render_patroni(plan, node, secrets),
+            content=render_patroni(plan, node, secrets, operator=operator),
             owner=node.user,
             program=f"{node.name}-patroni",
         )
@@ -89,7 +96,7 @@ def render_stack(
         RenderedFile(plan.paths.redis_config, render_redis(plan, secrets), users["redis"], "redis"),
         RenderedFile(
             plan.paths.supervisor_config,
-            render_supervisord(plan, stack_programs(plan)),
+            render_supervisord(plan, stack_programs(plan), namespaces),
             "root",
             None,
         ),

@@ -231,9 +231,12 @@ def restore_bootstrap(plan: StackPlan, node: Node, restore: RestoreBootstrap) ->
     }
 
 
-def pg_hba(plan: StackPlan, networks: tuple[str, ...] | None = None) -> list[str]:
+def pg_hba(
+    plan: StackPlan, networks: tuple[str, ...] | None = None, operator: str | None = None
+) -> list[str]:
     """`networks`: where TCP clients may come from; by default 127.0.0.1, the stack's own
-    /24 and, on several hosts, each host's address."""
+    /24 and, on several hosts, each host's address. `operator`: one more address, the
+    operator's seat when the hosts are simulated here (the CLI and a drill's clients)."""
     if networks is None:
         # Every loopback client connects from 127.0.0.1 (HAProxy, PgBouncer, the nodes
         # themselves), so that and the stack's own /24 are the only networks allowed on one
@@ -243,6 +246,7 @@ def pg_hba(plan: StackPlan, networks: tuple[str, ...] | None = None) -> list[str
             "127.0.0.1/32",
             plan.spec.network.subnet,
             *(f"{h.address}/32" for h in plan.hosts),
+            *((f"{operator}/32",) if operator else ()),
         )
     # The superuser only through the node's Unix socket (a directory only the node's user
     # and root can enter): its password alone never opens the cluster over TCP.
@@ -255,10 +259,15 @@ def pg_hba(plan: StackPlan, networks: tuple[str, ...] | None = None) -> list[str
 
 
 def render_patroni(
-    plan: StackPlan, node: Node, secrets: Secrets, restore: RestoreBootstrap | None = None
+    plan: StackPlan,
+    node: Node,
+    secrets: Secrets,
+    restore: RestoreBootstrap | None = None,
+    operator: str | None = None,
 ) -> str:
     """The node's Patroni config; with `restore`, the cluster it creates (only when the DCS
-    holds none) is restored from the repository instead of made by initdb."""
+    holds none) is restored from the repository instead of made by initdb. `operator`: see
+    `pg_hba`."""
     # A standby cluster's leader streams from the primary stack's nodes: it trusts that
     # stack's CA too (runtime/tls.py writes the bundle).
     trusted = plan.paths.trusted_ca if plan.standby is not None else plan.paths.ca_cert
@@ -338,7 +347,7 @@ def render_patroni(
             "remove_data_directory_on_rewind_failure": True,
             "remove_data_directory_on_diverged_timelines": True,
             "parameters": postgres_parameters(plan, node),
-            "pg_hba": pg_hba(plan),
+            "pg_hba": pg_hba(plan, operator=operator),
         },
         "watchdog": {"mode": "off"},
         "tags": {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from hastack.render.haproxy import MIN_FDS  # HAProxy's maxconn is derived from it
 from hastack.render.programs import Program
@@ -15,18 +15,44 @@ def _escape(value: str) -> str:
     return value.replace("%", "%%")
 
 
-def _program_section(program: Program) -> str:
+NSENTER = "/usr/bin/nsenter"
+SETPRIV = "/usr/bin/setpriv"
+
+
+def in_namespace(program: Program, netns: str) -> list[str]:
+    """The program's argv run inside a network namespace (a simulated host): nsenter needs
+    root to enter it, so supervisord starts it as root and setpriv then drops to the
+    program's user and group, with no supplementary group (as supervisord's `user=` does)."""
+    argv = [NSENTER, f"--net={netns}", "--"]
+    if program.user != "root":
+        argv += [
+            SETPRIV,
+            f"--reuid={program.user}",
+            f"--regid={program.user}",
+            "--clear-groups",
+            "--",
+        ]
+    return [*argv, *program.argv]
+
+
+def _program_section(program: Program, netns: str | None = None) -> str:
     # supervisord hands its own environment (root's: HOME=/root) to every program. A program
     # run as another user gets a HOME of its own: libpq, for one, reads ~/.postgresql for a
     # client certificate and fails on a home it may not enter.
     environment = dict(program.environment)
     if program.user != "root":
         environment.setdefault("HOME", str(program.directory))
+    argv, user = list(program.argv), program.user
+    if netns is not None:
+        argv, user = in_namespace(program, netns), "root"
+        if program.user != "root":  # what supervisord's `user=` would have set
+            environment.setdefault("USER", program.user)
+            environment.setdefault("LOGNAME", program.user)
     env = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(environment.items()))
     lines = [
         f"[program:{program.name}]",
-        f"command={_escape(shlex.join(program.argv))}",
-        f"user={program.user}",
+        f"command={_escape(shlex.join(argv))}",
+        f"user={user}",
         f"directory={_escape(str(program.directory))}",
         # hastack starts programs itself, in dependency order, and waits for readiness.
         "autostart=false",
@@ -47,7 +73,12 @@ def _program_section(program: Program) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_supervisord(plan: StackPlan, programs: Sequence[Program]) -> str:
+def render_supervisord(
+    plan: StackPlan, programs: Sequence[Program], namespaces: Mapping[str, str] | None = None
+) -> str:
+    """`namespaces`: program name -> the network namespace (its /run/netns path) it runs in,
+    when the spec's hosts are simulated on this machine (runtime/hostlab.py); none on one
+    machine."""
     paths = plan.paths
     groups: dict[str, list[str]] = {}
     for program in programs:
@@ -78,5 +109,6 @@ serverurl=unix://{_escape(str(paths.supervisor_socket))}
     group_sections = "".join(
         f"\n[group:{group}]\nprograms={','.join(names)}\n" for group, names in groups.items()
     )
-    program_sections = "".join("\n" + _program_section(p) for p in programs)
+    where = namespaces or {}
+    program_sections = "".join("\n" + _program_section(p, where.get(p.name)) for p in programs)
     return head + group_sections + program_sections

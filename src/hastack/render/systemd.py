@@ -19,7 +19,6 @@ rendered only when a command is set, and installed without being enabled.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -251,18 +250,6 @@ def _dirs(plan: StackPlan, host: Host) -> list[Placed]:
     return sorted(unique.values(), key=lambda p: p.path)
 
 
-def _fence_file(plan: StackPlan) -> Placed:
-    """What a host-fencing watcher needs: the operator's command (it may hold a credential:
-    root 0600) and, for each PostgreSQL node, the host to fence."""
-    nodes = {}
-    for node in plan.postgres_nodes:
-        host = plan.host_of(node.name)
-        nodes[node.name] = {"host": host.name if host else "", "address": node.address}
-    data = {"command": plan.spec.fencing.command, "shell": "/bin/sh", "nodes": nodes}
-    path = plan.paths.fencing_dir / "fence.json"
-    return Placed("file", str(path), "root", SECRET_MODE, json.dumps(data, indent=2) + "\n")
-
-
 def secret_values(material: StackMaterial) -> list[str]:
     """Every secret value of the stack (a login name and a timestamp are not secrets)."""
     public = {"app_login", "app_secret_key_accepted_until"}
@@ -281,9 +268,9 @@ def _context(plan: StackPlan, program: Program, on_host: list[Program]) -> UnitC
         writable=(),
         enabled=False,
         note=(
-            "Not enabled by install.sh: the watcher fences through a local supervisord, which\n"
-            "a host of this target does not have. Fencing a remote host with fencing.command\n"
-            f"({plan.paths.fencing_dir / 'fence.json'}) is still to be built into it:\n"
+            "Not enabled by install.sh: the watcher fences a remote host with fencing.command\n"
+            f"(in {plan.paths.fencer_config}), but still reads program states from and heals\n"
+            "through a local supervisord, which a host of this target does not have:\n"
             "see docs/deploy-systemd.md."
         ),
     )
@@ -300,8 +287,6 @@ def _host_files(plan: StackPlan, host: Host, material: StackMaterial) -> list[Ta
         ):
             placed.append(Placed("file", str(file.path), file.owner, file.mode, file.content))
     placed += [p for units, p in _cert_files(plan, material) if units & set(host.units)]
-    if watcher_placed(plan) and SERVICES in host.units:
-        placed.append(_fence_file(plan))
     root = PurePosixPath(host.name)
     out: list[TargetFile] = []
     secrets = secret_values(material)

@@ -27,6 +27,7 @@ from hastack.runtime.files import (
     read_regular,
     write_atomic,
 )
+from hastack.runtime.hostlab import lab_seat
 from hastack.runtime.snapshot import postmaster_pid
 from hastack.spec.plan import Node
 
@@ -95,7 +96,7 @@ def clear_dcs(stack: Stack) -> int:
 def write_patroni_config(stack: Stack, node: Node, restore: RestoreBootstrap | None) -> None:
     """The node's Patroni config, with the bootstrap from the repository or without it
     (the config `up` writes)."""
-    content = render_patroni(stack.plan, node, stack.secrets, restore)
+    content = render_patroni(stack.plan, node, stack.secrets, restore, lab_seat(stack.plan))
     write_atomic(node.paths.patroni_config, content, node.user, 0o600)
 
 

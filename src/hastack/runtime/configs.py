@@ -6,6 +6,7 @@ from __future__ import annotations
 from hastack.errors import HastackError
 from hastack.render.files import RenderedFile, render_stack
 from hastack.runtime.files import read_regular, write_atomic
+from hastack.runtime.hostlab import lab_namespaces, lab_seat
 from hastack.runtime.preflight import PreflightError, check_s3_files_trusted
 from hastack.runtime.validate import validate_rendered
 from hastack.spec.plan import StackPlan
@@ -18,7 +19,9 @@ def write_configs(plan: StackPlan, secrets: Secrets) -> tuple[list[RenderedFile]
     """(the files that changed, how many files there are). Nothing is written unless every
     file passed its check (`haproxy -c`, `patroni --validate-config`, a PgBouncer dry
     start)."""
-    files = render_stack(plan, secrets, load_s3_credentials(plan))
+    files = render_stack(
+        plan, secrets, load_s3_credentials(plan), lab_namespaces(plan), lab_seat(plan)
+    )
     validate_rendered(plan, files, dcs_running=False)
     changed = [f for f in files if write_atomic(f.path, f.content, f.owner, f.mode)]
     return changed, len(files)

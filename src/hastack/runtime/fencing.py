@@ -9,6 +9,12 @@ Rules (each has a table test in tests/unit/test_fencing_decide.py):
   PostgreSQL keeps serving) or only PostgreSQL is down (Patroni restarts it in place);
 - **dead**: Patroni and PostgreSQL both *refuse* connections for `detect_s` -> fence. Nothing
   listens: the processes are gone, and waiting longer only lengthens the outage;
+- **unreachable**: both probes get no connection at all (no TCP handshake, no route) for
+  `detect_s` -> fence. A kernel completes handshakes for a frozen or busy process, so this
+  is a host down or cut off, never a slow leader. The watcher runs beside HAProxy and
+  PgBouncer (the services host): a leader they cannot reach serves no client, whatever it
+  still tells etcd, and the fence (on separate hosts, the operator's command powering the
+  host off) comes before any release. The fast path of a host lost or cut off;
 - **stalled**: both silent (a timeout is among the answers) for `detect_s` *and* the leader's
   lease in etcd not renewed for `stall_s` (two renewals missed in a row; Patroni renews every
   loop_wait) -> fence. A leader that is merely slow keeps renewing its lease and is never
@@ -41,9 +47,10 @@ from hastack.spec.plan import WatcherTimings as Timings
 from hastack.tools.http import ClientCert
 
 Action = Literal["none", "suspect", "fence", "release", "readmit", "heal", "repair", "note"]
-Probe = Literal["ok", "refused", "timeout"]
-"""What one probe got: an answer, a refused connection (nothing listens: the process is gone)
-or no answer in time (frozen, cut off, or only slow)."""
+Probe = Literal["ok", "refused", "timeout", "unreachable"]
+"""What one probe got: an answer, a refused connection (nothing listens: the process is gone),
+no answer in time (frozen, cut off, or only slow), or no connection at all (no handshake,
+no route: the host's kernel does not answer, so the host is down or cut off)."""
 
 PRIMARY_ROLES = frozenset({"primary", "master", "standby_leader"})
 
@@ -65,6 +72,8 @@ class WatchNode:
     archive_push: tuple[str, ...] = ()
     """pgBackRest's command line as the node runs it, up to the command (empty without
     backups): the watcher asks it about a segment that blocks archiving."""
+    host: str = ""
+    """The host the node runs on (separate hosts only): what the fence command fences."""
 
     @property
     def rest_url(self) -> str:
@@ -109,6 +118,15 @@ class WatcherConfig:
     """The backup scheduler's state (its newest backups); empty without backups."""
     certificates: dict[str, str] = field(default_factory=dict)
     """Certificate name -> file, whose expiry it exports."""
+    fence_command: str = ""
+    """On separate hosts: the operator's command that fences a node's host (run by /bin/sh
+    with HASTACK_FENCE_NODE, HASTACK_FENCE_HOST and HASTACK_FENCE_ADDRESS; exit 0 once the
+    host is off or cut). Empty: the watcher stops the node's processes itself."""
+    unfence_command: str = ""
+    """The command that brings a fenced host back (empty: it stays fenced)."""
+    applied_spec: str = ""
+    """The spec the stack last applied, handed to both commands as HASTACK_CONFIG (a
+    command that is itself `hastack`, as the lab's are, finds its stack)."""
 
     @classmethod
     def from_json(cls, text: str) -> WatcherConfig:
@@ -279,13 +297,20 @@ def _silent(
             f"(the processes are gone): fencing {leader}"
         )
         return Decision("fence", leader, sentence), state
+    unreachable = obs.rest == "unreachable" and obs.pg == "unreachable"
+    if down_for >= timings.detect_s and unreachable:
+        sentence = (
+            f"{leader}'s host has not answered a connection for {down_for:.2f} s (down or cut "
+            f"off; HAProxy cannot reach it either): fencing {leader}"
+        )
+        return Decision("fence", leader, sentence), state
     if down_for >= timings.detect_s and lease is not None and lease >= timings.stall_s:
         sentence = (
             f"{leader}'s Patroni and PostgreSQL silent for {down_for:.2f} s and its key not "
             f"renewed for {lease:.0f} s (stalled): fencing {leader}"
         )
         return Decision("fence", leader, sentence), state
-    if dead:
+    if dead or unreachable:
         waiting = f"fencing if that lasts {timings.detect_s:g} s"
     else:
         waiting = (

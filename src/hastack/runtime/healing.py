@@ -269,6 +269,17 @@ def _fenced_patroni(
     return Waiting(name, f"{node} was fenced; waiting for a new leader ({waited:.0f} s so far)")
 
 
+def host_return(
+    state: HealState, inp: HealInput, node: str, host: str, timings: HealTimings
+) -> HealAction | Waiting:
+    """A node fenced by the operator's command (its host powered off or cut): whether its
+    host may be brought back now, by the rule of a fenced node's Patroni (once another node
+    holds the leader key, or when none appeared for no_leader_grace_s). Call after
+    `plan_heal`, which keeps `no_leader_since`."""
+    prog = ProgramView(f"{node}'s host {host}", "patroni", node, "STOPPED")
+    return _fenced_patroni(prog, inp, state.fenced, state.no_leader_since, 0.0, timings)
+
+
 def node_returned(state: HealState, node: str) -> HealState:
     """A fenced node runs again (as a replica): it is no longer waiting to return."""
     return replace(state, fenced={k: v for k, v in state.fenced.items() if k != node})

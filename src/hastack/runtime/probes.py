@@ -1,12 +1,16 @@
 """The watcher's probes of one node, each telling an answer from a refusal from silence.
 
 A refused connection means nothing listens: the process is gone. No answer in time means the
-process is frozen, cut off or only slow, which the watcher must not take for death.
+process is frozen, cut off or only slow, which the watcher must not take for death. A
+connection that cannot even be opened (no handshake in time, no route) means the host's
+kernel does not answer at all: the host is down or cut off, never merely slow (a kernel
+completes the handshake for a stopped or busy process).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import ssl
 import struct
@@ -21,7 +25,22 @@ from hastack.tools.http import ca_client
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
 
+UNREACHABLE_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
+
+
+def _unreachable_cause(exc: BaseException) -> bool:
+    """A connection that got no handshake at all: no route, or the host never answered."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in UNREACHABLE_ERRNOS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _http_failure(exc: httpx.HTTPError) -> Probe:
+    if isinstance(exc, httpx.ConnectTimeout) or _unreachable_cause(exc):
+        return "unreachable"
     if isinstance(exc, httpx.ConnectError) and not isinstance(exc, httpx.TimeoutException):
         return "refused"
     return "timeout"
@@ -71,15 +90,21 @@ def probe_pg(node: WatchNode, timeout_s: float) -> Probe:
     frozen or hung PostgreSQL fails it where a bare TCP connect would not (the kernel
     completes the handshake for a stopped process)."""
     try:
-        with socket.create_connection((node.address, node.pg_port), timeout=timeout_s) as sock:
+        sock = socket.create_connection((node.address, node.pg_port), timeout=timeout_s)
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "unreachable"  # no handshake: the host's kernel does not answer
+    except OSError as exc:
+        return "unreachable" if exc.errno in UNREACHABLE_ERRNOS else "timeout"
+    try:
+        with sock:
             sock.settimeout(timeout_s)
             sock.sendall(SSL_REQUEST)
             answer = sock.recv(1)
             if answer == b"S":
                 _finish_tls(sock)
             return "ok" if answer in (b"S", b"N") else "timeout"
-    except ConnectionRefusedError:
-        return "refused"
     except OSError:
         return "timeout"
 

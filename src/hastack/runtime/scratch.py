@@ -33,7 +33,9 @@ from hastack.runtime.files import (
     uid_gid,
     write_atomic,
 )
+from hastack.runtime.hostlab import unit_netns
 from hastack.spec import roles
+from hastack.spec.placement import BACKUP
 from hastack.spec.plan import StackPlan
 from hastack.tools.base import ToolError, ToolResult, run
 from hastack.tools.pg_amcheck import PgAmcheck
@@ -107,7 +109,8 @@ class Scratch:
         self.on_wait: Callable[[str], None] | None = None
         """Told once when a restore waits for a verification to finish."""
         self.user = plan.service_users["backup"]
-        self.pg_ctl = PgCtl(plan.postgres_bin_dir, self.user)
+        # In the lab, it binds the repository host's address: it runs in that host.
+        self.pg_ctl = PgCtl(plan.postgres_bin_dir, self.user, unit_netns(plan, BACKUP))
         paths = plan.paths
         self.tool = PgBackRest(
             plan.spec.binaries.pgbackrest,

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psutil
 import psycopg
@@ -26,6 +26,7 @@ from hastack.render.programs import Program, stack_programs
 from hastack.runtime import holds, secret_store
 from hastack.runtime.containers import CONTAINER_TARGETS, task_of, volume_path
 from hastack.runtime.health import Assessment, assess
+from hastack.runtime.hostlab import Lab, lab_exists
 from hastack.runtime.orphans import Identity, identity_of
 from hastack.runtime.scratch import Scratch
 from hastack.runtime.snapshot import StackSnapshot, postmaster_pid, take_snapshot
@@ -47,6 +48,7 @@ from hastack.tools.redis_probe import RedisProbe
 from hastack.tools.wrk import Wrk
 
 T = TypeVar("T")
+Venue = Literal["machine", "containers", "lab"]
 
 Connection = psycopg.Connection[tuple[object, ...]]
 
@@ -150,6 +152,20 @@ class Stack:
     def in_containers(self) -> bool:
         """Deployed on a container engine (`hastack deploy`), not under supervisord."""
         return self.plan.spec.target in CONTAINER_TARGETS
+
+    @cached_property
+    def in_lab(self) -> bool:
+        """Its hosts simulated on this machine, as network namespaces (`hastack lab up`)."""
+        return lab_exists(self.plan)
+
+    @property
+    def venue(self) -> Venue:
+        """Where the stack runs: on this machine, on a container engine, or in the lab."""
+        return "containers" if self.in_containers else "lab" if self.in_lab else "machine"
+
+    def lab(self) -> Lab:
+        """The lab's hosts (power, cables, links)."""
+        return Lab(self.plan, self.supervisor)
 
     def host_path(self, path: Path) -> Path:
         """Where a path of the plan is on this machine (in a container deployment, under its

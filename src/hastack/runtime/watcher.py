@@ -53,6 +53,7 @@ from hastack.runtime.healing import (
     HealTimings,
     ProgramView,
     Waiting,
+    host_return,
     node_fenced,
     node_returned,
     plan_heal,
@@ -63,12 +64,16 @@ from hastack.runtime.probes import MemberInfo, probe_liveness, probe_member, pro
 from hastack.runtime.replica_repair import Member, RepairState, members_from_dcs, plan_repairs
 from hastack.runtime.supervisor import Supervisor
 from hastack.spec.roles import PATRONI_REST
+from hastack.tools.base import ToolResult
 from hastack.tools.base import run as run_tool
 from hastack.tools.etcd_api import EtcdClient, EtcdUnavailable
 from hastack.tools.haproxy_api import HAProxyAdmin, HAProxyUnavailable
 from hastack.tools.patroni_api import PatroniClient
 
 FENCE_DEADLINE_S = 3.0
+FENCE_COMMAND_TIMEOUT_S = 30.0
+"""How long the operator's fence (or unfence) command may take; past it, not fenced."""
+UNFENCE_RETRY_S = 10.0
 RELEASE_DEADLINE_S = 8.0
 RECOVER_BACKOFF_S = (30.0, 60.0, 120.0, 300.0)
 ORPHAN_SCAN_S = 2.0
@@ -130,6 +135,10 @@ class Watcher:
         self.orphans_at = -ORPHAN_SCAN_S
         self.supervisord = "running"
         self.recovering: subprocess.Popen[bytes] | None = None
+        self.unfenced: dict[str, float] = {}
+        """Command-fenced nodes whose host was brought back (node -> when), until they run
+        again as replicas; a failed unfence is tried again after UNFENCE_RETRY_S."""
+        self.unfence_noted: set[str] = set()
 
     # --- observe -------------------------------------------------------------------------
 
@@ -240,7 +249,32 @@ class Watcher:
 
     # --- act -----------------------------------------------------------------------------
 
-    def fence(self, node: WatchNode) -> tuple[bool, int, str]:
+    def fence(self, node: WatchNode) -> tuple[bool, str]:
+        """(confirmed, how). On separate hosts, by the operator's command (exit 0: the host
+        is off or cut); on one machine, by stopping the node's processes."""
+        if self.config.fence_command:
+            result = self.host_command(self.config.fence_command, node)
+            how = (
+                f"fencing.command fenced its host {node.host} in {result.duration_s:.1f} s"
+                if result.ok
+                else f"fencing.command failed on {node.host} (exit {result.returncode}: "
+                f"{result.tail(3)[:300]})"
+            )
+            return result.ok, how
+        confirmed, killed, scope = self.stop_node(node)
+        return confirmed, f"{killed} processes killed; {scope}"
+
+    def host_command(self, command: str, node: WatchNode) -> ToolResult:
+        """The operator's fence or unfence command, by /bin/sh, about the node's host."""
+        env = {
+            "HASTACK_FENCE_NODE": node.name,
+            "HASTACK_FENCE_HOST": node.host,
+            "HASTACK_FENCE_ADDRESS": node.address,
+            "HASTACK_CONFIG": self.config.applied_spec,
+        }
+        return run_tool(["/bin/sh", "-c", command], env=env, timeout_s=FENCE_COMMAND_TIMEOUT_S)
+
+    def stop_node(self, node: WatchNode) -> tuple[bool, int, str]:
         """Stop the node's Patroni (and its etcd member when that one is unhealthy anyway)
         in supervisord, then SIGKILL every fenced process of the node's user until none is
         left. (confirmed, processes killed, what was spared)."""
@@ -278,17 +312,29 @@ class Watcher:
         statuses = list(self.pool.map(lambda n: self.etcd.member_status(n.etcd_url or ""), nodes))
         return {n.name: s.healthy for n, s in zip(nodes, statuses, strict=True)}
 
-    def release(self, node: WatchNode) -> tuple[bool, str]:
+    def release(self, node: WatchNode, hand_over: bool = False) -> tuple[bool, str]:
         """Delete the leader key only if it still names `node`, through the surviving etcd
-        members, retrying while etcd elects a leader."""
+        members, retrying while etcd elects a leader. `hand_over` (a host fenced by the
+        command): name its synchronous standby as the failover candidate in the same
+        transaction, so that the candidate promotes without first asking the fenced leader
+        how far it got (Patroni waits 2 s for an answer that cannot come from a host that
+        is off)."""
         client = EtcdClient(
             self.config.etcd_urls_without(node.name),
             timeout_s=0.5,
             identity=self.config.etcd_identity,
         )
+        base = self.config.leader_key.rsplit("/", 1)[0]
 
         def attempt() -> tuple[str | None, str]:
             try:
+                candidate = _sync_standby(client.get(f"{base}/sync"), node.name)
+                if hand_over and candidate is not None:
+                    value = json.dumps({"member": candidate})
+                    done = client.delete_and_put_if_equals(
+                        self.config.leader_key, node.name, f"{base}/failover", value
+                    )
+                    return (f"handed over to {candidate}" if done else "already changed"), ""
                 deleted = client.delete_if_equals(self.config.leader_key, node.name)
             except EtcdUnavailable as exc:
                 return None, exc.what
@@ -337,6 +383,8 @@ class Watcher:
             role, _state = roles[name]
             if name in self.heal.fenced:
                 self.heal = node_returned(self.heal, name)
+                self.unfenced.pop(name, None)
+                self.unfence_noted.discard(name)
                 sentence = f"{name} runs again ({role}) after its fence: healed, back in HAProxy"
             else:
                 sentence = f"{name} runs again ({role}): back in HAProxy"
@@ -345,6 +393,8 @@ class Watcher:
 
     def start_programs(self, inp: HealInput) -> None:
         actions, self.waiting, self.heal = plan_heal(self.heal, inp, self.heal_timings)
+        if self.config.fence_command:
+            self.return_hosts(inp)
         for action in actions:
             try:
                 self.sup.start(action.process_name, wait=False, stop_timeout_s=5)
@@ -358,6 +408,36 @@ class Watcher:
             if wait.process_name not in self.noted:
                 self.log(Decision("note", None, wait.sentence), {}, force=True)
         self.noted = waiting_now
+
+    def return_hosts(self, inp: HealInput) -> None:
+        """Bring back the host of each command-fenced node once it is safe (another node
+        leads), with fencing.unfence_command; without one, say once that it stays fenced."""
+        t = self.clock.monotonic()
+        for name in sorted(self.heal.fenced):
+            node = self.config.node(name)
+            if node is None or t < self.unfenced.get(name, -1.0):
+                continue
+            if not self.config.unfence_command:
+                if name not in self.unfence_noted:
+                    sentence = (
+                        f"{name}'s host {node.host} was fenced and stays so (no "
+                        "fencing.unfence_command): bring it back yourself"
+                    )
+                    self.log(Decision("note", name, sentence), {}, force=True)
+                    self.unfence_noted.add(name)
+                continue
+            verdict = host_return(self.heal, inp, name, node.host, self.heal_timings)
+            if isinstance(verdict, Waiting):
+                continue
+            result = self.host_command(self.config.unfence_command, node)
+            outcome: dict[str, Any] = {"unfenced": result.ok, "exit": result.returncode}
+            if not result.ok:
+                outcome["output"] = result.tail(3)[:300]
+            # Once back, the node returns by itself; a failed command is tried again later.
+            self.unfenced[name] = t + (
+                10 * FENCE_COMMAND_TIMEOUT_S if result.ok else UNFENCE_RETRY_S
+            )
+            self.log(Decision("heal", name, verdict.sentence), outcome, force=True)
 
     def scan_members(self, heal: HealInput) -> None:
         """Every few seconds, from Patroni's member keys: ask Patroni to rebuild a replica
@@ -553,8 +633,8 @@ class Watcher:
         extra: dict[str, Any] = {}
         node = self.config.node(decision.node) if decision.node else None
         if decision.action == "fence" and node is not None:
-            confirmed, killed, scope = self.fence(node)
-            extra = {"confirmed": confirmed, "killed": killed, "scope": scope}
+            confirmed, how = self.fence(node)
+            extra = {"confirmed": confirmed, "how_fenced": how}
             self.state = after_fence(self.state, node.name, confirmed)
             self.fences[node.name] = self.fences.get(node.name, 0) + 1
             self.heal = node_fenced(self.heal, node.name, obs.t)
@@ -567,12 +647,12 @@ class Watcher:
             decision = Decision(
                 "release",
                 node.name,
-                f"{node.name} fenced ({killed} processes killed; {scope}): releasing its "
-                "leader key",
+                f"{node.name} fenced ({how}): releasing its leader key",
             )
         if decision.action == "release" and node is not None:
             self.route_away(node, everywhere="confirmed" in extra)
-            released, how = self.release(node)
+            by_command = "confirmed" in extra and bool(self.config.fence_command)
+            released, how = self.release(node, hand_over=by_command)
             self.state = after_release(self.state, node.name, released)
             self.log(decision, {**extra, "released": released, "how": how}, force=True)
             return decision
@@ -712,6 +792,19 @@ class Watcher:
                 self.write_metrics()
             elapsed = self.clock.monotonic() - started
             self.clock.sleep(max(0.0, self.config.timings.poll_interval_s - elapsed))
+
+
+def _sync_standby(sync: str | None, leader: str) -> str | None:
+    """The one synchronous standby Patroni's /sync key names for `leader` (None: not
+    synchronous mode, another leader, or not exactly one)."""
+    try:
+        data = json.loads(sync or "")
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("leader") != leader:
+        return None
+    names = [n for n in str(data.get("sync_standby") or "").split(",") if n]
+    return names[0] if len(names) == 1 and names[0] != leader else None
 
 
 def node_pids(node: WatchNode, spare: set[str]) -> list[int]:

@@ -270,6 +270,14 @@ class FencingSpec(_Model):
             "where the watcher stops the node's processes itself."
         ),
     )
+    unfence_command: str | None = Field(
+        default=None,
+        description=(
+            "With `command`: how to bring a fenced host back (power it on), run the same way "
+            "once another node holds the leader key, so the old primary returns as a replica "
+            "by itself. Unset: a fenced host stays fenced until you bring it back."
+        ),
+    )
 
 
 RateString = Annotated[

@@ -78,6 +78,20 @@ def _is_me(user: str) -> bool:
         return False
 
 
+NSENTER = "/usr/bin/nsenter"
+SETPRIV = "/usr/bin/setpriv"
+
+
+def in_network_namespace(netns: str, user: str | None, argv: Sequence[str]) -> list[str]:
+    """`argv` run inside a network namespace (a simulated host) as `user`: entering one
+    needs root, so nsenter runs as root and setpriv then drops to the user and its group,
+    with no supplementary group (as `as_user` does)."""
+    prefix = [NSENTER, f"--net={netns}", "--"]
+    if user is not None and user != "root":
+        prefix += [SETPRIV, f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"]
+    return [*prefix, *argv]
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -85,10 +99,14 @@ def run(
     env: Mapping[str, str] | None = None,
     input_text: str | None = None,
     user: str | None = None,
+    netns: str | None = None,
 ) -> ToolResult:
     """Run a program to completion (as `user` if given, with that user's own group and no
-    other: never root's group). Never raises for a non-zero exit; check `.ok`."""
+    other: never root's group), inside the network namespace `netns` (its /run/netns path)
+    if given. Never raises for a non-zero exit; check `.ok`."""
     full_env = {**os.environ, **(env or {})}
+    if netns is not None:
+        argv, user = in_network_namespace(netns, user, argv), None
     start = time.monotonic()
     try:
         proc = subprocess.run(

@@ -135,6 +135,28 @@ class EtcdClient:
         data = self._first("/v3/kv/txn", body, f"a transaction on {key}")
         return bool(data.get("succeeded", False))
 
+    def delete_and_put_if_equals(
+        self, key: str, expected: str, put_key: str, put_value: str
+    ) -> bool:
+        """In one transaction: if `key` still holds `expected`, write `put_key` and delete
+        `key` (a watcher of either sees both). True if done."""
+        body = {
+            "compare": [
+                {
+                    "key": _b64(key),
+                    "result": "EQUAL",
+                    "target": "VALUE",
+                    "value": _b64(expected),
+                }
+            ],
+            "success": [
+                {"request_put": {"key": _b64(put_key), "value": _b64(put_value)}},
+                {"request_delete_range": {"key": _b64(key)}},
+            ],
+        }
+        data = self._first("/v3/kv/txn", body, f"a transaction on {key}")
+        return bool(data.get("succeeded", False))
+
     def get_prefix(self, prefix: str) -> dict[str, str]:
         """Every key under `prefix` and its value (linearizable)."""
         end = prefix[:-1] + chr(ord(prefix[-1]) + 1)

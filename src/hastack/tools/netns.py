@@ -21,12 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hastack.tools.base import ToolError, ToolResult, run
+from hastack.tools.base import NSENTER, ToolError, ToolResult, run
 from hastack.tools.iptables import Jump, NetCut
 
 IP = "/usr/sbin/ip"
 TC = "/usr/sbin/tc"
-NSENTER = "/usr/bin/nsenter"
 NETNS_DIR = Path("/run/netns")
 BRIDGE = "switch0"
 LOSS_CHAIN = "HASTACK-LOSS"

@@ -20,6 +20,8 @@ def _quote(value: str) -> str:
 class PgCtl:
     bin_dir: Path
     user: str | None = None
+    netns: str | None = None
+    """The network namespace of the host it runs on, when the hosts are simulated here."""
 
     def start(
         self, pgdata: Path, log_file: Path, settings: Mapping[str, str], timeout_s: int = 120
@@ -39,12 +41,21 @@ class PgCtl:
             "-o",
             options,
         ]
-        return run(argv, timeout_s=timeout_s + 10, user=self.user)
+        return run(argv, timeout_s=timeout_s + 10, user=self.user, netns=self.netns)
 
     def stop(self, pgdata: Path, timeout_s: int = 60) -> ToolResult:
         argv = [str(self.bin_dir / "pg_ctl"), "stop", "-D", str(pgdata), "-m", "fast", "-w"]
-        return run([*argv, "-t", str(timeout_s)], timeout_s=timeout_s + 10, user=self.user)
+        return run(
+            [*argv, "-t", str(timeout_s)],
+            timeout_s=timeout_s + 10,
+            user=self.user,
+            netns=self.netns,
+        )
 
     def status(self, pgdata: Path) -> ToolResult:
         """Exit 0: running; 3: not running; 4: no data directory."""
-        return run([str(self.bin_dir / "pg_ctl"), "status", "-D", str(pgdata)], user=self.user)
+        return run(
+            [str(self.bin_dir / "pg_ctl"), "status", "-D", str(pgdata)],
+            user=self.user,
+            netns=self.netns,
+        )
