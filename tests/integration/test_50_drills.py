@@ -38,6 +38,9 @@ RESTORED_BY_THE_OPERATOR = {"cluster-loss", "region-loss"}
 RUN_ELSEWHERE = {"node-loss"}
 """Run, with the same checks, by test_23_dashboard.py while a browser watches the dashboard."""
 
+IN_THE_LAB = {"host-loss", "host-partition", "slow-link"}
+"""Faults of a whole host: they run on simulated hosts (test_71_lab_stack.py)."""
+
 SLOW_ONLY = {"partition-primary-lb", "etcd-quorum-loss-no-failsafe"}
 """Variants of a drill `make test` runs (partition-primary, etcd-quorum-loss): they run in
 `make test-slow`, keeping `make test` near its 25 minutes."""
@@ -48,7 +51,7 @@ SLOW_ONLY = {"partition-primary-lb", "etcd-quorum-loss-no-failsafe"}
     [
         pytest.param(n, marks=pytest.mark.slow) if n in SLOW_ONLY else n
         for n in SCENARIOS
-        if n not in RESTORED_BY_THE_OPERATOR | RUN_ELSEWHERE
+        if n not in RESTORED_BY_THE_OPERATOR | RUN_ELSEWHERE | IN_THE_LAB
     ],
 )
 def test_every_drill_passes_and_the_stack_heals_itself(stack: Stack, name: str) -> None:
@@ -122,3 +125,9 @@ def test_history_lists_the_reports(stack: Stack) -> None:
 def test_unknown_drill(stack: Stack) -> None:
     result = stack.run("drill", "run", "no-such-drill")
     assert result.code == 1 and "unknown drill 'no-such-drill'" in result.err
+
+
+def test_a_host_drill_is_refused_on_one_machine_before_anything_is_touched(stack: Stack) -> None:
+    result = stack.run("drill", "run", "host-loss", "--json")
+    assert result.code == 1 and result.out == ""
+    assert "runs in the lab only" in result.err and "hastack lab up" in result.err, result.err

@@ -87,7 +87,8 @@ def test_the_stack_runs_across_the_lab_hosts_and_is_healthy(lab: Path) -> None:
     assert "pg2:pg2-patroni" in hosts["db2"]["programs"]
     assert "haproxy:haproxy" in hosts["edge"]["programs"]
     assert all("pg2:pg2-patroni" not in hosts[h]["programs"] for h in ("edge", "db1", "db3"))
-    assert plan.host_of("backup") is not None and plan.host_of("backup").name == "edge"
+    repository = plan.host_of("backup")
+    assert repository is not None and repository.name == "edge"
 
 
 def test_a_refused_host_command_says_which_hosts_exist(lab: Path) -> None:
