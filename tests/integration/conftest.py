@@ -105,18 +105,20 @@ KEPT_LOGS = Path("/var/tmp/hastack-test-logs")
 destroyed (replacing the previous run's): a failure can be read after the run."""
 
 
-def keep_logs(state_dir: Path = STATE_DIR) -> None:
-    shutil.rmtree(KEPT_LOGS, ignore_errors=True)
+def keep_logs(state_dir: Path = STATE_DIR, kept: Path | None = None) -> None:
+    """`kept`: where (KEPT_LOGS by default, the shared stack's)."""
+    kept = kept or KEPT_LOGS
+    shutil.rmtree(kept, ignore_errors=True)
     for part in ("logs", "fencing", "drills", "services/monitor/alerts.jsonl"):
         source = state_dir / part
         with contextlib.suppress(OSError, shutil.Error):
             if source.is_dir():
-                shutil.copytree(source, KEPT_LOGS / part, symlinks=True)
+                shutil.copytree(source, kept / part, symlinks=True)
             elif source.is_file():
-                (KEPT_LOGS / part).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, KEPT_LOGS / part, follow_symlinks=False)
+                (kept / part).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, kept / part, follow_symlinks=False)
     with contextlib.suppress(OSError):
-        KEPT_LOGS.chmod(0o700)
+        kept.chmod(0o700)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import pytest
 
 from hastack.spec import load_spec
 from hastack.tools.netns import NETNS_DIR
-from tests.integration.conftest import Result, hastack, keep_logs
+from tests.integration.conftest import KEPT_LOGS, Result, hastack, keep_logs
 
 NAME = "hslabit"
 LAN = "10.213.79"
@@ -67,7 +67,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         _ok(hastack(spec, "up", timeout_s=600), "hastack up on the lab")
         yield spec
     finally:
-        keep_logs(STATE_DIR)
+        keep_logs(STATE_DIR, KEPT_LOGS.with_name(KEPT_LOGS.name + "-lab"))
         destroyed = hastack(spec, "destroy", "--yes", timeout_s=300)
         down = hastack(spec, "lab", "down")
         assert destroyed.code == 0, destroyed.err[-2000:]
