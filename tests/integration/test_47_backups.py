@@ -266,7 +266,7 @@ def test_a_wrong_passphrase_is_refused_and_the_repository_left_alone(stack: Stac
     finally:
         secret.write_text(original)
     again = stack.run("up", "--json", timeout_s=600)
-    assert again.code == 0, again.err[-3000:]
+    assert again.code == 0, again.out[-3000:] + again.err[-1500:]
     check = stack.hs.pgbackrest().run("check", timeout_s=120)
     assert check.ok, check.tail()
 
@@ -407,7 +407,7 @@ def test_up_refuses_to_create_an_empty_cluster_over_backups(stack: Stack) -> Non
                     node.paths.pgdata.rmdir()  # empty: nothing was created in it
                 node.paths.pgdata.with_name("pgdata.it-away").rename(node.paths.pgdata)
     again = stack.run("up", "--json", timeout_s=600)
-    assert again.code == 0, again.err[-3000:]
+    assert again.code == 0, again.out[-3000:] + again.err[-1500:]
     code, status = stack.status()
     assert code == 0, status["problems"]
 

@@ -12,6 +12,7 @@ from hastack.drills.scenarios import (
     RUN_IN_LAB,
     RUN_ON_CONTAINERS,
     SCENARIOS,
+    Scenario,
     available,
     for_stack,
 )
@@ -93,6 +94,9 @@ def test_host_drills_run_in_the_lab_only_and_the_lab_runs_what_it_can() -> None:
         for_stack(SCENARIOS["partition-primary"], "lab")
     assert "host-partition" in refused.value.hint
     assert available(SCENARIOS["switchover"], "lab")
+    # A scenario made on the spot (a test's, a user's) runs on one machine.
+    made = Scenario("made-here", "a fault of a test", inject=lambda _ctx: None)
+    assert for_stack(made, "machine") is made
 
 
 def test_the_container_request_carries_the_spec_and_every_secret(tmp_path: Path) -> None:

@@ -499,6 +499,8 @@ def destroy_cmd(
     if result.removed_volumes:
         out.print(f"removed volumes: {', '.join(result.removed_volumes)}", markup=False)
     out.print(f"deleted {result.removed_dir}; removed users: {', '.join(result.removed_users)}")
+    if stack.in_lab:
+        out.print("its hosts' namespaces stay: `hastack lab down` removes them", markup=False)
 
 
 @secrets_app.command("list")

@@ -534,7 +534,11 @@ def available(scenario: Scenario, venue: Venue) -> bool:
         return scenario.name in RUN_ON_CONTAINERS
     if venue == "lab":
         return scenario.name in RUN_IN_LAB
-    return scenario in DATA_SCENARIOS or scenario in WEB_SCENARIOS
+    return scenario.name not in HOST_DRILLS
+
+
+HOST_DRILLS = frozenset(s.name for s in HOST_SCENARIOS)
+"""Faults of a whole host: they need the lab."""
 
 
 def for_stack(scenario: Scenario, venue: Venue) -> Scenario:
