@@ -123,6 +123,15 @@ def test_an_unreachable_host_is_fenced_after_detect_s_whatever_its_lease() -> No
     assert fenced.action == "fence" and "has not answered a connection" in fenced.sentence
 
 
+def test_only_the_time_without_any_connection_counts_towards_the_unreachable_rule() -> None:
+    # A second of timeouts (a busy leader still renewing), then one poll with no connection:
+    # that is not a second without a connection.
+    observed = [silent(t, lease_age_s=0.0) for t in polls(1.0)] + [unreachable(1.25)]
+    assert actions(observed)[-1] == "suspect"
+    later = [unreachable(1.25 + t) for t in polls(1.0)]
+    assert actions(observed + later)[-1] == "fence"
+
+
 @pytest.mark.parametrize(
     "mixed",
     [
@@ -436,6 +445,9 @@ def test_on_hosts_the_watcher_fences_with_the_operators_commands() -> None:
     )
     config = WatcherConfig.from_json(render_watcher_config(derive_plan(spec)))
     assert (config.fence_command, config.unfence_command) == ("fence $HASTACK_FENCE_HOST", "on")
+    # The watcher's own host (the services') is fenced by stopping processes, not powered off.
+    assert config.own_host == "db1"
+    assert [config.fenced_by_command(n) for n in config.nodes] == [False, True, True]
     assert [(n.name, n.host) for n in config.nodes] == [
         ("pg1", "db1"),
         ("pg2", "db2"),

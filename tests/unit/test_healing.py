@@ -420,3 +420,8 @@ def test_a_command_fenced_host_comes_back_by_the_fenced_patroni_rule() -> None:
         _, _, state = poll(state, t, {}, leader=None)
     inp = HealInput(t=110.0 + TIMINGS.no_leader_grace_s, programs=(), etcd_ok=True, leader=None)
     assert isinstance(host_return(state, inp, "pg1", "db1", TIMINGS), HealAction)
+    # Never while the cluster is paused or hastack holds the watcher (a restore).
+    for hold in ({"paused": True}, {"held_all": True}):
+        inp = HealInput(t=500.0, programs=(), etcd_ok=True, leader="pg3", **hold)  # type: ignore[arg-type]
+        verdict = host_return(state, inp, "pg1", "db1", TIMINGS)
+        assert isinstance(verdict, Waiting) and "stays fenced for now" in verdict.sentence

@@ -14,6 +14,7 @@ import pytest
 from hastack.render.patroni import pg_hba
 from hastack.runtime.probes import _http_failure
 from hastack.runtime.watcher import _sync_standby
+from hastack.tools.base import _already_in
 from tests.unit.factories import load_text
 
 
@@ -72,3 +73,10 @@ def test_the_nodes_admit_the_operators_seat_only_when_given(tmp_path: Path) -> N
         "hostssl replication replicator 10.9.0.254/32 scram-sha-256",
         "hostssl all all 10.9.0.254/32 scram-sha-256",
     ]
+
+
+def test_a_process_already_in_the_namespace_runs_there_without_nsenter() -> None:
+    # The backup scheduler runs in its host's namespace as the backup user: nsenter (root
+    # only) is not needed, and would fail.
+    assert _already_in("/proc/self/ns/net")
+    assert not _already_in("/nonexistent/netns")

@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 from hastack.render.programs import stack_programs
 from hastack.spec.names import RO_BACKEND, RW_BACKEND
+from hastack.spec.placement import SERVICES
 from hastack.spec.plan import StackPlan
 
 
@@ -109,6 +110,7 @@ def _fence_commands(plan: StackPlan) -> dict[str, str]:
         "fence_command": (fencing.command or "") if by_command else "",
         "unfence_command": (fencing.unfence_command or "") if by_command else "",
         "applied_spec": str(plan.paths.applied_spec),
+        "own_host": own.name if by_command and (own := plan.host_of(SERVICES)) else "",
     }
 
 

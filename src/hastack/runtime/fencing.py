@@ -9,9 +9,11 @@ Rules (each has a table test in tests/unit/test_fencing_decide.py):
   PostgreSQL keeps serving) or only PostgreSQL is down (Patroni restarts it in place);
 - **dead**: Patroni and PostgreSQL both *refuse* connections for `detect_s` -> fence. Nothing
   listens: the processes are gone, and waiting longer only lengthens the outage;
-- **unreachable**: both probes get no connection at all (no TCP handshake, no route) for
-  `detect_s` -> fence. A kernel completes handshakes for a frozen or busy process, so this
-  is a host down or cut off, never a slow leader. The watcher runs beside HAProxy and
+- **unreachable**: both probes get no connection at all (no handshake, no route) at every
+  poll for `detect_s` -> fence. A kernel completes TCP handshakes for a frozen or busy
+  process, so this is mostly a host down or cut off (Patroni's TLS handshake timing out and
+  a full accept queue count too: a leader frozen under load may be fenced before its lease
+  is stale, which costs a failover, never a write). The watcher runs beside HAProxy and
   PgBouncer (the services host): a leader they cannot reach serves no client, whatever it
   still tells etcd, and the fence (on separate hosts, the operator's command powering the
   host off) comes before any release. The fast path of a host lost or cut off;
@@ -124,6 +126,14 @@ class WatcherConfig:
     host is off or cut). Empty: the watcher stops the node's processes itself."""
     unfence_command: str = ""
     """The command that brings a fenced host back (empty: it stays fenced)."""
+    own_host: str = ""
+    """The host the watcher itself runs on (the services host): a node there is fenced by
+    stopping its processes, never by the command, which would power off the watcher, HAProxy
+    and PgBouncer with it."""
+
+    def fenced_by_command(self, node: WatchNode) -> bool:
+        return bool(self.fence_command) and node.host != self.own_host
+
     applied_spec: str = ""
     """The spec the stack last applied, handed to both commands as HASTACK_CONFIG (a
     command that is itself `hastack`, as the lab's are, finds its stack)."""
@@ -198,6 +208,9 @@ class WatchState:
     """When both probes of the leader started failing."""
     fenced: frozenset[str] = field(default_factory=frozenset)
     """Nodes fenced (confirmed) whose leader key may still need releasing."""
+    unreachable_since: float | None = None
+    """When both probes of the leader started getting no connection at all (a silence
+    that began as timeouts does not count towards it)."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +222,8 @@ class Decision:
 
 def decide(state: WatchState, obs: Observation, timings: Timings) -> tuple[Decision, WatchState]:
     """The next action about the leader and the state after it. Pure."""
+    if not (obs.rest == "unreachable" and obs.pg == "unreachable"):
+        state = replace(state, unreachable_since=None)
     if not obs.etcd_ok:
         return _etcd_unreadable(state, obs)
     if obs.leader is None:
@@ -298,10 +313,15 @@ def _silent(
         )
         return Decision("fence", leader, sentence), state
     unreachable = obs.rest == "unreachable" and obs.pg == "unreachable"
-    if down_for >= timings.detect_s and unreachable:
+    if unreachable and state.unreachable_since is None:
+        state = replace(state, unreachable_since=obs.t)
+    unreachable_for = (
+        obs.t - state.unreachable_since if state.unreachable_since is not None else 0.0
+    )
+    if unreachable and unreachable_for >= timings.detect_s:
         sentence = (
-            f"{leader}'s host has not answered a connection for {down_for:.2f} s (down or cut "
-            f"off; HAProxy cannot reach it either): fencing {leader}"
+            f"{leader}'s host has not answered a connection for {unreachable_for:.2f} s (down "
+            f"or cut off; HAProxy cannot reach it either): fencing {leader}"
         )
         return Decision("fence", leader, sentence), state
     if down_for >= timings.detect_s and lease is not None and lease >= timings.stall_s:

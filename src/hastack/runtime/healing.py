@@ -276,7 +276,11 @@ def host_return(
     host may be brought back now, by the rule of a fenced node's Patroni (once another node
     holds the leader key, or when none appeared for no_leader_grace_s). Call after
     `plan_heal`, which keeps `no_leader_since`."""
-    prog = ProgramView(f"{node}'s host {host}", "patroni", node, "STOPPED")
+    name = f"{node}'s host {host}"
+    if inp.paused or inp.held_all:
+        why = "the cluster is paused" if inp.paused else "hastack holds the watcher"
+        return Waiting(name, f"{name} stays fenced for now: {why}")
+    prog = ProgramView(name, "patroni", node, "STOPPED")
     return _fenced_patroni(prog, inp, state.fenced, state.no_leader_since, 0.0, timings)
 
 

@@ -85,7 +85,12 @@ def program_namespaces(plan: StackPlan, lan: HostLan) -> dict[str, str]:
 
 def lab_exists(plan: StackPlan) -> bool:
     """The stack's hosts exist here as namespaces (`hastack lab up` made them)."""
-    return plan.spec.target == "systemd" and bool(plan.hosts) and host_lan(plan).exists()
+    if plan.spec.target != "systemd" or not plan.hosts:
+        return False
+    try:
+        return host_lan(plan).exists()
+    except HastackError:  # hosts no lab can hold (several /24s: real machines)
+        return False
 
 
 def lab_namespaces(plan: StackPlan) -> dict[str, str] | None:
@@ -176,7 +181,7 @@ class Lab:
         """Every process inside the host's network namespace (nsenter's and setpriv's
         children included: they exec the program itself)."""
         try:
-            inode = (NETNS_DIR / self.lan.namespace(self._host(host))).stat().st_ino
+            target = (NETNS_DIR / self.lan.namespace(self._host(host))).stat()
         except FileNotFoundError:
             return []
         found = []
@@ -184,7 +189,8 @@ class Lab:
             if not entry.name.isdigit():
                 continue
             with contextlib.suppress(OSError):
-                if (entry / "ns" / "net").stat().st_ino == inode:
+                seen = (entry / "ns" / "net").stat()
+                if (seen.st_dev, seen.st_ino) == (target.st_dev, target.st_ino):
                     found.append(int(entry.name))
         return found
 

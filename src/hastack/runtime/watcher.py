@@ -252,7 +252,7 @@ class Watcher:
     def fence(self, node: WatchNode) -> tuple[bool, str]:
         """(confirmed, how). On separate hosts, by the operator's command (exit 0: the host
         is off or cut); on one machine, by stopping the node's processes."""
-        if self.config.fence_command:
+        if self.config.fenced_by_command(node):
             result = self.host_command(self.config.fence_command, node)
             how = (
                 f"fencing.command fenced its host {node.host} in {result.duration_s:.1f} s"
@@ -328,8 +328,10 @@ class Watcher:
 
         def attempt() -> tuple[str | None, str]:
             try:
-                candidate = _sync_standby(client.get(f"{base}/sync"), node.name)
-                if hand_over and candidate is not None:
+                candidate = (
+                    _sync_standby(client.get(f"{base}/sync"), node.name) if hand_over else None
+                )
+                if candidate is not None:
                     value = json.dumps({"member": candidate})
                     done = client.delete_and_put_if_equals(
                         self.config.leader_key, node.name, f"{base}/failover", value
@@ -417,6 +419,8 @@ class Watcher:
             node = self.config.node(name)
             if node is None or t < self.unfenced.get(name, -1.0):
                 continue
+            if not self.config.fenced_by_command(node):
+                continue  # fenced here, by its processes: it returns as on one machine
             if not self.config.unfence_command:
                 if name not in self.unfence_noted:
                     sentence = (
@@ -637,7 +641,8 @@ class Watcher:
             extra = {"confirmed": confirmed, "how_fenced": how}
             self.state = after_fence(self.state, node.name, confirmed)
             self.fences[node.name] = self.fences.get(node.name, 0) + 1
-            self.heal = node_fenced(self.heal, node.name, obs.t)
+            if confirmed or not self.config.fenced_by_command(node):
+                self.heal = node_fenced(self.heal, node.name, obs.t)
             self._save_state()
             self.log(decision, extra, force=True)
             if not confirmed:
@@ -651,7 +656,7 @@ class Watcher:
             )
         if decision.action == "release" and node is not None:
             self.route_away(node, everywhere="confirmed" in extra)
-            by_command = "confirmed" in extra and bool(self.config.fence_command)
+            by_command = "confirmed" in extra and self.config.fenced_by_command(node)
             released, how = self.release(node, hand_over=by_command)
             self.state = after_release(self.state, node.name, released)
             self.log(decision, {**extra, "released": released, "how": how}, force=True)
