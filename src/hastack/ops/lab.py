@@ -34,7 +34,7 @@ def lab_of(stack: Stack) -> Lab:
             "give the spec `target: systemd` and `hosts:` (docs/deploy-systemd.md#the-lab)",
         )
     lab_subnet(plan)  # refuses hosts that a lab cannot hold, with how to fix it
-    return Lab(plan, stack.supervisor)
+    return stack.lab()
 
 
 def _existing(stack: Stack) -> Lab:

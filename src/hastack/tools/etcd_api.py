@@ -121,25 +121,18 @@ class EtcdClient:
 
     def delete_if_equals(self, key: str, expected: str) -> bool:
         """Delete `key` only if it still holds `expected` (one transaction). True if deleted."""
-        body = {
-            "compare": [
-                {
-                    "key": _b64(key),
-                    "result": "EQUAL",
-                    "target": "VALUE",
-                    "value": _b64(expected),
-                }
-            ],
-            "success": [{"request_delete_range": {"key": _b64(key)}}],
-        }
-        data = self._first("/v3/kv/txn", body, f"a transaction on {key}")
-        return bool(data.get("succeeded", False))
+        return self._if_equals(key, expected, [{"request_delete_range": {"key": _b64(key)}}])
 
     def delete_and_put_if_equals(
         self, key: str, expected: str, put_key: str, put_value: str
     ) -> bool:
         """In one transaction: if `key` still holds `expected`, write `put_key` and delete
         `key` (a watcher of either sees both). True if done."""
+        put = {"request_put": {"key": _b64(put_key), "value": _b64(put_value)}}
+        return self._if_equals(key, expected, [put, {"request_delete_range": {"key": _b64(key)}}])
+
+    def _if_equals(self, key: str, expected: str, success: list[dict[str, Any]]) -> bool:
+        """One transaction: `success` only if `key` still holds `expected`. True if done."""
         body = {
             "compare": [
                 {
@@ -149,10 +142,7 @@ class EtcdClient:
                     "value": _b64(expected),
                 }
             ],
-            "success": [
-                {"request_put": {"key": _b64(put_key), "value": _b64(put_value)}},
-                {"request_delete_range": {"key": _b64(key)}},
-            ],
+            "success": success,
         }
         data = self._first("/v3/kv/txn", body, f"a transaction on {key}")
         return bool(data.get("succeeded", False))
