@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
+
 from hastack.runtime.lifecycle import StopResult, stop_patroni_ordered, stop_postgres_leftovers
 from hastack.runtime.progress import NullProgress
 from tests.integration.conftest import Stack
@@ -17,6 +19,12 @@ from tests.integration.helpers import wait_until
 
 def _leader(stack: Stack) -> str:
     return str(stack.status()[1]["leader_key"])
+
+
+def _archiver_failures(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT failed_count FROM pg_stat_archiver").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def test_up_took_a_first_full_backup_and_archives_wal(stack: Stack) -> None:
@@ -263,10 +271,26 @@ def test_a_wrong_passphrase_is_refused_and_the_repository_left_alone(stack: Stac
         code, status = stack.status()
         assert code == 1 and any("cannot be decrypted" in p for p in status["problems"])
         assert {p: p.read_bytes() for p in info_files} == before  # nothing created over it
+        # A segment filled meanwhile cannot be archived: PostgreSQL's archiver fails, then
+        # waits a minute before it tries again.
+        leader = _leader(stack)
+        with stack.hs.connect(leader) as conn:
+            failed_before = _archiver_failures(conn)
+            conn.execute("CREATE TABLE IF NOT EXISTS it_passphrase (at timestamptz)")
+            conn.execute("INSERT INTO it_passphrase VALUES (now())")
+            conn.execute("SELECT pg_switch_wal()")
+            wait_until(
+                lambda: _archiver_failures(conn) > failed_before,
+                timeout_s=150,  # pgBackRest's push fails only at its archive-timeout (60 s)
+            )
     finally:
         secret.write_text(original)
+    # `up` after the fix makes the archiver try again at once: healthy, not a minute later.
     again = stack.run("up", "--json", timeout_s=600)
     assert again.code == 0, again.out[-3000:] + again.err[-1500:]
+    assert "waking its archiver" in again.err, again.err[-1500:]
+    archive = again.json()["status"]["backups"]["archive"]
+    assert archive["failing"] is False, archive
     check = stack.hs.pgbackrest().run("check", timeout_s=120)
     assert check.ok, check.tail()
 

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from hastack.ops.backup import ArchiveState, backup_problems, segment_end_lsn
-from hastack.runtime.backup_scheduler import Schedule, due, unverified_full
+from hastack.runtime import backup_scheduler
+from hastack.runtime.backup_scheduler import Schedule, SchedulerState, due, unverified_full
 from hastack.spec.model import BackupSpec
 from hastack.tools.pgbackrest import StanzaInfo, parse_info, parse_verify
 
@@ -214,3 +216,47 @@ def test_a_full_disk_is_recognised_in_what_pgbackrest_says() -> None:
     assert _out_of_space(worker, 1024)
     assert not _out_of_space(worker, LOW_FREE * 10)  # room enough: another cause
     assert not _out_of_space("ERROR: [056]: unable to find primary cluster", 0)
+
+
+def _wrong_passphrase() -> StanzaInfo:
+    return parse_info(
+        (Path(__file__).parent / "data" / "pgbackrest_info_wrong_passphrase.json").read_text(),
+        "demo",
+    )
+
+
+class _Repository:
+    """What the scheduler reads of a repository (`info`) and asks of it (`backup`): the
+    answers are pgBackRest's own JSON; each backup asked for is recorded, never run."""
+
+    def __init__(self, info: StanzaInfo) -> None:
+        self.answer = info
+        self.asked: list[str] = []
+
+    def info(self, *options: str) -> StanzaInfo:
+        return self.answer
+
+    def backup(self, backup_type: str, options: tuple[str, ...]) -> object:
+        self.asked.append(backup_type)
+        raise AssertionError("no backup may be taken here")
+
+
+def test_the_scheduler_takes_nothing_over_a_repository_it_cannot_decrypt() -> None:
+    repo = _Repository(_wrong_passphrase())
+    state = backup_scheduler.poll(repo, SCHEDULE, SchedulerState())  # type: ignore[arg-type]
+    assert repo.asked == []  # an empty-looking repository is not "a full backup is due"
+    assert "cannot be decrypted" in state.last_decision
+    assert state.consecutive_failures == 0
+
+
+def test_earlier_failures_are_over_once_every_repository_has_what_is_due() -> None:
+    failed = SchedulerState(failed_at=time.time() - 600, consecutive_failures=3)
+    fresh = _Repository(_at(info(), {"full": 60, "incr": 30}, time.time()))
+    state = backup_scheduler.poll(fresh, SCHEDULE, failed)  # type: ignore[arg-type]
+    assert fresh.asked == [] and "nothing due" in state.last_decision
+    assert state.consecutive_failures == 0 and state.failed_at is None
+    # A repository it cannot decrypt keeps them: nothing says the cause is gone.
+    failed = SchedulerState(failed_at=time.time() - 600, consecutive_failures=3)
+    wrong = _Repository(_wrong_passphrase())
+    state = backup_scheduler.poll(wrong, SCHEDULE, failed)  # type: ignore[arg-type]
+    assert state.consecutive_failures == 3 and state.failed_at is not None

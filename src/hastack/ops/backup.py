@@ -418,6 +418,53 @@ def wait_archiving(stack: Stack, timeout_s: float) -> str | None:
     return None
 
 
+ARCHIVE_PUSH_WAIT_S = 60
+"""pgBackRest's archive-timeout (its default, kept): how long one asynchronous archive-push
+waits for its segment to reach the repository before it fails."""
+
+
+def resume_archiving(
+    stack: Stack, progress: Progress, timeout_s: float = ARCHIVE_PUSH_WAIT_S + 30
+) -> str | None:
+    """When WAL archiving on the leader is failing, make its archiver try again now, then
+    wait for it: None once it archives (or nothing failed), else what still fails.
+
+    `up` runs after an operator fixed a cause (the passphrase put back, the repository's
+    disk freed): the stack should be healthy when `up` says so. Two things delay that:
+    - after three failed attempts PostgreSQL's archiver sleeps up to a minute. A
+      configuration reload (`pg_reload_conf()`, a SIGHUP that PostgreSQL passes to its
+      archiver) sets the archiver's latch, so it retries at once; the files it reloads are
+      the ones Patroni already applied. Done over the superuser's socket: no process id is
+      looked up or signalled by root;
+    - an attempt under way runs to its end first. With a wrong passphrase pgBackRest
+      2.45's asynchronous push crashes (the decrypted archive.info is garbage) and the
+      attempt fails only at archive-timeout: hence the wait of a minute and more."""
+    if not stack.plan.backup_enabled or is_standby(stack):
+        return None
+    leader = stack.leader()
+    if leader is None:
+        return None  # the stack's own checks say why
+    try:
+        archive = archive_state(stack, leader)
+    except Unavailable:
+        return None
+    if not archive.failing:
+        return None
+    progress.step(
+        f"{archive.failure}: waking its archiver to try again (an attempt under way may "
+        f"first take up to {ARCHIVE_PUSH_WAIT_S} s)"
+    )
+    try:
+        with stack.connect(leader, connect_timeout_s=2) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+    except (psycopg.Error, Unavailable) as exc:
+        return f"cannot wake the archiver on {leader}: {str(exc).strip()[:200]}"
+    still = wait_archiving(stack, timeout_s)
+    if still is None:
+        progress.done(f"WAL archiving on {leader} resumed")
+    return still
+
+
 @dataclass(frozen=True)
 class BackupStatus:
     """What `status` shows of backups: newest set of each type, the archive, the scheduler."""

@@ -18,7 +18,12 @@ import psycopg
 from hastack.demo.migrations import demo_migrations
 from hastack.errors import HastackError
 from hastack.ops.adopt import adopt_orphans
-from hastack.ops.backup import ensure_first_backup, ensure_stanza, refuse_undecryptable
+from hastack.ops.backup import (
+    ensure_first_backup,
+    ensure_stanza,
+    refuse_undecryptable,
+    resume_archiving,
+)
 from hastack.ops.cluster_restore import UNFINISHED
 from hastack.ops.verify import verify_backup
 from hastack.runtime import holds, secret_store
@@ -502,6 +507,9 @@ def _start_backups(run: _Run) -> None:
     backup when the repository has none, then the scheduler."""
     stack = run.stack
     info = ensure_stanza(stack, run.progress)
+    # A cause fixed since archiving failed (the passphrase put back): archive now, so the
+    # stack is healthy when `up` ends. What still fails is left to `status` to report.
+    resume_archiving(stack, run.progress)
     first = ensure_first_backup(stack, info, run.progress)
     if first is not None:
         run.result.first_backup = first.label

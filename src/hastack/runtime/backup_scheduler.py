@@ -132,6 +132,11 @@ def unverified_full(info: StanzaInfo) -> str | None:
     return full.label
 
 
+UNDECRYPTABLE = (
+    "cannot be decrypted with this stack's passphrase: nothing taken until it is put back"
+)
+
+
 def poll(
     tool: PgBackRest,
     schedule: Schedule,
@@ -143,6 +148,7 @@ def poll(
     most one backup per round); else verify the newest full backup of the local repository
     if it never was."""
     sentences = []
+    all_read = True
     for repo in repos:
         what = f"repo{repo}: " if len(repos) > 1 else ""
         now = time.time()
@@ -151,6 +157,13 @@ def poll(
             info = tool.info(*options)
         except ToolError as exc:
             sentences.append(f"{what}cannot read the repository: {exc.what}")
+            all_read = False
+            continue
+        if info.undecryptable:
+            # Not an empty repository: nothing is taken over it, and no failure is
+            # counted for what only the passphrase put back can mend.
+            sentences.append(f"{what}{UNDECRYPTABLE}")
+            all_read = False
             continue
         newest = info.last()
         if newest is not None:
@@ -165,6 +178,10 @@ def poll(
             state.last_decision = "; ".join(sentences)
             _verify(stack, label, state)
             return state
+    if all_read:
+        # Every repository has what the schedule asks: earlier failures are over (the
+        # cause was mended and someone took the backup, or it is no longer due).
+        state.failed_at, state.consecutive_failures = None, 0
     state.last_decision = "; ".join(sentences)
     return state
 
