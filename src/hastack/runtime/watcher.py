@@ -64,7 +64,7 @@ from hastack.runtime.probes import MemberInfo, probe_liveness, probe_member, pro
 from hastack.runtime.replica_repair import Member, RepairState, members_from_dcs, plan_repairs
 from hastack.runtime.supervisor import Supervisor
 from hastack.spec.roles import PATRONI_REST
-from hastack.tools.base import ToolResult
+from hastack.tools.base import ToolResult, run_session
 from hastack.tools.base import run as run_tool
 from hastack.tools.etcd_api import EtcdClient, EtcdUnavailable
 from hastack.tools.haproxy_api import HAProxyAdmin, HAProxyUnavailable
@@ -139,6 +139,12 @@ class Watcher:
         """Command-fenced nodes whose host was brought back (node -> when), until they run
         again as replicas; a failed unfence is tried again after UNFENCE_RETRY_S."""
         self.unfence_noted: set[str] = set()
+        self.host_pool = ThreadPoolExecutor(max_workers=1)
+        self.unfencing: dict[str, tuple[Future[ToolResult], str]] = {}
+        """Unfence commands under way (node -> the command's future, the sentence to log):
+        run beside the poll, which must not stall for a slow cloud API while the rest of
+        the stack may need it. (A fence runs inside the poll: the key is released only
+        after it.)"""
 
     # --- observe -------------------------------------------------------------------------
 
@@ -272,7 +278,7 @@ class Watcher:
             "HASTACK_FENCE_ADDRESS": node.address,
             "HASTACK_CONFIG": self.config.applied_spec,
         }
-        return run_tool(["/bin/sh", "-c", command], env=env, timeout_s=FENCE_COMMAND_TIMEOUT_S)
+        return run_session(["/bin/sh", "-c", command], env=env, timeout_s=FENCE_COMMAND_TIMEOUT_S)
 
     def stop_node(self, node: WatchNode) -> tuple[bool, int, str]:
         """Stop the node's Patroni (and its etcd member when that one is unhealthy anyway)
@@ -415,9 +421,10 @@ class Watcher:
         """Bring back the host of each command-fenced node once it is safe (another node
         leads), with fencing.unfence_command; without one, say once that it stays fenced."""
         t = self.clock.monotonic()
+        self._collect_unfenced(t)
         for name in sorted(self.heal.fenced):
             node = self.config.node(name)
-            if node is None or t < self.unfenced.get(name, -1.0):
+            if node is None or name in self.unfencing or t < self.unfenced.get(name, -1.0):
                 continue
             if not self.config.fenced_by_command(node):
                 continue  # fenced here, by its processes: it returns as on one machine
@@ -433,15 +440,28 @@ class Watcher:
             verdict = host_return(self.heal, inp, name, node.host, self.heal_timings)
             if isinstance(verdict, Waiting):
                 continue
-            result = self.host_command(self.config.unfence_command, node)
-            outcome: dict[str, Any] = {"unfenced": result.ok, "exit": result.returncode}
-            if not result.ok:
-                outcome["output"] = result.tail(3)[:300]
+            future = self.host_pool.submit(self.host_command, self.config.unfence_command, node)
+            self.unfencing[name] = (future, verdict.sentence)
+
+    def _collect_unfenced(self, t: float) -> None:
+        """Log each unfence command that finished; a failed one is tried again later."""
+        for name, (future, sentence) in list(self.unfencing.items()):
+            if not future.done():
+                continue
+            del self.unfencing[name]
+            try:
+                result = future.result()
+            except Exception as exc:
+                outcome: dict[str, Any] = {"unfenced": False, "error": repr(exc)[:300]}
+                ok = False
+            else:
+                ok = result.ok
+                outcome = {"unfenced": ok, "exit": result.returncode}
+                if not ok:
+                    outcome["output"] = result.tail(3)[:300]
             # Once back, the node returns by itself; a failed command is tried again later.
-            self.unfenced[name] = t + (
-                10 * FENCE_COMMAND_TIMEOUT_S if result.ok else UNFENCE_RETRY_S
-            )
-            self.log(Decision("heal", name, verdict.sentence), outcome, force=True)
+            self.unfenced[name] = t + (10 * FENCE_COMMAND_TIMEOUT_S if ok else UNFENCE_RETRY_S)
+            self.log(Decision("heal", name, sentence), outcome, force=True)
 
     def scan_members(self, heal: HealInput) -> None:
         """Every few seconds, from Patroni's member keys: ask Patroni to rebuild a replica
@@ -656,7 +676,9 @@ class Watcher:
             )
         if decision.action == "release" and node is not None:
             self.route_away(node, everywhere="confirmed" in extra)
-            by_command = "confirmed" in extra and self.config.fenced_by_command(node)
+            # A retried release (etcd did not answer the first) still hands the key over:
+            # a command-fenced node is in `heal.fenced` only once its fence was confirmed.
+            by_command = self.config.fenced_by_command(node) and node.name in self.heal.fenced
             released, how = self.release(node, hand_over=by_command)
             self.state = after_release(self.state, node.name, released)
             self.log(decision, {**extra, "released": released, "how": how}, force=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
@@ -151,6 +152,47 @@ def run(
     return ToolResult(
         tuple(argv), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start
     )
+
+
+def run_session(
+    argv: Sequence[str], *, timeout_s: float, env: Mapping[str, str] | None = None
+) -> ToolResult:
+    """Run a command someone else wrote (the operator's fence command: a shell line that
+    may start a cloud CLI, ssh, ipmitool) in a session of its own, to completion. At the
+    timeout the whole process group is killed, not only the shell, so nothing it started
+    lingers or keeps its output pipes open (exit 124)."""
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        return ToolResult(tuple(argv), 127, "", f"{argv[0]}: not found", 0.0)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            out, err = proc.communicate(timeout=5.0)
+        except subprocess.TimeoutExpired:  # a child left the group and holds the pipes
+            proc.kill()
+            out, err = "", ""
+        return ToolResult(
+            tuple(argv),
+            124,
+            out or "",
+            (err or "") + f"\ntimed out after {timeout_s:.0f} s",
+            time.monotonic() - start,
+        )
+    return ToolResult(tuple(argv), proc.returncode, out, err, time.monotonic() - start)
 
 
 def run_pipeline(
