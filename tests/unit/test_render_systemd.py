@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from hastack.render.fencer import render_watcher_config
 from hastack.render.nftables import Flow, flows, host_rules
 from hastack.render.patroni import pg_hba
 from hastack.render.pgbackrest import render_node_pgbackrest, render_repo_pgbackrest
@@ -17,6 +18,7 @@ from hastack.render.program import Program
 from hastack.render.systemd import TARGET, placed_programs, program_unit, secret_values
 from hastack.render.systemd_units import UnitContext, exec_line, service_unit
 from hastack.render.targets import IssuedCert, StackMaterial, TargetFile, targets
+from hastack.runtime.fencing import WatcherConfig
 from hastack.spec.plan import StackPlan
 from tests.unit.factories import fixed_secrets, load_text
 
@@ -325,10 +327,28 @@ def test_the_watcher_is_rendered_only_with_a_fence_command(tmp_path: Path) -> No
     assert any("TTL" in step for step in TARGET.next_steps(without, "/out"))
 
 
-def test_the_watcher_unit_is_installed_not_enabled(tree: Path) -> None:
+def test_the_watcher_runs_under_systemd_on_the_services_host(tree: Path) -> None:
+    """Enabled with the host's target; its config says systemd runs the programs, and
+    names only the units of the node on its own host (pg1 on db1): the nodes on other hosts
+    are fenced with the command, and every other restart is systemd's."""
     unit = (tree / "db1/units/hastack-demo-fencer.service").read_text()
-    assert "WantedBy" not in unit
-    assert "hastack-demo-fencer" not in (tree / "db1/units/hastack-demo.target").read_text()
+    assert "WantedBy=hastack-demo.target" in unit
+    assert "hastack-demo-fencer.service" in (tree / "db1/units/hastack-demo.target").read_text()
+    text = (tree / "db1/files/var/lib/hastack/demo/fencing/watcher.json").read_text()
+    config = WatcherConfig.from_json(text)
+    assert config.manager == "systemd" and config.own_host == "db1"
+    assert {p["process_name"]: p["unit"] for p in config.programs} == {
+        "pg1:pg1-etcd": "hastack-demo-pg1-etcd.service",
+        "pg1:pg1-patroni": "hastack-demo-pg1-patroni.service",
+    }
+    assert config.fence_command and not config.fenced_by_command(config.nodes[0])
+    assert all(config.fenced_by_command(n) for n in config.nodes[1:])
+    assert not list(tree.glob("*/files/**/supervisord.conf"))
+
+
+def test_the_local_watcher_config_keeps_supervisord(plan: StackPlan) -> None:
+    config = WatcherConfig.from_json(render_watcher_config(plan))
+    assert config.manager == "supervisord" and all("unit" not in p for p in config.programs)
 
 
 def test_next_steps_name_each_host(plan: StackPlan) -> None:

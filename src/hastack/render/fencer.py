@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
 
 from hastack.render.programs import stack_programs
@@ -11,7 +12,10 @@ from hastack.spec.placement import SERVICES
 from hastack.spec.plan import StackPlan
 
 
-def render_watcher_config(plan: StackPlan) -> str:
+def render_watcher_config(plan: StackPlan, units: Mapping[str, str] | None = None) -> str:
+    """`units` (process name -> systemd unit): the watcher runs on a host of the systemd
+    render, where systemd runs those programs (its own host's nodes) and no supervisord
+    does; None: supervisord runs every program (one machine, the lab)."""
     spec = plan.spec
     paths = plan.paths
     programs = stack_programs(plan)
@@ -93,9 +97,12 @@ def render_watcher_config(plan: StackPlan) -> str:
                 "process_name": p.process_name,
                 "component": p.component,
                 "node": p.group if p.group in node_names else "",
+                **({} if units is None else {"unit": units[p.process_name]}),
             }
             for p in programs
+            if units is None or p.process_name in units
         ],
+        "manager": "supervisord" if units is None else "systemd",
     }
     return json.dumps(data, indent=2) + "\n"
 

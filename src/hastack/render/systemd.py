@@ -11,10 +11,11 @@ read, at the same absolute paths: each host runs what `hastack up` runs on one m
     DIR/<host>/units/          the services, the firewall's and the host's target
     DIR/<host>/nftables.conf   the host's firewall (also installed under /etc/hastack/<stack>/)
 
-The fencing watcher: locally it stops a dead node's processes itself, through supervisord.
-On separate hosts it would have to fence a whole host with `fencing.command` instead; the
-watcher does not do that yet (docs/deploy-systemd.md says what remains), so its unit is
-rendered only when a command is set, and installed without being enabled.
+The fencing watcher runs on the services host when `fencing.command` is set (without one it
+could not fence a node on another host, so it is not rendered). Its config there says
+"systemd": it fences a node on another host with the command, a node on its own host by
+stopping that node's units (and starts them again once another node leads), and leaves
+every other restart to systemd (`Restart=always`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from hastack.render.fencer import render_watcher_config
 from hastack.render.files import RenderedFile, render_stack
 from hastack.render.nftables import render_nftables, watcher_placed
 from hastack.render.pgbackrest import BACKUP_CERT_NAME, PGBACKREST_WORK_DIRS
@@ -266,14 +268,24 @@ def _context(plan: StackPlan, program: Program, on_host: list[Program]) -> UnitC
         return UnitContext(writable=(str(program.directory),), after=after)
     return UnitContext(
         writable=(),
-        enabled=False,
+        after=units("haproxy"),
         note=(
-            "Not enabled by install.sh: the watcher fences a remote host with fencing.command\n"
-            f"(in {plan.paths.fencer_config}), but still reads program states from and heals\n"
-            "through a local supervisord, which a host of this target does not have:\n"
-            "see docs/deploy-systemd.md."
+            "The fencing watcher: a node on another host is fenced with fencing.command (in\n"
+            f"{plan.paths.fencer_config}), a node on this host by stopping its units;\n"
+            "see docs/deploy-systemd.md#fencing."
         ),
     )
+
+
+def watcher_units(plan: StackPlan, on_host: list[Program]) -> dict[str, str]:
+    """What the watcher starts and stops through systemd on its own host: the Patroni and
+    etcd of the nodes there (process name -> unit). Everything else systemd restarts."""
+    nodes = {n.name for n in plan.nodes}
+    return {
+        p.process_name: unit_name(plan, p.name)
+        for p in on_host
+        if p.group in nodes and p.component in ("patroni", "etcd")
+    }
 
 
 def _host_files(plan: StackPlan, host: Host, material: StackMaterial) -> list[TargetFile]:
@@ -285,7 +297,10 @@ def _host_files(plan: StackPlan, host: Host, material: StackMaterial) -> list[Ta
         if file.path != plan.paths.supervisor_config and _file_units(plan, file, units_of) & set(
             host.units
         ):
-            placed.append(Placed("file", str(file.path), file.owner, file.mode, file.content))
+            content = file.content
+            if file.path == plan.paths.fencer_config:
+                content = render_watcher_config(plan, watcher_units(plan, programs))
+            placed.append(Placed("file", str(file.path), file.owner, file.mode, content))
     placed += [p for units, p in _cert_files(plan, material) if units & set(host.units)]
     root = PurePosixPath(host.name)
     out: list[TargetFile] = []
@@ -298,7 +313,7 @@ def _host_files(plan: StackPlan, host: Host, material: StackMaterial) -> list[Ta
                 "file", str(env_file_path(plan, program.name)), "root", SECRET_MODE, unit.env_file
             )
             placed.append(env)
-    enabled = [f"hastack-{plan.name}-{p.name}.service" for p in programs if p.component != "fencer"]
+    enabled = [unit_name(plan, p.name) for p in programs]
     out.append(
         TargetFile(root / "units" / target_name(plan), target_unit(plan, host.name, enabled))
     )

@@ -134,6 +134,11 @@ class WatcherConfig:
     def fenced_by_command(self, node: WatchNode) -> bool:
         return bool(self.fence_command) and node.host != self.own_host
 
+    manager: str = "supervisord"
+    """Who runs the programs on the watcher's host: "supervisord" (one machine, the lab), or
+    "systemd" (a host of the systemd render: `programs` then lists only the units of the
+    nodes on this host, with their unit names, and there is no supervisord to recover)."""
+
     applied_spec: str = ""
     """The spec the stack last applied, handed to both commands as HASTACK_CONFIG (a
     command that is itself `hastack`, as the lab's are, finds its stack)."""

@@ -63,6 +63,7 @@ from hastack.runtime.orphans import Identity, StackProcess, find_orphans, takeov
 from hastack.runtime.probes import MemberInfo, probe_liveness, probe_member, probe_pg
 from hastack.runtime.replica_repair import Member, RepairState, members_from_dcs, plan_repairs
 from hastack.runtime.supervisor import Supervisor
+from hastack.runtime.systemd_units import SystemdUnits, UnitsUnavailable
 from hastack.spec.roles import PATRONI_REST
 from hastack.tools.base import ToolResult, run_session
 from hastack.tools.base import run as run_tool
@@ -82,7 +83,7 @@ METRICS_S = 5.0
 RECENT_DECISIONS = 25
 """How many of the latest decisions the dashboard is shown."""
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
-SUPERVISOR_ERRORS = (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError)
+SUPERVISOR_ERRORS = (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError, UnitsUnavailable)
 ARCHIVE_PUSH_TIMEOUT_S = 60.0
 
 
@@ -96,11 +97,16 @@ class Watcher:
             identity=config.etcd_identity,
         )
         self.haproxy = HAProxyAdmin(Path(config.haproxy_socket))
-        self.sup = Supervisor(
-            Path(config.supervisor_socket).with_name("supervisord.conf"),
-            Path(config.supervisor_socket),
-            Path(config.supervisor_pidfile),
-            Path(sys.executable),
+        self.by_systemd = config.manager == "systemd"
+        self.sup: Supervisor | SystemdUnits = (
+            SystemdUnits({p["process_name"]: p["unit"] for p in config.programs})
+            if self.by_systemd
+            else Supervisor(
+                Path(config.supervisor_socket).with_name("supervisord.conf"),
+                Path(config.supervisor_socket),
+                Path(config.supervisor_pidfile),
+                Path(sys.executable),
+            )
         )
         self.pool = ThreadPoolExecutor(max_workers=4)
         self.state = WatchState()
@@ -629,6 +635,8 @@ class Watcher:
     # --- one poll ------------------------------------------------------------------------
 
     def step(self) -> Decision:
+        if self.by_systemd:
+            return self._step_under_systemd()
         obs, heal_input = self.observe()
         self.supervisord = "running" if self._parent_alive() else "gone"
         self._reap()
@@ -650,6 +658,21 @@ class Watcher:
         decision = self._act(decision, obs)
         if heal_input is not None:
             self.start_programs(replace(heal_input, orphaned=self._orphaned_programs(orphans)))
+            self.scan_members(heal_input)
+        return decision
+
+    def _step_under_systemd(self) -> Decision:
+        """One poll on a host of the systemd render: systemd runs (and restarts) the
+        programs, so there is no supervisord to recover and no orphan to take over; the
+        rest is the same poll."""
+        obs, heal_input = self.observe()
+        self.supervisord = "systemd"
+        if obs.etcd_ok:
+            self.readmit_returning(obs.leader)
+        decision, self.state = decide(self.state, obs, self.config.timings)
+        decision = self._act(decision, obs)
+        if heal_input is not None:
+            self.start_programs(heal_input)
             self.scan_members(heal_input)
         return decision
 
