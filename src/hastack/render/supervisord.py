@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 
+from hastack.namespaces import in_network_namespace
 from hastack.render.haproxy import MIN_FDS  # HAProxy's maxconn is derived from it
 from hastack.render.programs import Program
 from hastack.spec.plan import StackPlan
@@ -15,24 +16,10 @@ def _escape(value: str) -> str:
     return value.replace("%", "%%")
 
 
-NSENTER = "/usr/bin/nsenter"
-SETPRIV = "/usr/bin/setpriv"
-
-
 def in_namespace(program: Program, netns: str) -> list[str]:
-    """The program's argv run inside a network namespace (a simulated host): nsenter needs
-    root to enter it, so supervisord starts it as root and setpriv then drops to the
-    program's user and group, with no supplementary group (as supervisord's `user=` does)."""
-    argv = [NSENTER, f"--net={netns}", "--"]
-    if program.user != "root":
-        argv += [
-            SETPRIV,
-            f"--reuid={program.user}",
-            f"--regid={program.user}",
-            "--clear-groups",
-            "--",
-        ]
-    return [*argv, *program.argv]
+    """The program's argv run inside a network namespace (a simulated host): supervisord
+    starts it as root, and it drops to the program's user inside (namespaces.py)."""
+    return in_network_namespace(netns, program.user, program.argv)
 
 
 def _program_section(program: Program, netns: str | None = None) -> str:

@@ -385,7 +385,13 @@ class Watcher:
         names = set(self.routed_away) | set(self.heal.fenced)
         if not names or self.state.down_since is not None:
             return  # never slow down a step that may have to fence
-        nodes = [n for n in (self.config.node(name) for name in sorted(names)) if n]
+        nodes = [
+            n
+            for n in (self.config.node(name) for name in sorted(names))
+            if n is not None and not self._host_still_off(n)
+        ]
+        if not nodes:
+            return
         probes = list(
             self.pool.map(lambda n: probe_member(n, self.config.timings.probe_timeout_s), nodes)
         )
@@ -404,6 +410,17 @@ class Watcher:
                 sentence = f"{name} runs again ({role}): back in HAProxy"
             self._save_state()
             self.log(Decision("readmit", name, sentence), {}, force=True)
+
+    def _host_still_off(self, node: WatchNode) -> bool:
+        """Its host was fenced by the command and the unfence command has not brought it
+        back yet: a probe could only time out, slowing every poll by the probe timeout.
+        (Without an unfence command the operator brings it back: it is probed.)"""
+        return (
+            node.name in self.heal.fenced
+            and self.config.fenced_by_command(node)
+            and bool(self.config.unfence_command)
+            and node.name not in self.unfenced
+        )
 
     def start_programs(self, inp: HealInput) -> None:
         actions, self.waiting, self.heal = plan_heal(self.heal, inp, self.heal_timings)

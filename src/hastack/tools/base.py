@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hastack.errors import HastackError
+from hastack.namespaces import in_network_namespace
 
 
 @dataclass(frozen=True)
@@ -77,20 +78,6 @@ def _is_me(user: str) -> bool:
         return pwd.getpwnam(user).pw_uid == os.geteuid() != 0
     except KeyError:
         return False
-
-
-NSENTER = "/usr/bin/nsenter"
-SETPRIV = "/usr/bin/setpriv"
-
-
-def in_network_namespace(netns: str, user: str | None, argv: Sequence[str]) -> list[str]:
-    """`argv` run inside a network namespace (a simulated host) as `user`: entering one
-    needs root, so nsenter runs as root and setpriv then drops to the user and its group,
-    with no supplementary group (as `as_user` does)."""
-    prefix = [NSENTER, f"--net={netns}", "--"]
-    if user is not None and user != "root":
-        prefix += [SETPRIV, f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"]
-    return [*prefix, *argv]
 
 
 def _already_in(netns: str) -> bool:

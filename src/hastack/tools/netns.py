@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hastack.tools.base import NSENTER, ToolError, ToolResult, run
+from hastack.namespaces import NSENTER
+from hastack.tools.base import ToolError, ToolResult, run
 from hastack.tools.iptables import Jump, NetCut
 
 IP = "/usr/sbin/ip"
