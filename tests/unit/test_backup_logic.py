@@ -255,6 +255,15 @@ def test_earlier_failures_are_over_once_every_repository_has_what_is_due() -> No
     state = backup_scheduler.poll(fresh, SCHEDULE, failed)  # type: ignore[arg-type]
     assert fresh.asked == [] and "nothing due" in state.last_decision
     assert state.consecutive_failures == 0 and state.failed_at is None
+    # Waiting to retry keeps them, even when a backup someone else took looks fresh.
+    recent = SchedulerState(failed_at=time.time() - 30, consecutive_failures=2)
+    stale = _Repository(_at(info(), {"full": 30 * 24 * HOUR, "incr": 30 * 24 * HOUR}, time.time()))
+    state = backup_scheduler.poll(stale, SCHEDULE, recent)  # type: ignore[arg-type]
+    assert "next attempt" in state.last_decision and state.consecutive_failures == 2
+    # So does a backup running: whether it works is not known yet.
+    running = _Repository(replace(info(), backup_running=True))
+    state = backup_scheduler.poll(running, SCHEDULE, SchedulerState(consecutive_failures=2))  # type: ignore[arg-type]
+    assert state.consecutive_failures == 2
     # A repository it cannot decrypt keeps them: nothing says the cause is gone.
     failed = SchedulerState(failed_at=time.time() - 600, consecutive_failures=3)
     wrong = _Repository(_wrong_passphrase())

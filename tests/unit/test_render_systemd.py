@@ -344,6 +344,11 @@ def test_the_watcher_runs_under_systemd_on_the_services_host(tree: Path) -> None
     assert config.fence_command and not config.fenced_by_command(config.nodes[0])
     assert all(config.fenced_by_command(n) for n in config.nodes[1:])
     assert not list(tree.glob("*/files/**/supervisord.conf"))
+    assert config.applied_spec == ""  # no `hastack up` ran there: HASTACK_CONFIG is empty
+    # What it needs to ask Patroni to rebuild a replica, there only.
+    rest = "files/var/lib/hastack/demo/secrets/patroni_rest_password"
+    assert (tree / "db1" / rest).read_text().strip()
+    assert not (tree / "db2" / rest).exists() and not (tree / "db3" / rest).exists()
 
 
 def test_the_local_watcher_config_keeps_supervisord(plan: StackPlan) -> None:

@@ -458,11 +458,43 @@ def resume_archiving(
         with stack.connect(leader, connect_timeout_s=2) as conn:
             conn.execute("SELECT pg_reload_conf()")
     except (psycopg.Error, Unavailable) as exc:
-        return f"cannot wake the archiver on {leader}: {str(exc).strip()[:200]}"
-    still = wait_archiving(stack, timeout_s)
+        still: str | None = f"cannot wake the archiver on {leader}: {str(exc).strip()[:200]}"
+    else:
+        still = _wait_resumed(stack, leader, archive.failed_count, timeout_s)
     if still is None:
         progress.done(f"WAL archiving on {leader} resumed")
+    else:
+        progress.done(f"warning: {still}; `hastack status` keeps saying so")
     return still
+
+
+def _wait_resumed(stack: Stack, leader: str, failed_before: int, timeout_s: float) -> str | None:
+    """None once archiving on `leader` is not failing. Gives up early once two attempts
+    failed after the wake: the attempt under way when it was woken accounts for one at
+    most, so the second says the cause is still there (the S3 repository out of reach, a
+    diverged segment the watcher unblocks once `up` releases its hold)."""
+    last = ["no answer"]
+
+    def check() -> tuple[bool | None, str]:
+        try:
+            now = archive_state(stack, leader)
+        except Unavailable as exc:
+            last[0] = exc.what
+            return None, last[0]
+        if not now.failing:
+            return True, ""
+        last[0] = now.failure
+        if now.failed_count >= failed_before + 2:
+            return False, last[0]
+        return None, last[0]
+
+    try:
+        resumed = stack.wait(
+            check, what="WAL archiving resumed", timeout_s=timeout_s, interval_s=1.0
+        )
+    except WaitTimeout:
+        return last[0]
+    return None if resumed else last[0]
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,8 @@ def render_watcher_config(plan: StackPlan, units: Mapping[str, str] | None = Non
             if units is None or p.process_name in units
         ],
         "manager": "supervisord" if units is None else "systemd",
+        # No `hastack up` ran on a host of the systemd render: no applied spec to name.
+        **({} if units is None else {"applied_spec": ""}),
     }
     return json.dumps(data, indent=2) + "\n"
 

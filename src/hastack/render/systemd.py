@@ -302,6 +302,14 @@ def _host_files(plan: StackPlan, host: Host, material: StackMaterial) -> list[Ta
                 content = render_watcher_config(plan, watcher_units(plan, programs))
             placed.append(Placed("file", str(file.path), file.owner, file.mode, content))
     placed += [p for units, p in _cert_files(plan, material) if units & set(host.units)]
+    if watcher_placed(plan) and SERVICES in host.units:
+        # The watcher asks Patroni's REST API to rebuild a broken replica (root's, as on
+        # one machine).
+        secrets_dir = plan.paths.secrets_dir
+        placed.append(Placed("dir", str(secrets_dir), "root", 0o700))
+        rest = str(material.secrets.patroni_rest_password)
+        rest_file = secrets_dir / "patroni_rest_password"
+        placed.append(Placed("file", str(rest_file), "root", SECRET_MODE, rest))
     root = PurePosixPath(host.name)
     out: list[TargetFile] = []
     secrets = secret_values(material)

@@ -48,6 +48,9 @@ class Due:
     backup_type: str | None
     """full, diff, incr, or None when nothing is due."""
     sentence: str
+    satisfied: bool = False
+    """The repository holds what the schedule asks (not merely waiting: a backup running,
+    a retry after a failure)."""
 
 
 def _age(now: float, stop: float) -> str:
@@ -75,7 +78,7 @@ def due(info: StanzaInfo, now: float, schedule: Schedule, failed_at: float | Non
     assert last is not None
     if now - last.stop >= schedule.incr_every_s:
         return Due("incr", f"the last backup is {_age(now, last.stop)} old")
-    return Due(None, f"nothing due (last backup {last.label}, {_age(now, last.stop)} old)")
+    return Due(None, f"nothing due (last backup {last.label}, {_age(now, last.stop)} old)", True)
 
 
 @dataclass
@@ -148,7 +151,7 @@ def poll(
     most one backup per round); else verify the newest full backup of the local repository
     if it never was."""
     sentences = []
-    all_read = True
+    all_satisfied = True
     for repo in repos:
         what = f"repo{repo}: " if len(repos) > 1 else ""
         now = time.time()
@@ -157,13 +160,13 @@ def poll(
             info = tool.info(*options)
         except ToolError as exc:
             sentences.append(f"{what}cannot read the repository: {exc.what}")
-            all_read = False
+            all_satisfied = False
             continue
         if info.undecryptable:
             # Not an empty repository: nothing is taken over it, and no failure is
             # counted for what only the passphrase put back can mend.
             sentences.append(f"{what}{UNDECRYPTABLE}")
-            all_read = False
+            all_satisfied = False
             continue
         newest = info.last()
         if newest is not None:
@@ -173,14 +176,16 @@ def poll(
             state.last_decision = "; ".join([*sentences, what + decision.sentence])
             return _take(tool, decision, state, now, options, what)
         sentences.append(what + decision.sentence)
+        all_satisfied &= decision.satisfied
         label = unverified_full(info) if schedule.verify_after_full and repo == 1 else None
         if label is not None and stack is not None:
             state.last_decision = "; ".join(sentences)
             _verify(stack, label, state)
             return state
-    if all_read:
+    if all_satisfied:
         # Every repository has what the schedule asks: earlier failures are over (the
-        # cause was mended and someone took the backup, or it is no longer due).
+        # cause was mended and someone took the backup, or it is no longer due). Not while
+        # waiting to retry, nor while a backup runs: nothing says yet that it works.
         state.failed_at, state.consecutive_failures = None, 0
     state.last_decision = "; ".join(sentences)
     return state

@@ -145,6 +145,8 @@ class Watcher:
         """Command-fenced nodes whose host was brought back (node -> when), until they run
         again as replicas; a failed unfence is tried again after UNFENCE_RETRY_S."""
         self.unfence_noted: set[str] = set()
+        self.powered_on: set[str] = set()
+        """Command-fenced nodes whose unfence command succeeded: worth probing again."""
         self.host_pool = ThreadPoolExecutor(max_workers=1)
         self.unfencing: dict[str, tuple[Future[ToolResult], str]] = {}
         """Unfence commands under way (node -> the command's future, the sentence to log):
@@ -265,6 +267,14 @@ class Watcher:
         """(confirmed, how). On separate hosts, by the operator's command (exit 0: the host
         is off or cut); on one machine, by stopping the node's processes."""
         if self.config.fenced_by_command(node):
+            pending = self.unfencing.pop(node.name, None)
+            if pending is not None:
+                # A late power-on must not undo this fence: let it end first (bounded by
+                # the command's own timeout), and forget it.
+                with contextlib.suppress(Exception):
+                    pending[0].result(timeout=FENCE_COMMAND_TIMEOUT_S + 5)
+            self.powered_on.discard(node.name)
+            self.unfenced.pop(node.name, None)
             result = self.host_command(self.config.fence_command, node)
             how = (
                 f"fencing.command fenced its host {node.host} in {result.duration_s:.1f} s"
@@ -388,7 +398,7 @@ class Watcher:
         nodes = [
             n
             for n in (self.config.node(name) for name in sorted(names))
-            if n is not None and not self._host_still_off(n)
+            if n is not None and (n.name == leader or not self._host_still_off(n))
         ]
         if not nodes:
             return
@@ -404,6 +414,7 @@ class Watcher:
             if name in self.heal.fenced:
                 self.heal = node_returned(self.heal, name)
                 self.unfenced.pop(name, None)
+                self.powered_on.discard(name)
                 self.unfence_noted.discard(name)
                 sentence = f"{name} runs again ({role}) after its fence: healed, back in HAProxy"
             else:
@@ -419,7 +430,7 @@ class Watcher:
             node.name in self.heal.fenced
             and self.config.fenced_by_command(node)
             and bool(self.config.unfence_command)
-            and node.name not in self.unfenced
+            and node.name not in self.powered_on
         )
 
     def start_programs(self, inp: HealInput) -> None:
@@ -482,9 +493,13 @@ class Watcher:
                 outcome = {"unfenced": ok, "exit": result.returncode}
                 if not ok:
                     outcome["output"] = result.tail(3)[:300]
+            self.log(Decision("heal", name, sentence), outcome, force=True)
+            if name not in self.heal.fenced:
+                continue  # back already (its host returned by other means): nothing to keep
             # Once back, the node returns by itself; a failed command is tried again later.
             self.unfenced[name] = t + (10 * FENCE_COMMAND_TIMEOUT_S if ok else UNFENCE_RETRY_S)
-            self.log(Decision("heal", name, sentence), outcome, force=True)
+            if ok:
+                self.powered_on.add(name)
 
     def scan_members(self, heal: HealInput) -> None:
         """Every few seconds, from Patroni's member keys: ask Patroni to rebuild a replica

@@ -170,7 +170,11 @@ def run_session(
         try:
             out, err = proc.communicate(timeout=5.0)
         except subprocess.TimeoutExpired:  # a child left the group and holds the pipes
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
             proc.kill()
+            proc.wait()
             out, err = "", ""
         return ToolResult(
             tuple(argv),
