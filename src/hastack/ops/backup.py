@@ -387,10 +387,17 @@ def archive_state(stack: Stack, leader: str) -> ArchiveState:
     )
 
 
-def wait_archiving(stack: Stack, timeout_s: float) -> str | None:
-    """Poll until WAL archiving on the leader is not failing: None then (at once when
-    backups are off), else what still fails at the deadline. Part of a healed stack: a
-    failover can leave the new leader's archiver behind a diverged segment of an older
+def wait_archiving(
+    stack: Stack,
+    timeout_s: float,
+    *,
+    leader: str | None = None,
+    give_up_at_failures: int | None = None,
+) -> str | None:
+    """Poll until WAL archiving on the leader (or on `leader`, when named) is not failing:
+    None then (at once when backups are off), else what still fails at the deadline, or
+    once the archiver's failure count reaches `give_up_at_failures`. Part of a healed stack:
+    a failover can leave the new leader's archiver behind a diverged segment of an older
     timeline until the watcher marks it done (runtime/archive_unblock.py). A standby
     cluster archives nothing of its own: None."""
     if not stack.plan.backup_enabled or is_standby(stack):
@@ -398,24 +405,28 @@ def wait_archiving(stack: Stack, timeout_s: float) -> str | None:
     last = ["no leader to ask"]
 
     def check() -> tuple[bool | None, str]:
-        leader = stack.leader()
-        if leader is None:
+        member = leader or stack.leader()
+        if member is None:
             return None, last[0]
         try:
-            archive = archive_state(stack, leader)
+            archive = archive_state(stack, member)
         except Unavailable as exc:
             last[0] = exc.what
             return None, last[0]
-        if archive.failing:
-            last[0] = archive.failure
-            return None, last[0]
-        return True, ""
+        if not archive.failing:
+            return True, ""
+        last[0] = archive.failure
+        if give_up_at_failures is not None and archive.failed_count >= give_up_at_failures:
+            return False, last[0]
+        return None, last[0]
 
     try:
-        stack.wait(check, what="WAL archiving on the leader", timeout_s=timeout_s, interval_s=1.0)
+        fine = stack.wait(
+            check, what="WAL archiving on the leader", timeout_s=timeout_s, interval_s=1.0
+        )
     except WaitTimeout:
         return last[0]
-    return None
+    return None if fine else last[0]
 
 
 ARCHIVE_PUSH_WAIT_S = 60
@@ -460,41 +471,17 @@ def resume_archiving(
     except (psycopg.Error, Unavailable) as exc:
         still: str | None = f"cannot wake the archiver on {leader}: {str(exc).strip()[:200]}"
     else:
-        still = _wait_resumed(stack, leader, archive.failed_count, timeout_s)
+        # The attempt under way when it was woken accounts for one failure at most: a
+        # second says the cause is still there (the S3 repository out of reach, a diverged
+        # segment the watcher unblocks once `up` releases its hold). Give up then.
+        still = wait_archiving(
+            stack, timeout_s, leader=leader, give_up_at_failures=archive.failed_count + 2
+        )
     if still is None:
         progress.done(f"WAL archiving on {leader} resumed")
     else:
         progress.done(f"warning: {still}; `hastack status` keeps saying so")
     return still
-
-
-def _wait_resumed(stack: Stack, leader: str, failed_before: int, timeout_s: float) -> str | None:
-    """None once archiving on `leader` is not failing. Gives up early once two attempts
-    failed after the wake: the attempt under way when it was woken accounts for one at
-    most, so the second says the cause is still there (the S3 repository out of reach, a
-    diverged segment the watcher unblocks once `up` releases its hold)."""
-    last = ["no answer"]
-
-    def check() -> tuple[bool | None, str]:
-        try:
-            now = archive_state(stack, leader)
-        except Unavailable as exc:
-            last[0] = exc.what
-            return None, last[0]
-        if not now.failing:
-            return True, ""
-        last[0] = now.failure
-        if now.failed_count >= failed_before + 2:
-            return False, last[0]
-        return None, last[0]
-
-    try:
-        resumed = stack.wait(
-            check, what="WAL archiving resumed", timeout_s=timeout_s, interval_s=1.0
-        )
-    except WaitTimeout:
-        return last[0]
-    return None if resumed else last[0]
 
 
 @dataclass(frozen=True)

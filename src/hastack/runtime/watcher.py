@@ -24,7 +24,7 @@ import traceback
 import xmlrpc.client
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,16 @@ SUPERVISOR_ERRORS = (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError, 
 ARCHIVE_PUSH_TIMEOUT_S = 60.0
 
 
+@dataclass(frozen=True)
+class Unfenced:
+    """How a command-fenced node's unfence command ended."""
+
+    retry_at: float
+    """When to run it again, should the node not be back by then."""
+    ok: bool
+    """Its host was brought back: probe it again."""
+
+
 class Watcher:
     def __init__(self, config: WatcherConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
@@ -141,12 +151,11 @@ class Watcher:
         self.orphans_at = -ORPHAN_SCAN_S
         self.supervisord = "running"
         self.recovering: subprocess.Popen[bytes] | None = None
-        self.unfenced: dict[str, float] = {}
-        """Command-fenced nodes whose host was brought back (node -> when), until they run
-        again as replicas; a failed unfence is tried again after UNFENCE_RETRY_S."""
+        self.unfenced: dict[str, Unfenced] = {}
+        """Command-fenced nodes whose unfence command finished, until they run again as
+        replicas: a failed one is tried again at `retry_at`, a host brought back is worth
+        probing again."""
         self.unfence_noted: set[str] = set()
-        self.powered_on: set[str] = set()
-        """Command-fenced nodes whose unfence command succeeded: worth probing again."""
         self.host_pool = ThreadPoolExecutor(max_workers=1)
         self.unfencing: dict[str, tuple[Future[ToolResult], str]] = {}
         """Unfence commands under way (node -> the command's future, the sentence to log):
@@ -273,7 +282,6 @@ class Watcher:
                 # the command's own timeout), and forget it.
                 with contextlib.suppress(Exception):
                     pending[0].result(timeout=FENCE_COMMAND_TIMEOUT_S + 5)
-            self.powered_on.discard(node.name)
             self.unfenced.pop(node.name, None)
             result = self.host_command(self.config.fence_command, node)
             how = (
@@ -414,7 +422,6 @@ class Watcher:
             if name in self.heal.fenced:
                 self.heal = node_returned(self.heal, name)
                 self.unfenced.pop(name, None)
-                self.powered_on.discard(name)
                 self.unfence_noted.discard(name)
                 sentence = f"{name} runs again ({role}) after its fence: healed, back in HAProxy"
             else:
@@ -430,7 +437,7 @@ class Watcher:
             node.name in self.heal.fenced
             and self.config.fenced_by_command(node)
             and bool(self.config.unfence_command)
-            and node.name not in self.powered_on
+            and not (node.name in self.unfenced and self.unfenced[node.name].ok)
         )
 
     def start_programs(self, inp: HealInput) -> None:
@@ -458,7 +465,8 @@ class Watcher:
         self._collect_unfenced(t)
         for name in sorted(self.heal.fenced):
             node = self.config.node(name)
-            if node is None or name in self.unfencing or t < self.unfenced.get(name, -1.0):
+            earlier = self.unfenced.get(name)
+            if node is None or name in self.unfencing or (earlier and t < earlier.retry_at):
                 continue
             if not self.config.fenced_by_command(node):
                 continue  # fenced here, by its processes: it returns as on one machine
@@ -497,9 +505,8 @@ class Watcher:
             if name not in self.heal.fenced:
                 continue  # back already (its host returned by other means): nothing to keep
             # Once back, the node returns by itself; a failed command is tried again later.
-            self.unfenced[name] = t + (10 * FENCE_COMMAND_TIMEOUT_S if ok else UNFENCE_RETRY_S)
-            if ok:
-                self.powered_on.add(name)
+            retry_at = t + (10 * FENCE_COMMAND_TIMEOUT_S if ok else UNFENCE_RETRY_S)
+            self.unfenced[name] = Unfenced(retry_at, ok)
 
     def scan_members(self, heal: HealInput) -> None:
         """Every few seconds, from Patroni's member keys: ask Patroni to rebuild a replica

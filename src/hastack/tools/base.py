@@ -123,21 +123,27 @@ def run(
     except FileNotFoundError:
         return ToolResult(tuple(argv), 127, "", f"{argv[0]}: not found", 0.0)
     except subprocess.TimeoutExpired as exc:
-        out = (
-            exc.stdout.decode(errors="replace")
-            if isinstance(exc.stdout, bytes)
-            else (exc.stdout or "")
-        )
-        err = (
-            exc.stderr.decode(errors="replace")
-            if isinstance(exc.stderr, bytes)
-            else (exc.stderr or "")
-        )
-        return ToolResult(
-            tuple(argv), 124, out, err + f"\ntimed out after {timeout_s:.0f} s", timeout_s
-        )
+        return timed_out(argv, timeout_s, exc.stdout, exc.stderr, timeout_s)
     return ToolResult(
         tuple(argv), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start
+    )
+
+
+def timed_out(
+    argv: Sequence[str],
+    timeout_s: float,
+    out: str | bytes | None,
+    err: str | bytes | None,
+    took_s: float,
+) -> ToolResult:
+    """The result of a command killed at its timeout: exit 124 (timeout(1)'s), with what it
+    printed until then and the reason on stderr."""
+
+    def text(stream: str | bytes | None) -> str:
+        return stream.decode(errors="replace") if isinstance(stream, bytes) else (stream or "")
+
+    return ToolResult(
+        tuple(argv), 124, text(out), text(err) + f"\ntimed out after {timeout_s:.0f} s", took_s
     )
 
 
@@ -176,13 +182,7 @@ def run_session(
             proc.kill()
             proc.wait()
             out, err = "", ""
-        return ToolResult(
-            tuple(argv),
-            124,
-            out or "",
-            (err or "") + f"\ntimed out after {timeout_s:.0f} s",
-            time.monotonic() - start,
-        )
+        return timed_out(argv, timeout_s, out, err, time.monotonic() - start)
     return ToolResult(tuple(argv), proc.returncode, out, err, time.monotonic() - start)
 
 
