@@ -341,10 +341,19 @@ def volume_seeders(compose: dict[str, Any]) -> list[list[str]]:
     return rounds
 
 
+DESTROY_STOP_S = 1
+"""How long `destroy` lets a container stop before it is killed."""
+
+
 def compose_down(docker: Docker, plan: StackPlan, render_dir: Path, volumes: bool) -> list[str]:
     """`down` (with `volumes`: the stack's named volumes too). The volumes removed."""
     names = stack_volumes(docker, plan) if volumes else []
-    args = ["down", "--remove-orphans", *(["--volumes"] if volumes else [])]
+    args = ["down", "--remove-orphans"]
+    if volumes:
+        # The data goes with the containers: no clean shutdown to wait for. (Stopped with
+        # its grace, the leader's Patroni waits up to a minute for an etcd stopped beside it
+        # to take its key's deletion.)
+        args += ["--volumes", "--timeout", str(DESTROY_STOP_S)]
     result = docker.compose(compose_binary(), plan.name, render_dir / "compose.yml", *args)
     if not result.ok:
         raise ToolError(f"docker-compose down of {plan.name} failed", result)
