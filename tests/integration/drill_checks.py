@@ -1,6 +1,7 @@
 """What every drill run in the integration tests must show: the checker's verdict clean (no
 lost acknowledged write, no split brain), the stack healthy again by itself, the report
-written. Shared by test_50 (every drill) and test_23 (node-loss, watched in a browser)."""
+written. Shared by test_50 (every drill), test_23 (node-loss, watched in a browser) and
+test_35 (kill-patroni, from the installed copy)."""
 
 from __future__ import annotations
 

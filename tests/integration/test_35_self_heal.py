@@ -16,7 +16,8 @@ import pytest
 
 from hastack.ops.status import stack_status
 from hastack.runtime import heartbeat
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Result, Stack
+from tests.integration.drill_checks import assert_clean_and_healed, drill_report
 from tests.integration.helpers import wait_until
 
 HEALTHY_AGAIN_S = 60.0
@@ -163,13 +164,15 @@ def test_supervisord_killed_then_up_leaves_exactly_one_set(stack: Stack) -> None
 
 def test_the_installed_cli_runs_without_the_checkout(stack: Stack) -> None:
     """Root runs only the installed copy (/opt/hastack): from anywhere, with the spec copy
-    `up` keeps in the state directory, it restarts a node and runs a drill."""
+    `up` keeps in the state directory, it restarts a node and runs a drill (kill-patroni,
+    with every check test_50 makes of a drill: it runs here only)."""
     installed = Path(str(stack.plan.spec.binaries.hastack_python)).with_name("hastack")
     spec = str(stack.plan.paths.applied_spec)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"}
     replica = next(m["name"] for m in stack.status()[1]["postgres"] if m["role"] == "replica")
-    for args in (["restart", replica], ["drill", "run", "kill-patroni"]):
-        result = subprocess.run(
+    results = []
+    for args in (["restart", replica], ["drill", "run", "kill-patroni", "--json"]):
+        proc = subprocess.run(
             [str(installed), "-c", spec, *args],
             capture_output=True,
             text=True,
@@ -178,7 +181,9 @@ def test_the_installed_cli_runs_without_the_checkout(stack: Stack) -> None:
             timeout=600,
             check=False,
         )
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        results.append(Result(proc.returncode, proc.stdout, proc.stderr))
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert_clean_and_healed(stack, drill_report(results[-1]))
     for pattern in ("supervisord -c", "runtime.watcher"):
         cmd = next(
             " ".join(p.info["cmdline"])

@@ -35,8 +35,9 @@ RESTORED_BY_THE_OPERATOR = {"cluster-loss", "region-loss"}
 """Drills whose fault the stack cannot survive: the documented recovery runs in the drill
 (region-loss runs against a standby cluster: test_95_standby.py)."""
 
-RUN_ELSEWHERE = {"node-loss"}
-"""Run, with the same checks, by test_23_dashboard.py while a browser watches the dashboard."""
+RUN_ELSEWHERE = {"node-loss", "kill-patroni"}
+"""Run with the same checks elsewhere: node-loss by test_23_dashboard.py while a browser
+watches the dashboard, kill-patroni by test_35_self_heal.py from the installed copy."""
 
 IN_THE_LAB = {"host-loss", "host-partition", "slow-link"}
 """Faults of a whole host: they run on simulated hosts (test_71_lab_stack.py)."""
