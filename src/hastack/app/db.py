@@ -17,9 +17,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from hastack.app.metrics import AppMetrics
 from hastack.app.settings import AppSettings
+from hastack.app.tasks import stop_task
 from hastack.app.tracing import Tracing
 
 LOG = logging.getLogger("hastack.db")
+CLOSE_WAIT_S = 3.0
+"""How long close() lets the replica-lag watcher finish its query (it asks every second)."""
 
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
 
@@ -105,6 +108,7 @@ class Database:
         )
         self.replica_lag_s: float | None = None
         self._lag_task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     async def open(self) -> None:
         await self.rw.open(wait=False)
@@ -119,15 +123,20 @@ class Database:
         return not self.rw.closed
 
     async def close(self) -> None:
+        # The lag watcher ends between two queries, not inside one: a task cancelled in a
+        # query makes psycopg send a cancel request, and PgBouncer 1.18 (Debian 12's) dies
+        # of a cancel whose client is gone before the server answered it ("bad client state:
+        # 0", pgbouncer#801), taking every client's connection with it.
+        self._closing.set()
         if self._lag_task is not None:
-            self._lag_task.cancel()
+            await stop_task(self._lag_task, CLOSE_WAIT_S)
         await self.rw.close()
         if self.ro is not None:
             await self.ro.close()
 
     async def _watch_lag(self, every_s: float = 1.0) -> None:
         assert self.ro is not None
-        while True:
+        while not self._closing.is_set():
             try:
                 async with self.ro.connection(timeout=2) as conn:
                     row = await (await conn.execute(LAG_SQL)).fetchone()
@@ -135,7 +144,10 @@ class Database:
             except (psycopg.Error, OSError, TimeoutError) as exc:
                 LOG.warning("replica lag unknown: %s", exc)
                 self.replica_lag_s = None
-            await asyncio.sleep(every_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), every_s)
+            if self._closing.is_set():
+                return
 
     def replicas_fresh(self) -> bool:
         lag = self.replica_lag_s

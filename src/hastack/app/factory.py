@@ -24,6 +24,7 @@ from hastack.app.ratelimit import RateLimiter
 from hastack.app.redisio import connect
 from hastack.app.request import RequestMiddleware
 from hastack.app.settings import AppSettings
+from hastack.app.tasks import stop_task
 from hastack.app.tracing import make_tracing
 
 
@@ -87,8 +88,9 @@ def create_app(
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
+            # Cancelled, then waited for: a task stopped inside a query has its cancel
+            # request answered before the pools close (app/tasks.py says why).
+            await asyncio.gather(*(stop_task(task) for task in tasks))
             await db.close()
             if client is not None:
                 await client.aclose()

@@ -221,6 +221,10 @@ def remove_stack(docker: Docker, plan: StackPlan, volumes: bool) -> list[str]:
     docker.stack_rm(plan.name)
     if not volumes:
         return []
+    # The data goes with them: no clean shutdown to wait for (the leader's Patroni would
+    # wait up to a minute for an etcd stopped beside it to take its key's deletion).
+    for container in docker.containers(f"com.docker.stack.namespace={plan.name}"):
+        docker.run("kill", container.id, timeout_s=30)
     return remove_volumes(docker, plan)
 
 
