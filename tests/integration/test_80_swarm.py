@@ -117,11 +117,11 @@ def test_a_switchover_moves_the_leader(swarm: Stack) -> None:
     assert code == 0, status["problems"]
 
 
-@pytest.mark.slow
 def test_a_rolling_restart_fails_no_request_on_swarm(swarm: Stack) -> None:
     """Each app instance drained in HAProxy, its task replaced, put back, under HTTP load
-    (checked clients and wrk): no request may fail. In `make test-slow`: 14 of 15 runs so
-    far were clean, one unexplained failure of 3 requests (docs/deploy.md#measured)."""
+    (checked clients and wrk): no request may fail. (The rare failures this once saw were
+    PgBouncer dying of a cut-off cancel request at an instance's shutdown: docs/web.md.)"""
     report = drill_report(swarm.run("drill", "run", "rolling-restart", "--json", timeout_s=600))
-    print(f"\nswarm rolling-restart: {json.dumps(report.get('requests'))[:300]}")
+    requests = [e for e in report["expectations"] if "request" in str(e["what"])]  # type: ignore[union-attr]
+    print(f"\nswarm rolling-restart: {[str(e['what']) for e in requests]}")
     assert_clean_and_healed(swarm, report)
