@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from hastack.app.tasks import stop_task
 
 
@@ -57,3 +59,17 @@ def test_a_task_that_failed_is_stopped_quietly() -> None:
         return task.done()
 
     assert asyncio.run(scenario())
+
+
+def test_a_failed_task_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        async def broken() -> None:
+            raise RuntimeError("boom")
+
+        task = asyncio.create_task(broken(), name="lag-watcher")
+        await asyncio.sleep(0)
+        await stop_task(task)
+
+    asyncio.run(scenario())
+    assert "background task lag-watcher had failed" in caplog.text
+    assert "RuntimeError: boom" in caplog.text

@@ -19,7 +19,7 @@ from hastack.render.patroni import pg_hba
 from hastack.runtime.fencing import WatcherConfig
 from hastack.runtime.healing import node_fenced
 from hastack.runtime.probes import _http_failure
-from hastack.runtime.watcher import Watcher, _sync_standby
+from hastack.runtime.watcher import UNFENCE_RETRY_S, Watcher, _sync_standby
 from hastack.tools.base import ToolResult, _already_in
 from tests.unit.factories import load_text
 
@@ -136,6 +136,12 @@ def test_a_fenced_host_is_probed_again_only_once_its_unfence_succeeded(tmp_path:
     watcher.unfencing["pg2"] = (_finished(True), "bringing db2 back")
     watcher._collect_unfenced(2.0)
     assert not watcher._host_still_off(node)
+    # A later retry that fails (its host is on already: `virsh start` exits 1) neither
+    # stops the probes nor hurries the next retry.
+    watcher.unfencing["pg2"] = (_finished(False), "bringing db2 back")
+    watcher._collect_unfenced(400.0)
+    assert not watcher._host_still_off(node)
+    assert watcher.unfenced["pg2"].retry_at == 400.0 + UNFENCE_RETRY_S
 
 
 def test_an_unfence_result_for_a_node_back_already_is_dropped(tmp_path: Path) -> None:

@@ -122,14 +122,18 @@ class Database:
         instance's failure)."""
         return not self.rw.closed
 
-    async def close(self) -> None:
-        # The lag watcher ends between two queries, not inside one: a task cancelled in a
-        # query makes psycopg send a cancel request, and PgBouncer 1.18 (Debian 12's) dies
-        # of a cancel whose client is gone before the server answered it ("bad client state:
-        # 0", pgbouncer#801), taking every client's connection with it.
+    async def stop_watching(self) -> None:
+        """End the replica-lag watcher between two queries, never inside one: a task
+        cancelled in a query makes psycopg send a cancel request, and PgBouncer 1.18
+        (Debian 12's) dies of a cancel whose client is gone before the server answered it
+        ("bad client state: 0", pgbouncer#801), taking every client's connection with it."""
         self._closing.set()
-        if self._lag_task is not None:
-            await stop_task(self._lag_task, CLOSE_WAIT_S)
+        task, self._lag_task = self._lag_task, None
+        if task is not None:
+            await stop_task(task, CLOSE_WAIT_S)
+
+    async def close(self) -> None:
+        await self.stop_watching()
         await self.rw.close()
         if self.ro is not None:
             await self.ro.close()

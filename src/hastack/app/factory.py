@@ -88,9 +88,10 @@ def create_app(
         try:
             yield
         finally:
-            # Cancelled, then waited for: a task stopped inside a query has its cancel
-            # request answered before the pools close (app/tasks.py says why).
-            await asyncio.gather(*(stop_task(task) for task in tasks))
+            # Cancelled, then waited for, beside the lag watcher's last query: a task stopped
+            # inside a query has its cancel request answered before the pools close
+            # (app/tasks.py says why; the spec's app.stop_wait_s leaves room for it).
+            await asyncio.gather(db.stop_watching(), *(stop_task(task) for task in tasks))
             await db.close()
             if client is not None:
                 await client.aclose()

@@ -7,10 +7,12 @@ pgbouncer#801), dropping every client's connection until it is started again."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 
-CANCEL_WAIT_S = 6.0
-"""How long a cancelled task may take to end: psycopg waits up to 5 s for its cancel."""
+LOG = logging.getLogger("hastack.app")
+CANCEL_WAIT_S = 11.0
+"""How long a cancelled task may take to end: psycopg (3.3) waits up to 5 s for its cancel
+request, then up to 5 s for the query to end."""
 
 
 async def stop_task(task: asyncio.Task[None], grace_s: float = 0.0) -> None:
@@ -22,6 +24,5 @@ async def stop_task(task: asyncio.Task[None], grace_s: float = 0.0) -> None:
     if not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
-    if task.done() and not task.cancelled():
-        with contextlib.suppress(Exception):
-            task.result()  # retrieved: never "exception was never retrieved" at exit
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        LOG.warning("background task %s had failed", task.get_name(), exc_info=task.exception())

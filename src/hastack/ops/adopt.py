@@ -131,7 +131,7 @@ def _signal_only(batch: list[StackProcess], sig: signal.Signals) -> None:
 def _stop(stack: Stack, batch: list[StackProcess]) -> None:
     component = batch[0].component
     sig = STOP_SIGNAL.get(component, signal.SIGTERM)
-    grace = stack.plan.spec.app.graceful_timeout_s + 5 if component == "app" else TERM_GRACE_S
+    grace = stack.plan.spec.app.stop_wait_s if component == "app" else TERM_GRACE_S
     if component == "haproxy":
         sig, grace = signal.SIGTERM, 5.0  # soft-stopped already: what is left, ends
     signal_and_wait([p.pid for p in batch], sig, stack.clock, grace)

@@ -400,7 +400,8 @@ def wait_archiving(
     a failover can leave the new leader's archiver behind a diverged segment of an older
     timeline until the watcher marks it done (runtime/archive_unblock.py). A standby
     cluster archives nothing of its own: None."""
-    if not stack.plan.backup_enabled or is_standby(stack):
+    # A leader named is one the caller found archiving (a standby cluster archives nothing).
+    if not stack.plan.backup_enabled or (leader is None and is_standby(stack)):
         return None
     last = ["no leader to ask"]
 

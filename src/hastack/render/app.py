@@ -93,7 +93,7 @@ def app_programs(plan: StackPlan) -> list[Program]:
             user=user,
             directory=plan.paths.service("app"),
             log_file=plan.paths.program_log(inst.name),
-            stop_wait_s=plan.spec.app.graceful_timeout_s + 5,
+            stop_wait_s=plan.spec.app.stop_wait_s,
             start_retries=100,
         )
         for inst in plan.app_instances

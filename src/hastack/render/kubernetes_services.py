@@ -296,7 +296,7 @@ def app(plan: StackPlan, names: K8sNames, digest: str) -> list[dict[str, Any]]:
     selector = labels(names, "app")
     pod = {
         **_files_pod(plan, "app"),
-        "terminationGracePeriodSeconds": plan.spec.app.graceful_timeout_s + 5,
+        "terminationGracePeriodSeconds": plan.spec.app.stop_wait_s,
         "affinity": anti_affinity(selector, required=False),
         "containers": [_app_container(plan, names)],
         "volumes": [

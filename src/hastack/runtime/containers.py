@@ -223,8 +223,9 @@ def remove_stack(docker: Docker, plan: StackPlan, volumes: bool) -> list[str]:
         return []
     # The data goes with them: no clean shutdown to wait for (the leader's Patroni would
     # wait up to a minute for an etcd stopped beside it to take its key's deletion).
-    for container in docker.containers(f"com.docker.stack.namespace={plan.name}"):
-        docker.run("kill", container.id, timeout_s=30)
+    left = [c.id for c in docker.containers(stack_label(plan))]
+    if left:
+        docker.run("kill", *left, timeout_s=60)  # one gone already: the rest are killed
     return remove_volumes(docker, plan)
 
 

@@ -506,7 +506,10 @@ class Watcher:
                 continue  # back already (its host returned by other means): nothing to keep
             # Once back, the node returns by itself; a failed command is tried again later.
             retry_at = t + (10 * FENCE_COMMAND_TIMEOUT_S if ok else UNFENCE_RETRY_S)
-            self.unfenced[name] = Unfenced(retry_at, ok)
+            # A host once brought back stays worth probing: a later retry may fail only
+            # because it is on already (`virsh start` of a running domain exits 1).
+            earlier = self.unfenced.get(name)
+            self.unfenced[name] = Unfenced(retry_at, ok or (earlier is not None and earlier.ok))
 
     def scan_members(self, heal: HealInput) -> None:
         """Every few seconds, from Patroni's member keys: ask Patroni to rebuild a replica

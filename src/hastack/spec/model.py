@@ -328,6 +328,10 @@ class TracingSpec(_Model):
     )
 
 
+APP_SHUTDOWN_TASKS_S = 15
+"""An app instance's shutdown after its requests: background tasks, then the pools."""
+
+
 class AppSpec(_Model):
     """The app instances behind HAProxy's HTTP tier (the demo work-order app by default)."""
 
@@ -381,6 +385,14 @@ class AppSpec(_Model):
         default=10, ge=1, description="How long an instance may finish requests when stopped."
     )
     tracing: TracingSpec = Field(default_factory=TracingSpec)
+
+    @property
+    def stop_wait_s(self) -> int:
+        """How long a stopped instance is given before it is killed: its requests' grace,
+        then its background tasks' end (a query's cancel request answered, up to 10 s:
+        app/tasks.py) and the pools closed. A kill cuts that cancel off, and PgBouncer 1.18
+        dies of a cut-off cancel."""
+        return self.graceful_timeout_s + APP_SHUTDOWN_TASKS_S
 
 
 class EdgeRateLimitSpec(_Model):
