@@ -146,8 +146,10 @@ def render_dockerfile(plan: StackPlan) -> str:
         + apt
         # pip trusts the system bundle (with certs/ in it), not only its own.
         + "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1\n"
-        + _users_and_dirs(plan)
+        # The Python layers (the slow ones) before the stack's own users and directories:
+        # every stack built from the same wheel shares them from the engine's build cache.
         + _python(plan)
+        + _users_and_dirs(plan)
     )
 
 
