@@ -150,8 +150,6 @@ class Database:
                 self.replica_lag_s = None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), every_s)
-            if self._closing.is_set():
-                return
 
     def replicas_fresh(self) -> bool:
         lag = self.replica_lag_s

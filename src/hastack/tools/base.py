@@ -225,12 +225,12 @@ def run_pipeline(
             )
         assert p1.stdout is not None
         p1.stdout.close()  # second sees end of input when first exits
-        timed_out = False
+        expired = False
         try:
             out2, err2 = p2.communicate(timeout=timeout_s)
             p1.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            timed_out = True
+            expired = True
             for proc in (p1, p2):
                 proc.kill()
             out2, err2 = p2.communicate()
@@ -238,14 +238,18 @@ def run_pipeline(
         first_err.seek(0)
         err1 = first_err.read().decode(errors="replace")
     took = time.monotonic() - start
-    note = f"\ntimed out after {timeout_s:.0f} s" if timed_out else ""
+    if expired:
+        return (
+            timed_out(first, timeout_s, "", err1, took),
+            timed_out(second, timeout_s, out2, err2, took),
+        )
     return (
-        ToolResult(tuple(first), 124 if timed_out else p1.returncode, "", err1 + note, took),
+        ToolResult(tuple(first), p1.returncode, "", err1, took),
         ToolResult(
             tuple(second),
-            124 if timed_out else p2.returncode,
+            p2.returncode,
             out2.decode(errors="replace"),
-            err2.decode(errors="replace") + note,
+            err2.decode(errors="replace"),
             took,
         ),
     )
